@@ -1,0 +1,1 @@
+"""overlay-interop: run real overlay/VPN implementations against each other and judge them from the wire."""

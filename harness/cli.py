@@ -1,0 +1,116 @@
+"""`overlay-interop`: the command line. Subcommands:
+
+    run [--reports-dir DIR] [PYTEST ARGS...]   the default interop matrix (pytest over suites/), then a summary
+    images build [VENDOR...]                   build (or confirm cached) vendor images and the tools image
+    doctor                                     what this host and its Docker engine can do
+    clean                                      remove containers and networks left by dead runs
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.results import read_matrix, summary_table
+from harness.run import new_run_id
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _docker():
+    import docker
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+        return client
+    except docker.errors.DockerException as exc:
+        raise HarnessError(f"no Docker engine answers ({exc}); run scripts/setup-host.sh") from None
+
+
+def _registry(vendors_dir: Path):
+    from harness.vendor import load_registry
+    return load_registry(vendors_dir)
+
+
+def cmd_run(args, pytest_args: list[str]) -> int:
+    suites = PROJECT_ROOT / "suites"
+    if not suites.is_dir():
+        raise HarnessError(f"{suites}: not found; run overlay-interop from a checkout of the project")
+    reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / new_run_id()).resolve()
+    command = [sys.executable, "-m", "pytest", str(suites), "--rootdir", str(PROJECT_ROOT),
+               "--reports-dir", str(reports), "-q", *pytest_args]
+    code = subprocess.call(command, cwd=PROJECT_ROOT)
+    if (reports / "matrix.json").exists():
+        print("\n" + summary_table(read_matrix(reports)))
+        print(f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
+              f"\nallure:  allure serve {reports / 'allure-results'}")
+    return code
+
+
+def cmd_images_build(args) -> int:
+    from harness.images import Images
+    registry = _registry(PROJECT_ROOT / "vendors")
+    unknown = [v for v in args.vendors if v not in registry]
+    if unknown:
+        print(f"overlay-interop: error: no such vendor: {', '.join(unknown)}; known: {', '.join(registry)}",
+              file=sys.stderr)
+        return 2
+    images = Images(_docker())
+    print(f"tools: {images.tools()}")
+    for name in args.vendors or registry:
+        print(f"{name}: {images.ensure(name, registry[name].folder)}", flush=True)
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    import docker as docker_sdk
+    from harness.host import probe
+    from harness.images import Images
+    client = _docker()
+    version = client.version()
+    print(f"docker engine {version.get('Version')} (API {version.get('ApiVersion')}) at "
+          f"{client.api.base_url}; docker SDK {docker_sdk.__version__}")
+    images = Images(client)
+    print(f"base image: {images.base}")
+    print(probe(client, images.tools()).describe())
+    return 0
+
+
+def cmd_clean(args) -> int:
+    from harness.lab import reap
+    removed = reap(_docker())
+    print(f"removed {removed['containers']} containers and {removed['networks']} networks of dead runs")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the default interop matrix; extra arguments go to pytest")
+    run.add_argument("--reports-dir", help="output folder (default: reports/<run id>)")
+    images = sub.add_parser("images", help="vendor images")
+    images_sub = images.add_subparsers(dest="images_command", required=True)
+    build = images_sub.add_parser("build", help="build vendor images (all by default)")
+    build.add_argument("vendors", nargs="*")
+    sub.add_parser("doctor", help="print what this host and its Docker engine can do")
+    sub.add_parser("clean", help="remove what dead runs left behind")
+    args, rest = parser.parse_known_args(argv)
+    if rest and args.command != "run":
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        if args.command == "run":
+            return cmd_run(args, rest)
+        if args.command == "images":
+            return cmd_images_build(args)
+        return {"doctor": cmd_doctor, "clean": cmd_clean}[args.command](args)
+    except HarnessError as exc:
+        print(f"overlay-interop: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Vendor images, built locally from `vendors/<name>/Dockerfile` and tagged by a hash of that folder.
+
+The tag changes exactly when the folder (or the base image) changes, so an unchanged vendor is never
+rebuilt. The base comes from ARG BASE_IMAGE: a registry's Debian where one answers, else the image that
+scripts/setup-host.sh bootstrapped with debootstrap.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+
+import docker
+import docker.errors
+
+from harness.errors import HarnessError
+
+REGISTRY_BASE = "debian:bookworm-slim"
+LOCAL_BASE = "overlay-interop/base:bookworm"
+TOOLS_IMAGE_DIR = Path(__file__).parent / "tools_image"
+
+
+class ImageBuildError(HarnessError):
+    pass
+
+
+def folder_digest(folder: Path, salt: str = "") -> str:
+    """sha256 over every file's relative path and content, plus `salt` (the base image id)."""
+    h = hashlib.sha256(salt.encode())
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        h.update(str(path.relative_to(folder)).encode() + b"\0")
+        h.update(path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
+class Images:
+    def __init__(self, client: docker.DockerClient, base_image: str | None = None):
+        self.client = client
+        self._base = base_image or os.environ.get("OVERLAY_INTEROP_BASE_IMAGE")
+        self._base_id: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The first base image that is present locally (no registry round-trip on every run)."""
+        if self._base_id is None:
+            for name in filter(None, [self._base, REGISTRY_BASE, LOCAL_BASE]):
+                try:
+                    self._base_id = self.client.images.get(name).id
+                    self._base = name
+                    break
+                except docker.errors.ImageNotFound:
+                    continue
+            else:
+                raise HarnessError(f"no base image: neither {REGISTRY_BASE} nor {LOCAL_BASE} is present; "
+                                   f"run scripts/setup-host.sh")
+        return self._base
+
+    def tag_for(self, name: str, folder: Path) -> str:
+        self.base  # resolves the base id, which is part of the hash
+        return f"overlay-interop/{name}:{folder_digest(folder, self._base_id or '')}"
+
+    def ensure(self, name: str, folder: Path) -> str:
+        """Return the tag of `folder`'s image, building it only if that exact tag is missing."""
+        tag = self.tag_for(name, folder)
+        if self._exists(tag):
+            return tag
+        # xdist workers may want the same image at once: one builds, the others wait and reuse it.
+        lock_path = Path(tempfile.gettempdir()) / f"overlay-interop-build-{name}.lock"
+        with open(lock_path, "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not self._exists(tag):
+                self._build(name, folder, tag)
+        return tag
+
+    def tools(self) -> str:
+        return self.ensure("tools", TOOLS_IMAGE_DIR)
+
+    def _exists(self, tag: str) -> bool:
+        try:
+            self.client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            return False
+
+    def _build(self, name: str, folder: Path, tag: str) -> None:
+        if not (folder / "Dockerfile").is_file():
+            raise ImageBuildError(f"{folder}/Dockerfile: missing; a vendor folder needs one")
+        step, output = "(before the first step)", []
+        try:
+            for chunk in self.client.api.build(path=str(folder), tag=tag, buildargs={"BASE_IMAGE": self.base},
+                                               rm=True, forcerm=True, decode=True,
+                                               labels={"overlay-interop.vendor": name}):
+                line = chunk.get("stream", "").strip()
+                if line.startswith("Step "):
+                    step = line
+                elif line:
+                    output.append(line)
+                if "error" in chunk:
+                    detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
+                    last = "\n  ".join(output[-8:])
+                    raise ImageBuildError(f"{name}: image build failed at {step}: {detail.strip()}\n  {last}")
+        except docker.errors.APIError as exc:
+            raise ImageBuildError(f"{name}: image build failed at {step}: {exc.explanation or exc}") from None

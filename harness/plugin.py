@@ -1,0 +1,320 @@
+"""The pytest plugin (entry point `pytest11`): options, the run's identity, pair parametrisation,
+the per-pair lab fixture with its artifacts, allure labels and attachments, and matrix.json.
+
+A suite module says which protocol it tests (`pytestmark = pytest.mark.protocol("ipsec")`) and asks for a
+protocol fixture built on `vendor_pair`; this plugin turns that into one test per ordered vendor pair.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import allure
+import docker
+import pytest
+
+from harness import protocols
+from harness.errors import ConfigError, HarnessError
+from harness.host import HostCapabilities, probe
+from harness.images import Images
+from harness.lab import Lab, Node, reap
+from harness.results import CaseResult, pair_dir, phase_verdict, summary_table, write_matrix
+from harness.run import Run, new_run_id, owner_of
+from harness.vendor import Vendor, load_registry, ordered_pairs
+
+log = logging.getLogger(__name__)
+DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("overlay-interop")
+    group.addoption("--vendors", default="", help="comma-separated vendors to pair (default: all in vendors/)")
+    group.addoption("--protocols", default="", help="comma-separated protocols to run (default: all)")
+    group.addoption("--reports-dir", default=None,
+                    help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
+    group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
+    group.addoption("--vendors-dir", default=None, help="the folder of vendor folders (default: ./vendors)")
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "protocol(name): the protocol a suite module tests")
+    config.addinivalue_line("markers", "features(*names): vendor features a case needs")
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput:  # an xdist worker: share the controller's run
+        run_id, owner, reports = (workerinput["oi_run_id"], workerinput["oi_owner"], workerinput["oi_reports"])
+        worker = workerinput["workerid"]
+    else:
+        run_id, owner, worker = new_run_id(), owner_of(os.getpid()), "main"
+        reports = config.getoption("reports_dir") or str(Path(config.rootpath) / "reports" / run_id)
+    config.oi_run = Run(run_id, owner, worker, Path(reports).resolve(), config.getoption("keep_lab"))
+    try:
+        for name in _csv(config.getoption("protocols")):
+            protocols.load(name)
+        _registry(config)
+    except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
+        raise pytest.UsageError(str(exc)) from None
+    for name in protocols.known():  # each protocol's fixtures (ipsec_pair, ...), found by name only
+        if importlib.util.find_spec(f"harness.protocols.{name}.fixtures"):
+            config.pluginmanager.import_plugin(f"harness.protocols.{name}.fixtures")
+    if not config.option.allure_report_dir:
+        config.option.allure_report_dir = str(config.oi_run.reports_dir / "allure-results")
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_XdistHooks(), "overlay-interop-xdist")
+    if not workerinput:
+        config.pluginmanager.register(MatrixRecorder(config.oi_run), "overlay-interop-matrix")
+
+
+class _XdistHooks:
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node):
+        run = node.config.oi_run
+        node.workerinput.update(oi_run_id=run.id, oi_owner=run.owner, oi_reports=str(run.reports_dir))
+
+
+def _registry(config) -> dict[str, Vendor]:
+    if not hasattr(config, "oi_registry"):
+        vendors_dir = Path(config.getoption("vendors_dir") or Path(config.rootpath) / "vendors")
+        if vendors_dir.is_dir():
+            config.oi_registry = load_registry(vendors_dir, _csv(config.getoption("vendors")))
+        elif config.getoption("vendors_dir"):
+            raise ConfigError("--vendors-dir", str(vendors_dir), "not a folder")
+        else:
+            config.oi_registry = {}
+    return config.oi_registry
+
+
+@dataclass(frozen=True)
+class VendorPair:
+    """The parameter of one test: a protocol, a case, and the ordered pair of vendors."""
+    protocol: str
+    case: str
+    a: Vendor
+    b: Vendor
+    roles: tuple[str, str]
+
+    @property
+    def id(self) -> str:
+        return f"{self.a.name}->{self.b.name}"
+
+    def vendor(self, role: str) -> Vendor:
+        return self.a if role == self.roles[0] else self.b
+
+
+def pytest_generate_tests(metafunc):
+    if "vendor_pair" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("protocol")
+    if marker is None:
+        raise ConfigError(str(metafunc.definition.path), "pytestmark",
+                          "a suite using vendor_pair needs pytest.mark.protocol(<name>)")
+    protocol = marker.args[0]
+    case = metafunc.definition.originalname.removeprefix("test_")
+    roles = protocols.roles(protocol)
+    pairs = [VendorPair(protocol, case, a, b, roles) for a, b in ordered_pairs(_registry(metafunc.config), protocol)]
+    metafunc.parametrize("vendor_pair", pairs, ids=[p.id for p in pairs])
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = _csv(config.getoption("protocols"))
+    if not wanted:
+        return
+    keep, drop = [], []
+    for item in items:
+        marker = item.get_closest_marker("protocol")
+        (keep if marker is None or marker.args[0] in wanted else drop).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.fixture(scope="session")
+def docker_client(pytestconfig):
+    """The engine (DOCKER_HOST or the local socket), checked once; leftovers of dead runs are reaped first."""
+    try:
+        client = docker.from_env(timeout=DOCKER_TIMEOUT_S)
+        client.ping()
+    except docker.errors.DockerException as exc:
+        raise HarnessError(f"no Docker engine answers ({exc}); run scripts/setup-host.sh") from None
+    removed = reap(client)
+    if any(removed.values()):
+        log.warning("reaped leftovers of dead runs: %s", removed)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def images(docker_client) -> Images:
+    return Images(docker_client)
+
+
+@pytest.fixture(scope="session")
+def host(docker_client, images) -> HostCapabilities:
+    return probe(docker_client, images.tools())
+
+
+@dataclass
+class PairLab:
+    """A pair's lab plus the folder its artifacts go to. Protocol fixtures build on it."""
+    lab: Lab
+    pair: VendorPair
+    dir: Path
+    images: Images
+    nodes: dict[str, Node] = field(default_factory=dict)  # by role
+    finalizers: list = field(default_factory=list)
+
+    def node(self, role: str, **kwargs) -> Node:
+        vendor = self.pair.vendor(role)
+        image = self.images.ensure(vendor.name, vendor.folder)
+        node = self.lab.node(f"{role}", image, **kwargs)
+        self.nodes[role] = node
+        return node
+
+    def log_name(self, role: str) -> str:
+        return f"{role}-{self.pair.vendor(role).name}"
+
+    def install(self, role: str, files: dict[str, str]) -> None:
+        """Put rendered configs into the role's node and keep a copy under configs/ for the report."""
+        self.nodes[role].put_files(files)
+        folder = self.dir / "configs" / self.log_name(role)
+        for path, content in files.items():
+            copy = folder / path.lstrip("/")
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            copy.write_text(content)
+
+    def on_teardown(self, fn) -> None:
+        """Run `fn` before logs are collected and the lab closes (e.g. stop a capture)."""
+        self.finalizers.append(fn)
+
+    def collect(self) -> None:
+        for fn in reversed(self.finalizers):
+            try:
+                fn()
+            except Exception as exc:  # keep collecting: the rest of the evidence still matters
+                log.warning("%s: teardown step failed: %s", self.pair.id, exc)
+        for role, node in self.nodes.items():
+            (self.dir / f"{self.log_name(role)}.log").write_text(node.logs())
+
+
+@pytest.fixture
+def pair_lab(request, vendor_pair, docker_client, images):
+    config = request.config
+    run: Run = config.oi_run
+    folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
+    _label_allure(vendor_pair)
+    _skip_undeclared_features(request, vendor_pair)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
+              "b": vendor_pair.b.name, "pcap": None}
+    request.node.user_properties.append(("overlay_interop", record))
+    lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
+    plab = PairLab(lab, vendor_pair, folder, images)
+    try:
+        yield plab
+    finally:
+        try:
+            plab.collect()
+            _attach(folder)
+            pcap = folder / "capture.pcap"
+            if pcap.exists():
+                record["pcap"] = str(pcap.relative_to(run.reports_dir))
+        finally:
+            lab.close()
+
+
+def _skip_undeclared_features(request, pair: VendorPair) -> None:
+    marker = request.node.get_closest_marker("features")
+    needed = set(marker.args) if marker else set()
+    gaps = [f"{v.name} does not declare {', '.join(missing)} for {pair.protocol}"
+            for v in {pair.a.name: pair.a, pair.b.name: pair.b}.values() if (missing := v.missing_features(pair.protocol, needed))]
+    if gaps:
+        pytest.skip("; ".join(gaps))
+
+
+def _label_allure(pair: VendorPair) -> None:
+    allure.dynamic.parent_suite(pair.protocol)
+    allure.dynamic.suite(pair.case)
+    allure.dynamic.sub_suite(f"{pair.a.name} -> {pair.b.name}")
+    allure.dynamic.epic(pair.protocol)
+    allure.dynamic.feature(pair.case)
+    allure.dynamic.tag(*sorted({pair.a.name, pair.b.name}))
+
+
+def _attach(folder: Path) -> None:
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        name = str(path.relative_to(folder))
+        if path.suffix == ".pcap":
+            allure.attach.file(str(path), name=name, extension="pcap")
+        else:
+            allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.TEXT)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    props = dict(item.user_properties).get("overlay_interop")
+    if props is not None:
+        is_assertion = call.excinfo is not None and call.excinfo.errisinstance(AssertionError)
+        verdict = phase_verdict(report.outcome, is_assertion, report.when)
+        reason = _reason(report, call) if verdict != "passed" else ""
+        report.user_properties = [p for p in report.user_properties if p[0] != "overlay_interop"]
+        report.user_properties.append(("overlay_interop", dict(props, verdict=verdict, reason=reason)))
+    return report
+
+
+def _reason(report, call) -> str:
+    if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
+        return report.longrepr[2].removeprefix("Skipped: ")
+    if call.excinfo is None:
+        return ""
+    exc = call.excinfo.value
+    text = str(exc).strip() or type(exc).__name__
+    first = text.splitlines()[0][:300]
+    return first if call.excinfo.errisinstance((AssertionError, HarnessError)) else f"{type(exc).__name__}: {first}"
+
+
+class MatrixRecorder:
+    """On the controller (or a run without xdist): folds phase reports into one CaseResult per test and
+    writes matrix.json and the terminal matrix at the end."""
+
+    def __init__(self, run: Run):
+        self.run = run
+        self.results: dict[str, CaseResult] = {}
+
+    def pytest_runtest_logreport(self, report):
+        props = dict(report.user_properties).get("overlay_interop")
+        if props is None or "verdict" not in props:
+            return
+        known = self.results.get(report.nodeid)
+        if known is None:
+            self.results[report.nodeid] = CaseResult(props["protocol"], props["case"], props["a"], props["b"],
+                                                     props["verdict"], props["reason"],
+                                                     round(report.duration, 3), props["pcap"])
+        else:
+            known.merge(props["verdict"], props["reason"], report.duration)
+            known.pcap = props["pcap"] or known.pcap
+
+    def pytest_sessionfinish(self, session):
+        if not self.results:
+            return
+        self.run.reports_dir.mkdir(parents=True, exist_ok=True)
+        write_matrix(self.run.reports_dir, list(self.results.values()))
+        latest = self.run.reports_dir.parent / "latest"
+        if self.run.reports_dir.parent.name == "reports" and (latest.is_symlink() or not latest.exists()):
+            latest.unlink(missing_ok=True)
+            latest.symlink_to(self.run.reports_dir.name)
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.results:
+            terminalreporter.section("overlay-interop matrix")
+            terminalreporter.write_line(summary_table(list(self.results.values())))
+            terminalreporter.write_line(f"files: {self.run.reports_dir}")

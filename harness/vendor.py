@@ -1,0 +1,121 @@
+"""Vendors: one folder each under vendors/, declared by its `vendor.toml`:
+
+    name = "strongswan"                    # must equal the folder name
+    description = "strongSwan (charon-systemd, swanctl)"
+    adapter = "adapter:StrongSwan"         # <module in the folder>:<class>
+
+    [protocols.ipsec]
+    roles = ["initiator", "responder"]     # the roles of harness.protocols.ipsec.ROLES it can play
+    features = ["psk", "childless"]        # what the protocol's cases may ask for
+
+The registry is built from these files alone; the matrix is every ordered pair they allow.
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import protocols
+from harness.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Support:
+    roles: frozenset[str]
+    features: frozenset[str]
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: one object per vendor folder
+class Vendor:
+    name: str
+    folder: Path
+    description: str
+    adapter: str
+    protocols: dict[str, Support] = field(default_factory=dict)
+
+    def plays(self, protocol: str, role: str) -> bool:
+        support = self.protocols.get(protocol)
+        return support is not None and role in support.roles
+
+    def missing_features(self, protocol: str, features: set[str] | frozenset[str]) -> list[str]:
+        declared = self.protocols.get(protocol, Support(frozenset(), frozenset())).features
+        return sorted(set(features) - declared)
+
+    def adapter_class(self) -> type:
+        module_name, _, class_name = self.adapter.partition(":")
+        source = self.folder / f"{module_name}.py"
+        qualified = f"overlay_interop_vendors.{self.name}.{module_name}"
+        module = sys.modules.get(qualified)
+        if module is None:
+            spec = importlib.util.spec_from_file_location(qualified, source)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[qualified] = module
+            spec.loader.exec_module(module)
+        try:
+            return getattr(module, class_name)
+        except AttributeError:
+            raise ConfigError(str(self.folder / "vendor.toml"), "adapter",
+                              f"{source.name} has no class {class_name}") from None
+
+
+def _strings(value, where: str, field_name: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(where, field_name, "must be a list of non-empty strings")
+    return frozenset(value)
+
+
+def load_vendor(folder: Path) -> Vendor:
+    where = str(folder / "vendor.toml")
+    try:
+        data = tomllib.loads((folder / "vendor.toml").read_text())
+    except FileNotFoundError:
+        raise ConfigError(where, "(file)", "missing; every vendor folder declares itself there") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(where, "(syntax)", str(exc)) from None
+    for key in ("name", "description", "adapter"):
+        if not isinstance(data.get(key), str) or not data[key]:
+            raise ConfigError(where, key, "required, a non-empty string")
+    if data["name"] != folder.name:
+        raise ConfigError(where, "name", f"is {data['name']!r} but the folder is {folder.name!r}")
+    module_name, sep, class_name = data["adapter"].partition(":")
+    if not sep or not class_name or not (folder / f"{module_name}.py").is_file():
+        raise ConfigError(where, "adapter", f"{data['adapter']!r} must be '<module>:<Class>' naming a .py file "
+                                            f"in {folder}")
+    declared = data.get("protocols")
+    if not isinstance(declared, dict) or not declared:
+        raise ConfigError(where, "protocols", "declare at least one [protocols.<name>] table")
+    support = {}
+    for proto, table in declared.items():
+        prefix = f"protocols.{proto}"
+        if proto not in protocols.known():
+            raise ConfigError(where, prefix, f"unknown protocol; known: {', '.join(protocols.known())}")
+        if not isinstance(table, dict):
+            raise ConfigError(where, prefix, "must be a table")
+        roles = _strings(table.get("roles"), where, f"{prefix}.roles")
+        legal = set(protocols.roles(proto))
+        if not roles <= legal:
+            raise ConfigError(where, f"{prefix}.roles", f"{sorted(roles - legal)} not among {sorted(legal)}")
+        support[proto] = Support(roles, _strings(table.get("features", []), where, f"{prefix}.features"))
+    return Vendor(data["name"], folder, data["description"], data["adapter"], support)
+
+
+def load_registry(vendors_dir: Path, only: list[str] | None = None) -> dict[str, Vendor]:
+    """Every vendor under `vendors_dir` (a folder with a vendor.toml), optionally narrowed to `only`."""
+    found = {p.name: load_vendor(p) for p in sorted(vendors_dir.iterdir())
+             if p.is_dir() and (p / "vendor.toml").exists()}
+    if only:
+        unknown = [v for v in only if v not in found]
+        if unknown:
+            raise ConfigError("--vendors", ",".join(unknown), f"no such vendor; known: {', '.join(found)}")
+        found = {name: found[name] for name in only}
+    return found
+
+
+def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vendor, Vendor]]:
+    """Every (a, b) where a plays the protocol's first role and b its second, a == b included."""
+    first, second = protocols.roles(protocol)
+    return [(a, b) for a in registry.values() for b in registry.values()
+            if a.plays(protocol, first) and b.plays(protocol, second)]

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Host set-up for overlay-interop: a Docker engine that answers, and a base image the vendor
+# Dockerfiles can build FROM. Idempotent: on a machine that already has both it changes nothing
+# and returns in well under a second.
+#
+# Fresh Debian/Ubuntu machine without an engine: installs Debian's docker.io (plus tcpdump and
+# debootstrap), starts dockerd in the background and waits for it. No registry: bootstraps the
+# base image with debootstrap and `docker import`.
+set -euo pipefail
+
+BASE_IMAGE="${OVERLAY_INTEROP_BASE_IMAGE:-debian:bookworm-slim}"
+LOCAL_BASE="overlay-interop/base:bookworm"
+STATE_DIR="${OVERLAY_INTEROP_STATE_DIR:-/var/lib/overlay-interop}"
+DOCKERD_WAIT_S=60
+PULL_TIMEOUT_S=60
+
+say() { printf 'setup-host: %s\n' "$*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null 2>&1 || die "not root and no sudo: run as root once, or install sudo"
+  SUDO="sudo"
+fi
+
+engine_answers() { docker info >/dev/null 2>&1; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  say "installing Debian packages: ${missing[*]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # No systemd here: keep package scripts from trying to start services we start ourselves.
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+start_dockerd() {
+  say "starting dockerd in the background (log: $STATE_DIR/dockerd.log)"
+  $SUDO mkdir -p "$STATE_DIR"
+  # setsid: dockerd must outlive this script and the shell that ran it.
+  $SUDO setsid sh -c "dockerd >'$STATE_DIR/dockerd.log' 2>&1 &"
+  local waited=0
+  until engine_answers; do
+    sleep 1; waited=$((waited + 1))
+    if [ "$waited" -ge "$DOCKERD_WAIT_S" ]; then
+      tail -n 20 "$STATE_DIR/dockerd.log" >&2 || true
+      die "timed out after ${DOCKERD_WAIT_S}s waiting for dockerd to answer 'docker info'"
+    fi
+  done
+  say "dockerd answers after ${waited}s"
+}
+
+ensure_engine() {
+  engine_answers && return 0
+  if [ -n "${DOCKER_HOST:-}" ]; then
+    die "DOCKER_HOST=$DOCKER_HOST is set but the engine there does not answer 'docker info'"
+  fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  engine_answers || start_dockerd
+}
+
+ensure_host_tools() {
+  # tcpdump/debootstrap only matter on a local engine; a remote one (DOCKER_HOST) builds its own.
+  [ -n "${DOCKER_HOST:-}" ] && return 0
+  local need=()
+  command -v tcpdump >/dev/null 2>&1 || need+=(tcpdump)
+  command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
+  [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
+}
+
+debian_mirror() {
+  # The mirror apt already uses on this host: a machine without a registry may still reach it.
+  local uri
+  uri=$(grep -rhoE '^URIs: *[^ ]+' /etc/apt/sources.list.d/*.sources 2>/dev/null | awk '{print $2}' | grep -v security | head -n1 || true)
+  [ -n "$uri" ] || uri=$(grep -hoE '^deb +(\[[^]]*\] +)?[a-z]+://[^ ]+' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | awk '{print $NF}' | grep -v security | head -n1 || true)
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
+ensure_base_image() {
+  docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
+  docker image inspect "$LOCAL_BASE" >/dev/null 2>&1 && return 0
+  say "pulling $BASE_IMAGE (timeout ${PULL_TIMEOUT_S}s)"
+  if timeout "$PULL_TIMEOUT_S" docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
+  say "no registry answered; bootstrapping $LOCAL_BASE with debootstrap"
+  ensure_host_tools
+  local root mirror
+  root=$(mktemp -d /tmp/overlay-interop-rootfs.XXXXXX)
+  trap '$SUDO rm -rf "$root"' RETURN
+  mirror=$(debian_mirror)
+  $SUDO debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -n 20 "$root.log" >&2; die "debootstrap from $mirror failed (log above)"; }
+  # A smaller image and faster builds: no docs, no apt caches kept in layers.
+  $SUDO rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root".log
+  $SUDO tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >/dev/null
+  say "base image $LOCAL_BASE imported"
+}
+
+ensure_engine
+ensure_host_tools
+ensure_base_image
