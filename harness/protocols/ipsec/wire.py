@@ -1,0 +1,524 @@
+"""What the wire shows of an IKEv2/ESP exchange: the IKE messages in the clear and the ESP flows.
+
+Interop failures are judged from the capture, not from either implementation's own account: a peer that
+logs "proposal mismatch" and a peer that logs nothing at all look the same on the wire -- an IKE_SA_INIT
+answered by N(NO_PROPOSAL_CHOSEN) -- and that is what a verdict should rest on.
+
+scapy reads the capture and decodes the link and IP layers (Ethernet, Linux cooked v1/v2, raw IP; IPv4 and
+IPv6). From the IP payload on we decode the bytes ourselves: scapy binds IKEv2 to UDP 500 only, NAT-T and
+ISAKMP bindings depend on which scapy modules happen to be loaded, and rebuilding a dissected packet would
+recompute the very length fields whose damage we want to count. Nothing is decrypted here.
+"""
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass, replace
+
+import scapy.layers.l2  # noqa: F401  (registers the Ethernet and Linux cooked link types with the reader)
+from scapy.layers.inet import IP
+from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
+                                IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)
+from scapy.packet import Packet
+from scapy.utils import PcapReader
+
+IKE_PORT = 500
+NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
+IPSEC_PORTS = (IKE_PORT, NAT_T_PORT)
+IPPROTO_UDP = 17
+IPPROTO_ESP = 50
+
+NON_ESP_MARKER = bytes(4)              # RFC 3948 2.2: an ESP SPI is never zero, so four zero bytes mean IKE
+NAT_KEEPALIVE = b"\xff"                # RFC 3948 2.3: keeps the NAT mapping open; neither IKE nor ESP
+
+UDP_HEADER = struct.Struct("!HHHH")                # sport, dport, length, checksum
+ESP_HEADER = struct.Struct("!II")                  # spi, sequence number
+IKE_HEADER = struct.Struct("!8s8sBBBBII")          # ispi, rspi, next payload, version, exchange, flags, id, length
+GENERIC_PAYLOAD_HEADER = struct.Struct("!BBH")     # next payload, critical/reserved, length
+NOTIFY_HEADER = struct.Struct("!BBH")              # protocol id, spi size, notify type
+
+IKEV2_MAJOR_VERSION = 2
+FLAG_INITIATOR = 0x08
+FLAG_RESPONSE = 0x20
+FIRST_STATUS_NOTIFY = 16384            # RFC 7296 3.10.1: types below this are errors
+
+# RFC 7296 3.1 and the IANA "IKEv2 Exchange Types" registry.
+EXCHANGE_TYPES = {
+    34: "IKE_SA_INIT",
+    35: "IKE_AUTH",
+    36: "CREATE_CHILD_SA",
+    37: "INFORMATIONAL",
+    38: "IKE_SESSION_RESUME",          # RFC 5723
+    43: "IKE_INTERMEDIATE",            # RFC 9242
+    44: "IKE_FOLLOWUP_KE",             # RFC 9370
+}
+
+# RFC 7296 3.2 and the IANA "IKEv2 Payload Types" registry. Names are single words so a transcript line
+# can be split on spaces.
+PAYLOAD_TYPES = {
+    33: "SA",
+    34: "KE",
+    35: "IDi",
+    36: "IDr",
+    37: "CERT",
+    38: "CERTREQ",
+    39: "AUTH",
+    40: "Nonce",
+    41: "Notify",
+    42: "Delete",
+    43: "VendorID",
+    44: "TSi",
+    45: "TSr",
+    46: "Encrypted",                   # SK
+    47: "CP",
+    48: "EAP",
+    49: "GSPM",                        # RFC 6467
+    50: "IDg",                         # G-IKEv2
+    51: "GSA",
+    52: "KD",
+    53: "EncryptedFragment",           # SKF, RFC 7383
+    54: "PS",                          # RFC 8019
+}
+NOTIFY_PAYLOAD = 41
+# SK and SKF are always last; the next-payload field in their header names the first payload *inside* the
+# ciphertext, so the chain in the clear ends with them.
+ENCRYPTED_PAYLOADS = frozenset({46, 53})
+
+# The IANA "IKEv2 Notify Message Types" registry (RFC 7296 3.10.1 and its extensions).
+NOTIFY_TYPES = {
+    # Error types
+    1: "UNSUPPORTED_CRITICAL_PAYLOAD",
+    4: "INVALID_IKE_SPI",
+    5: "INVALID_MAJOR_VERSION",
+    7: "INVALID_SYNTAX",
+    9: "INVALID_MESSAGE_ID",
+    11: "INVALID_SPI",
+    14: "NO_PROPOSAL_CHOSEN",
+    17: "INVALID_KE_PAYLOAD",
+    24: "AUTHENTICATION_FAILED",
+    34: "SINGLE_PAIR_REQUIRED",
+    35: "NO_ADDITIONAL_SAS",
+    36: "INTERNAL_ADDRESS_FAILURE",
+    37: "FAILED_CP_REQUIRED",
+    38: "TS_UNACCEPTABLE",
+    39: "INVALID_SELECTORS",
+    40: "UNACCEPTABLE_ADDRESSES",          # RFC 4555
+    41: "UNEXPECTED_NAT_DETECTED",         # RFC 4555
+    42: "USE_ASSIGNED_HoA",                # RFC 5026
+    43: "TEMPORARY_FAILURE",
+    44: "CHILD_SA_NOT_FOUND",
+    45: "INVALID_GROUP_ID",                # RFC 6407
+    46: "AUTHORIZATION_FAILED",            # RFC 6407
+    47: "STATE_NOT_FOUND",                 # RFC 9370
+    48: "TS_MAX_QUEUE",                    # RFC 9611
+    # Status types
+    16384: "INITIAL_CONTACT",
+    16385: "SET_WINDOW_SIZE",
+    16386: "ADDITIONAL_TS_POSSIBLE",
+    16387: "IPCOMP_SUPPORTED",
+    16388: "NAT_DETECTION_SOURCE_IP",
+    16389: "NAT_DETECTION_DESTINATION_IP",
+    16390: "COOKIE",
+    16391: "USE_TRANSPORT_MODE",
+    16392: "HTTP_CERT_LOOKUP_SUPPORTED",
+    16393: "REKEY_SA",
+    16394: "ESP_TFC_PADDING_NOT_SUPPORTED",
+    16395: "NON_FIRST_FRAGMENTS_ALSO",
+    16396: "MOBIKE_SUPPORTED",             # RFC 4555
+    16397: "ADDITIONAL_IP4_ADDRESS",
+    16398: "ADDITIONAL_IP6_ADDRESS",
+    16399: "NO_ADDITIONAL_ADDRESSES",
+    16400: "UPDATE_SA_ADDRESSES",
+    16401: "COOKIE2",
+    16402: "NO_NATS_ALLOWED",
+    16403: "AUTH_LIFETIME",                # RFC 4478
+    16404: "MULTIPLE_AUTH_SUPPORTED",      # RFC 4739
+    16405: "ANOTHER_AUTH_FOLLOWS",
+    16406: "REDIRECT_SUPPORTED",           # RFC 5685
+    16407: "REDIRECT",
+    16408: "REDIRECTED_FROM",
+    16409: "TICKET_LT_OPAQUE",             # RFC 5723
+    16410: "TICKET_REQUEST",
+    16411: "TICKET_ACK",
+    16412: "TICKET_NACK",
+    16413: "TICKET_OPAQUE",
+    16414: "LINK_ID",                      # RFC 5739
+    16415: "USE_WESP_MODE",                # RFC 5840
+    16416: "ROHC_SUPPORTED",               # RFC 5857
+    16417: "EAP_ONLY_AUTHENTICATION",      # RFC 5998
+    16418: "CHILDLESS_IKEV2_SUPPORTED",    # RFC 6023
+    16419: "QUICK_CRASH_DETECTION",        # RFC 6290
+    16420: "IKEV2_MESSAGE_ID_SYNC_SUPPORTED",  # RFC 6311
+    16421: "IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED",
+    16422: "IKEV2_MESSAGE_ID_SYNC",
+    16423: "IPSEC_REPLAY_COUNTER_SYNC",
+    16424: "SECURE_PASSWORD_METHODS",      # RFC 6467
+    16425: "PSK_PERSIST",                  # RFC 6631
+    16426: "PSK_CONFIRM",
+    16427: "ERX_SUPPORTED",                # RFC 6867
+    16428: "IFOM_CAPABILITY",
+    16429: "SENDER_REQUEST_ID",            # G-IKEv2
+    16430: "IKEV2_FRAGMENTATION_SUPPORTED",  # RFC 7383
+    16431: "SIGNATURE_HASH_ALGORITHMS",    # RFC 7427
+    16432: "CLONE_IKE_SA_SUPPORTED",       # RFC 7791
+    16433: "CLONE_IKE_SA",
+    16434: "PUZZLE",                       # RFC 8019
+    16435: "USE_PPK",                      # RFC 8784
+    16436: "PPK_IDENTITY",
+    16437: "NO_PPK_AUTH",
+    16438: "INTERMEDIATE_EXCHANGE_SUPPORTED",  # RFC 9242
+    16439: "IP4_ALLOWED",                  # RFC 8983
+    16440: "IP6_ALLOWED",
+    16441: "ADDITIONAL_KEY_EXCHANGE",      # RFC 9370
+    16442: "USE_AGGFRAG",                  # RFC 9347
+    16443: "SUPPORTED_AUTH_METHODS",       # RFC 9593
+    16444: "SA_RESOURCE_INFO",             # RFC 9611
+}
+
+# Headers that may sit between IPv6 and its upper layer (the fragment header is handled on its own).
+IPV6_PASS_THROUGH_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting, IPv6ExtHdrDestOpt)
+
+
+def _name(table: dict[int, str], number: int) -> str:
+    return table.get(number, str(number))
+
+
+def _check_known(name: str, table: dict[int, str], what: str) -> None:
+    """A misspelt name would otherwise quietly match nothing, and "no such notify" would pass a test."""
+    if name not in table.values() and not name.isdigit():
+        raise ValueError(f"unknown {what} {name!r}")
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+@dataclass(frozen=True)
+class Notify:
+    name: str
+    type: int
+    data: bytes
+
+    @property
+    def is_error(self) -> bool:
+        return self.type < FIRST_STATUS_NOTIFY
+
+    def describe(self) -> str:
+        """Error data is shown because it usually carries the answer (INVALID_KE_PAYLOAD: the group wanted)."""
+        if self.is_error and self.data:
+            shown = self.data[:16].hex() + ("..." if len(self.data) > 16 else "")
+            return f"N({self.name}:{shown})"
+        return f"N({self.name})"
+
+
+@dataclass(frozen=True)
+class IkeMessage:
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    ispi: bytes
+    rspi: bytes
+    exchange: str
+    message_id: int
+    is_initiator: bool
+    is_response: bool
+    payloads: tuple[str, ...]
+    notifies: tuple[Notify, ...]
+    encrypted: bool
+
+    def notify(self, name: str) -> Notify | None:
+        _check_known(name, NOTIFY_TYPES, "notify type")
+        return next((n for n in self.notifies if n.name == name), None)
+
+    @property
+    def errors(self) -> tuple[Notify, ...]:
+        return tuple(n for n in self.notifies if n.is_error)
+
+    def describe(self) -> str:
+        """One line; "(I)"/"(R)" is the sender's role in the IKE SA (the I flag), not the request/response."""
+        kind = "response" if self.is_response else "request"
+        role = "I" if self.is_initiator else "R"
+        notifies = iter(self.notifies)
+        payloads = [next(notifies).describe() if p == "Notify" else p for p in self.payloads]
+        return " ".join([f"{self.time:.3f}", _endpoint(self.src, self.sport), "->", _endpoint(self.dst, self.dport),
+                         self.exchange, f"#{self.message_id}", f"{kind}({role})", *payloads])
+
+
+class IkeMessages(tuple):
+    """IKE messages in capture order; a tuple, so tests can index, slice and compare it."""
+
+    def describe(self) -> str:
+        return "\n".join(m.describe() for m in self) or "no IKE messages on the wire"
+
+
+@dataclass(frozen=True)
+class EspFlow:
+    """The ESP packets of one SA in one direction. first_seq/last_seq are in capture order, so a reset
+    sequence counter or a replay shows up as last_seq < first_seq rather than being smoothed over."""
+    spi: int
+    src: str
+    dst: str
+    encapsulated: bool
+    packets: int
+    first_seq: int
+    last_seq: int
+
+    def describe(self) -> str:
+        carrier = "in UDP" if self.encapsulated else "plain"
+        return (f"ESP spi=0x{self.spi:08x} {self.src} -> {self.dst} {carrier} "
+                f"packets={self.packets} seq={self.first_seq}..{self.last_seq}")
+
+
+@dataclass(frozen=True)
+class Wire:
+    messages: IkeMessages = IkeMessages()
+    flows: tuple[EspFlow, ...] = ()
+    malformed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "messages", IkeMessages(self.messages))  # so .describe() works on any input
+        object.__setattr__(self, "flows", tuple(self.flows))
+
+    @classmethod
+    def from_pcap(cls, path: str | os.PathLike) -> Wire:
+        """Never raises: a missing, empty or unreadable capture is an empty Wire, so a verdict can say
+        "nothing on the wire" instead of the harness crashing on the evidence."""
+        transcript = _Transcript()
+        transcript.read(path)
+        return transcript.wire()
+
+    def ike(self, exchange: str | None = None) -> IkeMessages:
+        if exchange is None:
+            return self.messages
+        _check_known(exchange, EXCHANGE_TYPES, "exchange")
+        return IkeMessages(m for m in self.messages if m.exchange == exchange)
+
+    def esp(self) -> tuple[EspFlow, ...]:
+        return self.flows
+
+    def esp_between(self, src: str, dst: str) -> tuple[EspFlow, ...]:
+        return tuple(f for f in self.flows if f.src == src and f.dst == dst)
+
+    def describe(self) -> str:
+        lines = [self.messages.describe()]
+        lines += [f.describe() for f in self.flows] or ["no ESP on the wire"]
+        if self.malformed:
+            lines.append(f"{self.malformed} malformed packet(s) skipped")
+        return "\n".join(lines)
+
+
+class _Malformed(Exception):
+    """The bytes contradict themselves (a length overruns the message) or are not IKEv2 at all."""
+
+
+def _decode_ike(data: bytes, *, time: float, src: str, dst: str, sport: int, dport: int) -> IkeMessage:
+    """Decode an IKEv2 message (without any non-ESP marker); raises _Malformed rather than guessing."""
+    if len(data) < IKE_HEADER.size:
+        raise _Malformed("shorter than an IKE header")
+    ispi, rspi, next_payload, version, exchange, flags, message_id, length = IKE_HEADER.unpack_from(data)
+    if version >> 4 != IKEV2_MAJOR_VERSION:
+        raise _Malformed(f"IKE major version {version >> 4}")
+    if not IKE_HEADER.size <= length <= len(data):
+        raise _Malformed(f"message length {length} with {len(data)} bytes on the wire")
+    payloads: list[str] = []
+    notifies: list[Notify] = []
+    offset = IKE_HEADER.size
+    while next_payload:
+        if offset + GENERIC_PAYLOAD_HEADER.size > length:
+            raise _Malformed("payload chain runs past the message")
+        following, _critical, payload_length = GENERIC_PAYLOAD_HEADER.unpack_from(data, offset)
+        if payload_length < GENERIC_PAYLOAD_HEADER.size or offset + payload_length > length:
+            raise _Malformed(f"payload length {payload_length} at offset {offset} overruns the message")
+        payloads.append(_name(PAYLOAD_TYPES, next_payload))
+        if next_payload == NOTIFY_PAYLOAD:
+            notifies.append(_decode_notify(data[offset + GENERIC_PAYLOAD_HEADER.size:offset + payload_length]))
+        if next_payload in ENCRYPTED_PAYLOADS:
+            break
+        next_payload = following
+        offset += payload_length
+    return IkeMessage(time=time, src=src, dst=dst, sport=sport, dport=dport, ispi=ispi, rspi=rspi,
+                      exchange=_name(EXCHANGE_TYPES, exchange), message_id=message_id,
+                      is_initiator=bool(flags & FLAG_INITIATOR), is_response=bool(flags & FLAG_RESPONSE),
+                      payloads=tuple(payloads), notifies=tuple(notifies),
+                      encrypted=next_payload in ENCRYPTED_PAYLOADS)
+
+
+def _decode_notify(body: bytes) -> Notify:
+    if len(body) < NOTIFY_HEADER.size:
+        raise _Malformed("notify payload shorter than its header")
+    _protocol, spi_size, notify_type = NOTIFY_HEADER.unpack_from(body)
+    if NOTIFY_HEADER.size + spi_size > len(body):
+        raise _Malformed("notify SPI overruns the payload")
+    return Notify(name=_name(NOTIFY_TYPES, notify_type), type=notify_type,
+                  data=bytes(body[NOTIFY_HEADER.size + spi_size:]))
+
+
+class _Fragments:
+    """IP reassembly. An IKE_AUTH carrying certificates outgrows the MTU when IKE fragmentation (RFC 7383)
+    is not negotiated, and the kernel then fragments it at the IP layer; without reassembly that message
+    would be missing from the transcript, or counted as truncated."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple, dict[int, bytes]] = {}
+        self._ends: dict[tuple, int] = {}
+
+    def add(self, key: tuple, offset: int, more: bool, data: bytes) -> bytes | None:
+        """The whole datagram's payload once the last missing piece arrives, else None."""
+        parts = self._parts.setdefault(key, {})
+        parts[offset] = data
+        if not more:
+            self._ends[key] = offset + len(data)
+        end = self._ends.get(key)
+        if end is None:
+            return None
+        whole = bytearray()
+        for start in sorted(parts):
+            if start > len(whole):
+                return None
+            whole[start:start + len(parts[start])] = parts[start]
+        if len(whole) < end:
+            return None
+        del self._parts[key], self._ends[key]
+        return bytes(whole[:end])
+
+    def lost_ipsec(self) -> int:
+        """Incomplete datagrams that were IPsec (ESP, or UDP whose first fragment shows an IPsec port):
+        truncated evidence. Other fragmented traffic (VXLAN, L2TP) is not ours to count."""
+        def is_ipsec(key: tuple, parts: dict[int, bytes]) -> bool:
+            protocol = key[-1]
+            if protocol == IPPROTO_ESP:
+                return True
+            first = parts.get(0, b"")
+            if protocol != IPPROTO_UDP or len(first) < 4:
+                return False
+            sport, dport = struct.unpack_from("!HH", first)
+            return sport in IPSEC_PORTS or dport in IPSEC_PORTS
+        return sum(is_ipsec(key, parts) for key, parts in self._parts.items())
+
+
+def _captured(layer: Packet) -> bytes:
+    """The bytes as captured from this layer on (scapy keeps them per layer, already cut to the IP length)."""
+    return bytes(getattr(layer, "original", None) or b"")
+
+
+def _network_layer(frame: Packet) -> IP | IPv6 | None:
+    """The outermost IP header: the underlay the IPsec peers talk over."""
+    for layer in frame.iterpayloads():
+        if isinstance(layer, (IP, IPv6)):
+            return layer
+    return None
+
+
+class _Transcript:
+    """Accumulates what one capture shows, frame by frame, in capture order."""
+
+    def __init__(self) -> None:
+        self.messages: list[IkeMessage] = []
+        self.flows: dict[tuple[int, str, str], EspFlow] = {}
+        self.malformed = 0
+        self.fragments = _Fragments()
+
+    def wire(self) -> Wire:
+        return Wire(IkeMessages(self.messages), tuple(self.flows.values()),
+                    self.malformed + self.fragments.lost_ipsec())
+
+    def read(self, path: str | os.PathLike) -> None:
+        try:
+            reader = PcapReader(os.fspath(path))
+        except Exception:  # missing, empty, or not a capture at all
+            return
+        with reader:
+            while True:
+                try:
+                    frame = reader.read_packet()
+                except EOFError:
+                    return
+                except Exception:  # a damaged record: what follows it cannot be framed either
+                    self.malformed += 1
+                    return
+                try:
+                    self.add_frame(float(frame.time), frame)
+                except Exception:  # one undecodable frame must not cost the rest of the transcript
+                    self.malformed += 1
+
+    def add_frame(self, time: float, frame: Packet) -> None:
+        ip = _network_layer(frame)
+        if isinstance(ip, IP):
+            self._add_ipv4(time, ip)
+        elif isinstance(ip, IPv6):
+            self._add_ipv6(time, ip)
+
+    def _add_ipv4(self, time: float, ip: IP) -> None:
+        payload = _captured(ip.payload)
+        if ip.frag or ip.flags.MF:
+            payload = self.fragments.add((4, ip.src, ip.dst, ip.id, ip.proto), ip.frag * 8, bool(ip.flags.MF),
+                                         payload)
+            if payload is None:
+                return
+        self._add_datagram(time, ip.src, ip.dst, ip.proto, payload)
+
+    def _add_ipv6(self, time: float, ip: IPv6) -> None:
+        header = ip
+        while isinstance(header.payload, IPV6_PASS_THROUGH_HEADERS):
+            header = header.payload
+        fragment = header.payload
+        if isinstance(fragment, IPv6ExtHdrFragment):
+            payload = self.fragments.add((6, ip.src, ip.dst, fragment.id, fragment.nh), fragment.offset * 8,
+                                         bool(fragment.m), _captured(fragment.payload))
+            if payload is not None:
+                self._add_datagram(time, ip.src, ip.dst, fragment.nh, payload)
+            return
+        self._add_datagram(time, ip.src, ip.dst, header.nh, _captured(header.payload))
+
+    def _add_datagram(self, time: float, src: str, dst: str, protocol: int, payload: bytes) -> None:
+        if protocol == IPPROTO_ESP:
+            self._add_esp(src, dst, payload, encapsulated=False)
+        elif protocol == IPPROTO_UDP:
+            self._add_udp(time, src, dst, payload)
+
+    def _add_udp(self, time: float, src: str, dst: str, segment: bytes) -> None:
+        if len(segment) < 4:
+            return  # not even the ports: nothing says this was IPsec
+        sport, dport = struct.unpack_from("!HH", segment)
+        # The receiver's port decides how it parses; a NAT may have rewritten the sender's.
+        port = dport if dport in IPSEC_PORTS else sport
+        if port not in IPSEC_PORTS:
+            return
+        if len(segment) < UDP_HEADER.size:
+            self.malformed += 1
+            return
+        udp_length = UDP_HEADER.unpack_from(segment)[2]
+        if not UDP_HEADER.size <= udp_length <= len(segment):
+            self.malformed += 1
+            return
+        body = segment[UDP_HEADER.size:udp_length]
+        if port == IKE_PORT:
+            self._add_ike(body, time=time, src=src, dst=dst, sport=sport, dport=dport)
+        elif body == NAT_KEEPALIVE:
+            return
+        elif body[:len(NON_ESP_MARKER)] == NON_ESP_MARKER:
+            self._add_ike(body[len(NON_ESP_MARKER):], time=time, src=src, dst=dst, sport=sport, dport=dport)
+        else:
+            self._add_esp(src, dst, body, encapsulated=True)
+
+    def _add_ike(self, data: bytes, **where) -> None:
+        try:
+            self.messages.append(_decode_ike(data, **where))
+        except _Malformed:
+            self.malformed += 1
+
+    def _add_esp(self, src: str, dst: str, data: bytes, *, encapsulated: bool) -> None:
+        if len(data) < ESP_HEADER.size:
+            self.malformed += 1
+            return
+        spi, seq = ESP_HEADER.unpack_from(data)
+        key = (spi, src, dst)
+        flow = self.flows.get(key)
+        if flow is None:
+            self.flows[key] = EspFlow(spi, src, dst, encapsulated, packets=1, first_seq=seq, last_seq=seq)
+        else:
+            self.flows[key] = replace(flow, packets=flow.packets + 1, last_seq=seq,
+                                      encapsulated=flow.encapsulated or encapsulated)
+

@@ -1,0 +1,24 @@
+"""Image tags follow the vendor folder's content (and the base), so unchanged vendors never rebuild."""
+from harness.images import folder_digest
+
+
+def test_digest_changes_with_content_names_and_base(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "a.conf").write_text("a=1\n")
+    before = folder_digest(tmp_path, "base1")
+    assert folder_digest(tmp_path, "base1") == before
+    assert folder_digest(tmp_path, "base2") != before
+    (tmp_path / "templates" / "a.conf").write_text("a=2\n")
+    changed = folder_digest(tmp_path, "base1")
+    assert changed != before
+    (tmp_path / "templates" / "a.conf").rename(tmp_path / "templates" / "b.conf")
+    assert folder_digest(tmp_path, "base1") not in (before, changed)
+
+
+def test_bytecode_caches_do_not_count(tmp_path):
+    (tmp_path / "adapter.py").write_text("x = 1\n")
+    before = folder_digest(tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "adapter.cpython-311.pyc").write_bytes(b"\0junk")
+    assert folder_digest(tmp_path) == before

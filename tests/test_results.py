@@ -1,0 +1,45 @@
+"""The output contract: verdict mapping, folding phases into one record, matrix.json and its summary."""
+import json
+
+from harness.results import CaseResult, pair_dir, phase_verdict, read_matrix, summary_table, write_matrix
+
+
+def test_only_an_assertion_in_the_test_body_is_a_failed_interop():
+    assert phase_verdict("failed", is_assertion=True, when="call") == "failed"
+    assert phase_verdict("failed", is_assertion=False, when="call") == "broken"
+    assert phase_verdict("failed", is_assertion=True, when="setup") == "broken"
+    assert phase_verdict("failed", is_assertion=False, when="teardown") == "broken"
+    assert phase_verdict("skipped", is_assertion=False, when="setup") == "skipped"
+    assert phase_verdict("passed", is_assertion=False, when="call") == "passed"
+
+
+def test_phases_fold_into_the_worst_verdict_and_the_total_duration():
+    result = CaseResult("ipsec", "psk_tunnel", "a", "b", "passed", "", 1.0, None)
+    result.merge("passed", "", 2.0)
+    result.merge("broken", "tcpdump did not exit", 0.5)
+    result.merge("passed", "", 0.25)
+    assert (result.verdict, result.reason, result.duration_s) == ("broken", "tcpdump did not exit", 3.75)
+
+
+def test_pair_dir_layout(tmp_path):
+    assert pair_dir(tmp_path, "ipsec", "psk_tunnel", "strongswan", "libreswan") == \
+        tmp_path / "pairs" / "ipsec" / "psk_tunnel" / "strongswan__libreswan"
+
+
+def test_matrix_json_holds_exactly_the_contract_fields(tmp_path):
+    results = [CaseResult("ipsec", "wrong_psk", "b", "a", "failed", "IKE_AUTH not answered", 2.5, None),
+               CaseResult("ipsec", "psk_tunnel", "a", "b", "passed", "", 1.25, "pairs/ipsec/psk_tunnel/a__b/capture.pcap")]
+    write_matrix(tmp_path, results)
+    records = json.loads((tmp_path / "matrix.json").read_text())
+    assert [set(r) for r in records] == [{"protocol", "case", "a", "b", "verdict", "reason", "duration_s", "pcap"}] * 2
+    assert [r["case"] for r in records] == ["psk_tunnel", "wrong_psk"]  # sorted, stable for diffs
+    assert read_matrix(tmp_path) == sorted(results, key=lambda r: r.case)
+
+
+def test_summary_counts_interoperating_pairs_and_shows_reasons():
+    text = summary_table([CaseResult("ipsec", "psk_tunnel", "a", "b", "passed", "", 1, None),
+                          CaseResult("ipsec", "psk_tunnel", "b", "a", "failed", "no ESP from b\nmore", 1, None),
+                          CaseResult("ipsec", "ike_only", "a", "a", "skipped", "host lacks ESP", 0, None)])
+    assert text.splitlines()[0] == "ipsec: 1/2 pair-cases interoperate (1 skipped)"
+    assert "psk_tunnel  b -> a  FAILED  no ESP from b" in text
+    assert "more" not in text
