@@ -20,10 +20,12 @@ class Capture:
     def __init__(self, lab: Lab, node: Node, tools_image: str, interface: str = "eth0"):
         self.node = node
         self.interface = interface
-        # -U: write each packet as it arrives; -s 0: whole packets; -Z root: keep write access to "/".
+        # --immediate-mode: hand over each packet at once (libpcap's default block buffering loses the
+        # packets still in the ring when tcpdump is stopped); -U: write each packet as it arrives;
+        # -s 0: whole packets; -Z root: keep write access to "/".
         self._sidecar = lab.sidecar(
             f"capture-{node.name}", tools_image, of=node, cap_add=["NET_ADMIN", "NET_RAW"],
-            command=["tcpdump", "-i", interface, "-n", "-U", "-s", "0", "-Z", "root", "-w", PCAP_IN_SIDECAR])
+            command=["tcpdump", "-i", interface, "-n", "--immediate-mode", "-U", "-s", "0", "-Z", "root", "-w", PCAP_IN_SIDECAR])
         self.path: Path | None = None
         self.started = False
 

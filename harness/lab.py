@@ -195,7 +195,7 @@ class Lab:
         host_config = self.client.api.create_host_config(
             cap_add=NODE_CAPABILITIES, devices=NODE_DEVICES, network_mode=network.name,
             # IPv6 stays off so the wire shows only the lab's IPv4 traffic.
-            sysctls={"net.ipv6.conf.all.disable_ipv6": "1"})
+            sysctls={"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"})
         created = self.client.api.create_container(
             image, command=command, name=f"{self._prefix}-{name}", hostname=name, labels=self.labels,
             environment=environment, host_config=host_config, networking_config=networking)

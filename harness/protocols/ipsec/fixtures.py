@@ -1,0 +1,120 @@
+"""The `ipsec_pair` fixture: an initiator and a responder from two vendors on one lab network, with the
+initiator's wire captured. Suites call `establish(scenario)` and then judge the tunnel and the wire."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cached_property
+
+import pytest
+
+from harness.capture import Capture
+from harness.lab import Node
+from harness.protocols.ipsec import ROLES
+from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
+from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
+from harness.protocols.ipsec.wire import Wire
+
+READY_TIMEOUT_S = 20
+INITIATE_TIMEOUT_S = 20
+
+INITIATOR, RESPONDER = ROLES
+
+
+@dataclass(frozen=True)
+class Ping:
+    sent: int
+    received: int
+    output: str
+
+    @property
+    def all_answered(self) -> bool:
+        return self.sent > 0 and self.received == self.sent
+
+
+class Tunnel:
+    """An attempt to bring up IKE (and a CHILD SA): what the initiator said, and ways to probe it."""
+
+    def __init__(self, pair: "IPsecPair", scenario: Scenario, outcome: Outcome):
+        self.pair, self.scenario, self.outcome = pair, scenario, outcome
+
+    @property
+    def up(self) -> bool:
+        return self.outcome.established
+
+    @property
+    def auth_failed(self) -> bool:
+        return self.outcome.auth_failed
+
+    def child_sas(self, role: str) -> list[ChildSa]:
+        return self.pair.endpoints[role].child_sas()
+
+    def ping(self, count: int = 3) -> Ping:
+        """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
+        src = inner_address(self.scenario.subnets[INITIATOR])
+        dst = inner_address(self.scenario.subnets[RESPONDER])
+        result = self.pair.nodes[INITIATOR].exec(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1",
+                                                  "-I", src, dst], timeout=count + 5,
+                                                 what=f"ping {src} -> {dst}")
+        match = re.search(r"(\d+) packets transmitted, (\d+) received", result.output)
+        sent, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+        return Ping(sent, received, result.output.strip())
+
+    def explain(self) -> str:
+        """The initiator's own account plus both daemons' last log lines: the failure message of a case."""
+        logs = "\n".join(f"--- {role} log (last lines)\n{self.pair.log_tail(role)}" for role in ROLES)
+        return f"initiator says: {self.outcome.detail}\n{logs}"
+
+
+class IPsecPair:
+    def __init__(self, pair_lab, host, tools_image: str):
+        self.pair_lab = pair_lab
+        network = pair_lab.lab.network()
+        self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=network) for role in ROLES}
+        self.endpoints: dict[str, IPsecEndpoint] = {
+            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
+        self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
+        self._pcap = pair_lab.dir / "capture.pcap"
+        pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
+
+    @property
+    def addresses(self) -> tuple[str, str]:
+        return self.nodes[INITIATOR].address, self.nodes[RESPONDER].address
+
+    def side(self, role: str, scenario: Scenario) -> Side:
+        peer = RESPONDER if role == INITIATOR else INITIATOR
+        return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
+                     identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
+                     subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer])
+
+    def establish(self, scenario: Scenario) -> Tunnel:
+        """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
+        the case judges the returned tunnel and the wire."""
+        for role in ROLES:
+            self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
+        self.nodes[INITIATOR].start()
+        self.capture.start()  # before the responder starts: the wire is complete from its first packet
+        self.nodes[RESPONDER].start()
+        for role in ROLES:
+            self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+            self.nodes[role].exec(["ip", "address", "add", f"{inner_address(scenario.subnets[role])}/32",
+                                   "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+        for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
+            self.endpoints[role].load()
+        return Tunnel(self, scenario, self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S))
+
+    @cached_property
+    def _wire(self) -> Wire:
+        return Wire.from_pcap(self.capture.stop(self._pcap))
+
+    def wire(self) -> Wire:
+        """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
+        return self._wire
+
+    def log_tail(self, role: str, lines: int = 12) -> str:
+        return "\n".join(self.nodes[role].logs().rstrip().splitlines()[-lines:])
+
+
+@pytest.fixture
+def ipsec_pair(pair_lab, host, images) -> IPsecPair:
+    return IPsecPair(pair_lab, host, images.tools())

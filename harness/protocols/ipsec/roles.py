@@ -1,0 +1,61 @@
+"""The interface a vendor adapter implements to play an IPsec role (vendors/<name>/adapter.py).
+
+The harness owns the lab: it creates the node from the vendor's image (whose default command runs the
+daemon in the foreground), puts the rendered files in place before the daemon starts, adds the inner
+addresses, captures the wire and judges. The adapter knows only its own daemon: its config syntax, how
+to tell it is ready, how to load, initiate and list SAs. Vendor images need iproute2 and ping.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from harness.host import HostCapabilities
+from harness.lab import Node
+from harness.protocols.ipsec.scenario import Scenario, Side
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the initiating daemon reported about its attempt."""
+    established: bool
+    auth_failed: bool
+    detail: str  # the daemon's own words, for the failure message
+
+
+@dataclass(frozen=True)
+class ChildSa:
+    name: str
+    spi_in: int
+    spi_out: int
+    udp_encapsulated: bool
+
+
+class IPsecEndpoint(ABC):
+    def __init__(self, node: Node, host: HostCapabilities):
+        self.node = node
+        self.host = host
+
+    @abstractmethod
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        """Config files for this scenario, keyed by absolute path in the node."""
+
+    @abstractmethod
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the daemon answers its control interface; raise LabTimeout naming it otherwise."""
+
+    @abstractmethod
+    def load(self) -> None:
+        """Load the rendered connection into the running daemon (the responder is loaded first)."""
+
+    @abstractmethod
+    def initiate(self, timeout: float) -> Outcome:
+        """Start the connection and report how it ended (initiator only)."""
+
+    @abstractmethod
+    def child_sas(self) -> list[ChildSa]:
+        """The CHILD SAs the daemon has installed now."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The daemon's version, read from the running daemon."""

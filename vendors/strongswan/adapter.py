@@ -1,0 +1,98 @@
+"""strongSwan as an IPsec initiator or responder: charon-systemd in the foreground, driven by swanctl.
+
+On hosts whose kernel lacks ESP, ESP runs in user space (kernel-libipsec on /dev/net/tun), which always
+UDP-encapsulates; on hosts with kernel ESP the kernel does it. See NOTES.md for the traps.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from harness.errors import ConfigError
+from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
+from harness.waiting import wait_for
+
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+
+# IANA transform names (the scenario's vocabulary) -> strongSwan proposal keywords.
+KEYWORDS = {
+    "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
+    "ENCR_AES_GCM_16_128": "aes128gcm16", "ENCR_AES_GCM_16_256": "aes256gcm16",
+    "ENCR_CHACHA20_POLY1305": "chacha20poly1305",
+    "AUTH_HMAC_SHA1_96": "sha1", "AUTH_HMAC_SHA2_256_128": "sha256", "AUTH_HMAC_SHA2_384_192": "sha384",
+    "AUTH_HMAC_SHA2_512_256": "sha512",
+    "PRF_HMAC_SHA1": "prfsha1", "PRF_HMAC_SHA2_256": "prfsha256", "PRF_HMAC_SHA2_384": "prfsha384",
+    "PRF_HMAC_SHA2_512": "prfsha512",
+    "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
+    "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
+}
+AEAD = ("_GCM_", "CHACHA20_POLY1305")
+
+
+def _keyword(name: str, field: str) -> str:
+    try:
+        return KEYWORDS[name]
+    except KeyError:
+        raise ConfigError("scenario", field, f"strongswan adapter has no keyword for {name}") from None
+
+
+def ike_proposal(p: IkeProposal) -> str:
+    parts = [p.encryption] + ([] if any(a in p.encryption for a in AEAD) else [p.integrity]) + [p.prf, p.group]
+    return "-".join(_keyword(n, "ike") for n in parts)
+
+
+def esp_proposal(p: EspProposal) -> str:
+    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+
+
+class StrongSwan(IPsecEndpoint):
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        self.childless = scenario.childless
+        variables = dict(
+            role=side.role, libipsec=not self.host.has("kernel-esp"),
+            local_addr=side.address, remote_addr=side.peer_address,
+            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
+            ike_proposals=[ike_proposal(p) for p in scenario.ike],
+            esp_proposals=[esp_proposal(p) for p in scenario.esp])
+        return {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
+                "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}
+
+    def _swanctl(self, *args: str, timeout: float = 10, check: bool = False):
+        return self.node.exec(["swanctl", *args], timeout=timeout, check=check)
+
+    def wait_ready(self, timeout: float) -> None:
+        def answers() -> bool:
+            self.node.ensure_running()  # a daemon that died is reported at once, not after the timeout
+            return self._swanctl("--stats", timeout=5).ok
+        wait_for(answers, timeout=timeout, what=f"charon on {self.node.name} to answer swanctl --stats")
+
+    def load(self) -> None:
+        self._swanctl("--load-all", "--noprompt", check=True)
+
+    def initiate(self, timeout: float) -> Outcome:
+        target = ["--ike", "lab"] if self.childless else ["--child", "net"]
+        result = self._swanctl("--initiate", *target, "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+        lines = result.output.strip().splitlines()
+        return Outcome(established=result.ok,
+                       auth_failed="AUTHENTICATION_FAILED" in result.output,
+                       detail=lines[-1] if lines else f"swanctl --initiate exited {result.exit_code}")
+
+    def child_sas(self) -> list[ChildSa]:
+        """Parse `swanctl --list-sas`: a CHILD_SA block starts '<name>: #n, reqid n, INSTALLED, <mode>'."""
+        text = self._swanctl("--list-sas", check=True).output
+        sas = []
+        for block in re.split(r"\n(?=\s+\S+: #\d+, reqid)", text)[1:]:
+            head = re.match(r"\s+(\S+): #\d+, reqid \d+, (\S+), (\S+),", block)
+            spi_in, spi_out = re.search(r"\bin\s+([0-9a-f]{8})", block), re.search(r"\bout\s+([0-9a-f]{8})", block)
+            if head and head.group(2) == "INSTALLED" and spi_in and spi_out:
+                sas.append(ChildSa(head.group(1), int(spi_in.group(1), 16), int(spi_out.group(1), 16),
+                                   udp_encapsulated="in-UDP" in head.group(3)))
+        return sas
+
+    def version(self) -> str:
+        return self._swanctl("--version", "--daemon").output.strip()
