@@ -253,7 +253,8 @@ def _attach(folder: Path) -> None:
             continue
         name = str(path.relative_to(folder))
         if path.suffix == ".pcap":
-            allure.attach.file(str(path), name=name, extension="pcap")
+            allure.attach.file(str(path), name=name, attachment_type="application/vnd.tcpdump.pcap",
+                               extension="pcap")
         else:
             allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.TEXT)
 
