@@ -51,7 +51,6 @@ def esp_proposal(p: EspProposal) -> str:
 
 class StrongSwan(IPsecEndpoint):
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
-        self.childless = scenario.childless
         variables = dict(
             role=side.role, libipsec=not self.host.has("kernel-esp"),
             local_addr=side.address, remote_addr=side.peer_address,
@@ -75,8 +74,9 @@ class StrongSwan(IPsecEndpoint):
         self._swanctl("--load-all", "--noprompt", check=True)
 
     def initiate(self, timeout: float) -> Outcome:
-        target = ["--ike", "lab"] if self.childless else ["--child", "net"]
-        result = self._swanctl("--initiate", *target, "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+        # Always by child: with `childless = force` charon still sets the IKE SA up without a CHILD SA and
+        # creates the child afterwards with CREATE_CHILD_SA; `--ike lab` would never create it at all.
+        result = self._swanctl("--initiate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
         lines = result.output.strip().splitlines()
         return Outcome(established=result.ok,
                        auth_failed="AUTHENTICATION_FAILED" in result.output,
