@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 from harness.errors import HarnessError
-from harness.results import read_matrix, summary_table
 from harness.run import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -41,9 +40,8 @@ def cmd_run(args, pytest_args: list[str]) -> int:
     reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / new_run_id()).resolve()
     command = [sys.executable, "-m", "pytest", str(suites), "--rootdir", str(PROJECT_ROOT),
                "--reports-dir", str(reports), "-q", *pytest_args]
-    code = subprocess.call(command, cwd=PROJECT_ROOT)
+    code = subprocess.call(command, cwd=PROJECT_ROOT)  # its terminal summary ends with the matrix
     if (reports / "matrix.json").exists():
-        print("\n" + summary_table(read_matrix(reports)))
         print(f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
               f"\nallure:  allure serve {reports / 'allure-results'}")
     return code

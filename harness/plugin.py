@@ -290,11 +290,14 @@ class MatrixRecorder:
     def __init__(self, run: Run):
         self.run = run
         self.results: dict[str, CaseResult] = {}
+        self.finished: set[str] = set()  # cases whose body ran, or whose setup already decided the verdict
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties).get("overlay_interop")
         if props is None or "verdict" not in props:
             return
+        if report.when == "call" or report.outcome != "passed":
+            self.finished.add(report.nodeid)
         known = self.results.get(report.nodeid)
         if known is None:
             self.results[report.nodeid] = CaseResult(props["protocol"], props["case"], props["a"], props["b"],
@@ -307,6 +310,9 @@ class MatrixRecorder:
     def pytest_sessionfinish(self, session):
         if not self.results:
             return
+        for nodeid, result in self.results.items():
+            if nodeid not in self.finished:  # interrupted (^C, a dead worker) between setup and verdict
+                result.merge("broken", "interrupted before the case reached a verdict", 0.0)
         self.run.reports_dir.mkdir(parents=True, exist_ok=True)
         write_matrix(self.run.reports_dir, list(self.results.values()))
         latest = self.run.reports_dir.parent / "latest"

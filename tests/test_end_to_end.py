@@ -145,3 +145,19 @@ def test_the_reaper_spares_a_live_run(client, tmp_path):
                 container.remove(force=True)
             except docker.errors.NotFound:
                 pass
+
+
+def test_sigint_tears_the_lab_down_and_marks_the_case_broken(client, tmp_path):
+    """^C mid-case: pytest's teardown still closes the lab, and the unfinished case is not called passed."""
+    proc = pytest_run(tmp_path, "-k", "psk_tunnel")
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while not owned_by(labelled(client, "containers"), proc.pid) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stdout.read()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, output[-2000:]  # pytest: interrupted
+    assert owned_by(labelled(client, "containers"), proc.pid) == []
+    assert owned_by(labelled(client, "networks"), proc.pid) == []
+    [record] = json.loads((tmp_path / "matrix.json").read_text())
+    assert (record["verdict"], record["reason"]) == ("broken", "interrupted before the case reached a verdict")
