@@ -150,10 +150,12 @@ def test_the_reaper_spares_a_live_run(client, tmp_path):
 def test_sigint_tears_the_lab_down_and_marks_the_case_broken(client, tmp_path):
     """^C mid-case: pytest's teardown still closes the lab, and the unfinished case is not called passed."""
     proc = pytest_run(tmp_path, "-k", "psk_tunnel")
+    in_the_case_body = tmp_path / "pairs/ipsec/psk_tunnel/strongswan__strongswan/configs"  # written by establish()
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while not owned_by(labelled(client, "containers"), proc.pid) and time.monotonic() < deadline:
+    while not in_the_case_body.exists() and time.monotonic() < deadline:
         assert proc.poll() is None, proc.stdout.read()[-2000:]
         time.sleep(0.05)
+    assert owned_by(labelled(client, "containers"), proc.pid), "the lab should be up when ^C arrives"
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=120)
     assert proc.returncode == 2, output[-2000:]  # pytest: interrupted
