@@ -209,7 +209,7 @@ def pair_lab(request, vendor_pair, docker_client, images):
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
     _label_allure(vendor_pair)
-    _skip_undeclared_features(request, vendor_pair)
+    _skip_unsupported(request, vendor_pair)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
               "b": vendor_pair.b.name, "pcap": None}
@@ -229,13 +229,23 @@ def pair_lab(request, vendor_pair, docker_client, images):
             lab.close()
 
 
-def _skip_undeclared_features(request, pair: VendorPair) -> None:
+def _skip_unsupported(request, pair: VendorPair) -> None:
+    """Skip, with the reason, a pair that lacks a feature the case needs, or whose vendor needs a host
+    capability for that feature which this host lacks. Never a silent drop: the matrix shows the cell."""
     marker = request.node.get_closest_marker("features")
     needed = set(marker.args) if marker else set()
+    vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
     gaps = [f"{v.name} does not declare {', '.join(missing)} for {pair.protocol}"
-            for v in {pair.a.name: pair.a, pair.b.name: pair.b}.values() if (missing := v.missing_features(pair.protocol, needed))]
+            for v in vendors if (missing := v.missing_features(pair.protocol, needed))]
     if gaps:
         pytest.skip("; ".join(gaps))
+    host_needs = [(v, feature, caps) for v in vendors for feature, caps in v.host_needs(pair.protocol, needed).items()]
+    if host_needs:
+        host: HostCapabilities = request.getfixturevalue("host")
+        gaps = [f"{v.name} needs {', '.join(caps)} for {feature}: " + "; ".join(host.reason(c) for c in missing)
+                for v, feature, caps in host_needs if (missing := host.missing(*sorted(caps)))]
+        if gaps:
+            pytest.skip("; ".join(gaps))
 
 
 def _label_allure(pair: VendorPair) -> None:

@@ -8,6 +8,9 @@
     roles = ["initiator", "responder"]     # the roles of harness.protocols.ipsec.ROLES it can play
     features = ["psk", "childless"]        # what the protocol's cases may ask for
 
+    [protocols.ipsec.host]                 # optional: host capabilities (harness.host) a feature needs
+    child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so
+
 The registry is built from these files alone; the matrix is every ordered pair they allow.
 """
 from __future__ import annotations
@@ -20,12 +23,14 @@ from pathlib import Path
 
 from harness import protocols
 from harness.errors import ConfigError
+from harness.host import CAPABILITIES
 
 
 @dataclass(frozen=True)
 class Support:
     roles: frozenset[str]
     features: frozenset[str]
+    host: dict[str, frozenset[str]] = field(default_factory=dict)  # feature -> host capabilities it needs
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: one object per vendor folder
@@ -43,6 +48,11 @@ class Vendor:
     def missing_features(self, protocol: str, features: set[str] | frozenset[str]) -> list[str]:
         declared = self.protocols.get(protocol, Support(frozenset(), frozenset())).features
         return sorted(set(features) - declared)
+
+    def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
+        """For the features a case uses, the host capabilities this vendor needs to provide them."""
+        support = self.protocols.get(protocol)
+        return {f: support.host[f] for f in sorted(features) if support and f in support.host}
 
     def adapter_class(self) -> type:
         module_name, _, class_name = self.adapter.partition(":")
@@ -98,7 +108,20 @@ def load_vendor(folder: Path) -> Vendor:
         legal = set(protocols.roles(proto))
         if not roles <= legal:
             raise ConfigError(where, f"{prefix}.roles", f"{sorted(roles - legal)} not among {sorted(legal)}")
-        support[proto] = Support(roles, _strings(table.get("features", []), where, f"{prefix}.features"))
+        features = _strings(table.get("features", []), where, f"{prefix}.features")
+        host = table.get("host", {})
+        if not isinstance(host, dict):
+            raise ConfigError(where, f"{prefix}.host", "must be a table of feature = [host capabilities]")
+        needs = {}
+        for feature, caps in host.items():
+            needs[feature] = _strings(caps, where, f"{prefix}.host.{feature}")
+            if feature not in features:
+                raise ConfigError(where, f"{prefix}.host.{feature}", "names a feature not in features")
+            unknown = needs[feature] - set(CAPABILITIES)
+            if unknown:
+                raise ConfigError(where, f"{prefix}.host.{feature}",
+                                  f"unknown host capability {sorted(unknown)}; known: {', '.join(CAPABILITIES)}")
+        support[proto] = Support(roles, features, needs)
     return Vendor(data["name"], folder, data["description"], data["adapter"], support)
 
 

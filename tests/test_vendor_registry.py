@@ -80,3 +80,21 @@ def test_a_bad_declaration_names_the_file_and_the_field(tmp_path, toml, field):
     assert caught.value.where == str(folder / "vendor.toml")
     assert caught.value.field == field
     assert "\n" not in str(caught.value)
+
+
+def test_host_needs_are_declared_per_feature(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v", extra='[protocols.ipsec.host]\npsk = ["kernel-esp"]\n'))
+    vendor = load_registry(tmp_path)["v"]
+    assert vendor.host_needs("ipsec", {"psk", "childless"}) == {"psk": frozenset({"kernel-esp"})}
+    assert vendor.host_needs("ipsec", {"childless"}) == {}
+
+
+@pytest.mark.parametrize("host, problem", [
+    ('[protocols.ipsec.host]\npsk = ["kernel-esb"]\n', "unknown host capability"),
+    ('[protocols.ipsec.host]\nchild_sa = ["kernel-esp"]\n', "names a feature not in features"),
+])
+def test_bad_host_needs_name_the_field(tmp_path, host, problem):
+    folder = declare(tmp_path, "v", vendor_toml("v", extra=host))
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_registry(tmp_path)
+    assert caught.value.where == str(folder / "vendor.toml") and caught.value.field.startswith("protocols.ipsec.host.")

@@ -94,5 +94,8 @@ class StrongSwan(IPsecEndpoint):
                                    udp_encapsulated="in-UDP" in head.group(3)))
         return sas
 
+    def terminate(self, timeout: float) -> None:
+        self._swanctl("--terminate", "--ike", "lab", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+
     def version(self) -> str:
         return self._swanctl("--version", "--daemon").output.strip()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from harness.host import HostCapabilities
 from harness.lab import Node
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.scenario import Scenario, Side
 
 
@@ -57,5 +58,17 @@ class IPsecEndpoint(ABC):
         """The CHILD SAs the daemon has installed now."""
 
     @abstractmethod
+    def terminate(self, timeout: float) -> None:
+        """Close the IKE SA (and its CHILD SAs) from this side, so a DELETE goes on the wire."""
+
+    @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""
+
+    def ike_keys(self) -> list["IkeSaKeys"]:
+        """The IKE SA keys this daemon negotiated, for decrypting the capture; [] if it cannot export them."""
+        return []
+
+    def esp_keys(self) -> list["EspSaKeys"]:
+        """The ESP SA keys this daemon installed, for decrypting the capture; [] if it cannot export them."""
+        return []
