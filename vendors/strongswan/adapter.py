@@ -51,13 +51,19 @@ def esp_proposal(p: EspProposal) -> str:
 
 class StrongSwan(IPsecEndpoint):
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        self.childless = scenario.childless
+        timers = {"dpd_delay": scenario.dpd_delay_s, "ike_rekey_time": scenario.ike_rekey_s,
+                  "child_rekey_time": scenario.child_rekey_s}
         variables = dict(
+            {name: f"{seconds}s" for name, seconds in timers.items() if seconds is not None},
             role=side.role, libipsec=not self.host.has("kernel-esp"),
             local_addr=side.address, remote_addr=side.peer_address,
             local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
             local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
-            ike_proposals=[ike_proposal(p) for p in scenario.ike],
-            esp_proposals=[esp_proposal(p) for p in scenario.esp])
+            ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
+            esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
+        if scenario.ike_rekey_s or scenario.child_rekey_s:
+            variables["rand_time"] = "0s"  # rekey exactly when the case expects it
         return {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
                 "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}
 
@@ -74,9 +80,10 @@ class StrongSwan(IPsecEndpoint):
         self._swanctl("--load-all", "--noprompt", check=True)
 
     def initiate(self, timeout: float) -> Outcome:
-        # Always by child: with `childless = force` charon still sets the IKE SA up without a CHILD SA and
-        # creates the child afterwards with CREATE_CHILD_SA; `--ike lab` would never create it at all.
-        result = self._swanctl("--initiate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+        # A childless scenario initiates the IKE SA alone (`childless = force` keeps SA/TS out of IKE_AUTH);
+        # otherwise by child, so IKE_AUTH carries the first CHILD SA.
+        target = ["--ike", "lab"] if self.childless else ["--child", "net"]
+        result = self._swanctl("--initiate", *target, "--timeout", f"{int(timeout)}", timeout=timeout + 5)
         lines = result.output.strip().splitlines()
         return Outcome(established=result.ok,
                        auth_failed="AUTHENTICATION_FAILED" in result.output,

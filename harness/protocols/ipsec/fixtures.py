@@ -3,6 +3,7 @@ initiator's wire captured. Suites call `establish(scenario)` and then judge the 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -17,6 +18,7 @@ from harness.protocols.ipsec.wire import Wire
 
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
+TERMINATE_TIMEOUT_S = 10
 
 INITIATOR, RESPONDER = ROLES
 
@@ -59,6 +61,16 @@ class Tunnel:
         match = re.search(r"(\d+) packets transmitted, (\d+) received", result.output)
         sent, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
         return Ping(sent, received, result.output.strip())
+
+    def close(self) -> None:
+        """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
+        self.pair.endpoints[INITIATOR].terminate(TERMINATE_TIMEOUT_S)
+
+    def let_timers_run(self, seconds: float) -> None:
+        """Wait while timer-driven behaviour (DPD, rekeying) happens; the case then judges the wire."""
+        time.sleep(seconds)
+        for node in self.pair.nodes.values():
+            node.ensure_running()
 
     def explain(self) -> str:
         """The initiator's own account plus both daemons' last log lines: the failure message of a case."""

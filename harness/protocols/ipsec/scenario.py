@@ -21,17 +21,33 @@ class EspProposal:
 
 @dataclass(frozen=True)
 class Scenario:
+    """Both sides get the same settings unless a `responder_*` field says otherwise for the responder."""
     psk: str = "interop-lab-psk-7f3a"
     responder_psk: str | None = None  # None: the same PSK as the initiator's; set it to make them disagree
-    ike: tuple[IkeProposal, ...] = (IkeProposal(),)
+    ike: tuple[IkeProposal, ...] = (IkeProposal(),)  # in order of preference; the first one's group goes in KE
+    responder_ike: tuple[IkeProposal, ...] | None = None
     esp: tuple[EspProposal, ...] = (EspProposal(),)
+    responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
+    dpd_delay_s: int | None = None  # liveness checks (RFC 7296 2.4) after this many idle seconds
+    ike_rekey_s: int | None = None  # rekey the IKE SA after this many seconds (None: the vendor's default)
+    child_rekey_s: int | None = None
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
 
     def psk_of(self, role: str) -> str:
-        return self.responder_psk if role == "responder" and self.responder_psk is not None else self.psk
+        return self._of(role, "psk")
+
+    def ike_of(self, role: str) -> tuple[IkeProposal, ...]:
+        return self._of(role, "ike")
+
+    def esp_of(self, role: str) -> tuple[EspProposal, ...]:
+        return self._of(role, "esp")
+
+    def _of(self, role: str, name: str):
+        override = getattr(self, f"responder_{name}") if role == "responder" else None
+        return getattr(self, name) if override is None else override
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,82 @@
+"""IKE SA set-up and negotiation (RFC 7296, RFC 6023). These cases need no CHILD SA: they run childless, so
+they judge IKE interop even where a vendor cannot install ESP SAs on this host."""
+import pytest
+
+from harness.protocols.ipsec.scenario import IkeProposal, Scenario
+
+pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("psk", "childless")]
+
+STRONG = IkeProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA2_512_256", prf="PRF_HMAC_SHA2_512",
+                     group="MODP_3072")
+
+
+def exchanges(messages) -> list[tuple[str, bool, bool]]:
+    """(exchange, sent by the original initiator, is a response) per message: the shape of a conversation."""
+    return [(m.exchange, m.is_initiator, m.is_response) for m in messages]
+
+
+def answers(response, request) -> bool:
+    """RFC 7296 2.2: a response carries its request's message ID and goes back the way the request came."""
+    return (response.is_response and response.message_id == request.message_id
+            and (response.src, response.dst) == (request.dst, request.src))
+
+
+def test_ike_only(ipsec_pair):
+    """RFC 6023: with childless IKEv2 the IKE SA comes up with no CHILD SA; RFC 7296 1.4.1: closing it sends
+    an INFORMATIONAL request with Delete, which the peer answers."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True))
+    assert tunnel.up, tunnel.explain()
+    for role in ("initiator", "responder"):
+        assert not tunnel.child_sas(role), f"{role} installed a CHILD SA in a childless IKE SA"
+    tunnel.close()
+
+    wire = ipsec_pair.wire()
+    assert exchanges(wire.ike()) == [("IKE_SA_INIT", True, False), ("IKE_SA_INIT", False, True),
+                                     ("IKE_AUTH", True, False), ("IKE_AUTH", False, True),
+                                     ("INFORMATIONAL", True, False), ("INFORMATIONAL", False, True)], \
+        wire.describe()
+    assert not wire.esp(), wire.describe()
+
+
+def test_no_proposal_chosen(ipsec_pair):
+    """RFC 7296 2.7/3.10.1: a responder that accepts none of the offered proposals answers IKE_SA_INIT with
+    NO_PROPOSAL_CHOSEN, and no IKE SA is set up."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True, ike=(STRONG,), responder_ike=(IkeProposal(),)))
+    assert not tunnel.up, f"an IKE SA came up with disjoint proposals\n{tunnel.explain()}"
+
+    wire = ipsec_pair.wire()
+    init = wire.ike("IKE_SA_INIT")
+    responses = [m for m in init if m.is_response]
+    assert responses and responses[0].notify("NO_PROPOSAL_CHOSEN"), init.describe()
+    assert not wire.ike("IKE_AUTH"), f"IKE_AUTH after NO_PROPOSAL_CHOSEN:\n{wire.describe()}"
+
+
+def test_ke_group_mismatch(ipsec_pair):
+    """RFC 7296 1.2/1.3: a responder that accepts the proposal but not the KE payload's group answers
+    INVALID_KE_PAYLOAD naming its group; the initiator retries IKE_SA_INIT with that group and succeeds."""
+    modp2048 = IkeProposal(group="MODP_2048")
+    tunnel = ipsec_pair.establish(Scenario(childless=True, ike=(IkeProposal(group="MODP_3072"), modp2048),
+                                           responder_ike=(modp2048,)))
+    assert tunnel.up, tunnel.explain()
+
+    init = ipsec_pair.wire().ike("IKE_SA_INIT")
+    assert [m.is_response for m in init] == [False, True, False, True], init.describe()
+    invalid_ke = init[1].notify("INVALID_KE_PAYLOAD")
+    assert invalid_ke is not None, init.describe()
+    assert int.from_bytes(invalid_ke.data, "big") == 14, f"expected MODP_2048 (14) in the notify:\n{init.describe()}"
+    assert not init[3].errors, init.describe()
+
+
+@pytest.mark.features("psk", "childless", "dpd")
+def test_liveness(ipsec_pair):
+    """RFC 7296 2.4: an endpoint that has heard nothing for a while checks liveness with an INFORMATIONAL
+    request, which the peer must answer (same message ID, sent as a response)."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True, dpd_delay_s=1))
+    assert tunnel.up, tunnel.explain()
+    tunnel.let_timers_run(3.5)
+
+    info = ipsec_pair.wire().ike("INFORMATIONAL")
+    requests = [m for m in info if not m.is_response]
+    answered = [r for r in requests if any(answers(m, r) for m in info)]
+    assert len(requests) >= 2, f"expected liveness checks every second for 3.5 s:\n{info.describe()}"
+    assert answered == requests, f"unanswered liveness checks:\n{info.describe()}"
