@@ -64,7 +64,7 @@ def full_run(killed_run_id, client, tmp_path_factory):
     left = labelled(client, "containers", run=killed_run_id) + labelled(client, "networks", run=killed_run_id)
     assert left, "SIGKILL left nothing behind, so this test would prove nothing about the reaper"
     reports = tmp_path_factory.mktemp("run")
-    proc = pytest_run(reports)
+    proc = pytest_run(reports, "-k", "psk_tunnel or wrong_psk")
     output, _ = proc.communicate(timeout=RUN_TIMEOUT_S)
     return proc.returncode, output, reports, proc.pid
 

@@ -1,4 +1,5 @@
 """Bad input gets one line naming the option or file and field, never a traceback."""
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ def run(*argv: str) -> subprocess.CompletedProcess:
 def test_unknown_vendor_option():
     result = run(sys.executable, "-m", "pytest", "suites", "--vendors", "nosuch", "--collect-only", "-q")
     assert result.returncode == 4  # pytest's usage error
-    assert "--vendors: nosuch: no such vendor; known: strongswan" in result.stderr
+    assert re.search(r"--vendors: nosuch: no such vendor; known: [a-z, ]*strongswan", result.stderr)
     assert "Traceback" not in result.stderr + result.stdout
 
 
@@ -26,8 +27,8 @@ def test_unknown_protocol_option():
 def test_cli_unknown_vendor_is_a_usage_error():
     result = run(sys.executable, "-m", "harness.cli", "images", "build", "nosuch")
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "overlay-interop: error: no such vendor: nosuch; known: strongswan"]
+    [line] = result.stderr.strip().splitlines()
+    assert re.fullmatch(r"overlay-interop: error: no such vendor: nosuch; known: [a-z, ]*strongswan[a-z, ]*", line)
 
 
 def test_matrix_parametrisation_ids():
