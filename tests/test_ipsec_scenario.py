@@ -25,3 +25,18 @@ def test_strongswan_proposal_keywords():
     assert module.esp_proposal(EspProposal(encryption="ENCR_AES_GCM_16_256", integrity=None)) == "aes256gcm16"
     with pytest.raises(ConfigError, match="^scenario: ike: strongswan adapter has no keyword for ENCR_DES$"):
         module.ike_proposal(IkeProposal(encryption="ENCR_DES"))
+
+
+def test_pki_issues_certificates_for_the_identity_from_one_ca_per_key_type():
+    from cryptography import x509
+    from harness.protocols.ipsec import pki
+    a, b = pki.issue("initiator.lab", "rsa"), pki.issue("responder.lab", "rsa")
+    assert a.ca_pem == b.ca_pem and a.cert_pem != b.cert_pem
+    cert = x509.load_pem_x509_certificate(a.cert_pem)
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == ["initiator.lab"]
+    ca = x509.load_pem_x509_certificate(a.ca_pem)
+    cert.verify_directly_issued_by(ca)
+    assert pki.issue("initiator.lab", "ecdsa").ca_pem != a.ca_pem
+    with pytest.raises(ValueError, match="unknown key type"):
+        pki.issue("x.lab", "dsa")

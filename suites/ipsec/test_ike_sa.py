@@ -80,3 +80,24 @@ def test_liveness(ipsec_pair):
     answered = [r for r in requests if any(answers(m, r) for m in info)]
     assert len(requests) >= 2, f"expected liveness checks every second for 3.5 s:\n{info.describe()}"
     assert answered == requests, f"unanswered liveness checks:\n{info.describe()}"
+
+
+
+def authenticates_with_certificates(ipsec_pair, key_type: str) -> None:
+    tunnel = ipsec_pair.establish(Scenario(childless=True, auth=key_type))
+    assert tunnel.up, tunnel.explain()
+    auth = ipsec_pair.wire().ike("IKE_AUTH")
+    assert [m.is_response for m in auth] == [False, True], auth.describe()
+
+
+@pytest.mark.features("rsa", "childless")
+def test_certificates_rsa(ipsec_pair):
+    """RFC 7296 2.15/3.6: each peer proves its identity with an RSA signature over the exchange, checked
+    against a certificate from a CA both trust (RFC 7427 lets each pick PKCS#1 v1.5 or PSS)."""
+    authenticates_with_certificates(ipsec_pair, "rsa")
+
+
+@pytest.mark.features("ecdsa", "childless")
+def test_certificates_ecdsa(ipsec_pair):
+    """RFC 7296 2.15, RFC 4754: as with RSA, with ECDSA P-256 certificates from the same kind of CA."""
+    authenticates_with_certificates(ipsec_pair, "ecdsa")

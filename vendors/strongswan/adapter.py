@@ -64,8 +64,14 @@ class StrongSwan(IPsecEndpoint):
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
-        return {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
-                "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}
+        variables["auth"] = scenario.auth
+        files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
+                 "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}
+        if side.credentials:
+            files.update({"/etc/swanctl/x509/local.pem": side.credentials.cert_pem.decode(),
+                          "/etc/swanctl/private/local.key": side.credentials.key_pem.decode(),
+                          "/etc/swanctl/x509ca/ca.pem": side.credentials.ca_pem.decode()})
+        return files
 
     def _swanctl(self, *args: str, timeout: float = 10, check: bool = False):
         return self.node.exec(["swanctl", *args], timeout=timeout, check=check)

@@ -11,7 +11,7 @@ import pytest
 
 from harness.capture import Capture
 from harness.lab import Node
-from harness.protocols.ipsec import ROLES
+from harness.protocols.ipsec import ROLES, pki
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
 from harness.protocols.ipsec.wire import Wire
@@ -97,7 +97,8 @@ class IPsecPair:
         peer = RESPONDER if role == INITIATOR else INITIATOR
         return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
                      identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
-                     subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer])
+                     subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer],
+                     credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
 
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from harness.protocols.ipsec.pki import Credentials
+
 
 @dataclass(frozen=True)
 class IkeProposal:
@@ -22,6 +24,7 @@ class EspProposal:
 @dataclass(frozen=True)
 class Scenario:
     """Both sides get the same settings unless a `responder_*` field says otherwise for the responder."""
+    auth: str = "psk"  # "psk", or certificates from the run's CA: "rsa", "ecdsa" (harness.protocols.ipsec.pki)
     psk: str = "interop-lab-psk-7f3a"
     responder_psk: str | None = None  # None: the same PSK as the initiator's; set it to make them disagree
     ike: tuple[IkeProposal, ...] = (IkeProposal(),)  # in order of preference; the first one's group goes in KE
@@ -61,6 +64,7 @@ class Side:
     psk: str
     subnet: str
     peer_subnet: str
+    credentials: Credentials | None = None  # this side's certificate, key and CA when auth is not "psk"
 
     @property
     def inner_address(self) -> str:
