@@ -101,3 +101,19 @@ def test_certificates_rsa(ipsec_pair):
 def test_certificates_ecdsa(ipsec_pair):
     """RFC 7296 2.15, RFC 4754: as with RSA, with ECDSA P-256 certificates from the same kind of CA."""
     authenticates_with_certificates(ipsec_pair, "ecdsa")
+
+
+@pytest.mark.features("rsa", "fragmentation", "childless")
+def test_fragmentation(ipsec_pair):
+    """RFC 7383 2.3/2.5: when both peers announced IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT, an IKE_AUTH
+    too large for the path (here: an RSA-4096 certificate) is sent as Encrypted Fragment payloads."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True, auth="rsa4096"))
+    assert tunnel.up, tunnel.explain()
+
+    wire = ipsec_pair.wire()
+    init = wire.ike("IKE_SA_INIT")
+    assert all(m.notify("IKEV2_FRAGMENTATION_SUPPORTED") for m in init), \
+        f"both sides must announce fragmentation support:\n{init.describe()}"
+    requests = [m for m in wire.ike("IKE_AUTH") if not m.is_response]
+    assert len(requests) >= 2 and all(m.payloads == ("EncryptedFragment",) for m in requests), \
+        f"expected the IKE_AUTH request in several SKF fragments:\n{wire.describe()}"

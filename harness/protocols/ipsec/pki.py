@@ -14,7 +14,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-KEY_TYPES = ("rsa", "ecdsa")
+# rsa4096 exists for size, not strength: its certificate and signature push IKE_AUTH past 1280 bytes,
+# where RFC 7383 fragmentation has to start.
+KEY_TYPES = ("rsa", "rsa4096", "ecdsa")
 VALIDITY = datetime.timedelta(days=2)
 
 
@@ -28,8 +30,8 @@ class Credentials:
 
 
 def _new_key(key_type: str):
-    if key_type == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type in ("rsa", "rsa4096"):
+        return rsa.generate_private_key(public_exponent=65537, key_size=4096 if key_type == "rsa4096" else 2048)
     if key_type == "ecdsa":
         return ec.generate_private_key(ec.SECP256R1())
     raise ValueError(f"unknown key type {key_type!r}; known: {', '.join(KEY_TYPES)}")

@@ -24,7 +24,7 @@ class EspProposal:
 @dataclass(frozen=True)
 class Scenario:
     """Both sides get the same settings unless a `responder_*` field says otherwise for the responder."""
-    auth: str = "psk"  # "psk", or certificates from the run's CA: "rsa", "ecdsa" (harness.protocols.ipsec.pki)
+    auth: str = "psk"  # "psk", or certificates from the run's CA: "rsa", "rsa4096", "ecdsa" (ipsec.pki)
     psk: str = "interop-lab-psk-7f3a"
     responder_psk: str | None = None  # None: the same PSK as the initiator's; set it to make them disagree
     ike: tuple[IkeProposal, ...] = (IkeProposal(),)  # in order of preference; the first one's group goes in KE
