@@ -7,6 +7,7 @@ scripts/setup-host.sh bootstrapped with debootstrap.
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import hashlib
 import os
 import tempfile
@@ -26,10 +27,26 @@ class ImageBuildError(HarnessError):
     pass
 
 
+def _ignored(folder: Path) -> list[str]:
+    """The folder's .dockerignore patterns (plain globs; what Docker leaves out of the build context).
+    Vendors list their adapter, templates and notes there: they are read at run time, not built in."""
+    ignore = folder / ".dockerignore"
+    lines = ignore.read_text().splitlines() if ignore.is_file() else []
+    return [line.strip().rstrip("/") for line in lines if line.strip() and not line.startswith("#")]
+
+
 def folder_digest(folder: Path, salt: str = "") -> str:
-    """sha256 over every file's relative path and content, plus `salt` (the base image id)."""
+    """sha256 over the relative path and content of every file that goes into the image, plus `salt`
+    (the base image id)."""
+    patterns = _ignored(folder)
+
+    def built_in(path: Path) -> bool:
+        rel = path.relative_to(folder)
+        return "__pycache__" not in rel.parts and not any(
+            fnmatch.fnmatch(str(rel), p) or fnmatch.fnmatch(rel.parts[0], p) for p in patterns)
+
     h = hashlib.sha256(salt.encode())
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and built_in(p)):
         h.update(str(path.relative_to(folder)).encode() + b"\0")
         h.update(path.read_bytes() + b"\0")
     return h.hexdigest()[:12]

@@ -22,3 +22,17 @@ def test_bytecode_caches_do_not_count(tmp_path):
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "adapter.cpython-311.pyc").write_bytes(b"\0junk")
     assert folder_digest(tmp_path) == before
+
+
+def test_files_left_out_by_dockerignore_do_not_count(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM x\n")
+    (tmp_path / ".dockerignore").write_text("# run-time files\nadapter.py\ntemplates\n")
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "a.conf.j2").write_text("a\n")
+    (tmp_path / "adapter.py").write_text("x = 1\n")
+    before = folder_digest(tmp_path)
+    (tmp_path / "adapter.py").write_text("x = 2\n")
+    (tmp_path / "templates" / "a.conf.j2").write_text("b\n")
+    assert folder_digest(tmp_path) == before
+    (tmp_path / "Dockerfile").write_text("FROM y\n")
+    assert folder_digest(tmp_path) != before

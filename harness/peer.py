@@ -1,0 +1,42 @@
+"""An active peer in the lab: a node from the harness's tools image that sends datagrams the harness built
+(a protocol package builds them, e.g. with scapy) and reports the replies. It knows no protocol."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from harness.errors import HarnessError
+from harness.lab import Lab, Network, Node
+
+
+@dataclass(frozen=True)
+class Reply:
+    step: int  # index of the datagram this reply followed
+    src: str
+    sport: int
+    data: bytes
+
+
+class UdpPeer:
+    def __init__(self, lab: Lab, network: Network, tools_image: str, name: str = "peer"):
+        self.node: Node = lab.node(name, tools_image, network, command=["sleep", "infinity"])
+        self.node.start()
+
+    @property
+    def address(self) -> str:
+        return self.node.address
+
+    def exchange(self, datagrams: list[bytes], to: tuple[str, int], *, sport: int, wait: float = 0.5) -> list[Reply]:
+        """Send each datagram from `sport`, collecting replies for `wait` seconds after each one."""
+        spec = {"bind": ["0.0.0.0", sport], "to": list(to),
+                "steps": [{"send": d.hex(), "wait": wait} for d in datagrams]}
+        self.node.put_files({"/tmp/udp-peer.json": json.dumps(spec)})
+        result = self.node.exec(["sh", "-c", "udp-peer < /tmp/udp-peer.json"],
+                                timeout=len(datagrams) * wait + 10, what=f"the UDP peer's exchange with {to[0]}:{to[1]}")
+        if not result.ok:
+            raise HarnessError(f"{self.node.name}: udp-peer failed ({result.exit_code}): {result.output.strip()[-300:]}")
+        replies = []
+        for line in result.output.splitlines():
+            record = json.loads(line)
+            replies.append(Reply(record["step"], record["from"][0], record["from"][1], bytes.fromhex(record["data"])))
+        return replies
