@@ -1,12 +1,14 @@
-"""An active peer in the lab: a node from the harness's tools image that sends datagrams the harness built
-(a protocol package builds them, e.g. with scapy) and reports the replies. It knows no protocol."""
+"""An active peer in the lab: a sidecar from the harness's tools image, sharing a node's network namespace
+(so it speaks from that node's address, which the node's peers are configured to trust), that sends
+datagrams the harness built (a protocol package builds them, e.g. with scapy) and reports the replies.
+It knows no protocol."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 
 from harness.errors import HarnessError
-from harness.lab import Lab, Network, Node
+from harness.lab import Lab, Node
 
 
 @dataclass(frozen=True)
@@ -18,13 +20,11 @@ class Reply:
 
 
 class UdpPeer:
-    def __init__(self, lab: Lab, network: Network, tools_image: str, name: str = "peer"):
-        self.node: Node = lab.node(name, tools_image, network, command=["sleep", "infinity"])
-        self.node.start()
-
-    @property
-    def address(self) -> str:
-        return self.node.address
+    def __init__(self, lab: Lab, beside: Node, tools_image: str, name: str = "peer"):
+        container = lab.sidecar(f"{name}-{beside.name}", tools_image, of=beside, command=["sleep", "infinity"],
+                                cap_add=[])
+        container.start()
+        self.node = Node(container, f"{name} beside {beside.name}", beside.address, beside.network)
 
     def exchange(self, datagrams: list[bytes], to: tuple[str, int], *, sport: int, wait: float = 0.5) -> list[Reply]:
         """Send each datagram from `sport`, collecting replies for `wait` seconds after each one."""

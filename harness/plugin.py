@@ -209,11 +209,11 @@ def pair_lab(request, vendor_pair, docker_client, images):
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
     _label_allure(vendor_pair)
-    _skip_unsupported(request, vendor_pair)
     folder.mkdir(parents=True, exist_ok=True)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
               "b": vendor_pair.b.name, "pcap": None}
     request.node.user_properties.append(("overlay_interop", record))
+    _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
     plab = PairLab(lab, vendor_pair, folder, images)
     try:
@@ -234,11 +234,12 @@ def _skip_unsupported(request, pair: VendorPair) -> None:
     capability for that feature which this host lacks. Never a silent drop: the matrix shows the cell."""
     marker = request.node.get_closest_marker("features")
     needed = set(marker.args) if marker else set()
-    vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
-    gaps = [f"{v.name} does not declare {', '.join(missing)} for {pair.protocol}"
-            for v in vendors if (missing := v.missing_features(pair.protocol, needed))]
+    players = list(zip(pair.roles, (pair.a, pair.b)))
+    gaps = [f"{v.name} does not declare {', '.join(missing)} as {role} for {pair.protocol}"
+            for role, v in players if (missing := v.missing_features(pair.protocol, needed, role))]
     if gaps:
         pytest.skip("; ".join(gaps))
+    vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
     host_needs = [(v, feature, caps) for v in vendors for feature, caps in v.host_needs(pair.protocol, needed).items()]
     if host_needs:
         host: HostCapabilities = request.getfixturevalue("host")

@@ -6,7 +6,7 @@
 
     [protocols.ipsec]
     roles = ["initiator", "responder"]     # the roles of harness.protocols.ipsec.ROLES it can play
-    features = ["psk", "childless"]        # what the protocol's cases may ask for
+    features = ["psk", "childless@responder"]  # what the cases may ask for; "@role": only in that role
 
     [protocols.ipsec.host]                 # optional: host capabilities (harness.host) a feature needs
     child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so
@@ -45,9 +45,10 @@ class Vendor:
         support = self.protocols.get(protocol)
         return support is not None and role in support.roles
 
-    def missing_features(self, protocol: str, features: set[str] | frozenset[str]) -> list[str]:
+    def missing_features(self, protocol: str, features: set[str] | frozenset[str], role: str) -> list[str]:
+        """The features this vendor lacks when it plays `role` (a feature may be declared for one role)."""
         declared = self.protocols.get(protocol, Support(frozenset(), frozenset())).features
-        return sorted(set(features) - declared)
+        return sorted(f for f in features if f not in declared and f"{f}@{role}" not in declared)
 
     def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
         """For the features a case uses, the host capabilities this vendor needs to provide them."""
@@ -109,13 +110,17 @@ def load_vendor(folder: Path) -> Vendor:
         if not roles <= legal:
             raise ConfigError(where, f"{prefix}.roles", f"{sorted(roles - legal)} not among {sorted(legal)}")
         features = _strings(table.get("features", []), where, f"{prefix}.features")
+        for feature in features:
+            _, at, role = feature.partition("@")
+            if at and role not in legal:
+                raise ConfigError(where, f"{prefix}.features", f"{feature!r}: {role!r} is not one of {sorted(legal)}")
         host = table.get("host", {})
         if not isinstance(host, dict):
             raise ConfigError(where, f"{prefix}.host", "must be a table of feature = [host capabilities]")
         needs = {}
         for feature, caps in host.items():
             needs[feature] = _strings(caps, where, f"{prefix}.host.{feature}")
-            if feature not in features:
+            if feature not in {f.partition("@")[0] for f in features}:
                 raise ConfigError(where, f"{prefix}.host.{feature}", "names a feature not in features")
             unknown = needs[feature] - set(CAPABILITIES)
             if unknown:

@@ -48,8 +48,15 @@ def test_vendors_option_narrows_and_rejects_unknown_names(tmp_path):
 def test_missing_features_are_named(tmp_path):
     declare(tmp_path, "v", vendor_toml("v"))
     vendor = load_registry(tmp_path)["v"]
-    assert vendor.missing_features("ipsec", {"psk", "childless"}) == ["childless"]
-    assert vendor.missing_features("l2tp", {"psk"}) == ["psk"]
+    assert vendor.missing_features("ipsec", {"psk", "childless"}, "initiator") == ["childless"]
+    assert vendor.missing_features("l2tp", {"psk"}, "lac") == ["psk"]
+
+
+def test_a_feature_can_be_declared_for_one_role(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v").replace('features = ["psk"]', 'features = ["psk", "childless@responder"]'))
+    vendor = load_registry(tmp_path)["v"]
+    assert vendor.missing_features("ipsec", {"psk", "childless"}, "responder") == []
+    assert vendor.missing_features("ipsec", {"psk", "childless"}, "initiator") == ["childless"]
 
 
 def test_adapter_class_is_imported_from_the_folder(tmp_path):
@@ -72,6 +79,8 @@ def test_adapter_class_is_imported_from_the_folder(tmp_path):
     ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
      'features = [1]\n', "protocols.ipsec.features"),
     ('name = "v"\nthis is not toml', "(syntax)"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
+     'features = ["psk@lns"]\n', "protocols.ipsec.features"),
 ])
 def test_a_bad_declaration_names_the_file_and_the_field(tmp_path, toml, field):
     folder = declare(tmp_path, "v", toml)

@@ -3,6 +3,7 @@ they judge IKE interop even where a vendor cannot install ESP SAs on this host."
 import pytest
 
 from harness.protocols.ipsec.scenario import IkeProposal, Scenario
+from harness.protocols.ipsec.wire import IkeMessages
 
 pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("psk", "childless")]
 
@@ -38,10 +39,11 @@ def test_ike_only(ipsec_pair):
     assert not wire.esp(), wire.describe()
 
 
+@pytest.mark.features("psk")  # it ends in IKE_SA_INIT, before any CHILD SA: no need to run childless
 def test_no_proposal_chosen(ipsec_pair):
     """RFC 7296 2.7/3.10.1: a responder that accepts none of the offered proposals answers IKE_SA_INIT with
     NO_PROPOSAL_CHOSEN, and no IKE SA is set up."""
-    tunnel = ipsec_pair.establish(Scenario(childless=True, ike=(STRONG,), responder_ike=(IkeProposal(),)))
+    tunnel = ipsec_pair.establish(Scenario(ike=(STRONG,), responder_ike=(IkeProposal(),)))
     assert not tunnel.up, f"an IKE SA came up with disjoint proposals\n{tunnel.explain()}"
 
     wire = ipsec_pair.wire()
@@ -117,3 +119,20 @@ def test_fragmentation(ipsec_pair):
     requests = [m for m in wire.ike("IKE_AUTH") if not m.is_response]
     assert len(requests) >= 2 and all(m.payloads == ("EncryptedFragment",) for m in requests), \
         f"expected the IKE_AUTH request in several SKF fragments:\n{wire.describe()}"
+
+
+@pytest.mark.features("psk", "childless", "cookies")
+def test_cookie(ipsec_pair):
+    """RFC 7296 2.6: a responder under load answers IKE_SA_INIT with a COOKIE notify alone; the initiator
+    repeats its request with that cookie as the first payload, and the exchange goes on."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True, responder_busy=True))
+    assert ipsec_pair.load, "the responder did not answer the half-open IKE SAs meant to load it"
+    assert tunnel.up, tunnel.explain()
+
+    init = IkeMessages(m for m in ipsec_pair.wire().ike("IKE_SA_INIT") if m.ispi not in ipsec_pair.load_spis)
+    assert [m.is_response for m in init] == [False, True, False, True], init.describe()
+    cookie = init[1].notify("COOKIE")
+    assert cookie is not None and init[1].payloads == ("Notify",), f"expected N(COOKIE) alone:\n{init.describe()}"
+    assert init[2].payloads[0] == "Notify" and init[2].notify("COOKIE") == cookie, \
+        f"the retry must start with the responder's cookie:\n{init.describe()}"
+    assert not init[3].errors, init.describe()

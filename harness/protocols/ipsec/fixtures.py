@@ -2,6 +2,7 @@
 initiator's wire captured. Suites call `establish(scenario)` and then judge the tunnel and the wire."""
 from __future__ import annotations
 
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -11,7 +12,8 @@ import pytest
 
 from harness.capture import Capture
 from harness.lab import Node
-from harness.protocols.ipsec import ROLES, pki
+from harness.peer import Reply, UdpPeer
+from harness.protocols.ipsec import ROLES, pki, probe
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
 from harness.protocols.ipsec.wire import Wire
@@ -19,6 +21,9 @@ from harness.protocols.ipsec.wire import Wire
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
 TERMINATE_TIMEOUT_S = 10
+HALF_OPEN_LOAD = 2
+IKE_PORT = 500
+LOAD_PORT = 501
 
 INITIATOR, RESPONDER = ROLES
 
@@ -81,8 +86,9 @@ class Tunnel:
 class IPsecPair:
     def __init__(self, pair_lab, host, tools_image: str):
         self.pair_lab = pair_lab
-        network = pair_lab.lab.network()
-        self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=network) for role in ROLES}
+        self.network = pair_lab.lab.network()
+        self.tools_image = tools_image
+        self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=self.network) for role in ROLES}
         self.endpoints: dict[str, IPsecEndpoint] = {
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
@@ -114,7 +120,18 @@ class IPsecPair:
                                    "dev", "lo"], timeout=5, check=True, what="adding the inner address")
         for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
             self.endpoints[role].load()
+        if scenario.responder_busy:
+            self.load = self.leave_half_open(scenario)
         return Tunnel(self, scenario, self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S))
+
+    def leave_half_open(self, scenario: Scenario, count: int = HALF_OPEN_LOAD) -> list[Reply]:
+        """Start `count` IKE SAs at the responder and never finish them. They come from the initiator's
+        address (the only one the responder has a config for) but another port than its daemon's."""
+        peer = UdpPeer(self.pair_lab.lab, self.nodes[INITIATOR], self.tools_image, name="load")
+        spis = [os.urandom(8) for _ in range(count)]
+        self.load_spis = frozenset(spis)
+        requests = [probe.ike_sa_init(scenario.ike_of(RESPONDER), spi=spi) for spi in spis]
+        return peer.exchange(requests, to=(self.nodes[RESPONDER].address, IKE_PORT), sport=LOAD_PORT, wait=0.3)
 
     @cached_property
     def _wire(self) -> Wire:

@@ -35,6 +35,9 @@ class Scenario:
     dpd_delay_s: int | None = None  # liveness checks (RFC 7296 2.4) after this many idle seconds
     ike_rekey_s: int | None = None  # rekey the IKE SA after this many seconds (None: the vendor's default)
     child_rekey_s: int | None = None
+    # RFC 7296 2.6: the responder considers itself under load (each vendor's own knob: a low cookie
+    # threshold, a "busy" mode), and the harness leaves it half-open IKE SAs from a third lab node.
+    responder_busy: bool = False
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})

@@ -1,0 +1,145 @@
+"""Libreswan as an IPsec initiator or responder: pluto in the foreground, driven by `ipsec auto` / `ipsec whack`.
+
+Libreswan has no user-space ESP: its CHILD SAs live in the kernel's XFRM, so on a host whose kernel lacks ESP
+the IKE SA comes up but installing the CHILD SA fails (vendor.toml declares that). See NOTES.md for the traps.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import jinja2
+
+from harness.errors import ConfigError, LabTimeout
+from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
+from harness.waiting import wait_for
+
+TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                               undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+CONN = "lab"
+
+# IANA transform names (the scenario's vocabulary) -> Libreswan 4.10 algorithm keywords (`ipsec algparse`).
+# Integrity keeps its truncation suffix (sha2_256_128): a bare "sha2_256" would be read as a PRF.
+KEYWORDS = {
+    "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
+    "ENCR_AES_GCM_16_128": "aes_gcm128", "ENCR_AES_GCM_16_256": "aes_gcm256",
+    "ENCR_CHACHA20_POLY1305": "chacha20_poly1305",
+    "AUTH_HMAC_SHA1_96": "sha1_96", "AUTH_HMAC_SHA2_256_128": "sha2_256_128",
+    "AUTH_HMAC_SHA2_384_192": "sha2_384_192", "AUTH_HMAC_SHA2_512_256": "sha2_512_256",
+    "PRF_HMAC_SHA1": "sha1", "PRF_HMAC_SHA2_256": "sha2_256", "PRF_HMAC_SHA2_384": "sha2_384",
+    "PRF_HMAC_SHA2_512": "sha2_512",
+    "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
+    "ECP_256": "dh19", "ECP_384": "dh20", "CURVE25519": "dh31",
+}
+AEAD = ("_GCM_", "CHACHA20_POLY1305")
+
+
+def _keyword(name: str, field: str) -> str:
+    try:
+        return KEYWORDS[name]
+    except KeyError:
+        raise ConfigError("scenario", field, f"libreswan adapter has no keyword for {name}") from None
+
+
+def ike_proposal(p: IkeProposal) -> str:
+    """ENCR-INTEG-PRF;DH, or ENCR-PRF;DH for AEAD ciphers (Libreswan then proposes no INTEG transform)."""
+    algorithms = [p.encryption] + ([] if any(a in p.encryption for a in AEAD) else [p.integrity]) + [p.prf]
+    return "-".join(_keyword(n, "ike") for n in algorithms) + ";" + _keyword(p.group, "ike")
+
+
+def esp_proposal(p: EspProposal) -> str:
+    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+
+
+# `ipsec whack --showstates`, one SA per "#n:" line; a CHILD SA has a second line with its SPIs:
+#   000 #2: "lab":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
+#   000 #2: "lab" esp.248d1071@198.18.0.3 esp.4e68b7a9@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
+# The port is the peer's IKE port; the SPI at the peer's address is the outbound SA, ours the inbound one.
+CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
+SPIS = re.compile(r'#(\d+): "[^"]+"\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
+
+
+class Libreswan(IPsecEndpoint):
+    childless = False  # set by render(): initiate() needs it
+
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        # What this adapter does not implement (vendor.toml does not declare it) must not pass silently.
+        if scenario.auth != "psk":
+            raise ConfigError("scenario", "auth", f"libreswan adapter implements psk only, not {scenario.auth}")
+        if scenario.ike_rekey_s is not None or scenario.child_rekey_s is not None:
+            raise ConfigError("scenario", "rekey", "libreswan adapter does not implement rekey timers")
+        self.childless = scenario.childless
+        variables = dict(
+            role=side.role, local_addr=side.address, remote_addr=side.peer_address,
+            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            local_subnet=side.subnet, remote_subnet=side.peer_subnet,
+            ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
+            esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
+            busy=scenario.responder_busy and side.role == "responder")
+        if scenario.dpd_delay_s is not None:
+            # the peer counts as dead after a few unanswered checks, as with strongSwan's retransmits
+            variables.update(dpd_delay=f"{scenario.dpd_delay_s}s", dpd_timeout=f"{5 * scenario.dpd_delay_s}s")
+        return {"/etc/ipsec.conf": TEMPLATES.get_template("ipsec.conf.j2").render(variables),
+                "/etc/ipsec.secrets": TEMPLATES.get_template("ipsec.secrets.j2").render(variables)}
+
+    def _ipsec(self, *args: str, timeout: float = 10, check: bool = False):
+        return self.node.exec(["ipsec", *args], timeout=timeout, check=check)
+
+    def wait_ready(self, timeout: float) -> None:
+        # whack requests are served by pluto's event loop, which runs only after start-up (NSS, interfaces,
+        # secrets, the conns of ipsec.conf) is done: an answer means pluto is ready for IKE.
+        def answers() -> bool:
+            self.node.ensure_running()  # a pluto that died (e.g. on a config error) is reported at once
+            return self._ipsec("whack", "--showstates", timeout=5).ok
+        wait_for(answers, timeout=timeout, what=f"pluto on {self.node.name} to answer ipsec whack")
+
+    def load(self) -> None:
+        # pluto already added `lab` (auto=add) when it read ipsec.conf at start-up; adding it again replaces
+        # it with the same rendered file and fails loudly if the file does not parse.
+        self._ipsec("auto", "--add", CONN, check=True)
+
+    def initiate(self, timeout: float) -> Outcome:
+        try:
+            # whack stays attached until the exchange ends; its exit status is 0 even when the CHILD SA was
+            # refused or failed to install, so the verdict comes from the output and the state table.
+            result = self._ipsec("auto", "--up", CONN, timeout=timeout)
+        except LabTimeout:
+            return Outcome(established=False, auth_failed=False,
+                           detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
+                                  f"states: {self._states().strip() or 'none'}")
+        states = self._states()
+        ike_up = "STATE_V2_ESTABLISHED_IKE_SA" in states
+        child_up = "STATE_V2_ESTABLISHED_CHILD_SA" in states
+        # Lines are "NNN <text>"; drop the reply codes and pluto's FIPS advice about short PSKs.
+        lines = [re.sub(r"^\d{3} ", "", line) for line in result.output.strip().splitlines()
+                 if "PSK length" not in line]
+        return Outcome(established=ike_up and (child_up or self.childless),
+                       auth_failed=bool(re.search(r"AUTHENTICATION_FAILED|authentication failed", result.output)),
+                       detail="\n".join(lines[-6:]) or f"ipsec auto --up exited {result.exit_code}")
+
+    def _states(self) -> str:
+        return self._ipsec("whack", "--showstates", check=True).output
+
+    def child_sas(self) -> list[ChildSa]:
+        text = self._states()
+        spis = {m.group(1): m for m in SPIS.finditer(text)}
+        sas = []
+        for state in CHILD_STATE.finditer(text):
+            m = spis.get(state.group(1))
+            if m is None:
+                continue
+            first_spi, first_at, second_spi = m.group(2), m.group(3), m.group(4)
+            spi_in, spi_out = ((first_spi, second_spi) if first_at == self.node.address
+                               else (second_spi, first_spi))
+            # pluto floats IKE to 4500 exactly when it UDP-encapsulates ESP (NAT seen, or forced).
+            sas.append(ChildSa(state.group(2), int(spi_in, 16), int(spi_out, 16),
+                               udp_encapsulated=state.group(3) == "4500"))
+        return sas
+
+    def terminate(self, timeout: float) -> None:
+        # Deletes the IKE SA and its CHILD SAs, sending an INFORMATIONAL with Delete to the peer.
+        self._ipsec("auto", "--down", CONN, timeout=timeout)
+
+    def version(self) -> str:
+        return self._ipsec("--version").output.strip()
