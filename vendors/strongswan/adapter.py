@@ -65,6 +65,7 @@ class StrongSwan(IPsecEndpoint):
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
         variables["auth"] = scenario.auth
+        variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
                  "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}
         if side.credentials:
