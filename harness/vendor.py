@@ -15,15 +15,18 @@ The registry is built from these files alone; the matrix is every ordered pair t
 """
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import sys
 import tomllib
+import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import protocols
 from harness.errors import ConfigError
 from harness.host import CAPABILITIES
+
+VENDOR_PACKAGE = "overlay_interop_vendors"
 
 
 @dataclass(frozen=True)
@@ -56,20 +59,24 @@ class Vendor:
         return {f: support.host[f] for f in sorted(features) if support and f in support.host}
 
     def adapter_class(self) -> type:
+        """The adapter class, imported from the vendor folder as package `overlay_interop_vendors.<name>`,
+        so an adapter can import its siblings (`from .keylog import ...`)."""
         module_name, _, class_name = self.adapter.partition(":")
-        source = self.folder / f"{module_name}.py"
-        qualified = f"overlay_interop_vendors.{self.name}.{module_name}"
-        module = sys.modules.get(qualified)
-        if module is None:
-            spec = importlib.util.spec_from_file_location(qualified, source)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[qualified] = module
-            spec.loader.exec_module(module)
+        package = f"{VENDOR_PACKAGE}.{self.name}"
+        root = sys.modules.setdefault(VENDOR_PACKAGE, types.ModuleType(VENDOR_PACKAGE))
+        root.__path__ = []
+        if getattr(sys.modules.get(package), "__path__", None) != [str(self.folder)]:
+            for stale in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+                del sys.modules[stale]
+            module = types.ModuleType(package)
+            module.__path__ = [str(self.folder)]
+            sys.modules[package] = module
+        adapter_module = importlib.import_module(f"{package}.{module_name}")
         try:
-            return getattr(module, class_name)
+            return getattr(adapter_module, class_name)
         except AttributeError:
             raise ConfigError(str(self.folder / "vendor.toml"), "adapter",
-                              f"{source.name} has no class {class_name}") from None
+                              f"{module_name}.py has no class {class_name}") from None
 
 
 def _strings(value, where: str, field_name: str) -> frozenset[str]:

@@ -11,9 +11,12 @@ from pathlib import Path
 import jinja2
 
 from harness.errors import ConfigError
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
 from harness.waiting import wait_for
+
+from . import keylog
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
@@ -113,3 +116,11 @@ class StrongSwan(IPsecEndpoint):
 
     def version(self) -> str:
         return self._swanctl("--version", "--daemon").output.strip()
+
+    def ike_keys(self) -> list[IkeSaKeys]:
+        """The IKE SA keys charon dumped to its log (filelog ike = 4)."""
+        return keylog.ike_keys(self.node.logs())
+
+    def esp_keys(self) -> list[EspSaKeys]:
+        """The ESP SA keys charon dumped to its log (filelog chd = 4)."""
+        return keylog.esp_keys(self.node.logs())

@@ -16,6 +16,9 @@ from harness.peer import Reply, UdpPeer
 from harness.protocols.ipsec import ROLES, pki, probe
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
+from harness.protocols.ipsec.keyfiles import write_key_files
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.transcript import DecryptedMessages, bind_ike_keys, decrypt_ike, esp_inner, transcript
 from harness.protocols.ipsec.wire import Wire
 
 READY_TIMEOUT_S = 20
@@ -93,6 +96,7 @@ class IPsecPair:
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
+        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
     @property
@@ -140,6 +144,29 @@ class IPsecPair:
     def wire(self) -> Wire:
         """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
         return self._wire
+
+    def keys(self) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
+        """Both daemons' exported session keys (an SA exported by both counts once where it is used)."""
+        ike = [k for role in ROLES for k in self.endpoints[role].ike_keys()]
+        esp = [k for role in ROLES for k in self.endpoints[role].esp_keys()]
+        return ike, esp
+
+    def decrypted(self) -> DecryptedMessages:
+        """The wire's IKE messages with their encrypted payloads opened. Stops the capture, like wire()."""
+        return decrypt_ike(self.wire(), self.keys()[0])
+
+    def esp_inner(self):
+        """The packets inside the captured ESP, decrypted with the exported keys. Stops the capture."""
+        self.wire()
+        return esp_inner(self._pcap, self.keys()[1])
+
+    def _write_transcript(self) -> None:
+        """transcript.txt and Wireshark's key files (keys/) beside the capture."""
+        if not self._pcap.exists():
+            return
+        ike, esp = self.keys()
+        (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, ike, esp) + "\n")
+        write_key_files(self.pair_lab.dir, bind_ike_keys(self._pcap, ike), esp)
 
     def log_tail(self, role: str, lines: int = 12) -> str:
         return "\n".join(self.nodes[role].logs().rstrip().splitlines()[-lines:])

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class IkeSaKeys:
-    ispi: bytes  # 8 bytes
-    rspi: bytes  # 8 bytes
+    ispi: bytes  # 8 bytes; ispi and rspi all zero: the exporter could not tell (a rekeyed SA, whose SPIs
+    rspi: bytes  # strongSwan does not log): the transcript binds such keys to the SA on the wire they open
     encryption: str  # e.g. "ENCR_AES_CBC_128", "ENCR_AES_GCM_16_256"
     integrity: str | None  # e.g. "AUTH_HMAC_SHA2_256_128"; None for AEAD
     sk_ei: bytes

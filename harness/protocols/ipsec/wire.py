@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import struct
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import scapy.layers.l2  # noqa: F401  (registers the Ethernet and Linux cooked link types with the reader)
 from scapy.layers.inet import IP
@@ -227,6 +227,9 @@ class IkeMessage:
     payloads: tuple[str, ...]
     notifies: tuple[Notify, ...]
     encrypted: bool
+    # The whole message as sent (IKE header on, no non-ESP marker): what the SK payload's integrity checksum
+    # covers, so the transcript can decrypt it. Not compared: two sightings of a message are the same message.
+    data: bytes = field(default=b"", repr=False, compare=False)
 
     def notify(self, name: str) -> Notify | None:
         _check_known(name, NOTIFY_TYPES, "notify type")
@@ -342,7 +345,7 @@ def _decode_ike(data: bytes, *, time: float, src: str, dst: str, sport: int, dpo
                       exchange=_name(EXCHANGE_TYPES, exchange), message_id=message_id,
                       is_initiator=bool(flags & FLAG_INITIATOR), is_response=bool(flags & FLAG_RESPONSE),
                       payloads=tuple(payloads), notifies=tuple(notifies),
-                      encrypted=next_payload in ENCRYPTED_PAYLOADS)
+                      encrypted=next_payload in ENCRYPTED_PAYLOADS, data=bytes(data[:length]))
 
 
 def _decode_notify(body: bytes) -> Notify:
