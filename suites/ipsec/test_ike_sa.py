@@ -1,5 +1,6 @@
 """IKE SA set-up and negotiation (RFC 7296, RFC 6023). These cases need no CHILD SA: they run childless, so
 they judge IKE interop even where a vendor cannot install ESP SAs on this host."""
+import allure
 import pytest
 
 from harness.protocols.ipsec.scenario import IkeProposal, Scenario
@@ -37,6 +38,9 @@ def test_ike_only(ipsec_pair):
                                      ("INFORMATIONAL", True, False), ("INFORMATIONAL", False, True)], \
         wire.describe()
     assert not wire.esp(), wire.describe()
+    delete = ipsec_pair.decrypted().ike("INFORMATIONAL")[0]
+    if delete.decrypted:  # neither side exported keys (Libreswan pairs): the exchange shape above stands
+        assert [d.protocol for d in delete.payloads_of("Delete")] == ["IKE"], delete.describe()
 
 
 @pytest.mark.features("psk")  # it ends in IKE_SA_INIT, before any CHILD SA: no need to run childless
@@ -82,6 +86,9 @@ def test_liveness(ipsec_pair):
     answered = [r for r in requests if any(answers(m, r) for m in info)]
     assert len(requests) >= 2, f"expected liveness checks every second for 3.5 s:\n{info.describe()}"
     assert answered == requests, f"unanswered liveness checks:\n{info.describe()}"
+    for check in ipsec_pair.decrypted().ike("INFORMATIONAL"):
+        if check.decrypted:  # RFC 7296 2.4: a liveness check is an empty INFORMATIONAL, and so is its answer
+            assert check.names == (), check.describe()
 
 
 
@@ -90,6 +97,13 @@ def authenticates_with_certificates(ipsec_pair, key_type: str) -> None:
     assert tunnel.up, tunnel.explain()
     auth = ipsec_pair.wire().ike("IKE_AUTH")
     assert [m.is_response for m in auth] == [False, True], auth.describe()
+    opened = ipsec_pair.decrypted().ike("IKE_AUTH")
+    if all(m.decrypted for m in opened):
+        assert all(m.payload("CERT") and m.payload("AUTH").method != "shared-key" for m in opened), opened.describe()
+        # RSA: PKCS#1 v1.5 or PSS (RFC 7427) is each side's choice and a classic interop trap; show which.
+        schemes = "\n".join(f"{'responder' if m.is_response else 'initiator'}: {m.payload('AUTH').describe()}"
+                             for m in opened)
+        allure.attach(schemes, name="signature schemes", attachment_type=allure.attachment_type.TEXT)
 
 
 @pytest.mark.features("rsa", "childless")
@@ -136,3 +150,31 @@ def test_cookie(ipsec_pair):
     assert init[2].payloads[0] == "Notify" and init[2].notify("COOKIE") == cookie, \
         f"the retry must start with the responder's cookie:\n{init.describe()}"
     assert not init[3].errors, init.describe()
+
+
+
+def negotiates(ipsec_pair, suite: IkeProposal) -> None:
+    """Both sides offer only `suite`: the responder's SA payload must choose exactly its transforms."""
+    tunnel = ipsec_pair.establish(Scenario(childless=True, ike=(suite,)))
+    assert tunnel.up, tunnel.explain()
+    response = [m for m in ipsec_pair.decrypted().ike("IKE_SA_INIT") if m.is_response][-1]
+    [chosen] = [p for sa in response.payloads_of("SA") for p in sa.proposals]
+    wanted = {suite.encryption, suite.prf, suite.group} | ({suite.integrity} if "_GCM_" not in suite.encryption
+                                                           else set())
+    assert set(chosen.transforms) == wanted, f"responder chose {chosen.describe()}, expected {sorted(wanted)}"
+
+
+def test_proposal_aes128_sha256_modp2048(ipsec_pair):
+    """RFC 7296 3.3: the responder answers with one proposal holding one transform of each type it chose."""
+    negotiates(ipsec_pair, IkeProposal())
+
+
+def test_proposal_aes256_sha512_ecp256(ipsec_pair):
+    """RFC 7296 3.3 with RFC 5903 ECP groups: AES-CBC-256, HMAC-SHA2-512, PRF-SHA2-512, ECP-256."""
+    negotiates(ipsec_pair, IkeProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA2_512_256",
+                                       prf="PRF_HMAC_SHA2_512", group="ECP_256"))
+
+
+def test_proposal_aes_gcm16_256_curve25519(ipsec_pair):
+    """RFC 5282: an AEAD cipher in IKE has no integrity transform; RFC 8031: Curve25519 key exchange."""
+    negotiates(ipsec_pair, IkeProposal(encryption="ENCR_AES_GCM_16_256", integrity=None, group="CURVE25519"))

@@ -26,6 +26,15 @@ def test_psk_tunnel(ipsec_pair):
     forward, back = wire.esp_between(initiator, responder), wire.esp_between(responder, initiator)
     assert sum(f.packets for f in forward) >= ping.sent and sum(f.packets for f in back) >= ping.received, \
         f"expected ESP for {ping.sent} echo requests and replies:\n{wire.describe()}"
+    if ipsec_pair.keys()[1]:  # a side exported its ESP keys: show the echoes inside the ESP, per SPI
+        src, dst = tunnel.inner_addresses
+        echoes = ipsec_pair.echoes_in_esp()
+        requests = {e.spi for e in echoes if (e.kind, e.src, e.dst) == ("request", src, dst)}
+        replies = {e.spi for e in echoes if (e.kind, e.src, e.dst) == ("reply", dst, src)}
+        assert len([e for e in echoes if e.kind == "request"]) == ping.sent and requests and replies, \
+            f"expected {ping.sent} echo requests {src} > {dst} and their replies inside ESP, got {echoes}"
+        assert {f.spi for f in forward} >= requests and {f.spi for f in back} >= replies, \
+            "the echoes travelled inside SPIs of the wrong direction"
 
 
 def test_wrong_psk(ipsec_pair):
@@ -41,3 +50,31 @@ def test_wrong_psk(ipsec_pair):
     auth = wire.ike("IKE_AUTH")
     assert [m.is_response for m in auth][:2] == [False, True], f"IKE_AUTH was not answered:\n{auth.describe()}"
     assert not wire.esp(), f"ESP on the wire after a failed authentication:\n{wire.describe()}"
+    response = ipsec_pair.decrypted().ike("IKE_AUTH")[1]
+    if response.decrypted:  # neither side exported keys (Libreswan pairs): the initiator's report above stands
+        assert response.notify("AUTHENTICATION_FAILED"), f"IKE_AUTH response without AUTHENTICATION_FAILED:\n" \
+                                                          f"{response.describe()}"
+
+
+@pytest.mark.features("psk", "child_sa", "rekey")
+def test_rekey(ipsec_pair):
+    """RFC 7296 1.3.2/1.3.3/2.8: CREATE_CHILD_SA rekeys the CHILD SA (N(REKEY_SA) naming the old SPI) and the
+    IKE SA (an SA payload for protocol IKE); traffic keeps flowing, under the new SPIs."""
+    tunnel = ipsec_pair.establish(Scenario(child_rekey_s=3, ike_rekey_s=5))
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered
+    tunnel.let_timers_run(6.5)
+    after = tunnel.ping(count=3)
+    assert after.all_answered, f"no traffic after the rekeys:\n{after.output}"
+
+    rekeys = ipsec_pair.decrypted().ike("CREATE_CHILD_SA")
+    requests = [m for m in rekeys if not m.is_response]
+    assert requests and all(m.decrypted for m in rekeys), f"no readable CREATE_CHILD_SA:\n{rekeys.describe()}"
+    assert any(m.notify("REKEY_SA") for m in requests), f"no CHILD SA rekey (REKEY_SA):\n{rekeys.describe()}"
+    assert any(p.protocol == "IKE" for m in requests for sa in m.payloads_of("SA") for p in sa.proposals), \
+        f"no IKE SA rekey (SA for protocol IKE):\n{rekeys.describe()}"
+    echoes = [e for e in ipsec_pair.echoes_in_esp() if e.kind == "request"]
+    rekeyed_spis = {int.from_bytes(p.spi, "big") for m in rekeys for sa in m.payloads_of("SA")
+                    for p in sa.proposals if p.protocol == "ESP"}
+    assert len(echoes) == 4 and echoes[-1].spi != echoes[0].spi and echoes[-1].spi in rekeyed_spis, \
+        f"echo requests by SPI {[hex(e.spi) for e in echoes]}; SPIs from CREATE_CHILD_SA {sorted(map(hex, rekeyed_spis))}"

@@ -67,6 +67,10 @@ class StrongSwan(IPsecEndpoint):
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
+        if scenario.child_rekey_s:
+            # The default hard lifetime (rekey time + 10%) is too close to the rekey for second-long timers:
+            # the SAs expired and were deleted before the rekey ran, and new CHILD SAs were made instead.
+            variables["child_life_time"] = f"{2 * scenario.child_rekey_s}s"
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import pytest
+from scapy.layers.inet import ICMP, IP
 
 from harness.capture import Capture
 from harness.lab import Node
@@ -42,6 +43,17 @@ class Ping:
         return self.sent > 0 and self.received == self.sent
 
 
+@dataclass(frozen=True)
+class Echo:
+    kind: str  # "request" or "reply"
+    src: str
+    dst: str
+    spi: int
+
+
+ICMP_ECHO = {8: "request", 0: "reply"}
+
+
 class Tunnel:
     """An attempt to bring up IKE (and a CHILD SA): what the initiator said, and ways to probe it."""
 
@@ -59,10 +71,14 @@ class Tunnel:
     def child_sas(self, role: str) -> list[ChildSa]:
         return self.pair.endpoints[role].child_sas()
 
+    @property
+    def inner_addresses(self) -> tuple[str, str]:
+        """The initiator's and the responder's addresses inside the tunnel."""
+        return (inner_address(self.scenario.subnets[INITIATOR]), inner_address(self.scenario.subnets[RESPONDER]))
+
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
-        src = inner_address(self.scenario.subnets[INITIATOR])
-        dst = inner_address(self.scenario.subnets[RESPONDER])
+        src, dst = self.inner_addresses
         result = self.pair.nodes[INITIATOR].exec(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1",
                                                   "-I", src, dst], timeout=count + 5,
                                                  what=f"ping {src} -> {dst}")
@@ -159,6 +175,12 @@ class IPsecPair:
         """The packets inside the captured ESP, decrypted with the exported keys. Stops the capture."""
         self.wire()
         return esp_inner(self._pcap, self.keys()[1])
+
+    def echoes_in_esp(self) -> list[Echo]:
+        """Every ICMP echo request/reply found inside the captured ESP, with the SPI that carried it."""
+        return [Echo(ICMP_ECHO[p.packet[ICMP].type], p.packet[IP].src, p.packet[IP].dst, p.spi)
+                for p in self.esp_inner()
+                if p.packet is not None and p.packet.haslayer(ICMP) and p.packet[ICMP].type in ICMP_ECHO]
 
     def _write_transcript(self) -> None:
         """transcript.txt and Wireshark's key files (keys/) beside the capture."""
