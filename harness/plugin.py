@@ -23,7 +23,7 @@ from harness.images import Images
 from harness.lab import Lab, Node, reap
 from harness.results import CaseResult, pair_dir, phase_verdict, summary_table, write_matrix
 from harness.run import Run, new_run_id, owner_of
-from harness.vendor import Vendor, load_registry, ordered_pairs
+from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
 
 log = logging.getLogger(__name__)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
@@ -47,6 +47,8 @@ def _csv(value: str) -> list[str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "protocol(name): the protocol a suite module tests")
     config.addinivalue_line("markers", "features(*names): vendor features a case needs")
+    config.addinivalue_line("markers", "harness_peer(role): the harness's own active peer plays `role`; "
+                                       "one case per vendor playing the other role")
     workerinput = getattr(config, "workerinput", None)
     if workerinput:  # an xdist worker: share the controller's run
         run_id, owner, reports = (workerinput["oi_run_id"], workerinput["oi_owner"], workerinput["oi_reports"])
@@ -118,7 +120,15 @@ def pytest_generate_tests(metafunc):
     protocol = marker.args[0]
     case = metafunc.definition.originalname.removeprefix("test_")
     roles = protocols.roles(protocol)
-    pairs = [VendorPair(protocol, case, a, b, roles) for a, b in ordered_pairs(_registry(metafunc.config), protocol)]
+    registry = _registry(metafunc.config)
+    peer = metafunc.definition.get_closest_marker("harness_peer")
+    if peer:  # the harness plays one role itself: one pair per vendor that plays the other
+        other = roles[1] if peer.args[0] == roles[0] else roles[0]
+        players = [v for v in registry.values() if v.plays(protocol, other)]
+        pairs = [VendorPair(protocol, case, *((HARNESS_PEER, v) if other == roles[1] else (v, HARNESS_PEER)), roles)
+                 for v in players]
+    else:
+        pairs = [VendorPair(protocol, case, a, b, roles) for a, b in ordered_pairs(registry, protocol)]
     metafunc.parametrize("vendor_pair", pairs, ids=[p.id for p in pairs])
 
 

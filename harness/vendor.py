@@ -154,3 +154,23 @@ def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vend
     first, second = protocols.roles(protocol)
     return [(a, b) for a in registry.values() for b in registry.values()
             if a.plays(protocol, first) and b.plays(protocol, second)]
+
+
+class HarnessPeer(Vendor):
+    """The harness's own active peer standing in one role (a conformance probe): it needs no declaration
+    and lacks no feature, because the case itself drives it."""
+
+    def __init__(self):
+        super().__init__("probe", Path(__file__).parent, "the harness's own active peer (scapy)", "")
+
+    def plays(self, protocol: str, role: str) -> bool:
+        return True
+
+    def missing_features(self, protocol: str, features, role: str) -> list[str]:
+        return []
+
+    def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
+        return {}
+
+
+HARNESS_PEER = HarnessPeer()
