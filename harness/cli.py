@@ -38,8 +38,10 @@ def cmd_run(args, pytest_args: list[str]) -> int:
     if not suites.is_dir():
         raise HarnessError(f"{suites}: not found; run overlay-interop from a checkout of the project")
     reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / new_run_id()).resolve()
+    # Pairs are independent labs: by default one xdist worker per core (the user's -n wins).
+    parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in pytest_args) else ["-n", "auto"]
     command = [sys.executable, "-m", "pytest", str(suites), "--rootdir", str(PROJECT_ROOT),
-               "--reports-dir", str(reports), "-q", *pytest_args]
+               "--reports-dir", str(reports), "-q", *parallel, *pytest_args]
     code = subprocess.call(command, cwd=PROJECT_ROOT)  # its terminal summary ends with the matrix
     if (reports / "matrix.json").exists():
         print(f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
