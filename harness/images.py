@@ -15,12 +15,14 @@ from pathlib import Path
 
 import docker
 import docker.errors
+import requests
 
 from harness.errors import HarnessError
 
 REGISTRY_BASE = "debian:bookworm-slim"
 LOCAL_BASE = "overlay-interop/base:bookworm"
 TOOLS_IMAGE_DIR = Path(__file__).parent / "tools_image"
+BUILD_SILENCE_S = 900
 
 
 class ImageBuildError(HarnessError):
@@ -106,8 +108,9 @@ class Images:
             raise ImageBuildError(f"{folder}/Dockerfile: missing; a vendor folder needs one")
         step, output = "(before the first step)", []
         try:
+            # timeout: the longest silence between two lines of build output (apt-get can be quiet a while).
             for chunk in self.client.api.build(path=str(folder), tag=tag, buildargs={"BASE_IMAGE": self.base},
-                                               rm=True, forcerm=True, decode=True,
+                                               rm=True, forcerm=True, decode=True, timeout=BUILD_SILENCE_S,
                                                labels={"overlay-interop.vendor": name}):
                 line = chunk.get("stream", "").strip()
                 if line.startswith("Step "):
@@ -120,3 +123,6 @@ class Images:
                     raise ImageBuildError(f"{name}: image build failed at {step}: {detail.strip()}\n  {last}")
         except docker.errors.APIError as exc:
             raise ImageBuildError(f"{name}: image build failed at {step}: {exc.explanation or exc}") from None
+        except requests.exceptions.RequestException:
+            raise ImageBuildError(f"{name}: image build timed out waiting for output for {BUILD_SILENCE_S}s "
+                                  f"at {step}") from None

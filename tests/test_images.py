@@ -36,3 +36,17 @@ def test_files_left_out_by_dockerignore_do_not_count(tmp_path):
     assert folder_digest(tmp_path) == before
     (tmp_path / "Dockerfile").write_text("FROM y\n")
     assert folder_digest(tmp_path) != before
+
+
+def test_a_failed_build_names_the_vendor_and_the_step(tmp_path):
+    """Against the real engine: no Docker traceback, the vendor, the failing step and its last output."""
+    import docker
+    import pytest
+    from harness.images import ImageBuildError, Images
+
+    (tmp_path / "Dockerfile").write_text("ARG BASE_IMAGE\nFROM ${BASE_IMAGE}\nRUN echo about to fail && false\n")
+    with pytest.raises(ImageBuildError) as caught:
+        Images(docker.from_env()).ensure("brokenvendor", tmp_path)
+    first, *rest = str(caught.value).splitlines()
+    assert first.startswith("brokenvendor: image build failed at Step 3/3 : RUN echo about to fail && false: ")
+    assert "returned a non-zero code: 1" in first and any("about to fail" in line for line in rest)
