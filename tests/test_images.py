@@ -48,5 +48,5 @@ def test_a_failed_build_names_the_vendor_and_the_step(tmp_path):
     with pytest.raises(ImageBuildError) as caught:
         Images(docker.from_env()).ensure("brokenvendor", tmp_path)
     first, *rest = str(caught.value).splitlines()
-    assert first.startswith("brokenvendor: image build failed at Step 3/3 : RUN echo about to fail && false: ")
+    assert first.startswith("brokenvendor: image build failed at Step 3/") and ": RUN echo about to fail && false: " in first
     assert "returned a non-zero code: 1" in first and any("about to fail" in line for line in rest)
