@@ -10,14 +10,13 @@ times. tshark 4.0 decrypts every IKE message and ESP packet of it with the key f
 """
 from __future__ import annotations
 
-import importlib.util
 import struct
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from support import load
 from harness.protocols.ipsec import crypto
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.transcript import NO_KEYS, bind_ike_keys, decrypt_ike, esp_inner
@@ -27,16 +26,6 @@ DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 PSK, WRONG_PSK, GCM_REKEY = "strongswan_psk_tunnel", "strongswan_wrong_psk", "strongswan_gcm_rekey"
 FRAGMENTATION = "strongswan_fragmentation"   # the suite's fragmentation case: RSA-4096 certificates, childless
-
-
-def load(name: str, path: Path):
-    """vendors/ and tests/data/ are folders, not packages: load their modules by path."""
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 keylog = load("strongswan_keylog", ROOT / "vendors" / "strongswan" / "keylog.py")

@@ -2,16 +2,15 @@
 The tshark tests read the key files exactly as a person would (WIRESHARK_CONFIG_DIR=<keys> tshark ...)."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from support import load
 from harness.protocols.ipsec.keyfiles import tshark_command, write_key_files
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.transcript import NO_KEYS, bind_ike_keys, transcript
@@ -20,15 +19,6 @@ from harness.protocols.ipsec.wire import Wire
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 PSK, WRONG_PSK, GCM_REKEY = "strongswan_psk_tunnel", "strongswan_wrong_psk", "strongswan_gcm_rekey"
-
-
-def load(name: str, path: Path):
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 keylog = load("strongswan_keylog", ROOT / "vendors" / "strongswan" / "keylog.py")

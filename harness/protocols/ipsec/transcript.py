@@ -24,7 +24,7 @@ from scapy.packet import Packet
 
 from harness.protocols.ipsec import crypto, wire
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.wire import (IKE_HEADER, NOTIFY_TYPES, PAYLOAD_TYPES, EspFlow, IkeMessage, Notify,
+from harness.protocols.ipsec.wire import (IKE_HEADER, PAYLOAD_TYPES, EspFlow, IkeMessage, Notify, NotifyLookup,
                                           Wire, _check_known)
 
 NO_KEYS = "encrypted (no keys exported by either side)"
@@ -35,7 +35,7 @@ INNER_PACKETS_SHOWN = 20   # per ESP flow; a long flow is summarised by its coun
 # --- IKE --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DecryptedMessage:
+class DecryptedMessage(NotifyLookup):
     """One IKE message of the capture with its payloads: the clear ones, then those of its SK payload."""
     message: IkeMessage
     payloads: tuple[crypto.Payload, ...] = ()
@@ -80,14 +80,6 @@ class DecryptedMessage:
     @property
     def notifies(self) -> tuple[Notify, ...]:
         return tuple(p.notify for p in self.payloads if isinstance(p, crypto.NotifyPayload))
-
-    def notify(self, name: str) -> Notify | None:
-        _check_known(name, NOTIFY_TYPES, "notify type")
-        return next((n for n in self.notifies if n.name == name), None)
-
-    @property
-    def errors(self) -> tuple[Notify, ...]:
-        return tuple(n for n in self.notifies if n.is_error)
 
     def describe(self) -> str:
         """The wire's one-line summary, then one indented line per payload (or why there are none)."""

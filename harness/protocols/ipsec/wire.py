@@ -211,8 +211,21 @@ class Notify:
         return f"N({self.name})"
 
 
+class NotifyLookup:
+    """notify()/errors for anything with a `notifies` tuple: a message as seen on the wire or decrypted."""
+    notifies: tuple[Notify, ...]
+
+    def notify(self, name: str) -> Notify | None:
+        _check_known(name, NOTIFY_TYPES, "notify type")
+        return next((n for n in self.notifies if n.name == name), None)
+
+    @property
+    def errors(self) -> tuple[Notify, ...]:
+        return tuple(n for n in self.notifies if n.is_error)
+
+
 @dataclass(frozen=True)
-class IkeMessage:
+class IkeMessage(NotifyLookup):
     time: float
     src: str
     dst: str
@@ -230,14 +243,6 @@ class IkeMessage:
     # The whole message as sent (IKE header on, no non-ESP marker): what the SK payload's integrity checksum
     # covers, so the transcript can decrypt it. Not compared: two sightings of a message are the same message.
     data: bytes = field(default=b"", repr=False, compare=False)
-
-    def notify(self, name: str) -> Notify | None:
-        _check_known(name, NOTIFY_TYPES, "notify type")
-        return next((n for n in self.notifies if n.name == name), None)
-
-    @property
-    def errors(self) -> tuple[Notify, ...]:
-        return tuple(n for n in self.notifies if n.is_error)
 
     def describe(self) -> str:
         """One line; "(I)"/"(R)" is the sender's role in the IKE SA (the I flag), not the request/response."""
