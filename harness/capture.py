@@ -9,6 +9,8 @@ import io
 import tarfile
 from pathlib import Path
 
+import docker.errors
+
 from harness.errors import HarnessError
 from harness.lab import Lab, Node
 from harness.waiting import wait_for
@@ -30,7 +32,11 @@ class Capture:
         self.started = False
 
     def start(self, timeout: float = 10) -> "Capture":
-        self._sidecar.start()
+        try:
+            self._sidecar.start()
+        except docker.errors.APIError as exc:
+            self.node.ensure_running()  # a daemon that died at start: report its exit and log, not Docker's
+            raise HarnessError(f"could not start the capture on {self.node.name}: {exc.explanation or exc}") from None
         self.started = True
         wait_for(lambda: b"listening on" in self._sidecar.logs(),
                  timeout=timeout, what=f"tcpdump to listen on {self.node.name} {self.interface}")

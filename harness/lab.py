@@ -241,8 +241,10 @@ def reap(client: docker.DockerClient) -> dict[str, int]:
     def dead(labels: dict[str, str]) -> bool:
         return owner_alive(labels.get(f"{LABEL}.owner", "")) is False
 
-    for container in client.containers.list(all=True, filters={"label": f"{LABEL}.run"}):
-        if dead(container.labels):
+    # sparse: labels from the list call itself; a full list inspects each container, which races with
+    # another run removing its own (NotFound in the middle of the listing).
+    for container in client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL}.run"}):
+        if dead(container.attrs.get("Labels") or {}):
             _remove(container, force=True)
             removed["containers"] += 1
     for net in client.networks.list(filters={"label": f"{LABEL}.run"}):

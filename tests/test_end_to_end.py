@@ -32,9 +32,9 @@ def client():
 
 def labelled(client, kind: str, **labels: str) -> list:
     filters = {"label": [f"{LABEL}.{k}={v}" for k, v in labels.items()] or [f"{LABEL}.run"]}
-    objects = client.containers.list(all=True, filters=filters) if kind == "containers" else \
-        client.networks.list(filters=filters)
-    return objects
+    if kind == "containers":  # sparse: no per-container inspect, which races with other runs' removals
+        return client.containers.list(all=True, sparse=True, filters=filters)
+    return client.networks.list(filters=filters)
 
 
 def pytest_run(reports: Path, *args: str, **popen) -> subprocess.Popen:
@@ -55,7 +55,7 @@ def killed_run_id(client, tmp_path_factory) -> str:
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     assert mine, f"the run never started a lab container before it ended:\n{proc.stdout.read()[-2000:]}"
-    return mine[0].labels[f"{LABEL}.run"]
+    return labels_of(mine[0])[f"{LABEL}.run"]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +70,11 @@ def full_run(killed_run_id, client, tmp_path_factory):
 
 
 def owned_by(objects: list, pid: int) -> list:
-    return [o for o in objects if (o.labels if hasattr(o, "labels") else o.attrs.get("Labels") or {})
-            .get(f"{LABEL}.owner", "").split("/")[2:3] == [str(pid)]]
+    return [o for o in objects if labels_of(o).get(f"{LABEL}.owner", "").split("/")[2:3] == [str(pid)]]
+
+
+def labels_of(obj) -> dict[str, str]:
+    return obj.attrs.get("Labels") or {}
 
 
 def test_the_next_run_reaps_what_a_killed_run_left(full_run, killed_run_id, client):
@@ -137,7 +140,7 @@ def test_the_reaper_spares_a_live_run(client, tmp_path):
             made[which] = client.containers.create(image, ["sleep", "60"], labels={
                 f"{LABEL}.run": f"reaper-test-{which}", f"{LABEL}.owner": owner})
         reap(client)
-        remaining = {c.labels[f"{LABEL}.run"] for c in labelled(client, "containers")}
+        remaining = {labels_of(c)[f"{LABEL}.run"] for c in labelled(client, "containers")}
         assert "reaper-test-live" in remaining and "reaper-test-dead" not in remaining
     finally:
         for container in made.values():

@@ -5,12 +5,16 @@ the IKE SA comes up but installing the CHILD SA fails (vendor.toml declares that
 """
 from __future__ import annotations
 
+import base64
 import re
 from pathlib import Path
 
 import jinja2
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_private_key, pkcs12
 
-from harness.errors import ConfigError, LabTimeout
+from harness.errors import ConfigError, HarnessError, LabTimeout
+from harness.protocols.ipsec.pki import Credentials
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
 from harness.waiting import wait_for
@@ -34,6 +38,13 @@ KEYWORDS = {
 }
 AEAD = ("_GCM_", "CHACHA20_POLY1305")
 
+# Scenario key types -> Libreswan 4.10 `authby=`. rsasig is RSA in RFC 7427 Digital Signatures: RSASSA-PSS when
+# pluto initiates, the initiator's own scheme (e.g. PKCS#1 v1.5) when it responds; see NOTES.md.
+AUTHBY = {"psk": "secret", "rsa": "rsasig", "rsa4096": "rsasig", "ecdsa": "ecdsa"}
+# Where run-pluto finds the certificate files, and the NSS nickname its PKCS#12 import gives our certificate.
+LAB_DIR = "/etc/ipsec.d/lab"
+CERT_NICKNAME = "local"
+
 
 def _keyword(name: str, field: str) -> str:
     try:
@@ -52,6 +63,16 @@ def esp_proposal(p: EspProposal) -> str:
     return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
 
 
+def credential_files(credentials: Credentials) -> dict[str, str]:
+    """Key and certificate as a PKCS#12 (friendly name = NSS nickname, no password: it lives only in the lab),
+    base64 because the harness copies text; run-pluto imports it and the CA into NSS before pluto starts."""
+    key = load_pem_private_key(credentials.key_pem, password=None)
+    cert = x509.load_pem_x509_certificate(credentials.cert_pem)
+    bundle = pkcs12.serialize_key_and_certificates(CERT_NICKNAME.encode(), key, cert, None, NoEncryption())
+    return {f"{LAB_DIR}/local.p12.base64": base64.encodebytes(bundle).decode(),
+            f"{LAB_DIR}/ca.pem": credentials.ca_pem.decode()}
+
+
 # `ipsec whack --showstates`, one SA per "#n:" line; a CHILD SA has a second line with its SPIs:
 #   000 #2: "lab":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
 #   000 #2: "lab" esp.248d1071@198.18.0.3 esp.4e68b7a9@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
@@ -65,14 +86,18 @@ class Libreswan(IPsecEndpoint):
 
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
         # What this adapter does not implement (vendor.toml does not declare it) must not pass silently.
-        if scenario.auth != "psk":
-            raise ConfigError("scenario", "auth", f"libreswan adapter implements psk only, not {scenario.auth}")
+        if scenario.auth not in AUTHBY:
+            raise ConfigError("scenario", "auth", f"libreswan adapter implements {', '.join(AUTHBY)}, "
+                                                  f"not {scenario.auth}")
+        if scenario.auth != "psk" and side.credentials is None:
+            raise ConfigError("scenario", "auth", f"{scenario.auth} needs the side's credentials")
         if scenario.ike_rekey_s is not None or scenario.child_rekey_s is not None:
             raise ConfigError("scenario", "rekey", "libreswan adapter does not implement rekey timers")
         self.childless = scenario.childless
         variables = dict(
             role=side.role, local_addr=side.address, remote_addr=side.peer_address,
             local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            auth=scenario.auth, authby=AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
             local_subnet=side.subnet, remote_subnet=side.peer_subnet,
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
@@ -80,8 +105,11 @@ class Libreswan(IPsecEndpoint):
         if scenario.dpd_delay_s is not None:
             # the peer counts as dead after a few unanswered checks, as with strongSwan's retransmits
             variables.update(dpd_delay=f"{scenario.dpd_delay_s}s", dpd_timeout=f"{5 * scenario.dpd_delay_s}s")
-        return {"/etc/ipsec.conf": TEMPLATES.get_template("ipsec.conf.j2").render(variables),
-                "/etc/ipsec.secrets": TEMPLATES.get_template("ipsec.secrets.j2").render(variables)}
+        files = {"/etc/ipsec.conf": TEMPLATES.get_template("ipsec.conf.j2").render(variables),
+                 "/etc/ipsec.secrets": TEMPLATES.get_template("ipsec.secrets.j2").render(variables)}
+        if scenario.auth != "psk":
+            files.update(credential_files(side.credentials))
+        return files
 
     def _ipsec(self, *args: str, timeout: float = 10, check: bool = False):
         return self.node.exec(["ipsec", *args], timeout=timeout, check=check)
@@ -97,7 +125,12 @@ class Libreswan(IPsecEndpoint):
     def load(self) -> None:
         # pluto already added `lab` (auto=add) when it read ipsec.conf at start-up; adding it again replaces
         # it with the same rendered file and fails loudly if the file does not parse.
-        self._ipsec("auto", "--add", CONN, check=True)
+        result = self._ipsec("auto", "--add", CONN)
+        if not result.ok:
+            # whack may say nothing (exit 36 and no output when leftcert= is not in NSS): pluto's log says why.
+            why = [line for line in self.node.logs().splitlines() if f'"{CONN}": failed' in line]
+            raise HarnessError(f"{self.node.name}: ipsec auto --add {CONN} exited {result.exit_code}: "
+                               f"{(why[-1:] or [result.output.strip()])[0]}")
 
     def initiate(self, timeout: float) -> Outcome:
         try:
