@@ -1,5 +1,9 @@
 """The `ipsec_pair` fixture: an initiator and a responder from two vendors on one lab network, with the
-initiator's wire captured. Suites call `establish(scenario)` and then judge the tunnel and the wire."""
+initiator's wire captured. Suites call `establish(scenario)` and then judge the tunnel and the wire.
+
+The `ipsec_probe` fixture: the harness's own initiator (scapy requests from a lab node of its own) against
+one vendor's responder, with the responder's wire captured. Suites call `start(scenario)`, `send(...)` the
+requests `probe` builds, and judge `response_to(request)` as the wire shows it."""
 from __future__ import annotations
 
 import os
@@ -12,6 +16,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 
 from harness.capture import Capture
+from harness.errors import ConfigError
 from harness.lab import Node
 from harness.peer import Reply, UdpPeer
 from harness.protocols.ipsec import ROLES, pki, probe
@@ -19,8 +24,10 @@ from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
 from harness.protocols.ipsec.keyfiles import write_key_files
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.transcript import DecryptedMessages, bind_ike_keys, decrypt_ike, esp_inner, transcript
+from harness.protocols.ipsec.transcript import (DecryptedMessage, DecryptedMessages, bind_ike_keys, decrypt_ike,
+                                                esp_inner, transcript)
 from harness.protocols.ipsec.wire import Wire
+from harness.vendor import HARNESS_PEER
 
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
@@ -28,6 +35,7 @@ TERMINATE_TIMEOUT_S = 10
 HALF_OPEN_LOAD = 2
 IKE_PORT = 500
 LOAD_PORT = 501
+PROBE_WAIT_S = 1.0  # how long the probe listens after each request before sending the next
 
 INITIATOR, RESPONDER = ROLES
 
@@ -102,6 +110,15 @@ class Tunnel:
         return f"initiator says: {self.outcome.detail}\n{logs}"
 
 
+def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
+    """One role's view of the lab, given each role's address: what its adapter renders a config from."""
+    peer = RESPONDER if role == INITIATOR else INITIATOR
+    return Side(role=role, address=addresses[role], peer_address=addresses[peer],
+                identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
+                subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer],
+                credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
+
+
 class IPsecPair:
     def __init__(self, pair_lab, host, tools_image: str):
         self.pair_lab = pair_lab
@@ -120,11 +137,7 @@ class IPsecPair:
         return self.nodes[INITIATOR].address, self.nodes[RESPONDER].address
 
     def side(self, role: str, scenario: Scenario) -> Side:
-        peer = RESPONDER if role == INITIATOR else INITIATOR
-        return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
-                     identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
-                     subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer],
-                     credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
+        return side_of(role, scenario, {r: node.address for r, node in self.nodes.items()})
 
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
@@ -194,6 +207,91 @@ class IPsecPair:
         return "\n".join(self.nodes[role].logs().rstrip().splitlines()[-lines:])
 
 
+class IPsecProbe:
+    """The harness's own initiator against one vendor's responder (a conformance probe). The probe is a lab
+    node of its own, from the tools image, which the responder is configured to take as its peer; it sends
+    IKE_SA_INIT requests built by `probe` and the responder's wire is captured: verdicts read that."""
+
+    def __init__(self, pair_lab, host, tools_image: str):
+        if pair_lab.pair.vendor(INITIATOR) is not HARNESS_PEER:
+            raise ConfigError(pair_lab.pair.case, "pytestmark",
+                              "ipsec_probe needs pytest.mark.harness_peer('initiator')")
+        self.pair_lab = pair_lab
+        self.tools_image = tools_image
+        network = pair_lab.lab.network()
+        self.responder = pair_lab.node(RESPONDER, network=network)
+        self.endpoint: IPsecEndpoint = pair_lab.pair.vendor(RESPONDER).adapter_class()(self.responder, host)
+        self.node = pair_lab.lab.node("probe", tools_image, network, command=["sleep", "infinity"])
+        self.capture = Capture(pair_lab.lab, self.responder, tools_image)
+        self._pcap = pair_lab.dir / "capture.pcap"
+        self._peer: UdpPeer | None = None
+        self._log: list[str] = []  # the probe's own account: each request sent and the replies it heard
+        pair_lab.on_teardown(self._write_evidence)  # finalizers run last-registered first: after the stop
+        pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
+
+    def start(self, scenario: Scenario) -> None:
+        """Configure the vendor's responder for `scenario`, with the probe's address as its peer, and start it."""
+        addresses = {INITIATOR: self.node.address, RESPONDER: self.responder.address}
+        self.pair_lab.install(RESPONDER, self.endpoint.render(scenario, side_of(RESPONDER, scenario, addresses)))
+        self.node.start()
+        self.responder.start()
+        self.capture.start()  # joins the responder's network namespace, so once it runs; before any probe
+        self.endpoint.wait_ready(READY_TIMEOUT_S)
+        self.endpoint.load()
+
+    def send(self, *requests: bytes, wait: float = PROBE_WAIT_S) -> list[Reply]:
+        """Send the requests in order from the probe's IKE port to the responder's, listening `wait` seconds
+        after each. The replies are the probe's own account, for its log; verdicts read the wire."""
+        if self._peer is None:
+            self._peer = UdpPeer(self.pair_lab.lab, self.node, self.tools_image)
+        replies = self._peer.exchange(list(requests), to=(self.responder.address, IKE_PORT), sport=IKE_PORT,
+                                      wait=wait)
+        for step, request in enumerate(requests):
+            self._log.append(f"sent {len(request)} bytes, SPIi {probe.spi_of(request).hex()}: {request.hex()}")
+            self._log += [f"  reply from {r.src}:{r.sport}, {len(r.data)} bytes: {r.data.hex()}"
+                          for r in replies if r.step == step]
+        return replies
+
+    @cached_property
+    def _wire(self) -> Wire:
+        return Wire.from_pcap(self.capture.stop(self._pcap))
+
+    def wire(self) -> Wire:
+        """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
+        return self._wire
+
+    def decrypted(self) -> DecryptedMessages:
+        """The wire's IKE messages with their payloads decoded (IKE_SA_INIT is in the clear). Stops the capture."""
+        return decrypt_ike(self.wire())
+
+    def response_to(self, request: bytes) -> DecryptedMessage | None:
+        """The responder's first IKE_SA_INIT response on the wire carrying `request`'s initiator SPI, decoded;
+        None if it sent none. Stops the capture."""
+        spi = probe.spi_of(request)
+        return next((m for m in self.decrypted().ike("IKE_SA_INIT")
+                     if m.is_response and m.message.ispi == spi and m.message.src == self.responder.address), None)
+
+    def describe(self) -> str:
+        """What the wire showed: every IKE message with its payloads, and datagrams not readable as IKE."""
+        wire = self.wire()
+        lines = [self.decrypted().describe()]
+        if wire.malformed:
+            lines.append(f"{wire.malformed} datagram(s) on the IKE port not readable as IKE (malformed)")
+        return "\n".join(lines)
+
+    def _write_evidence(self) -> None:
+        """The probe's log and transcript.txt beside the capture (no keys: nothing past IKE_SA_INIT is sent)."""
+        if self._log:
+            (self.pair_lab.dir / f"{self.pair_lab.log_name(INITIATOR)}.log").write_text("\n".join(self._log) + "\n")
+        if self._pcap.exists():
+            (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap) + "\n")
+
+
 @pytest.fixture
 def ipsec_pair(pair_lab, host, images) -> IPsecPair:
     return IPsecPair(pair_lab, host, images.tools())
+
+
+@pytest.fixture
+def ipsec_probe(pair_lab, host, images) -> IPsecProbe:
+    return IPsecProbe(pair_lab, host, images.tools())

@@ -1,29 +1,84 @@
 """IKE_SA_INIT requests built with scapy, for the harness's active peer (harness.peer): half-open IKE SAs
 that put a responder under load, and the conformance probes. Nothing here is encrypted: IKE_SA_INIT is
-the clear part of IKEv2."""
+the clear part of IKEv2.
+
+A request is described, not assembled by hand: the proposals it offers (scenario proposals, optionally
+with transforms no IANA name can say), the group of its KE payload, payloads appended after Nonce, and
+for a damaged request the bytes it is cut to.
+
+    ike_sa_init((IkeProposal(),))                                          # well-formed
+    ike_sa_init((Offer(p, extra=(Transform(UNASSIGNED_TRANSFORM_TYPE, 1),)), p))  # proposal 1 unacceptable
+    ike_sa_init((p,), ke_group="MODP_3072")                                # KE not of the offered group
+    ike_sa_init((p,), extra_payloads=(UnknownPayload(critical=True),))     # unknown critical payload
+    truncated(ike_sa_init((p,)))                                           # the first half of a request
+"""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from functools import reduce
+from operator import truediv
+from typing import Sequence
 
-from scapy.contrib.ikev2 import IKEv2, IKEv2_KE, IKEv2_Nonce, IKEv2_Proposal, IKEv2_SA, IKEv2_Transform
+from scapy.contrib.ikev2 import (IKEv2, IKEv2_KE, IKEv2_Nonce, IKEv2_Payload, IKEv2_Proposal, IKEv2_SA,
+                                 IKEv2_Transform)
 
-from harness.protocols.ipsec.ikev2_names import ENCR, INTEG, KE, PRF, TRANSFORM_IDS
+from harness.protocols.ipsec.ikev2_names import ENCR, INTEG, KE, PRF, TRANSFORM_IDS, TRANSFORM_TYPES
 from harness.protocols.ipsec.scenario import IkeProposal
 
 IKE_SA_INIT = 34
+SA_PAYLOAD, KE_PAYLOAD, NONCE_PAYLOAD = 33, 34, 40
+PROTOCOL_IKE = 1
 # RFC 7296 3.4: the KE payload carries the public value, whose length the group fixes.
 KE_LENGTHS = {"MODP_2048": 256, "MODP_3072": 384, "MODP_4096": 512, "ECP_256": 64, "ECP_384": 96,
               "CURVE25519": 32}
+NONCE_LENGTH = 32
+# RFC 7296 3.2: the C bit is the top bit of the byte after Next Payload. scapy's IKEv2_Payload calls bit 0
+# of that byte "critical", which is the last RESERVED bit on the wire: the bit is written by value here.
+CRITICAL = 0x80
+
+# Numbers the IANA IKEv2 registries leave unassigned, far above the assigned ones (ikev2_names, wire): no
+# conforming implementation can know them. Not the private-use ranges, to which an implementation may give
+# a meaning of its own.
+UNASSIGNED_ENCRYPTION_ID = 1000     # ENCR ids: IANA assigns below 1024; 1024-65535 private use
+UNASSIGNED_TRANSFORM_TYPE = 200     # Transform Types: 1-12 assigned (RFC 7296, RFC 9370); 241-255 private use
+UNASSIGNED_PAYLOAD_TYPE = 100       # Payload Types: 33-54 assigned; 128-255 private use
+
+
+@dataclass(frozen=True)
+class Transform:
+    """A transform given by its numbers: for what no IANA name, and so no IkeProposal, can say."""
+    type: int
+    id: int
+
+
+@dataclass(frozen=True)
+class Offer:
+    """One proposal as the probe sends it: a scenario proposal's transforms, then `extra` ones."""
+    ike: IkeProposal
+    extra: tuple[Transform, ...] = ()
+
+
+@dataclass(frozen=True)
+class UnknownPayload:
+    """A payload of a type the responder cannot know, appended after Nonce (RFC 7296 2.5: with the critical
+    bit the whole message must be rejected, without it the payload skipped)."""
+    type: int = UNASSIGNED_PAYLOAD_TYPE
+    critical: bool = False
+    body: bytes = bytes(4)
 
 
 def _transform_id(transform_type: int, name: str) -> tuple[int, int | None]:
-    """IANA name -> (transform id, key length). "ENCR_AES_CBC_128" is ENCR_AES_CBC with a 128-bit key."""
+    """IANA name -> (transform id, key length). "ENCR_AES_CBC_128" is ENCR_AES_CBC with a 128-bit key;
+    "ENCR_1000" is ENCR id 1000, the name a transcript gives a transform it has no name for."""
     ids = {v: k for k, v in TRANSFORM_IDS[transform_type].items()}
     if name in ids:
         return ids[name], None
-    base, _, bits = name.rpartition("_")
-    if base in ids and bits.isdigit():
-        return ids[base], int(bits)
+    base, _, number = name.rpartition("_")
+    if number.isdigit() and base in ids:
+        return ids[base], int(number)
+    if number.isdigit() and base == TRANSFORM_TYPES[transform_type]:
+        return int(number), None
     raise ValueError(f"no IANA transform id for {name}")
 
 
@@ -36,25 +91,53 @@ def _transform(transform_type: int, name: str) -> IKEv2_Transform:
                            key_length=key_length)
 
 
-def proposal(number: int, p: IkeProposal) -> IKEv2_Proposal:
+def _typed_names(p: IkeProposal) -> list[tuple[int, str]]:
     wanted = [(ENCR, p.encryption), (PRF, p.prf), (KE, p.group)]
     if "_GCM_" not in p.encryption and "POLY1305" not in p.encryption:
         wanted.insert(2, (INTEG, p.integrity))
-    transforms = [_transform(t, name) for t, name in wanted]
-    chain = transforms[0]
-    for t in transforms[1:]:
-        chain = chain / t
-    return IKEv2_Proposal(proposal=number, proto=1, trans_nb=len(transforms), trans=chain)
+    return wanted
 
 
-def ike_sa_init(proposals: tuple[IkeProposal, ...], *, spi: bytes | None = None) -> bytes:
-    """A well-formed IKE_SA_INIT request offering `proposals`, with a KE payload for the first one's group."""
-    group = proposals[0].group
-    chain = proposal(1, proposals[0])
-    for number, p in enumerate(proposals[1:], start=2):
-        chain = chain / proposal(number, p)
-    message = (IKEv2(init_SPI=spi or os.urandom(8), exch_type=IKE_SA_INIT, flags="Initiator")
-               / IKEv2_SA(prop=chain)
-               / IKEv2_KE(group=_transform_id(KE, group)[0], ke=os.urandom(KE_LENGTHS[group]))
-               / IKEv2_Nonce(nonce=os.urandom(32)))
-    return bytes(message)
+def transform_names(p: IkeProposal) -> tuple[str, ...]:
+    """The transforms a proposal offers, in the order they are written (ENCR, PRF, INTEG, KE) and named as
+    the transcript names them. An AEAD cipher (RFC 5282) goes without INTEG."""
+    return tuple(name for _, name in _typed_names(p))
+
+
+def proposal(number: int, offer: IkeProposal | Offer) -> IKEv2_Proposal:
+    offer = offer if isinstance(offer, Offer) else Offer(offer)
+    transforms = [_transform(t, name) for t, name in _typed_names(offer.ike)]
+    transforms += [IKEv2_Transform(transform_type=t.type, transform_id=t.id) for t in offer.extra]
+    return IKEv2_Proposal(proposal=number, proto=PROTOCOL_IKE, trans_nb=len(transforms),
+                          trans=reduce(truediv, transforms))
+
+
+def ike_sa_init(proposals: Sequence[IkeProposal | Offer], *, spi: bytes | None = None,
+                ke_group: str | None = None, extra_payloads: Sequence[UnknownPayload] = ()) -> bytes:
+    """An IKE_SA_INIT request offering `proposals` (numbered from 1), with a KE payload for `ke_group` --
+    by default the first proposal's group, as RFC 7296 3.4 says it should be -- a Nonce, then
+    `extra_payloads`."""
+    first = proposals[0].ike if isinstance(proposals[0], Offer) else proposals[0]
+    group = ke_group or first.group
+    payloads = [IKEv2_SA(prop=reduce(truediv, [proposal(n, p) for n, p in enumerate(proposals, start=1)])),
+                IKEv2_KE(group=_transform_id(KE, group)[0], ke=os.urandom(KE_LENGTHS[group])),
+                IKEv2_Nonce(nonce=os.urandom(NONCE_LENGTH))]
+    payloads += [IKEv2_Payload(flags=CRITICAL if p.critical else 0, load=p.body) for p in extra_payloads]
+    # RFC 7296 3.2: each header names the type of the payload after it; scapy knows only the types it has
+    # classes for, so the chain is written out whole.
+    types = [SA_PAYLOAD, KE_PAYLOAD, NONCE_PAYLOAD] + [p.type for p in extra_payloads]
+    for payload, following in zip(payloads, types[1:] + [0]):
+        payload.next_payload = following
+    header = IKEv2(init_SPI=spi or os.urandom(8), next_payload=types[0], exch_type=IKE_SA_INIT, flags="Initiator")
+    return bytes(header / reduce(truediv, payloads))
+
+
+def truncated(message: bytes, length: int | None = None) -> bytes:
+    """The first `length` bytes of a message (by default half of it): a request cut short in transit, whose
+    IKE header still gives the whole message's length."""
+    return message[:len(message) // 2 if length is None else length]
+
+
+def spi_of(message: bytes) -> bytes:
+    """The initiator's SPI: the first eight bytes of the IKE header, which a response repeats."""
+    return message[:8]
