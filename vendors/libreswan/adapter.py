@@ -36,7 +36,6 @@ KEYWORDS = {
     "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "dh19", "ECP_384": "dh20", "CURVE25519": "dh31",
 }
-AEAD = ("_GCM_", "CHACHA20_POLY1305")
 
 # Scenario key types -> Libreswan 4.10 `authby=`. rsasig is RSA in RFC 7427 Digital Signatures: RSASSA-PSS when
 # pluto initiates, the initiator's own scheme (e.g. PKCS#1 v1.5) when it responds; see NOTES.md.
@@ -55,8 +54,8 @@ def _keyword(name: str, field: str) -> str:
 
 def ike_proposal(p: IkeProposal) -> str:
     """ENCR-INTEG-PRF;DH, or ENCR-PRF;DH for AEAD ciphers (Libreswan then proposes no INTEG transform)."""
-    algorithms = [p.encryption] + ([] if any(a in p.encryption for a in AEAD) else [p.integrity]) + [p.prf]
-    return "-".join(_keyword(n, "ike") for n in algorithms) + ";" + _keyword(p.group, "ike")
+    *algorithms, group = p.transforms
+    return "-".join(_keyword(n, "ike") for n in algorithms) + ";" + _keyword(group, "ike")
 
 
 def esp_proposal(p: EspProposal) -> str:

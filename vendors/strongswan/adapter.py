@@ -33,7 +33,6 @@ KEYWORDS = {
     "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
 }
-AEAD = ("_GCM_", "CHACHA20_POLY1305")
 
 
 def _keyword(name: str, field: str) -> str:
@@ -44,8 +43,7 @@ def _keyword(name: str, field: str) -> str:
 
 
 def ike_proposal(p: IkeProposal) -> str:
-    parts = [p.encryption] + ([] if any(a in p.encryption for a in AEAD) else [p.integrity]) + [p.prf, p.group]
-    return "-".join(_keyword(n, "ike") for n in parts)
+    return "-".join(_keyword(n, "ike") for n in p.transforms)
 
 
 def esp_proposal(p: EspProposal) -> str:

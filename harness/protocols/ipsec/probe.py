@@ -24,7 +24,7 @@ from scapy.contrib.ikev2 import (IKEv2, IKEv2_KE, IKEv2_Nonce, IKEv2_Payload, IK
                                  IKEv2_Transform)
 
 from harness.protocols.ipsec.ikev2_names import ENCR, INTEG, KE, PRF, TRANSFORM_IDS, TRANSFORM_TYPES
-from harness.protocols.ipsec.scenario import IkeProposal
+from harness.protocols.ipsec.scenario import IkeProposal, is_aead
 
 IKE_SA_INIT = 34
 SA_PAYLOAD, KE_PAYLOAD, NONCE_PAYLOAD = 33, 34, 40
@@ -92,8 +92,9 @@ def _transform(transform_type: int, name: str) -> IKEv2_Transform:
 
 
 def _typed_names(p: IkeProposal) -> list[tuple[int, str]]:
+    """(transform type, name) in the order the probe writes them: ENCR, PRF, INTEG (none for AEAD), KE."""
     wanted = [(ENCR, p.encryption), (PRF, p.prf), (KE, p.group)]
-    if "_GCM_" not in p.encryption and "POLY1305" not in p.encryption:
+    if not is_aead(p.encryption):
         wanted.insert(2, (INTEG, p.integrity))
     return wanted
 

@@ -7,12 +7,25 @@ from dataclasses import dataclass, field
 from harness.protocols.ipsec.pki import Credentials
 
 
+AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
+
+
+def is_aead(encryption: str) -> bool:
+    return any(mark in encryption for mark in AEAD_MARKS)
+
+
 @dataclass(frozen=True)
 class IkeProposal:
     encryption: str = "ENCR_AES_CBC_128"
-    integrity: str = "AUTH_HMAC_SHA2_256_128"
+    integrity: str | None = "AUTH_HMAC_SHA2_256_128"  # ignored for an AEAD cipher
     prf: str = "PRF_HMAC_SHA2_256"
     group: str = "MODP_2048"
+
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """What the proposal offers, one transform per type: ENCR, INTEG (none for AEAD), PRF, KE."""
+        integrity = () if is_aead(self.encryption) else (self.integrity,)
+        return (self.encryption, *integrity, self.prf, self.group)
 
 
 @dataclass(frozen=True)
