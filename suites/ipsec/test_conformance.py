@@ -39,6 +39,18 @@ def described(response) -> str:
     return " | ".join(proposals) or "no proposal"
 
 
+def rejected_with(ipsec_probe, request: bytes, notify: str):
+    """RFC 7296 2.21.1: the request is answered with the error notify `notify` and sets nothing up (no SA,
+    no KE of the responder's). Returns the notify, for its data."""
+    response = ipsec_probe.response_to(request)
+    assert response is not None, f"no response to the request on the wire\n{ipsec_probe.describe()}"
+    found = response.notify(notify)
+    assert found is not None, f"expected N({notify}), got: {said(response.message)}\n{ipsec_probe.describe()}"
+    assert not {"SA", "KE"} & set(response.names), f"the rejection carries SA or KE: {said(response.message)}\n" \
+                                                   f"{ipsec_probe.describe()}"
+    return found
+
+
 def said(message) -> str:
     """What a message on the wire carries, in a few words: its payloads, notifies with their error data."""
     notifies = iter(message.notifies)
@@ -87,16 +99,10 @@ def test_invalid_ke_payload(ipsec_probe):
     request = probe.ike_sa_init((ACCEPTABLE,), ke_group="MODP_3072")
     ipsec_probe.send(request)
 
-    response = ipsec_probe.response_to(request)
-    assert response is not None, f"no response to the request on the wire\n{ipsec_probe.describe()}"
-    invalid_ke = response.notify("INVALID_KE_PAYLOAD")
-    assert invalid_ke is not None, f"expected N(INVALID_KE_PAYLOAD), got: {said(response.message)}\n" \
-                                   f"{ipsec_probe.describe()}"
+    invalid_ke = rejected_with(ipsec_probe, request, "INVALID_KE_PAYLOAD")
     wanted = KEY_EXCHANGE_METHODS.get(int.from_bytes(invalid_ke.data, "big")) if len(invalid_ke.data) == 2 else None
     assert wanted == ACCEPTABLE.group, f"expected the group {ACCEPTABLE.group} as two octets in the notify, got " \
                                        f"{invalid_ke.data.hex() or 'no data'}\n{ipsec_probe.describe()}"
-    assert not {"SA", "KE"} & set(response.names), f"the rejection carries SA or KE: {said(response.message)}\n" \
-                                                   f"{ipsec_probe.describe()}"
 
 
 def test_unknown_critical_payload(ipsec_probe):
@@ -107,16 +113,10 @@ def test_unknown_critical_payload(ipsec_probe):
     request = probe.ike_sa_init((ACCEPTABLE,), extra_payloads=(probe.UnknownPayload(critical=True),))
     ipsec_probe.send(request)
 
-    response = ipsec_probe.response_to(request)
-    assert response is not None, f"no response to the request on the wire\n{ipsec_probe.describe()}"
-    unsupported = response.notify("UNSUPPORTED_CRITICAL_PAYLOAD")
-    assert unsupported is not None, f"expected N(UNSUPPORTED_CRITICAL_PAYLOAD), got: {said(response.message)}\n" \
-                                    f"{ipsec_probe.describe()}"
+    unsupported = rejected_with(ipsec_probe, request, "UNSUPPORTED_CRITICAL_PAYLOAD")
     assert unsupported.data == bytes([probe.UNASSIGNED_PAYLOAD_TYPE]), \
         f"expected the payload type {probe.UNASSIGNED_PAYLOAD_TYPE} as one octet in the notify, got " \
         f"{unsupported.data.hex() or 'no data'}\n{ipsec_probe.describe()}"
-    assert not {"SA", "KE"} & set(response.names), f"the rejection carries SA or KE: {said(response.message)}\n" \
-                                                   f"{ipsec_probe.describe()}"
 
 
 def test_unknown_payload(ipsec_probe):
