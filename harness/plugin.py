@@ -21,7 +21,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.host import HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
-from harness.results import CaseResult, pair_dir, phase_verdict, summary_table, write_matrix
+from harness.results import CaseResult, describe_case, pair_dir, phase_verdict, summary_table, write_matrix
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
 
@@ -220,8 +220,9 @@ def pair_lab(request, vendor_pair, docker_client, images):
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
     _label_allure(vendor_pair)
     folder.mkdir(parents=True, exist_ok=True)
+    clause, title = describe_case(request.node.function.__doc__)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
-              "b": vendor_pair.b.name, "pcap": None}
+              "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title}
     request.node.user_properties.append(("overlay_interop", record))
     _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
@@ -323,7 +324,8 @@ class MatrixRecorder:
         if known is None:
             self.results[report.nodeid] = CaseResult(props["protocol"], props["case"], props["a"], props["b"],
                                                      props["verdict"], props["reason"],
-                                                     round(report.duration, 3), props["pcap"])
+                                                     round(report.duration, 3), props["pcap"],
+                                                     props.get("clause", ""), props.get("title", ""))
         else:
             known.merge(props["verdict"], props["reason"], report.duration)
             known.pcap = props["pcap"] or known.pcap

@@ -4,12 +4,16 @@
     DIR/pairs/<protocol>/<case>/<a>__<b>/            capture.pcap, <role>-<vendor>.log, configs/
     DIR/matrix.json                                  one record per (protocol, case, a, b)
 
+A record holds {protocol, case, a, b, verdict, reason, duration_s, pcap}, plus what the report pages group
+by: `clause`, the first "RFC NNNN x.y" of the case's docstring, and `title`, the docstring's first sentence.
+
 Verdicts: passed; failed (the implementations did not interoperate: an assertion about the wire or the
 tunnel); broken (the harness or a container failed); skipped (with the reason).
 """
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -28,12 +32,25 @@ class CaseResult:
     reason: str
     duration_s: float
     pcap: str | None  # relative to the reports dir
+    clause: str = ""  # "RFC 7296 2.6"
+    title: str = ""
 
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""
         self.duration_s = round(self.duration_s + duration_s, 3)
         if _RANK[verdict] > _RANK[self.verdict]:
             self.verdict, self.reason = verdict, reason
+
+
+CLAUSE = re.compile(r"RFC \d+(?: \d+(?:\.\d+)*)?")
+
+
+def describe_case(docstring: str | None) -> tuple[str, str]:
+    """(clause, title) from a case's docstring: 'RFC 7296 2.6: a responder under load ...'."""
+    text = " ".join((docstring or "").split())
+    clause = CLAUSE.search(text)
+    title = text.split(". ")[0].rstrip(".")
+    return (clause.group(0) if clause else ""), title
 
 
 def pair_dir(reports_dir: Path, protocol: str, case: str, a: str, b: str) -> Path:

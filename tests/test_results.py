@@ -31,7 +31,8 @@ def test_matrix_json_holds_exactly_the_contract_fields(tmp_path):
                CaseResult("ipsec", "psk_tunnel", "a", "b", "passed", "", 1.25, "pairs/ipsec/psk_tunnel/a__b/capture.pcap")]
     write_matrix(tmp_path, results)
     records = json.loads((tmp_path / "matrix.json").read_text())
-    assert [set(r) for r in records] == [{"protocol", "case", "a", "b", "verdict", "reason", "duration_s", "pcap"}] * 2
+    assert [set(r) for r in records] == [{"protocol", "case", "a", "b", "verdict", "reason", "duration_s", "pcap",
+                                          "clause", "title"}] * 2
     assert [r["case"] for r in records] == ["psk_tunnel", "wrong_psk"]  # sorted, stable for diffs
     assert read_matrix(tmp_path) == sorted(results, key=lambda r: r.case)
 
@@ -43,3 +44,11 @@ def test_summary_counts_interoperating_pairs_and_shows_reasons():
     assert text.splitlines()[0] == "ipsec: 1/2 pair-cases interoperate (1 skipped)"
     assert "psk_tunnel  b -> a  FAILED  no ESP from b" in text
     assert "more" not in text
+
+
+def test_clause_and_title_come_from_the_case_docstring():
+    from harness.results import describe_case
+    assert describe_case("""RFC 7296 2.6: a responder under load answers with a COOKIE. The initiator
+        repeats its request.""") == ("RFC 7296 2.6", "RFC 7296 2.6: a responder under load answers with a COOKIE")
+    assert describe_case("RFC 6023: childless.") == ("RFC 6023", "RFC 6023: childless")
+    assert describe_case(None) == ("", "")
