@@ -40,11 +40,13 @@ def cmd_run(args, pytest_args: list[str]) -> int:
     reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / new_run_id()).resolve()
     # Pairs are independent labs: by default one xdist worker per core (the user's -n wins).
     parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in pytest_args) else ["-n", "auto"]
+    junit = [] if any(a.startswith("--junitxml") for a in pytest_args) else [f"--junitxml={reports / 'junit.xml'}"]
     command = [sys.executable, "-m", "pytest", str(suites), "--rootdir", str(PROJECT_ROOT),
-               "--reports-dir", str(reports), "-q", *parallel, *pytest_args]
+               "--reports-dir", str(reports), "-q", *parallel, *junit, *pytest_args]
     code = subprocess.call(command, cwd=PROJECT_ROOT)  # its terminal summary ends with the matrix
     if (reports / "matrix.json").exists():
         print(f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
+              f"\njunit:   {reports / 'junit.xml'}"
               f"\nallure:  allure serve {reports / 'allure-results'}")
     return code
 

@@ -47,6 +47,13 @@ class HostCapabilities:
         if missing:
             pytest.skip("; ".join(self.reason(n) for n in missing))
 
+    def describe_one(self, name: str) -> str:
+        """'yes', or 'no (<what the kernel said>)'."""
+        if self.present.get(name):
+            return "yes"
+        detail = self.details.get(name)
+        return f"no ({detail})" if detail else "no"
+
     def describe(self) -> str:
         return "\n".join(f"{name:12} {'yes' if self.present.get(name) else 'no '}  {self.details.get(name, '')}"
                          for name in CAPABILITIES)

@@ -21,7 +21,8 @@ from harness.errors import ConfigError, HarnessError
 from harness.host import HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
-from harness.results import CaseResult, describe_case, pair_dir, phase_verdict, summary_table, write_matrix
+from harness.results import (CaseResult, describe_case, pair_dir, phase_verdict, summary_table, write_matrix,
+                             write_run_facts)
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
 
@@ -170,6 +171,9 @@ def host(docker_client, images) -> HostCapabilities:
     return probe(docker_client, images.tools())
 
 
+_VERSIONS: dict[tuple[str, str], str] = {}  # (vendor, image id) -> version: asked once per worker
+
+
 @dataclass
 class PairLab:
     """A pair's lab plus the folder its artifacts go to. Protocol fixtures build on it."""
@@ -179,6 +183,7 @@ class PairLab:
     images: Images
     nodes: dict[str, Node] = field(default_factory=dict)  # by role
     finalizers: list = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)  # vendor -> version, read from its running daemon
 
     def node(self, role: str, **kwargs) -> Node:
         vendor = self.pair.vendor(role)
@@ -199,6 +204,15 @@ class PairLab:
             copy.parent.mkdir(parents=True, exist_ok=True)
             copy.write_text(content)
 
+    def record_version(self, role: str, read) -> None:
+        """Note the version of the role's daemon (`read()` asks the running daemon), once per image."""
+        vendor = self.pair.vendor(role)
+        key = (vendor.name, self.nodes[role].container.image.id)
+        if key not in _VERSIONS:
+            text = read().strip()
+            _VERSIONS[key] = text.splitlines()[0] if text else "unknown"
+        self.versions[vendor.name] = _VERSIONS[key]
+
     def on_teardown(self, fn) -> None:
         """Run `fn` before logs are collected and the lab closes (e.g. stop a capture)."""
         self.finalizers.append(fn)
@@ -214,7 +228,7 @@ class PairLab:
 
 
 @pytest.fixture
-def pair_lab(request, vendor_pair, docker_client, images):
+def pair_lab(request, vendor_pair, docker_client, images, host):
     config = request.config
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
@@ -223,6 +237,7 @@ def pair_lab(request, vendor_pair, docker_client, images):
     clause, title = describe_case(request.node.function.__doc__)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
               "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title}
+    record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
     request.node.user_properties.append(("overlay_interop", record))
     _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
@@ -236,6 +251,7 @@ def pair_lab(request, vendor_pair, docker_client, images):
             pcap = folder / "capture.pcap"
             if pcap.exists():
                 record["pcap"] = str(pcap.relative_to(run.reports_dir))
+            record["versions"] = plab.versions
         finally:
             lab.close()
 
@@ -313,6 +329,8 @@ class MatrixRecorder:
         self.run = run
         self.results: dict[str, CaseResult] = {}
         self.finished: set[str] = set()  # cases whose body ran, or whose setup already decided the verdict
+        self.versions: dict[str, str] = {}
+        self.host: dict[str, str] = {}
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties).get("overlay_interop")
@@ -320,6 +338,8 @@ class MatrixRecorder:
             return
         if report.when == "call" or report.outcome != "passed":
             self.finished.add(report.nodeid)
+        self.versions.update(props.get("versions") or {})
+        self.host.update(props.get("host") or {})
         known = self.results.get(report.nodeid)
         if known is None:
             self.results[report.nodeid] = CaseResult(props["protocol"], props["case"], props["a"], props["b"],
@@ -338,6 +358,7 @@ class MatrixRecorder:
                 result.merge("broken", "interrupted before the case reached a verdict", 0.0)
         self.run.reports_dir.mkdir(parents=True, exist_ok=True)
         write_matrix(self.run.reports_dir, list(self.results.values()))
+        write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir))
         latest = self.run.reports_dir.parent / "latest"
         if self.run.reports_dir.parent.name == "reports" and (latest.is_symlink() or not latest.exists()):
             latest.unlink(missing_ok=True)

@@ -77,16 +77,55 @@ def read_matrix(reports_dir: Path) -> list[CaseResult]:
     return [CaseResult(**record) for record in json.loads((reports_dir / "matrix.json").read_text())]
 
 
+SHORT = {"passed": "pass", "failed": "FAIL", "broken": "BRKN", "skipped": "skip"}
+
+
 def summary_table(results: list[CaseResult]) -> str:
-    """One block per protocol: a line per case with each pair's verdict, then the x/y interoperate count."""
+    """Per protocol: the x/y line, a small grid (cases down, numbered pairs across), the pairs' legend, and
+    every failed or broken cell with its reason."""
     lines = []
     for protocol in sorted({r.protocol for r in results}):
         rows = [r for r in results if r.protocol == protocol]
-        passed = sum(r.verdict == "passed" for r in rows)
-        ran = sum(r.verdict != "skipped" for r in rows)
-        lines.append(f"{protocol}: {passed}/{ran} pair-cases interoperate ({len(rows) - ran} skipped)")
-        width = max(len(r.case) for r in rows)
+        count = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
+        ran = len(rows) - count["skipped"]
+        lines.append(f"{protocol}: {count['passed']}/{ran} pair-cases interoperate "
+                     f"({count['failed']} failed, {count['broken']} broken, {count['skipped']} skipped)")
+        pairs = sorted({(r.a, r.b) for r in rows})
+        cases = sorted({r.case for r in rows})
+        cell = {(r.case, r.a, r.b): SHORT[r.verdict] for r in rows}
+        width = max(len(c) for c in cases)
+        lines.append("  " + " " * width + "".join(f"{n:>6}" for n in range(1, len(pairs) + 1)))
+        for case in cases:
+            lines.append(f"  {case:<{width}}" + "".join(f"{cell.get((case, a, b), '-'):>6}" for a, b in pairs))
+        lines.append("  pairs: " + ", ".join(f"{n} {a}->{b}" for n, (a, b) in enumerate(pairs, 1)))
         for r in sorted(rows, key=lambda r: (r.case, r.a, r.b)):
-            reason = f"  {r.reason.splitlines()[0][:90]}" if r.verdict != "passed" and r.reason else ""
-            lines.append(f"  {r.case:<{width}}  {r.a} -> {r.b}  {r.verdict.upper()}{reason}")
+            if r.verdict in ("failed", "broken"):
+                lines.append(f"  {r.verdict.upper()} {r.case} {r.a}->{r.b}: {r.reason.splitlines()[0][:100]}")
     return "\n".join(lines)
+
+
+# Allure's own split of results, named for what they mean here (see the verdicts above).
+ALLURE_CATEGORIES = [
+    {"name": "Did not interoperate", "matchedStatuses": ["failed"],
+     "description": "An assertion about the wire or the tunnel failed: the implementations disagree."},
+    {"name": "Harness or lab trouble", "matchedStatuses": ["broken"],
+     "description": "A container, a daemon start, a config or the harness failed; not an interop verdict."},
+    {"name": "Not run: unsupported by a vendor or the host", "matchedStatuses": ["skipped"]},
+]
+
+
+def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_dir: Path) -> None:
+    """DIR/run.json (run id, vendor versions, host capabilities) and, for allure, environment.properties
+    and categories.json."""
+    facts = {"run": run.id, "versions": dict(sorted(versions.items())), "host": dict(sorted(host.items()))}
+    (run.reports_dir / "run.json").write_text(json.dumps(facts, indent=2) + "\n")
+    allure_dir.mkdir(parents=True, exist_ok=True)
+    lines = [f"run={run.id}"] + [f"vendor.{name}={version}" for name, version in facts["versions"].items()] + \
+            [f"host.{name}={answer}" for name, answer in facts["host"].items()]
+    (allure_dir / "environment.properties").write_text("\n".join(_properties_escape(line) for line in lines) + "\n")
+    (allure_dir / "categories.json").write_text(json.dumps(ALLURE_CATEGORIES, indent=2) + "\n")
+
+
+def _properties_escape(line: str) -> str:
+    key, _, value = line.partition("=")
+    return f"{key}={value.replace(chr(92), chr(92) * 2)}"

@@ -41,9 +41,13 @@ def test_summary_counts_interoperating_pairs_and_shows_reasons():
     text = summary_table([CaseResult("ipsec", "psk_tunnel", "a", "b", "passed", "", 1, None),
                           CaseResult("ipsec", "psk_tunnel", "b", "a", "failed", "no ESP from b\nmore", 1, None),
                           CaseResult("ipsec", "ike_only", "a", "a", "skipped", "host lacks ESP", 0, None)])
-    assert text.splitlines()[0] == "ipsec: 1/2 pair-cases interoperate (1 skipped)"
-    assert "psk_tunnel  b -> a  FAILED  no ESP from b" in text
-    assert "more" not in text
+    lines = text.splitlines()
+    assert lines[0] == "ipsec: 1/2 pair-cases interoperate (1 failed, 0 broken, 1 skipped)"
+    assert lines[1].split() == ["1", "2", "3"]
+    assert lines[2].split() == ["ike_only", "skip", "-", "-"]
+    assert lines[3].split() == ["psk_tunnel", "-", "pass", "FAIL"]
+    assert lines[4] == "  pairs: 1 a->a, 2 a->b, 3 b->a"
+    assert lines[5] == "  FAILED psk_tunnel b->a: no ESP from b" and "more" not in text
 
 
 def test_clause_and_title_come_from_the_case_docstring():
@@ -52,3 +56,18 @@ def test_clause_and_title_come_from_the_case_docstring():
         repeats its request.""") == ("RFC 7296 2.6", "RFC 7296 2.6: a responder under load answers with a COOKIE")
     assert describe_case("RFC 6023: childless.") == ("RFC 6023", "RFC 6023: childless")
     assert describe_case(None) == ("", "")
+
+
+def test_run_facts_for_allure(tmp_path):
+    from harness.results import write_run_facts
+    from harness.run import Run
+    run = Run("20261124-101500-42", "o", "main", tmp_path)
+    write_run_facts(run, {"strongswan": "strongSwan 5.9.8"}, {"kernel-esp": "no (Requested type not found)"},
+                    tmp_path / "allure-results")
+    assert json.loads((tmp_path / "run.json").read_text()) == {
+        "run": run.id, "versions": {"strongswan": "strongSwan 5.9.8"},
+        "host": {"kernel-esp": "no (Requested type not found)"}}
+    assert (tmp_path / "allure-results" / "environment.properties").read_text().splitlines() == [
+        "run=20261124-101500-42", "vendor.strongswan=strongSwan 5.9.8", "host.kernel-esp=no (Requested type not found)"]
+    categories = json.loads((tmp_path / "allure-results" / "categories.json").read_text())
+    assert [c["matchedStatuses"] for c in categories] == [["failed"], ["broken"], ["skipped"]]

@@ -149,6 +149,7 @@ class IPsecPair:
         self.nodes[RESPONDER].start()
         for role in ROLES:
             self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+            self.pair_lab.record_version(role, self.endpoints[role].version)
             self.nodes[role].exec(["ip", "address", "add", f"{inner_address(scenario.subnets[role])}/32",
                                    "dev", "lo"], timeout=5, check=True, what="adding the inner address")
         for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
@@ -237,6 +238,7 @@ class IPsecProbe:
         self.responder.start()
         self.capture.start()  # joins the responder's network namespace, so once it runs; before any probe
         self.endpoint.wait_ready(READY_TIMEOUT_S)
+        self.pair_lab.record_version(RESPONDER, self.endpoint.version)
         self.endpoint.load()
 
     def send(self, *requests: bytes, wait: float = PROBE_WAIT_S) -> list[Reply]:
