@@ -30,3 +30,15 @@ def test_wrong_psk_capture():
         ("IKE_SA_INIT", False), ("IKE_SA_INIT", True), ("IKE_AUTH", False), ("IKE_AUTH", True)]
     assert wire.esp() == ()
     assert wire.describe().endswith("no ESP on the wire")
+
+
+def test_a_retransmission_counts_once_unless_asked_for(tmp_path):
+    """RFC 7296 2.1: a retransmission is the same message again; cases judge the conversation."""
+    from scapy.utils import rdpcap, wrpcap
+    packets = rdpcap(str(DATA / "strongswan_psk_tunnel.pcap"))
+    auth_request = next(i for i, p in enumerate(packets) if p.haslayer("UDP") and p["UDP"].dport == 4500)
+    repeated = list(packets[:auth_request + 1]) + [packets[auth_request].copy()] + list(packets[auth_request + 1:])
+    wrpcap(str(tmp_path / "retransmitted.pcap"), repeated)
+    wire = Wire.from_pcap(tmp_path / "retransmitted.pcap")
+    assert [m.is_response for m in wire.ike("IKE_AUTH")] == [False, True]
+    assert [m.is_response for m in wire.ike("IKE_AUTH", retransmissions=True)] == [False, False, True]

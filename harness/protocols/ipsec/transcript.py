@@ -105,10 +105,11 @@ class DecryptedMessages(tuple):
     """Decrypted messages in capture order; a tuple, like wire.IkeMessages."""
 
     def ike(self, exchange: str | None = None) -> DecryptedMessages:
-        if exchange is None:
-            return self
-        _check_known(exchange, wire.EXCHANGE_TYPES, "exchange")
-        return DecryptedMessages(m for m in self if m.exchange == exchange)
+        """Like Wire.ike(): of one exchange type if given, each message once (retransmissions left out)."""
+        if exchange is not None:
+            _check_known(exchange, wire.EXCHANGE_TYPES, "exchange")
+        chosen = [m for m in self if exchange is None or m.exchange == exchange]
+        return DecryptedMessages(wire.first_sendings(chosen, key=lambda m: m.message.data))
 
     def describe(self) -> str:
         return "\n".join(m.describe() for m in self) or "no IKE messages on the wire"

@@ -261,6 +261,17 @@ class IkeMessages(tuple):
         return "\n".join(m.describe() for m in self) or "no IKE messages on the wire"
 
 
+def first_sendings(messages, key):
+    """Messages without their retransmissions: the first of each run of byte-identical messages."""
+    seen, kept = set(), []
+    for message in messages:
+        data = key(message)
+        if not data or data not in seen:
+            kept.append(message)
+            seen.add(data)
+    return kept
+
+
 @dataclass(frozen=True)
 class EspFlow:
     """The ESP packets of one SA in one direction. first_seq/last_seq are in capture order, so a reset
@@ -297,11 +308,14 @@ class Wire:
         transcript.read(path)
         return transcript.wire()
 
-    def ike(self, exchange: str | None = None) -> IkeMessages:
-        if exchange is None:
-            return self.messages
-        _check_known(exchange, EXCHANGE_TYPES, "exchange")
-        return IkeMessages(m for m in self.messages if m.exchange == exchange)
+    def ike(self, exchange: str | None = None, *, retransmissions: bool = False) -> IkeMessages:
+        """The IKE messages in capture order (of one exchange type, if given), each message once: a
+        retransmission is the same message byte for byte (RFC 7296 2.1) and is left out unless asked for, so
+        a case judges the conversation, not how often a busy peer had to repeat itself."""
+        if exchange is not None:
+            _check_known(exchange, EXCHANGE_TYPES, "exchange")
+        chosen = [m for m in self.messages if exchange is None or m.exchange == exchange]
+        return IkeMessages(chosen if retransmissions else first_sendings(chosen, key=lambda m: m.data))
 
     def esp(self) -> tuple[EspFlow, ...]:
         return self.flows
