@@ -4,6 +4,8 @@
     images build [VENDOR...]                   build (or confirm cached) vendor images and the tools image
     doctor                                     what this host and its Docker engine can do
     clean                                      remove containers and networks left by dead runs
+    report DIR                                 (re)write DIR/matrix.html and DIR/conformance/ from DIR/matrix.json
+    transcript FILE [--keys-from LOG ...]      the transcript of any capture (IPsec decoded, decrypted with keys)
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from harness import transcript_cli
 from harness.errors import HarnessError
 from harness.run import new_run_id
 
@@ -87,6 +90,16 @@ def cmd_clean(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from harness.report import write_pages
+    reports = Path(args.dir)
+    if not (reports / "matrix.json").is_file():
+        raise HarnessError(f"{reports / 'matrix.json'}: not found; DIR is a run's reports folder")
+    for path in write_pages(reports):
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -98,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     build.add_argument("vendors", nargs="*")
     sub.add_parser("doctor", help="print what this host and its Docker engine can do")
     sub.add_parser("clean", help="remove what dead runs left behind")
+    report = sub.add_parser("report", help="(re)write a run's HTML pages from its matrix.json")
+    report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest")
+    transcript_cli.add_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -106,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(args, rest)
         if args.command == "images":
             return cmd_images_build(args)
-        return {"doctor": cmd_doctor, "clean": cmd_clean}[args.command](args)
+        if args.command == "transcript":
+            return transcript_cli.cmd_transcript(args)
+        return {"doctor": cmd_doctor, "clean": cmd_clean, "report": cmd_report}[args.command](args)
     except HarnessError as exc:
         print(f"overlay-interop: error: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.host import HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
+from harness.report import write_pages
 from harness.results import (CaseResult, describe_case, pair_dir, phase_verdict, summary_table, write_matrix,
                              write_run_facts)
 from harness.run import Run, new_run_id, owner_of
@@ -293,6 +294,8 @@ def _attach(folder: Path) -> None:
         if path.suffix == ".pcap":
             allure.attach.file(str(path), name=name, attachment_type="application/vnd.tcpdump.pcap",
                                extension="pcap")
+        elif path.suffix == ".svg":
+            allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.SVG)
         else:
             allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.TEXT)
 
@@ -359,6 +362,7 @@ class MatrixRecorder:
         self.run.reports_dir.mkdir(parents=True, exist_ok=True)
         write_matrix(self.run.reports_dir, list(self.results.values()))
         write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir))
+        write_pages(self.run.reports_dir)  # matrix.html, conformance/<vendor>.html, from matrix.json and run.json
         latest = self.run.reports_dir.parent / "latest"
         if self.run.reports_dir.parent.name == "reports" and (latest.is_symlink() or not latest.exists()):
             latest.unlink(missing_ok=True)

@@ -6,7 +6,18 @@
 # Fresh Debian/Ubuntu machine without an engine: installs Debian's docker.io (plus tcpdump and
 # debootstrap), starts dockerd in the background and waits for it. No registry: bootstraps the
 # base image with debootstrap and `docker import`.
+#
+# --browser (what `./dev test` passes): also Debian's chromium, which the report pages' browser test
+# drives (Playwright with the system browser; nothing is downloaded by Playwright). Only when missing.
 set -euo pipefail
+
+WITH_BROWSER=0
+for arg in "$@"; do
+  case "$arg" in
+    --browser) WITH_BROWSER=1 ;;
+    *) printf 'setup-host: error: unknown argument %s (known: --browser)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 BASE_IMAGE="${OVERLAY_INTEROP_BASE_IMAGE:-debian:bookworm-slim}"
 LOCAL_BASE="overlay-interop/base:bookworm"
@@ -96,6 +107,12 @@ ensure_base_image() {
   say "base image $LOCAL_BASE imported"
 }
 
+ensure_browser() {
+  # The browser test launches /usr/bin/chromium: the check keeps a second run instant.
+  [ -x /usr/bin/chromium ] || apt_install chromium
+}
+
 ensure_engine
 ensure_host_tools
 ensure_base_image
+[ "$WITH_BROWSER" -eq 0 ] || ensure_browser

@@ -401,6 +401,8 @@ def _oids(der: bytes) -> list[str]:
                 if not byte & 0x80:
                     arcs.append(value)
                     value = 0
+            if not arcs or value:  # the last byte still says "more follows": the OID is cut short
+                raise _Malformed(f"object identifier {encoded.hex()} is cut short")
             first = min(arcs[0] // 40, 2)
             found.append(".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]])))
             i += 2 + length

@@ -23,6 +23,7 @@ from harness.protocols.ipsec import ROLES, pki, probe
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
 from harness.protocols.ipsec.keyfiles import write_key_files
+from harness.protocols.ipsec.ladder import write_ladder
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.transcript import (DecryptedMessage, DecryptedMessages, bind_ike_keys, decrypt_ike,
                                                 esp_inner, transcript)
@@ -197,12 +198,13 @@ class IPsecPair:
                 if p.packet is not None and p.packet.haslayer(ICMP) and p.packet[ICMP].type in ICMP_ECHO]
 
     def _write_transcript(self) -> None:
-        """transcript.txt and Wireshark's key files (keys/) beside the capture."""
+        """transcript.txt, Wireshark's key files (keys/) and ladder.svg beside the capture."""
         if not self._pcap.exists():
             return
         ike, esp = self.keys()
         (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, ike, esp) + "\n")
         write_key_files(self.pair_lab.dir, bind_ike_keys(self._pcap, ike), esp)
+        write_ladder(self.pair_lab, self._pcap, dict(zip(ROLES, self.addresses)), ike, esp)
 
     def log_tail(self, role: str, lines: int = 12) -> str:
         return "\n".join(self.nodes[role].logs().rstrip().splitlines()[-lines:])
@@ -282,11 +284,13 @@ class IPsecProbe:
         return "\n".join(lines)
 
     def _write_evidence(self) -> None:
-        """The probe's log and transcript.txt beside the capture (no keys: nothing past IKE_SA_INIT is sent)."""
+        """The probe's log, transcript.txt and ladder.svg beside the capture (no keys: nothing past IKE_SA_INIT
+        is sent)."""
         if self._log:
             (self.pair_lab.dir / f"{self.pair_lab.log_name(INITIATOR)}.log").write_text("\n".join(self._log) + "\n")
         if self._pcap.exists():
             (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap) + "\n")
+            write_ladder(self.pair_lab, self._pcap, {INITIATOR: self.node.address, RESPONDER: self.responder.address})
 
 
 @pytest.fixture

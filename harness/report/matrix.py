@@ -1,0 +1,148 @@
+"""DIR/matrix.html: the run at a glance, from DIR/matrix.json.
+
+For each protocol a summary line, then per case a grid: initiators (a) down, responders (b) across, one cell
+per pair colored by its verdict, the reason on hover, linking to the pair's files. Problems (failed, broken)
+are listed first with their reasons. One static page: inline CSS, no script, nothing fetched, so it works
+offline and from an archived reports folder.
+
+What both pages share lives here too: the jinja2 environment (autoescaped), the run's facts, vendor order,
+and `Cell`, one record with the links to the files that exist in its pair folder.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import jinja2
+
+from harness.results import VERDICTS, CaseResult, pair_dir
+from harness.vendor import HARNESS_PEER
+
+PROBE = HARNESS_PEER.name  # "probe": the harness's own active peer
+PROBLEMS = ("failed", "broken")
+
+ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+                         autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+
+
+def vendor_key(name: str) -> tuple[bool, str]:
+    """Alphabetical, the harness's probe last: the same order on every page and every run."""
+    return name == PROBE, name
+
+
+def vendor_order(names) -> list[str]:
+    return sorted(set(names), key=vendor_key)
+
+
+@dataclass(frozen=True)
+class Link:
+    label: str
+    href: str
+
+
+@dataclass
+class Cell:
+    """One pair-case: its record and links (relative to the page) to the files its pair folder holds."""
+    result: CaseResult
+    main: Link | None  # the transcript, else the first daemon log
+    files: list[Link] = field(default_factory=list)  # capture.pcap, ladder.svg
+    logs: list[Link] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return self.result.verdict
+
+    @property
+    def tip(self) -> str:
+        """The hover text: the reason, or how long a passed case took."""
+        r = self.result
+        return r.reason or f"{r.verdict} in {r.duration_s:.1f} s"
+
+
+def cell(reports_dir: Path, result: CaseResult, prefix: str = "") -> Cell:
+    folder = pair_dir(reports_dir, result.protocol, result.case, result.a, result.b)
+
+    def link(label: str, path: Path) -> Link:
+        return Link(label, prefix + quote(path.relative_to(reports_dir).as_posix()))
+
+    files = [link(label, folder / name) for label, name in (("pcap", "capture.pcap"), ("ladder", "ladder.svg"))
+             if (folder / name).is_file()]
+    logs = [link(path.name, path) for path in sorted(folder.glob("*.log")) if path.is_file()]
+    transcript = folder / "transcript.txt"
+    main = link("transcript", transcript) if transcript.is_file() else (logs[0] if logs else None)
+    return Cell(result, main, files, logs)
+
+
+def summary(name: str, results: list[CaseResult]) -> str:
+    """'ipsec: 26/27 pair-cases interoperate, 1 failed, 30 skipped' (skipped cases don't count as run)."""
+    counts = Counter(r.verdict for r in results)
+    ran = len(results) - counts["skipped"]
+    rest = "".join(f", {counts[v]} {v}" for v in VERDICTS[1:] if counts[v])
+    return f"{name}: {counts['passed']}/{ran} pair-cases interoperate{rest}"
+
+
+def split_title(clause: str, title: str) -> tuple[str, str]:
+    """'RFC 7296 1.2/3.3: an IKE_SA_INIT ...' -> ('RFC 7296 1.2/3.3', 'an IKE_SA_INIT ...'): the references a
+    docstring starts with, shown as the case's tag, and the sentence. Otherwise (clause, title)."""
+    refs, sep, text = title.partition(": ")
+    if clause and sep and refs.startswith(clause) and len(refs) <= 60:
+        return refs, text
+    return clause, title
+
+
+def run_facts(reports_dir: Path) -> dict:
+    """The run id, its date, and (when the run wrote DIR/run.json) vendor versions and host capabilities."""
+    facts = {"run": reports_dir.name, "versions": {}, "host": {}}
+    try:
+        facts.update(json.loads((reports_dir / "run.json").read_text()))
+    except (OSError, ValueError):
+        pass
+    stamp = re.match(r"(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)", str(facts["run"]))
+    if stamp:
+        y, mo, d, h, mi, s = stamp.groups()
+        facts["date"] = f"{y}-{mo}-{d} {h}:{mi}:{s}"
+    else:
+        written = (reports_dir / "matrix.json").stat().st_mtime
+        facts["date"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
+    return facts
+
+
+@dataclass
+class Grid:
+    case: str
+    refs: str
+    text: str
+    initiators: list[str]
+    responders: list[str]
+    cells: dict[tuple[str, str], Cell]
+
+
+def grids(reports_dir: Path, results: list[CaseResult]) -> list[Grid]:
+    out = []
+    for case in sorted({r.case for r in results}):
+        rows = [r for r in results if r.case == case]
+        refs, text = split_title(rows[0].clause, rows[0].title)
+        out.append(Grid(case, refs, text, vendor_order(r.a for r in rows), vendor_order(r.b for r in rows),
+                        {(r.a, r.b): cell(reports_dir, r) for r in rows}))
+    return out
+
+
+def write(reports_dir: Path, results: list[CaseResult]) -> Path:
+    protocols = []
+    for name in sorted({r.protocol for r in results}):
+        rows = [r for r in results if r.protocol == name]
+        protocols.append({"name": name, "summary": summary(name, rows), "grids": grids(reports_dir, rows)})
+    ordered = sorted(results, key=lambda r: (r.protocol, r.case, vendor_key(r.a), vendor_key(r.b)))
+    problems = [cell(reports_dir, r) for r in ordered if r.verdict in PROBLEMS]
+    vendors = vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE)
+    page = ENV.get_template("matrix.html.j2").render(
+        facts=run_facts(reports_dir), protocols=protocols, problems=problems, vendors=vendors,
+        conformance={v: f"conformance/{quote(v)}.html" for v in vendors})
+    path = reports_dir / "matrix.html"
+    path.write_text(page)
+    return path

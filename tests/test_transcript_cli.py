@@ -1,0 +1,227 @@
+"""`overlay-interop transcript`: run as a user runs it (a subprocess) over every capture in tests/data and the
+damaged ones tests/data/malformed/make.py writes; and a seeded fuzz of the IPsec decoders underneath it."""
+from __future__ import annotations
+
+import os
+import random
+import struct
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from cryptography.hazmat.primitives import hashes, hmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+from support import DATA, ROOT
+from harness import transcript_cli
+from harness.protocols.ipsec import crypto, wire
+from harness.protocols.ipsec.keys import IkeSaKeys
+from harness.protocols.ipsec.ladder import ladder_events, message_notes
+from harness.protocols.ipsec.transcript import decrypt_ike
+from harness.report.ladder import render
+
+MALFORMED = DATA / "malformed"
+CAPTURES = sorted([*DATA.glob("*.pcap"), *MALFORMED.glob("*.pcap"), *MALFORMED.glob("*.pcapng")])
+PSK = "strongswan_psk_tunnel"
+
+
+def run(*args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "transcript", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONWARNINGS": "default"})
+
+
+def test_every_malformed_capture_is_checked_in():
+    made = {"truncated.pcap", "truncated_header.pcap", "garbage_after_header.pcap", "random_ipsec_payloads.pcap",
+            "ike_huge_length.pcap", "payload_chain_loop.pcap", "fragments.pcap", "odd_frames.pcap",
+            "linktype_user0.pcap", "linktype_raw_ip.pcap", "psk_tunnel.pcapng", "truncated.pcapng"}
+    assert made <= {p.name for p in CAPTURES}
+
+
+def test_make_reproduces_the_checked_in_files(tmp_path):
+    subprocess.run([sys.executable, str(MALFORMED / "make.py"), str(tmp_path)], check=True, capture_output=True,
+                   timeout=60)
+    made = sorted(tmp_path.iterdir())
+    assert len(made) == 13
+    for path in made:
+        assert path.read_bytes() == (MALFORMED / path.name).read_bytes(), path.name
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=[str(p.relative_to(DATA)) for p in CAPTURES])
+def test_any_capture_is_transcribed_without_a_traceback(capture):
+    result = run(capture)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "Traceback" not in result.stdout
+    assert "gave up" not in result.stdout  # a decoder raising is a bug, even though the command survives it
+    assert result.stdout.startswith(f"{capture}: pcap")
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("truncated.pcap", "malformed: frame 9 is cut short (135 of 270 bytes)"),
+    ("truncated_header.pcap", "malformed: the file header is cut short (10 of 24 bytes)"),
+    ("garbage_after_header.pcap", "malformed: record 1 at byte 24 claims"),
+    ("truncated.pcapng", "malformed: block at byte 1128 claims 548 bytes with 372 left"),
+    ("linktype_user0.pcap", "malformed: linktype 147: no decoder for this link layer"),
+    ("ike_huge_length.pcap", "5 malformed packet(s) skipped"),
+    ("payload_chain_loop.pcap", "malformed packet(s) skipped"),
+    ("random_ipsec_payloads.pcap", "    malformed: "),
+])
+def test_damage_is_marked(name, expected):
+    result = run(MALFORMED / name)
+    assert result.returncode == 0 and expected in result.stdout, result.stdout
+
+
+def test_truncated_capture_keeps_what_came_before_the_damage():
+    lines = run(MALFORMED / "truncated.pcap").stdout.splitlines()
+    assert any("IKE_SA_INIT #0 response(R)" in line for line in lines)
+    assert any("IKE_AUTH #1 request(I)" in line for line in lines)
+
+
+def test_pcapng_and_raw_ip_read_like_pcap():
+    pcap, pcapng = run(DATA / f"{PSK}.pcap").stdout, run(MALFORMED / "psk_tunnel.pcapng").stdout
+    assert pcap.splitlines()[1:] == pcapng.splitlines()[1:]
+    raw_ip = run(MALFORMED / "linktype_raw_ip.pcap").stdout
+    assert "linktype 101 (raw IP)" in raw_ip and "IKE_SA_INIT #0 response(R) SA KE Nonce" in raw_ip
+
+
+def test_frames_of_no_known_protocol_are_counted():
+    out = run(DATA / f"{PSK}.pcap").stdout
+    assert "== ipsec: 10 frame(s)" in out and out.rstrip().endswith("not decoded: 9 frame(s): 7 ICMPv6, 2 ARP")
+    later = run(MALFORMED / "fragments.pcap").stdout  # a later fragment goes with its first fragment's protocol
+    assert "== ipsec: 3 frame(s)" in later and "not decoded: 1 frame(s): 1 IPv4 fragment" in later
+
+
+def test_keys_from_both_logs_decrypt_ike_and_esp(tmp_path):
+    svg = tmp_path / "ladder.svg"
+    result = run(DATA / f"{PSK}.pcap", "--keys-from", DATA / f"{PSK}.initiator.log",
+                 "--keys-from", DATA / f"{PSK}.responder.log", "--ladder", svg)
+    assert result.returncode == 0 and result.stderr == ""
+    out = result.stdout
+    initiator_log = DATA / f"{PSK}.initiator.log"
+    assert f"keys: {initiator_log}: 1 IKE SA key set(s), 2 ESP SA key set(s) (read by strongswan)" in out
+    assert "    IDi FQDN initiator.lab" in out and out.count("ICMP echo-request 198.19.1.1 > 198.19.2.1") == 3
+    assert "no keys" not in out
+    assert f"ladder diagram: {svg}" in out
+    root = ET.parse(svg).getroot()
+    assert "IDi FQDN initiator.lab" in [t.text for t in root.iter("{http://www.w3.org/2000/svg}text")]
+
+
+def test_a_log_without_keys_says_so():
+    out = run(DATA / f"{PSK}.pcap", "--keys-from", MALFORMED / "not_a_pcap.txt").stdout
+    assert "not_a_pcap.txt: 0 IKE SA key set(s), 0 ESP SA key set(s)" in out and "encrypted (no keys" in out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["tests/data/malformed/not_a_pcap.txt"], "tests/data/malformed/not_a_pcap.txt: not a pcap or pcapng capture"),
+    (["tests/data/no_such.pcap"], "tests/data/no_such.pcap: no such file"),
+    (["tests/data"], "tests/data: is a folder, not a capture"),
+    (["tests/data/malformed/make.py"], "tests/data/malformed/make.py: not a pcap or pcapng capture"),
+    ([f"tests/data/{PSK}.pcap", "--keys-from", "nowhere.log"], "nowhere.log: no such file (--keys-from)"),
+])
+def test_what_is_not_a_capture_is_one_line_and_exit_1(args, message):
+    result = run(*args)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == f"overlay-interop: error: {message}\n"
+
+
+def test_an_empty_file_is_not_a_capture(tmp_path):
+    empty = tmp_path / "empty.pcap"
+    empty.write_bytes(b"")
+    result = run(empty)
+    assert result.returncode == 1 and result.stderr == f"overlay-interop: error: {empty}: an empty file\n"
+
+
+def test_protocols_join_the_dispatch_by_shipping_a_dissector():
+    assert "ipsec" in transcript_cli.dissectors()
+    vxlan = SimpleNamespace(claims=lambda d: d.ip_proto == 17 and 4789 in (d.sport, d.dport))
+    ipsec = transcript_cli.dissectors()["ipsec"]
+    frames = [transcript_cli.Datagram("IPv4", 17, 4789, 4789), transcript_cli.Datagram("IPv4", 17, 500, 500),
+              transcript_cli.Datagram("IPv4", 50), transcript_cli.Datagram("ARP"),
+              transcript_cli.Datagram("IPv4", 17, 1701, 1701)]
+    counts, others = transcript_cli._claimed({"ipsec": ipsec, "vxlan": vxlan}, frames)
+    assert counts == {"vxlan": 1, "ipsec": 2}
+    assert others == {"ARP": 1, "UDP port 1701": 1}
+
+
+# --- fuzz: the IPsec decoders on arbitrary bytes ----------------------------------------------------------
+
+KEYS = IkeSaKeys(ispi=bytes.fromhex("1111111111111111"), rspi=bytes.fromhex("2222222222222222"),
+                 encryption="ENCR_AES_CBC_128", integrity="AUTH_HMAC_SHA2_256_128",
+                 sk_ei=bytes(range(16)), sk_er=bytes(range(16, 32)), sk_ai=bytes(range(32)), sk_ar=bytes(range(32, 64)))
+
+
+def random_chain(rng: random.Random) -> tuple[int, bytes]:
+    """A payload chain whose lengths add up, of random types and bodies: what reaches every payload decoder."""
+    kinds = [rng.choice([*range(33, 55), rng.randrange(256)]) for _ in range(rng.randrange(1, 6))]
+    chain = b""
+    for i, kind in enumerate(kinds):
+        body = rng.randbytes(rng.choice([0, 1, 2, 3, 4, 5, 8, 9, 12, 16, 20, 40, 100]))
+        if kind in (44, 45) and body and rng.random() < 0.5:   # traffic selectors: a plausible count and length
+            body = bytes([rng.randrange(4)]) + body[1:4] + struct.pack("!BBHHH", 7, 0, 16, 0, 65535) + body
+        following = kinds[i + 1] if i + 1 < len(kinds) else 0
+        chain += struct.pack("!BBH", following, rng.choice([0, 0x80]), 4 + len(body)) + body
+    return kinds[0], chain
+
+
+def encrypted_message(rng: random.Random) -> bytes:
+    """An IKE_AUTH whose SK payload KEYS verify and open: the decrypted chain is random."""
+    first, chain = random_chain(rng)
+    padding = -(len(chain) + 1) % 16
+    plaintext = chain + bytes(padding) + bytes([padding])
+    iv = rng.randbytes(16)
+    encryptor = Cipher(algorithms.AES(KEYS.sk_ei), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(plaintext) + encryptor.finalize()
+    sk_length = 4 + 16 + len(ciphertext) + 16
+    header = struct.pack("!8s8sBBBBII", KEYS.ispi, KEYS.rspi, 46, 0x20, 35, 0x08, 1, 28 + sk_length)
+    unsigned = header + struct.pack("!BBH", first, 0, sk_length) + iv + ciphertext
+    mac = hmac.HMAC(KEYS.sk_ai, hashes.SHA256())
+    mac.update(unsigned)
+    return unsigned + mac.finalize()[:16]
+
+
+def test_fuzz_ipsec_decoders_never_raise():
+    rng = random.Random(1729)
+    started = time.monotonic()
+    for _ in range(8000):   # payload chains: junk, and chains whose lengths add up
+        data = rng.randbytes(rng.randrange(0, 120))
+        crypto.parse_payloads(rng.randrange(256), data)
+        first, chain = random_chain(rng)
+        result = crypto.parse_payloads(first, chain)
+        for payload in result.payloads:
+            payload.describe()
+    transcript = wire._Transcript()
+    for n in range(5000):   # datagrams as the capture reader hands them over
+        body = rng.randbytes(rng.randrange(0, 80))
+        if n % 4 == 0:
+            first, chain = random_chain(rng)
+            body = struct.pack("!8s8sBBBBII", rng.randbytes(8), rng.randbytes(8), first,
+                               rng.choice([0x20, 0x10, rng.randrange(256)]), rng.randrange(30, 48),
+                               rng.randrange(256), rng.randrange(8), 28 + len(chain)) + chain
+        port = rng.choice([500, 4500])
+        prefix = bytes(4) if port == 4500 and n % 3 else b""
+        segment = struct.pack("!HHHH", port, port, 8 + len(prefix) + len(body), 0) + prefix + body
+        protocol = rng.choice([17, 17, 17, 50])
+        transcript._add_datagram(float(n), "198.18.0.2", "198.18.0.3", protocol, segment if protocol == 17 else body)
+    messages = [wire._decode_ike(encrypted_message(rng), time=float(n), src="198.18.0.2", dst="198.18.0.3",
+                                 sport=4500, dport=4500) for n in range(1000)]
+    captured = transcript.wire()
+    decrypted = decrypt_ike([*captured.messages, *messages], [KEYS])
+    assert sum(m.keys is not None for m in decrypted) == 1000   # the fuzz reached the decrypted payload decoders
+    decrypted.describe()
+    for message in decrypted:
+        message_notes(message)
+    lifelines, events = ladder_events(decrypted, captured)
+    ET.fromstring(render(lifelines, events))
+    assert time.monotonic() - started < 20  # a few seconds; generous for slow CI machines
+
+
+def test_auth_with_a_degenerate_signature_oid_does_not_raise():
+    body = bytes([14, 0, 0, 0]) + bytes([4, 0x06, 0x02, 0x80, 0x80])   # digital signature, OID 06 02 80 80
+    chain = struct.pack("!BBH", 0, 0, 4 + len(body)) + body
+    assert crypto.parse_payloads(39, chain).problem is not None
