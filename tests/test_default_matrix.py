@@ -8,8 +8,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from support import DATA, ROOT
+from test_report_browser import Visit, browser, pages  # noqa: F401 (browser is a fixture)
 
 RUN_TIMEOUT_S = 900
 
@@ -19,7 +22,7 @@ def known_findings() -> set[str]:
     return {line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()}
 
 
-def test_the_default_matrix(tmp_path):
+def test_the_default_matrix(tmp_path, browser):
     result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--reports-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     records = json.loads((tmp_path / "matrix.json").read_text())
@@ -36,3 +39,13 @@ def test_the_default_matrix(tmp_path):
         folder = tmp_path / "pairs" / r["protocol"] / r["case"] / f"{r['a']}__{r['b']}"
         assert (folder / "capture.pcap").stat().st_size > 0, folder
         assert (folder / "transcript.txt").is_file() and list(folder.glob("*.log")), folder
+
+    # The pages of this real run, in a real browser: no errors, one cell per record, every link a file.
+    visit = Visit(browser, tmp_path / "matrix.html")
+    cells = visit.page.eval_on_selector_all("td[data-verdict]", "cells => cells.map(td => "
+                                            "[td.dataset.case, td.dataset.a, td.dataset.b, td.dataset.verdict])")
+    assert sorted(map(tuple, cells)) == sorted((r["case"], r["a"], r["b"], r["verdict"]) for r in records)
+    for path in pages(tmp_path):
+        links = Visit(browser, path).links()
+        missing = [href for href in links if "#" not in href and not Path(unquote(urlparse(href).path)).is_file()]
+        assert not missing, f"{path.name} links to missing files: {missing[:5]}"
