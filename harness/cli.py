@@ -48,9 +48,10 @@ def cmd_run(args, pytest_args: list[str]) -> int:
                "--reports-dir", str(reports), "-q", *parallel, *junit, *pytest_args]
     code = subprocess.call(command, cwd=PROJECT_ROOT)  # its terminal summary ends with the matrix
     if (reports / "matrix.json").exists():
-        print(f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
+        print(f"\nopen:    {reports / 'matrix.html'}"
+              f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
               f"\njunit:   {reports / 'junit.xml'}"
-              f"\nallure:  allure serve {reports / 'allure-results'}")
+              f"\nallure:  scripts/allure-report.sh {reports}  (Allure Report 3, needs Node.js)")
     return code
 
 
