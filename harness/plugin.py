@@ -49,6 +49,8 @@ def _csv(value: str) -> list[str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "protocol(name): the protocol a suite module tests")
     config.addinivalue_line("markers", "features(*names): vendor features a case needs")
+    config.addinivalue_line("markers", "severity(level): allure severity of a case (blocker, critical, normal, "
+                                       "minor, trivial); normal by default")
     config.addinivalue_line("markers", "harness_peer(role): the harness's own active peer plays `role`; "
                                        "one case per vendor playing the other role")
     workerinput = getattr(config, "workerinput", None)
@@ -233,14 +235,14 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
     config = request.config
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
-    _label_allure(vendor_pair)
-    folder.mkdir(parents=True, exist_ok=True)
+    _label_allure(vendor_pair, request.node.get_closest_marker("severity"))
     clause, title = describe_case(request.node.function.__doc__)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
               "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title}
     record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
     request.node.user_properties.append(("overlay_interop", record))
     _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
+    folder.mkdir(parents=True, exist_ok=True)  # only for a pair that runs: every pair folder holds evidence
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
     plab = PairLab(lab, vendor_pair, folder, images)
     try:
@@ -277,13 +279,14 @@ def _skip_unsupported(request, pair: VendorPair) -> None:
             pytest.skip("; ".join(gaps))
 
 
-def _label_allure(pair: VendorPair) -> None:
+def _label_allure(pair: VendorPair, severity=None) -> None:
     allure.dynamic.parent_suite(pair.protocol)
     allure.dynamic.suite(pair.case)
     allure.dynamic.sub_suite(f"{pair.a.name} -> {pair.b.name}")
     allure.dynamic.epic(pair.protocol)
     allure.dynamic.feature(pair.case)
     allure.dynamic.tag(*sorted({pair.a.name, pair.b.name}))
+    allure.dynamic.severity(allure.severity_level(severity.args[0]) if severity else allure.severity_level.NORMAL)
 
 
 def _attach(folder: Path) -> None:

@@ -6,6 +6,7 @@ from harness.protocols.ipsec.scenario import Scenario
 pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("psk")]
 
 
+@pytest.mark.severity("critical")  # the tunnel every interop event starts with
 @pytest.mark.features("psk", "child_sa")
 def test_psk_tunnel(ipsec_pair):
     """RFC 7296 1.1.1/1.2: IKE_SA_INIT and IKE_AUTH, one request and one response each, set up the IKE SA and
