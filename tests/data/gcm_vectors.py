@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+
+from scapy.utils import checksum  # the Internet checksum (RFC 1071)
 import sys
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -85,13 +87,6 @@ def ike_messages() -> list[tuple[str, str, bytes]]:
             (INITIATOR, RESPONDER, fragment_1), (INITIATOR, RESPONDER, fragment_2)]
 
 
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def inner_ping() -> bytes:

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import random
 import struct
+
+from scapy.utils import checksum  # the Internet checksum (RFC 1071)
 import sys
 from pathlib import Path
 
@@ -40,13 +42,6 @@ FLAG_I, FLAG_R = 0x08, 0x20
 
 # --- bytes on the wire --------------------------------------------------------------------------------------
 
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def addr(text: str) -> bytes:
