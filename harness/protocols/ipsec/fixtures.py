@@ -182,6 +182,11 @@ class IPsecPair:
         esp = [k for role in ROLES for k in self.endpoints[role].esp_keys()]
         return ike, esp
 
+    @property
+    def ike_keys_exported(self) -> bool:
+        """Whether either daemon exported IKE keys (Libreswan does not): then every message must decrypt."""
+        return bool(self.keys()[0])
+
     def decrypted(self) -> DecryptedMessages:
         """The wire's IKE messages with their encrypted payloads opened. Stops the capture, like wire()."""
         return decrypt_ike(self.wire(), self.keys()[0])
