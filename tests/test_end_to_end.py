@@ -152,7 +152,9 @@ def test_the_reaper_spares_a_live_run(client, tmp_path):
 
 def test_sigint_tears_the_lab_down_and_marks_the_case_broken(client, tmp_path):
     """^C mid-case: pytest's teardown still closes the lab, and the unfinished case is not called passed."""
-    proc = pytest_run(tmp_path, "-k", "psk_tunnel")
+    # A shell's background job starts with SIGINT ignored, and children inherit that: restore the default so
+    # the run under test gets its KeyboardInterrupt however this test itself was started.
+    proc = pytest_run(tmp_path, "-k", "psk_tunnel", preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     in_the_case_body = tmp_path / "pairs/ipsec/psk_tunnel/strongswan__strongswan/configs"  # written by establish()
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while not in_the_case_body.exists() and time.monotonic() < deadline:

@@ -130,6 +130,7 @@ class IPsecPair:
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
+        self._keys: tuple[list[IkeSaKeys], list[EspSaKeys]] | None = None
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
@@ -177,10 +178,15 @@ class IPsecPair:
         return self._wire
 
     def keys(self) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
-        """Both daemons' exported session keys (an SA exported by both counts once where it is used)."""
-        ike = [k for role in ROLES for k in self.endpoints[role].ike_keys()]
-        esp = [k for role in ROLES for k in self.endpoints[role].esp_keys()]
-        return ike, esp
+        """Both daemons' exported session keys (an SA exported by both counts once where it is used). Read
+        from the daemons' logs once the capture has stopped: from then on they cover all of it."""
+        if self._keys is not None:
+            return self._keys
+        keys = ([k for role in ROLES for k in self.endpoints[role].ike_keys()],
+                [k for role in ROLES for k in self.endpoints[role].esp_keys()])
+        if self.capture.path is not None:  # the capture is complete, and so are the keys it needs
+            self._keys = keys
+        return keys
 
     @property
     def ike_keys_exported(self) -> bool:
