@@ -5,6 +5,7 @@
     doctor                                     what this host and its Docker engine can do
     clean                                      remove containers and networks left by dead runs
     report DIR                                 (re)write DIR/matrix.html and DIR/conformance/ from DIR/matrix.json
+    report merge DIR... --into OUT             join the reports of shards (--shard i/n) into one run
     transcript FILE [--keys-from LOG ...]      the transcript of any capture (IPsec decoded, decrypted with keys)
 """
 from __future__ import annotations
@@ -93,6 +94,14 @@ def cmd_clean(args) -> int:
 
 def cmd_report(args) -> int:
     from harness.report import write_pages
+    if args.dir == "merge":
+        from harness.results import merge_runs
+        if not args.dirs or not args.into:
+            print("overlay-interop: error: usage: overlay-interop report merge DIR... --into OUT", file=sys.stderr)
+            return 2
+        results = merge_runs(Path(args.into), [Path(d) for d in args.dirs])
+        print(f"{len(results)} pair-cases from {len(args.dirs)} runs")
+        args.dir = args.into
     reports = Path(args.dir)
     if not (reports / "matrix.json").is_file():
         raise HarnessError(f"{reports / 'matrix.json'}: not found; DIR is a run's reports folder")
@@ -113,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("doctor", help="print what this host and its Docker engine can do")
     sub.add_parser("clean", help="remove what dead runs left behind")
     report = sub.add_parser("report", help="(re)write a run's HTML pages from its matrix.json")
-    report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest")
+    report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest; or 'merge'")
+    report.add_argument("dirs", nargs="*", metavar="SHARD_DIR", help="with merge: the shards' reports folders")
+    report.add_argument("--into", metavar="OUT", help="with merge: the folder of the joined run")
     transcript_cli.add_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":

@@ -22,8 +22,8 @@ from harness.host import HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
 from harness.report import write_pages
-from harness.results import (CaseResult, describe_case, pair_dir, phase_verdict, summary_table, write_matrix,
-                             write_run_facts)
+from harness.results import (CaseResult, describe_case, in_shard, pair_dir, parse_shard, phase_verdict,
+                             summary_table, write_matrix, write_run_facts)
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
 
@@ -39,6 +39,9 @@ def pytest_addoption(parser):
                     help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
     group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
     group.addoption("--vendors-dir", default=None, help="the folder of vendor folders (default: ./vendors)")
+    group.addoption("--shard", default=None, metavar="i/n",
+                    help="run only shard i of n of the pair-cases (stable across runs and machines); join the "
+                         "shards' reports with 'overlay-interop report merge'")
 
 
 def _csv(value: str) -> list[str]:
@@ -65,6 +68,9 @@ def pytest_configure(config):
         for name in _csv(config.getoption("protocols")):
             protocols.load(name)
         _registry(config)
+        config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
+    except ValueError as exc:
+        raise pytest.UsageError(f"--shard: {exc}") from None
     except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
         raise pytest.UsageError(str(exc)) from None
     for name in protocols.known():  # each protocol's fixtures (ipsec_pair, ...), found by name only
@@ -137,13 +143,18 @@ def pytest_generate_tests(metafunc):
 
 
 def pytest_collection_modifyitems(config, items):
-    wanted = _csv(config.getoption("protocols"))
-    if not wanted:
+    wanted, shard = _csv(config.getoption("protocols")), config.oi_shard
+    if not wanted and not shard:
         return
     keep, drop = [], []
     for item in items:
         marker = item.get_closest_marker("protocol")
-        (keep if marker is None or marker.args[0] in wanted else drop).append(item)
+        pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
+        chosen = marker is None or not wanted or marker.args[0] in wanted
+        if shard:  # a pair-case by its key; anything else (a harness self-test) once, in shard 1
+            chosen = chosen and (in_shard(f"{pair.protocol}/{pair.case}/{pair.id}", shard) if pair
+                                 else shard[0] == 1)
+        (keep if chosen else drop).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep

@@ -12,10 +12,14 @@ tunnel); broken (the harness or a container failed); skipped (with the reason).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from harness.errors import HarnessError
 
 VERDICTS = ("passed", "failed", "broken", "skipped")
 # Worse verdicts win when a case's phases disagree (a passed call with a broken teardown is broken).
@@ -129,3 +133,46 @@ def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_
 def _properties_escape(line: str) -> str:
     key, _, value = line.partition("=")
     return f"{key}={value.replace(chr(92), chr(92) * 2)}"
+
+
+def in_shard(key: str, shard: tuple[int, int]) -> bool:
+    """Whether the pair-case `key` ("protocol/case/a->b") belongs to shard i of n: the same answer on every
+    run and machine (a hash of the key, not of collection order), so CI jobs split a matrix without talking."""
+    index, count = shard
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % count == index - 1
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    index, sep, count = text.partition("/")
+    if not (sep and index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+        raise ValueError(f"{text!r} is not i/n with 1 <= i <= n (e.g. 1/4)")
+    return int(index), int(count)
+
+
+def merge_runs(out: Path, runs: list[Path]) -> list[CaseResult]:
+    """Join the reports folders of shards into `out`: one matrix.json, the pair folders, one allure-results,
+    and run.json with every vendor version and host answer seen. A pair-case in two shards is an error."""
+    from harness.run import Run
+    merged: dict[tuple, tuple[CaseResult, Path]] = {}
+    versions, host, ids = {}, {}, []
+    for run in runs:
+        if not (run / "matrix.json").is_file():
+            raise HarnessError(f"{run / 'matrix.json'}: not found; each DIR must be a run's reports folder")
+        for result in read_matrix(run):
+            key = (result.protocol, result.case, result.a, result.b)
+            if key in merged:
+                raise HarnessError(f"{'/'.join(key[:2])} {key[2]}->{key[3]} is in both {merged[key][1]} and {run}: "
+                                   f"shards must not overlap")
+            merged[key] = (result, run)
+        facts = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        versions.update(facts.get("versions", {}))
+        host.update(facts.get("host", {}))
+        ids.append(facts.get("run", run.name))
+        for part in ("pairs", "allure-results"):
+            if (run / part).is_dir():
+                shutil.copytree(run / part, out / part, dirs_exist_ok=True)
+    results = [result for result, _ in merged.values()]
+    out.mkdir(parents=True, exist_ok=True)
+    write_matrix(out, results)
+    write_run_facts(Run("+".join(ids), "", "main", out), versions, host, out / "allure-results")
+    return results
