@@ -97,15 +97,6 @@ class Node:
         if not self.container.put_archive("/", buf.getvalue()):
             raise HarnessError(f"{self.name}: could not copy {', '.join(files)} into the container")
 
-    def get_file(self, path: str) -> bytes:
-        stream, _ = self.container.get_archive(path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.next()
-            extracted = tar.extractfile(member) if member else None
-            if extracted is None:
-                raise HarnessError(f"{self.name}: {path} is not a regular file")
-            return extracted.read()
-
     def start(self) -> None:
         self.container.start()
 

@@ -161,7 +161,7 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(scope="session")
-def docker_client(pytestconfig):
+def docker_client():
     """The engine (DOCKER_HOST or the local socket), checked once; leftovers of dead runs are reaped first."""
     try:
         client = docker.from_env(timeout=DOCKER_TIMEOUT_S)

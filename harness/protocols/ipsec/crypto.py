@@ -33,7 +33,7 @@ from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.wire import (ENCRYPTED_PAYLOADS, FLAG_INITIATOR, GENERIC_PAYLOAD_HEADER, IKE_HEADER,
                                           NOTIFY_HEADER, NOTIFY_TYPES, PAYLOAD_TYPES, Notify)
 
-SK_PAYLOAD, SKF_PAYLOAD = 46, 53
+SKF_PAYLOAD = 53  # RFC 7383: Encrypted Fragment
 FRAGMENT_HEADER = struct.Struct("!HH")      # RFC 7383 2.5: fragment number, total fragments
 ICV_MISMATCH = "ICV mismatch"
 

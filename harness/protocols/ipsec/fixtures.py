@@ -11,6 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import ICMP, IP
@@ -120,7 +121,21 @@ def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
                 credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
 
 
-class IPsecPair:
+class CapturedWire:
+    """What both IPsec labs share: one capture, read once after it has stopped."""
+    capture: Capture
+    _pcap: Path
+
+    @cached_property
+    def _wire(self) -> Wire:
+        return Wire.from_pcap(self.capture.stop(self._pcap))
+
+    def wire(self) -> Wire:
+        """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
+        return self._wire
+
+
+class IPsecPair(CapturedWire):
     def __init__(self, pair_lab, host, tools_image: str):
         self.pair_lab = pair_lab
         self.network = pair_lab.lab.network()
@@ -169,14 +184,6 @@ class IPsecPair:
         requests = [probe.ike_sa_init(scenario.ike_of(RESPONDER), spi=spi) for spi in spis]
         return peer.exchange(requests, to=(self.nodes[RESPONDER].address, IKE_PORT), sport=LOAD_PORT, wait=0.3)
 
-    @cached_property
-    def _wire(self) -> Wire:
-        return Wire.from_pcap(self.capture.stop(self._pcap))
-
-    def wire(self) -> Wire:
-        """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
-        return self._wire
-
     def keys(self) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
         """Both daemons' exported session keys (an SA exported by both counts once where it is used). Read
         from the daemons' logs once the capture has stopped: from then on they cover all of it."""
@@ -195,10 +202,18 @@ class IPsecPair:
 
     def decrypted(self) -> DecryptedMessages:
         """The wire's IKE messages with their encrypted payloads opened. Stops the capture, like wire()."""
+        return self._decrypted
+
+    @cached_property
+    def _decrypted(self) -> DecryptedMessages:
         return decrypt_ike(self.wire(), self.keys()[0])
 
     def esp_inner(self):
         """The packets inside the captured ESP, decrypted with the exported keys. Stops the capture."""
+        return self._esp_inner
+
+    @cached_property
+    def _esp_inner(self):
         self.wire()
         return esp_inner(self._pcap, self.keys()[1])
 
@@ -221,7 +236,7 @@ class IPsecPair:
         return "\n".join(self.nodes[role].logs().rstrip().splitlines()[-lines:])
 
 
-class IPsecProbe:
+class IPsecProbe(CapturedWire):
     """The harness's own initiator against one vendor's responder (a conformance probe). The probe is a lab
     node of its own, from the tools image, which the responder is configured to take as its peer; it sends
     IKE_SA_INIT requests built by `probe` and the responder's wire is captured: verdicts read that."""
@@ -267,16 +282,12 @@ class IPsecProbe:
                           for r in replies if r.step == step]
         return replies
 
-    @cached_property
-    def _wire(self) -> Wire:
-        return Wire.from_pcap(self.capture.stop(self._pcap))
-
-    def wire(self) -> Wire:
-        """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
-        return self._wire
-
     def decrypted(self) -> DecryptedMessages:
         """The wire's IKE messages with their payloads decoded (IKE_SA_INIT is in the clear). Stops the capture."""
+        return self._decrypted
+
+    @cached_property
+    def _decrypted(self) -> DecryptedMessages:
         return decrypt_ike(self.wire())
 
     def response_to(self, request: bytes) -> DecryptedMessage | None:

@@ -22,13 +22,13 @@ from typing import Iterable, Sequence
 from harness.report.ladder import Arrow, Band, Lifeline, Note, Remark, render
 from harness.protocols.ipsec import crypto, ikev2_names
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.crypto import SKF_PAYLOAD
 from harness.protocols.ipsec.transcript import NO_KEYS, DecryptedMessage, InnerPacket, decrypt_ike, open_esp, summarize
 from harness.protocols.ipsec.transcript import _Reader as _TranscriptReader
 from harness.protocols.ipsec.wire import (EXCHANGE_TYPES, FLAG_RESPONSE, IKE_HEADER, IPSEC_PORTS, Notify, Wire,
                                           _decode_ike)
 from harness.protocols.ipsec.wire import _Malformed as _WireMalformed
 
-SKF_PAYLOAD = 53
 # Status notifies that steer an exchange: shown in full, in black. Other status notifies only announce
 # capabilities and go on one grey line.
 STEERING = frozenset({
