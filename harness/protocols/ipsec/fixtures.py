@@ -7,7 +7,6 @@ requests `probe` builds, and judge `response_to(request)` as the wire shows it."
 from __future__ import annotations
 
 import os
-import re
 import time
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,6 +18,7 @@ from scapy.layers.inet import ICMP, IP
 from harness.capture import Capture
 from harness.errors import ConfigError
 from harness.lab import Node
+from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
 from harness.protocols.ipsec import ROLES, pki, probe
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
@@ -40,17 +40,6 @@ LOAD_PORT = 501
 PROBE_WAIT_S = 1.0  # how long the probe listens after each request before sending the next
 
 INITIATOR, RESPONDER = ROLES
-
-
-@dataclass(frozen=True)
-class Ping:
-    sent: int
-    received: int
-    output: str
-
-    @property
-    def all_answered(self) -> bool:
-        return self.sent > 0 and self.received == self.sent
 
 
 @dataclass(frozen=True)
@@ -89,12 +78,7 @@ class Tunnel:
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
         src, dst = self.inner_addresses
-        result = self.pair.nodes[INITIATOR].exec(["ping", "-n", "-c", str(count), "-i", "0.2", "-W", "1",
-                                                  "-I", src, dst], timeout=count + 5,
-                                                 what=f"ping {src} -> {dst}")
-        match = re.search(r"(\d+) packets transmitted, (\d+) received", result.output)
-        sent, received = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-        return Ping(sent, received, result.output.strip())
+        return ping(self.pair.nodes[INITIATOR], dst, source=src, count=count)
 
     def close(self) -> None:
         """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
