@@ -31,14 +31,19 @@ class Capture:
         self.path: Path | None = None
         self.started = False
 
-    def start(self, timeout: float = 10) -> "Capture":
+    def start(self, timeout: float = 10, wait: bool = True) -> "Capture":
+        """Start tcpdump; with `wait`, return once it listens (else call `listening()` before any traffic,
+        and start other nodes meanwhile)."""
         try:
             self._sidecar.start()
         except docker.errors.APIError as exc:
             self.node.ensure_running()  # a daemon that died at start: report its exit and log, not Docker's
             raise HarnessError(f"could not start the capture on {self.node.name}: {exc.explanation or exc}") from None
         self.started = True
-        wait_for(lambda: b"listening on" in self._sidecar.logs(),
+        return self.listening(timeout) if wait else self
+
+    def listening(self, timeout: float = 10) -> "Capture":
+        wait_for(lambda: b"listening on" in self._sidecar.logs(), interval=0.05,
                  timeout=timeout, what=f"tcpdump to listen on {self.node.name} {self.interface}")
         return self
 
