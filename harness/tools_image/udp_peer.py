@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Send datagrams from this lab node and print what comes back: the harness's active peer.
 
-Reads a JSON spec on stdin: {"bind": [addr, port], "to": [addr, port], "steps": [{"send": hex, "wait": s}]}.
+Reads a JSON spec on stdin: {"bind": [addr, port], "to": [addr, port], "steps": [{"send": hex, "wait": s}],
+"zero_checksum": false}. zero_checksum: send with a zero UDP checksum (IPv4 allows it), as tunnel encapsulations
+do; else the kernel leaves the checksum to an offload that never happens on a veth, and a user-space receiver
+(Open vSwitch's netdev datapath) sees it as bad.
 Each step sends one datagram, then collects replies for `wait` seconds. Prints one JSON line per reply:
 {"step": i, "from": [addr, port], "data": hex}. Standard library only: it runs inside a lab container.
 """
@@ -11,11 +14,15 @@ import socket
 import sys
 import time
 
+SO_NO_CHECK = 11  # Linux: transmit UDP without a checksum
+
 
 def main() -> int:
     spec = json.load(sys.stdin)
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if spec.get("zero_checksum"):
+        sock.setsockopt(socket.SOL_SOCKET, SO_NO_CHECK, 1)
     sock.bind(tuple(spec["bind"]))
     target = tuple(spec["to"])
     for index, step in enumerate(spec["steps"]):
