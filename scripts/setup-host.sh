@@ -7,15 +7,16 @@
 # debootstrap), starts dockerd in the background and waits for it. No registry: bootstraps the
 # base image with debootstrap and `docker import`.
 #
-# --browser (what `./dev test` passes): also Debian's chromium, which the report pages' browser test
-# drives (Playwright with the system browser; nothing is downloaded by Playwright). Only when missing.
+# --test-tools (what `./dev test` passes): also Debian's chromium, which the report pages' browser test
+# drives (Playwright with the system browser; nothing is downloaded by Playwright), and tshark, which the
+# transcript tests compare against. Only when missing.
 set -euo pipefail
 
-WITH_BROWSER=0
+WITH_TEST_TOOLS=0
 for arg in "$@"; do
   case "$arg" in
-    --browser) WITH_BROWSER=1 ;;
-    *) printf 'setup-host: error: unknown argument %s (known: --browser)\n' "$arg" >&2; exit 2 ;;
+    --test-tools) WITH_TEST_TOOLS=1 ;;
+    *) printf 'setup-host: error: unknown argument %s (known: --test-tools)\n' "$arg" >&2; exit 2 ;;
   esac
 done
 
@@ -107,12 +108,16 @@ ensure_base_image() {
   say "base image $LOCAL_BASE imported"
 }
 
-ensure_browser() {
-  # The browser test launches /usr/bin/chromium: the check keeps a second run instant.
-  [ -x /usr/bin/chromium ] || apt_install chromium
+ensure_test_tools() {
+  # The browser test launches /usr/bin/chromium; the tshark tests hold the transcripts against Wireshark's
+  # dissectors. The checks keep a second run instant.
+  local need=()
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v tshark >/dev/null 2>&1 || need+=(tshark)
+  [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 }
 
 ensure_engine
 ensure_host_tools
 ensure_base_image
-[ "$WITH_BROWSER" -eq 0 ] || ensure_browser
+[ "$WITH_TEST_TOOLS" -eq 0 ] || ensure_test_tools

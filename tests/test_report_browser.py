@@ -4,7 +4,7 @@ DOM, every link resolving to a file, every ladder.svg rendering.
 
 The reports folder is built from real artifacts (tests/data: strongSwan's capture and logs, and the transcript
 and ladder the harness makes from them) with a hand-written matrix.json. `./dev test` installs the browser
-(scripts/setup-host.sh --browser); without it these tests fail, saying so.
+(scripts/setup-host.sh --test-tools); without it these tests fail, saying so.
 """
 import json
 import shutil
@@ -67,7 +67,7 @@ def browser():
         pytest.fail("the Python package playwright is missing: run ./dev test (it installs the project's "
                     "dependencies and the browser)", pytrace=False)
     if not CHROMIUM.exists():
-        pytest.fail(f"no browser at {CHROMIUM}: run ./dev test (scripts/setup-host.sh --browser installs "
+        pytest.fail(f"no browser at {CHROMIUM}: run ./dev test (scripts/setup-host.sh --test-tools installs "
                     "Debian's chromium)", pytrace=False)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
