@@ -1,0 +1,185 @@
+"""The `vxlan_pair` fixture: VTEPs from two vendors on one lab underlay network, vtep1's underlay captured.
+Suites call `start(scenario)`, send traffic between the inner hosts, and judge the pings and the wire.
+
+A scenario with three VTEPs gets a second instance of the second vendor as vtep3 (head-end replication,
+MAC moves). When the harness's own peer plays vtep1 (`pytest.mark.harness_peer("vtep1")`, a conformance
+probe), vtep1 is a plain node of the tools image that sends frames the harness built, and the vendor's
+vtep2 is the one captured."""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
+
+import pytest
+
+from harness.capture import Capture
+from harness.lab import Node
+from harness.peer import Reply, UdpPeer
+from harness.ping import Ping, ping
+from harness.protocols.vxlan import ROLES
+from harness.protocols.vxlan.roles import VtepEndpoint
+from harness.protocols.vxlan.scenario import VXLAN_PORT, Scenario, Segment, Side
+from harness.protocols.vxlan.ladder import write_ladder
+from harness.protocols.vxlan.transcript import transcript
+from harness.protocols.vxlan.wire import Wire
+from harness.vendor import HARNESS_PEER
+
+SETUP_TIMEOUT_S = 30
+NAMES = ("vtep1", "vtep2", "vtep3")
+INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
+
+
+class VxlanPair:
+    def __init__(self, pair_lab, host, tools_image: str):
+        self.pair_lab = pair_lab
+        self.host = host
+        self.tools_image = tools_image
+        self.network = pair_lab.lab.network()
+        self.probe = pair_lab.pair.vendor(ROLES[0]) is HARNESS_PEER
+        self.nodes: dict[str, Node] = {}
+        self.endpoints: dict[str, VtepEndpoint] = {}
+        self.sides: dict[str, Side] = {}
+        self.scenario: Scenario | None = None
+        self.capture: Capture | None = None
+        self._pcap = pair_lab.dir / "capture.pcap"
+        self._peers: dict[str, UdpPeer] = {}
+        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
+        pair_lab.on_teardown(self._stop_capture)
+
+    def vendor_name(self, name: str) -> str:
+        return self.pair_lab.pair.vendor(name).name  # vtep3 is the second vendor again
+
+    def start(self, scenario: Scenario) -> "VxlanPair":
+        """Create the VTEPs, capture the underlay from the first packet on, and build every VTEP for the
+        scenario (in parallel: each is independent until traffic flows)."""
+        self.scenario = scenario
+        names = NAMES[:scenario.vtep_count]
+        for name in names:
+            if name == ROLES[0] and self.probe:
+                self.nodes[name] = self.pair_lab.lab.node("probe", self.tools_image, self.network,
+                                                         command=["sleep", "infinity"])
+            else:
+                self.nodes[name] = self.pair_lab.node(name, network=self.network)
+                self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(self.nodes[name], self.host)
+        for index, name in enumerate(names, start=1):
+            endpoint = self.endpoints.get(name)
+            self.sides[name] = Side(
+                name=name, index=index, address=self.nodes[name].address,
+                prefix_len=self.network.subnet.prefixlen,
+                peers=tuple(self.nodes[n].address for n in names if n != name),
+                port=scenario.port_for(endpoint.default_port if endpoint else VXLAN_PORT),
+                segments=scenario.segments, encapsulation=scenario.encapsulation,
+                geneve_options=scenario.geneve_options)
+            if endpoint:
+                self.pair_lab.install(name, endpoint.render(scenario, self.sides[name]))
+        captured = ROLES[1] if self.probe else ROLES[0]
+        self.nodes[captured].start()
+        self.capture = Capture(self.pair_lab.lab, self.nodes[captured], self.tools_image).start(wait=False)
+        for name in names:
+            if name != captured:
+                self.nodes[name].start()
+        self.capture.listening()  # before any VTEP exists: the wire is complete from its first frame
+        with ThreadPoolExecutor(len(self.endpoints)) as pool:
+            for future in [pool.submit(e.setup, scenario, self.sides[n], SETUP_TIMEOUT_S)
+                           for n, e in self.endpoints.items()]:
+                future.result()
+        for name, endpoint in self.endpoints.items():
+            if name in ROLES:
+                self.pair_lab.record_version(name, endpoint.version)
+        return self
+
+    # --- the inner hosts --------------------------------------------------------------------------------
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self.scenario.segments
+
+    def inner_address(self, name: str, segment: Segment | None = None) -> str:
+        return self.sides[name].inner_address(segment or self.segments[0])
+
+    def inner_mac(self, name: str, segment: Segment | None = None) -> str:
+        return self.sides[name].inner_mac(segment or self.segments[0])
+
+    def address(self, name: str) -> str:
+        """The VTEP's underlay address."""
+        return self.nodes[name].address
+
+    def port(self, name: str) -> int:
+        return self.sides[name].port
+
+    def ping(self, src: str, dst: str, segment: Segment | None = None, **kwargs) -> Ping:
+        """ICMP echo from `src`'s inner host to `dst`'s inner address in `segment` (the first by default)."""
+        segment = segment or self.segments[0]
+        return ping(self.nodes[src], self.inner_address(dst, segment),
+                    source=self.endpoints[src].inner_interface(segment), **kwargs)
+
+    def udp_flows(self, src: str, dst: str, count: int, port: int = 5001, segment: Segment | None = None) -> None:
+        """`count` inner UDP datagrams from `src`'s inner host to `dst`'s, each from a new socket (so a new
+        source port: a new flow)."""
+        target = self.inner_address(dst, segment)
+        self.nodes[src].exec(["bash", "-c", f"for i in $(seq {count}); do echo flow$i > /dev/udp/{target}/{port}; "
+                                            "sleep 0.05; done"], timeout=count + 5, check=True,
+                             what=f"{count} UDP flows to {target}:{port}")
+
+    def learned(self, name: str, segment: Segment | None = None) -> dict[str, str]:
+        """What `name`'s VTEP has learned: inner MAC -> remote VTEP underlay address."""
+        return self.endpoints[name].learned(segment or self.segments[0])
+
+    def set_mac(self, name: str, mac: str, segment: Segment | None = None) -> None:
+        """Give `name`'s inner host another MAC (a host moving, or leaving)."""
+        interface = self.endpoints[name].inner_interface(segment or self.segments[0])
+        self.nodes[name].exec(["ip", "link", "set", "dev", interface, "address", mac], timeout=10, check=True,
+                              what=f"setting {interface}'s MAC to {mac}")
+
+    # --- the harness's own frames -----------------------------------------------------------------------
+
+    def inject(self, src: str, dst: str, payloads: list[bytes], *, wait: float = INJECT_WAIT_S) -> list[Reply]:
+        """Send overlay payloads (frames.vxlan(...)) as UDP from `src`'s underlay address to `dst`'s VTEP port.
+        From a peer in `src`'s namespace on a port of its own when `src` is a vendor's VTEP; from the VTEP
+        port itself when `src` is the harness's probe."""
+        if src not in self._peers:
+            self._peers[src] = UdpPeer(self.pair_lab.lab, self.nodes[src], self.tools_image, name="inject")
+        sport = self.sides[src].port if src not in self.endpoints else 40000 + int.from_bytes(os.urandom(1), "big")
+        return self._peers[src].exchange(payloads, to=(self.address(dst), self.port(dst)), sport=sport, wait=wait,
+                                         zero_checksum=True)
+
+    # --- the wire ----------------------------------------------------------------------------------------
+
+    def wire(self) -> Wire:
+        """Stop the capture (the pcap is complete from here on) and read it. All traffic must come before."""
+        return self._wire
+
+    @cached_property
+    def _wire(self) -> Wire:
+        return Wire.from_pcap(self.capture.stop(self._pcap), ports=self._ports())
+
+    def _ports(self) -> dict[int, str]:
+        """The UDP ports in use, and what they carry (a port beyond IANA's, e.g. Linux's 8472, is read too)."""
+        return {side.port: side.encapsulation for side in self.sides.values()}
+
+    def explain(self) -> str:
+        """Every VTEP's last log lines and its forwarding table: the failure message of a case."""
+        lines = []
+        for name, node in self.nodes.items():
+            lines.append(f"--- {name} ({self.vendor_name(name) if name in self.endpoints else 'probe'}) "
+                         f"{node.address}, log (last lines)")
+            lines.append("\n".join(node.logs().rstrip().splitlines()[-8:]))
+        return "\n".join(lines)
+
+    def _stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.stop(self._pcap)
+
+    def _write_transcript(self) -> None:
+        """transcript.txt and ladder.svg beside the capture (the probe's lifeline is named by the vendor
+        registry's HARNESS_PEER, "probe")."""
+        if self._pcap.exists():
+            (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, ports=self._ports()) + "\n")
+            write_ladder(self.pair_lab, self._pcap, {name: node.address for name, node in self.nodes.items()},
+                         ports=self._ports())
+
+
+@pytest.fixture
+def vxlan_pair(pair_lab, host, images) -> VxlanPair:
+    return VxlanPair(pair_lab, host, images.tools())
