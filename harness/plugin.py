@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,8 +23,8 @@ from harness.host import HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
 from harness.report import write_pages
-from harness.results import (CaseResult, describe_case, in_shard, pair_dir, parse_shard, phase_verdict,
-                             summary_table, write_matrix, write_run_facts)
+from harness.results import (MARKS, CaseResult, describe_case, in_shard, pair_dir, parse_shard, phase_durations,
+                             phase_verdict, summary_table, write_matrix, write_run_facts)
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
 
@@ -198,6 +199,18 @@ class PairLab:
     nodes: dict[str, Node] = field(default_factory=dict)  # by role
     finalizers: list = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # vendor -> version, read from its running daemon
+    marks: dict[str, float] = field(default_factory=dict)  # phase (results.MARKS) -> when it was reached
+    measurements: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, phase: str) -> None:
+        """The case reached `phase` (one of results.MARKS) now: the benchmark's per-phase times."""
+        if phase not in MARKS:
+            raise ValueError(f"unknown phase {phase!r}; known: {', '.join(MARKS)}")
+        self.marks[phase] = time.monotonic()
+
+    def measure(self, name: str, value: float) -> None:
+        """A figure the case measured, kept in matrix.json (and shown on the matrix page)."""
+        self.measurements[name] = round(float(value), 3)
 
     def node(self, role: str, **kwargs) -> Node:
         vendor = self.pair.vendor(role)
@@ -254,11 +267,13 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
     request.node.user_properties.append(("overlay_interop", record))
     _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
     folder.mkdir(parents=True, exist_ok=True)  # only for a pair that runs: every pair folder holds evidence
+    started = time.monotonic()
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
     plab = PairLab(lab, vendor_pair, folder, images)
     try:
         yield plab
     finally:
+        call_end = time.monotonic()
         try:
             plab.collect()
             _attach(folder)
@@ -266,8 +281,10 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
             if pcap.exists():
                 record["pcap"] = str(pcap.relative_to(run.reports_dir))
             record["versions"] = plab.versions
+            record["measurements"] = plab.measurements
         finally:
             lab.close()
+            record["phases"] = phase_durations(started, plab.marks, call_end, time.monotonic())
 
 
 def _skip_unsupported(request, pair: VendorPair) -> None:
@@ -366,6 +383,8 @@ class MatrixRecorder:
         else:
             known.merge(props["verdict"], props["reason"], report.duration)
             known.pcap = props["pcap"] or known.pcap
+            known.phases = props.get("phases") or known.phases
+            known.measurements = props.get("measurements") or known.measurements
 
     def pytest_sessionfinish(self, session):
         if not self.results:

@@ -16,12 +16,30 @@ import hashlib
 import json
 import re
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness.errors import HarnessError
 
 VERDICTS = ("passed", "failed", "broken", "skipped")
+# The phases of a case, in order: the lab (network, containers, capture) is up; the daemons are configured and
+# ready; the protocol negotiated (IPsec: the initiator's attempt ended; VXLAN has no negotiation); the verdict
+# (traffic, wire checks); teardown (evidence collected, lab removed).
+PHASES = ("lab up", "daemons ready", "negotiation", "verdict", "teardown")
+MARKS = ("lab up", "daemons ready", "negotiation")  # what a protocol fixture marks when it gets there
+
+
+def phase_durations(start: float, marks: dict[str, float], call_end: float, end: float) -> dict[str, float]:
+    """Seconds per phase from the monotonic times a case reached each mark. A phase whose mark was never
+    reached is left out (its time counts towards the next phase that was)."""
+    durations, last = {}, start
+    for phase in MARKS:
+        if phase in marks:
+            durations[phase] = round(marks[phase] - last, 3)
+            last = marks[phase]
+    durations["verdict"] = round(call_end - last, 3)
+    durations["teardown"] = round(end - call_end, 3)
+    return durations
 # Worse verdicts win when a case's phases disagree (a passed call with a broken teardown is broken).
 _RANK = {"passed": 0, "skipped": 1, "failed": 2, "broken": 3}
 
@@ -38,6 +56,10 @@ class CaseResult:
     pcap: str | None  # relative to the reports dir
     clause: str = ""  # "RFC 7296 2.6"
     title: str = ""
+    # Seconds per phase of the case (PHASES), for the benchmark; only the phases the case reached.
+    phases: dict[str, float] = field(default_factory=dict)
+    # Figures a case measured (e.g. the overlay tax: throughput and RTT through the overlay and the underlay).
+    measurements: dict[str, float] = field(default_factory=dict)
 
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""

@@ -32,7 +32,7 @@ def test_matrix_json_holds_exactly_the_contract_fields(tmp_path):
     write_matrix(tmp_path, results)
     records = json.loads((tmp_path / "matrix.json").read_text())
     assert [set(r) for r in records] == [{"protocol", "case", "a", "b", "verdict", "reason", "duration_s", "pcap",
-                                          "clause", "title"}] * 2
+                                          "clause", "title", "phases", "measurements"}] * 2
     assert [r["case"] for r in records] == ["psk_tunnel", "wrong_psk"]  # sorted, stable for diffs
     assert read_matrix(tmp_path) == sorted(results, key=lambda r: r.case)
 
@@ -71,3 +71,17 @@ def test_run_facts_for_allure(tmp_path):
         "run=20261124-101500-42", "vendor.strongswan=strongSwan 5.9.8", "host.kernel-esp=no (Requested type not found)"]
     categories = json.loads((tmp_path / "allure-results" / "categories.json").read_text())
     assert [c["matchedStatuses"] for c in categories] == [["failed"], ["broken"], ["skipped"]]
+
+
+def test_phase_durations_split_a_case_at_its_marks():
+    from harness.results import phase_durations
+    marks = {"lab up": 11.0, "daemons ready": 12.5, "negotiation": 13.0}
+    assert phase_durations(10.0, marks, call_end=14.0, end=14.75) == {
+        "lab up": 1.0, "daemons ready": 1.5, "negotiation": 0.5, "verdict": 1.0, "teardown": 0.75}
+
+
+def test_a_phase_never_reached_is_left_out_and_its_time_goes_to_the_next():
+    from harness.results import phase_durations
+    durations = phase_durations(10.0, {"lab up": 11.0, "daemons ready": 12.0}, call_end=13.0, end=13.5)
+    assert "negotiation" not in durations and durations["verdict"] == 1.0
+    assert phase_durations(10.0, {}, call_end=10.2, end=11.0) == {"verdict": 0.2, "teardown": 0.8}

@@ -148,6 +148,7 @@ class IPsecPair(CapturedWire):
         self.nodes[INITIATOR].start()
         self.capture.start()  # before the responder starts: the wire is complete from its first packet
         self.nodes[RESPONDER].start()
+        self.pair_lab.mark("lab up")
         for role in ROLES:
             self.endpoints[role].wait_ready(READY_TIMEOUT_S)
             self.pair_lab.record_version(role, self.endpoints[role].version)
@@ -155,9 +156,12 @@ class IPsecPair(CapturedWire):
                                    "dev", "lo"], timeout=5, check=True, what="adding the inner address")
         for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
             self.endpoints[role].load()
+        self.pair_lab.mark("daemons ready")
         if scenario.responder_busy:
             self.load = self.leave_half_open(scenario)
-        return Tunnel(self, scenario, self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S))
+        outcome = self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S)
+        self.pair_lab.mark("negotiation")
+        return Tunnel(self, scenario, outcome)
 
     def leave_half_open(self, scenario: Scenario, count: int = HALF_OPEN_LOAD) -> list[Reply]:
         """Start `count` IKE SAs at the responder and never finish them. They come from the initiator's
@@ -249,9 +253,11 @@ class IPsecProbe(CapturedWire):
         self.node.start()
         self.responder.start()
         self.capture.start()  # joins the responder's network namespace, so once it runs; before any probe
+        self.pair_lab.mark("lab up")
         self.endpoint.wait_ready(READY_TIMEOUT_S)
         self.pair_lab.record_version(RESPONDER, self.endpoint.version)
         self.endpoint.load()
+        self.pair_lab.mark("daemons ready")
 
     def send(self, *requests: bytes, wait: float = PROBE_WAIT_S) -> list[Reply]:
         """Send the requests in order from the probe's IKE port to the responder's, listening `wait` seconds

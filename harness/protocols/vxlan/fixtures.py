@@ -80,6 +80,7 @@ class VxlanPair:
             if name != captured:
                 self.nodes[name].start()
         self.capture.listening()  # before any VTEP exists: the wire is complete from its first frame
+        self.pair_lab.mark("lab up")
         with ThreadPoolExecutor(len(self.endpoints)) as pool:
             for future in [pool.submit(e.setup, scenario, self.sides[n], SETUP_TIMEOUT_S)
                            for n, e in self.endpoints.items()]:
@@ -87,6 +88,7 @@ class VxlanPair:
         for name, endpoint in self.endpoints.items():
             if name in ROLES:
                 self.pair_lab.record_version(name, endpoint.version)
+        self.pair_lab.mark("daemons ready")  # VXLAN negotiates nothing: the data plane is up once built
         return self
 
     # --- the inner hosts --------------------------------------------------------------------------------

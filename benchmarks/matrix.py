@@ -1,0 +1,149 @@
+"""How fast is the default matrix on this machine? Runs it as a user does (`overlay-interop run`) and prints:
+
+- per protocol and case, the median seconds of each phase (lab up, daemons ready, negotiation, verdict,
+  teardown) over the pairs that ran, and the median whole case;
+- the wall time of the full matrix serially (-n 0) and with two workers (-n 2), and the speed-up;
+- whether repeated runs gave identical verdicts (every protocol/case/pair), and which cells differed;
+- with --from-scratch: the time from no images at all (base image and every vendor image removed) to all
+  images built, through the same set-up the README's commands run.
+
+Each figure is printed against the project's target. Usage:
+
+    python benchmarks/matrix.py [--runs 3] [--no-serial] [--from-scratch] [-- extra overlay-interop run args]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from harness.results import PHASES  # noqa: E402
+
+MEDIAN_CASE_TARGET_S = 1.5
+PARALLEL_TARGET_S = 180
+SPEEDUP_TARGET = 1.6
+SCRATCH_TARGET_S = 240
+MEDIAN_CASES = {"ipsec": "psk_tunnel", "vxlan": "unicast", "l2tp": "tunnel_setup"}  # the issue's yardsticks
+RUN_TIMEOUT_S = 1800
+
+
+def run_matrix(workers: int, extra: list[str], folder: Path) -> tuple[float, list[dict]]:
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "harness.cli", "run", "-n", str(workers), "--reports-dir", str(folder),
+                    *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=RUN_TIMEOUT_S)
+    wall = time.monotonic() - started
+    matrix = folder / "matrix.json"
+    if not matrix.exists():
+        raise SystemExit(f"benchmark: the run with -n {workers} wrote no {matrix}")
+    return wall, json.loads(matrix.read_text())
+
+
+def phase_table(records: list[dict]) -> str:
+    by_case: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for record in records:
+        if record["verdict"] != "skipped" and record.get("phases"):
+            by_case[(record["protocol"], record["case"])].append(record["phases"])
+    header = f"{'protocol/case':36}" + "".join(f"{p:>15}" for p in PHASES) + f"{'whole case':>12}{'pairs':>7}"
+    lines = [header, "-" * len(header)]
+    for (protocol, case), phases in sorted(by_case.items()):
+        cells = []
+        for phase in PHASES:
+            values = [p[phase] for p in phases if phase in p]
+            cells.append(f"{statistics.median(values):15.2f}" if values else f"{'-':>15}")
+        whole = statistics.median(sum(p.values()) for p in phases)
+        lines.append(f"{protocol + '/' + case:36}{''.join(cells)}{whole:12.2f}{len(phases):7}")
+    return "\n".join(lines)
+
+
+def median_case(records: list[dict], protocol: str, case: str) -> float | None:
+    wholes = [sum(r["phases"].values()) for r in records
+              if r["protocol"] == protocol and r["case"] == case and r["verdict"] != "skipped" and r.get("phases")]
+    return statistics.median(wholes) if wholes else None
+
+
+def verdicts(records: list[dict]) -> dict[str, str]:
+    return {f"{r['protocol']}/{r['case']}/{r['a']}->{r['b']}": r["verdict"] for r in records}
+
+
+def verdict(ok: bool) -> str:
+    return "meets the target" if ok else "MISSES the target"
+
+
+def from_scratch() -> float:
+    """Remove every image of the project (vendors, tools, the bootstrapped base) and time set-up + builds."""
+    images = subprocess.run(["docker", "images", "--format", "{{.Repository}}:{{.Tag}}", "overlay-interop/*"],
+                            capture_output=True, text=True, check=True).stdout.split()
+    if images:
+        subprocess.run(["docker", "rmi", "-f", *images], stdout=subprocess.DEVNULL, check=True)
+    subprocess.run(["docker", "builder", "prune", "-af"], stdout=subprocess.DEVNULL, check=False)
+    started = time.monotonic()
+    subprocess.run(["bash", "scripts/setup-host.sh"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "harness.cli", "images", "build"], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="full runs with -n 2 (verdicts compared across them)")
+    parser.add_argument("--no-serial", action="store_true", help="skip the -n 0 run (no speed-up figure)")
+    parser.add_argument("--from-scratch", action="store_true",
+                        help="first remove every project image and time bootstrap + builds (slow, destructive)")
+    parser.add_argument("extra", nargs="*", help="arguments for overlay-interop run (after --)")
+    args = parser.parse_args()
+
+    report = []
+    if args.from_scratch:
+        scratch = from_scratch()
+        report.append(f"bootstrap + all image builds from no images: {scratch:.0f} s "
+                      f"(target <= {SCRATCH_TARGET_S} s: {verdict(scratch <= SCRATCH_TARGET_S)})")
+    else:  # the figures below are for cached images: build (or confirm) them outside the timings
+        subprocess.run([sys.executable, "-m", "harness.cli", "images", "build"], cwd=ROOT, check=True,
+                       stdout=subprocess.DEVNULL)
+
+    with tempfile.TemporaryDirectory(prefix="oi-bench-") as tmp:
+        parallel = [run_matrix(2, args.extra, Path(tmp) / f"n2-{i}") for i in range(max(args.runs, 1))]
+        walls = [wall for wall, _ in parallel]
+        records = parallel[0][1]
+        serial = None if args.no_serial else run_matrix(0, args.extra, Path(tmp) / "n0")
+
+    print("Median seconds per phase, per case (first -n 2 run; pairs that ran, not skipped)")
+    print(phase_table(serial[1] if serial else records))
+    print()
+    source = serial[1] if serial else records
+    for protocol, case in MEDIAN_CASES.items():
+        median = median_case(source, protocol, case)
+        if median is None:
+            print(f"median {protocol}/{case}: not in this matrix")
+        else:
+            print(f"median {protocol}/{case}, lab up to teardown done: {median:.2f} s "
+                  f"(target <= {MEDIAN_CASE_TARGET_S} s: {verdict(median <= MEDIAN_CASE_TARGET_S)})")
+    print(f"full matrix, -n 2: {', '.join(f'{w:.0f} s' for w in walls)} "
+          f"(target <= {PARALLEL_TARGET_S} s: {verdict(min(walls) <= PARALLEL_TARGET_S)})")
+    if serial:
+        speedup = serial[0] / statistics.median(walls)
+        print(f"full matrix, -n 0: {serial[0]:.0f} s; -n 2 is {speedup:.2f}x faster "
+              f"(target >= {SPEEDUP_TARGET}x: {verdict(speedup >= SPEEDUP_TARGET)})")
+    runs = [verdicts(r) for _, r in parallel] + ([verdicts(serial[1])] if serial else [])
+    cells = sorted(set().union(*runs))
+    differing = [c for c in cells if len({run.get(c) for run in runs}) > 1]
+    print(f"verdicts over {len(runs)} full runs: {len(cells)} cells, "
+          + ("identical in every run" if not differing else f"{len(differing)} differ:"))
+    for cell in differing:
+        print(f"  {cell}: " + " / ".join(run.get(cell, "absent") for run in runs))
+    for line in report:
+        print(line)
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
