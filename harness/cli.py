@@ -74,15 +74,49 @@ def cmd_images_build(args) -> int:
 def cmd_doctor(args) -> int:
     import docker as docker_sdk
     from harness.host import probe
-    from harness.images import Images
+    from harness.images import REGISTRY_BASE, Images
     client = _docker()
     version = client.version()
     print(f"docker engine {version.get('Version')} (API {version.get('ApiVersion')}) at "
           f"{client.api.base_url}; docker SDK {docker_sdk.__version__}")
+    print(f"registry: {_registry_answer(REGISTRY_BASE)}")
     images = Images(client)
     print(f"base image: {images.base}")
-    print(probe(client, images.tools()).describe())
+    host = probe(client, images.tools())
+    print(host.describe())
+    print("what it means for the matrix:")
+    for line in matrix_consequences(_registry(Path(args.vendors_dir)), host):
+        print(f"  {line}")
     return 0
+
+
+def _registry_answer(image: str) -> str:
+    """Whether the engine's registry serves `image`'s manifest (a short, separate client: no registry at all
+    must not stall the doctor)."""
+    import docker
+    client = docker.from_env(timeout=8)
+    try:
+        client.images.get_registry_data(image)
+        return f"reachable ({image} found); vendor images build FROM it"
+    except (docker.errors.DockerException, OSError) as exc:
+        text = getattr(exc, "explanation", None) or str(exc) or type(exc).__name__
+        first = " ".join(str(text).split())[:140]
+        return f"not reachable ({first}); vendor images build FROM a debootstrapped base (scripts/setup-host.sh)"
+    finally:
+        client.close()
+
+
+def matrix_consequences(registry, host) -> list[str]:
+    """One line per vendor feature this host cannot provide (those cells skip, saying so), or that all can."""
+    lines = []
+    for vendor in registry.values():
+        for protocol, support in sorted(vendor.protocols.items()):
+            for feature, caps in sorted(support.host.items()):
+                missing = host.missing(*sorted(caps))
+                if missing:
+                    lines.append(f"{vendor.name} {protocol}: cases needing {feature} skip "
+                                 f"({'; '.join(host.reason(c) for c in missing)})")
+    return lines or ["every declared vendor feature can run here"]
 
 
 def cmd_clean(args) -> int:
@@ -119,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
     images_sub = images.add_subparsers(dest="images_command", required=True)
     build = images_sub.add_parser("build", help="build vendor images (all by default)")
     build.add_argument("vendors", nargs="*")
-    sub.add_parser("doctor", help="print what this host and its Docker engine can do")
+    doctor = sub.add_parser("doctor", help="print what this host and its Docker engine can do")
+    doctor.add_argument("--vendors-dir", default=str(PROJECT_ROOT / "vendors"))
     sub.add_parser("clean", help="remove what dead runs left behind")
     report = sub.add_parser("report", help="(re)write a run's HTML pages from its matrix.json")
     report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest; or 'merge'")
