@@ -19,6 +19,7 @@ from typing import Iterator
 
 import docker
 import docker.errors
+import requests
 
 from harness.errors import DaemonExited, HarnessError, LabTimeout
 from harness.run import LABEL, Run, owner_alive
@@ -99,6 +100,21 @@ class Node:
 
     def start(self) -> None:
         self.container.start()
+
+    def restart(self, timeout: float) -> None:
+        """Kill the node's process (SIGKILL: no word to its peers, as in a crash) and start it again: the same
+        container, files and address, but a fresh process and network namespace (what was added to either
+        by hand, e.g. addresses or a loaded config, is gone)."""
+        try:
+            self.container.kill()
+            try:
+                self.container.wait(timeout=timeout)
+            except requests.exceptions.RequestException:
+                raise LabTimeout(f"{self.name}: timed out after {timeout:g}s waiting for the killed container "
+                                 f"to stop") from None
+            self.container.start()
+        except docker.errors.APIError as exc:
+            raise HarnessError(f"{self.name}: could not restart: {exc.explanation or exc}") from None
 
     def status(self) -> tuple[str, int | None]:
         self.container.reload()

@@ -101,6 +101,14 @@ class Libreswan(IPsecEndpoint):
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
             busy=scenario.responder_busy and side.role == "responder")
+        if scenario.retransmit_timeout_s is not None:
+            variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)
+        if scenario.retransmit_tries is not None:
+            # pluto doubles the interval at every retransmission and has no count, only a deadline: the one
+            # by which the last of `tries` retransmissions went unanswered (1 + 2 + ... + 2^tries intervals).
+            interval = scenario.retransmit_timeout_s if scenario.retransmit_timeout_s is not None else 0.5
+            variables["retransmit_timeout"] = f"{interval * (2 ** (scenario.retransmit_tries + 1) - 1):g}s"
+        variables["dpd_action"] = scenario.dpd_action  # ipsec.conf's words are the scenario's: clear, restart
         if scenario.dpd_delay_s is not None:
             # the peer counts as dead after a few unanswered checks, as with strongSwan's retransmits
             variables.update(dpd_delay=f"{scenario.dpd_delay_s}s", dpd_timeout=f"{5 * scenario.dpd_delay_s}s")

@@ -63,6 +63,12 @@ class StrongSwan(IPsecEndpoint):
             local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
+        variables["dpd_action"] = scenario.dpd_action  # swanctl's words are the scenario's: clear, restart
+        if scenario.retransmit_timeout_s is not None:
+            # retransmit_base 1: every retransmission after the same timeout, no backoff
+            variables.update(retransmit_timeout=f"{scenario.retransmit_timeout_s:g}", retransmit_base="1")
+        if scenario.retransmit_tries is not None:
+            variables["retransmit_tries"] = scenario.retransmit_tries
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
         if scenario.child_rekey_s:

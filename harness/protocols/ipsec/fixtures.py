@@ -17,6 +17,7 @@ from scapy.layers.inet import ICMP, IP
 
 from harness.capture import Capture
 from harness.errors import ConfigError
+from harness.faults import Impairment
 from harness.lab import Node
 from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
@@ -34,6 +35,7 @@ from harness.vendor import HARNESS_PEER
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
 TERMINATE_TIMEOUT_S = 10
+RESTART_TIMEOUT_S = 10
 HALF_OPEN_LOAD = 2
 IKE_PORT = 500
 LOAD_PORT = 501
@@ -130,6 +132,8 @@ class IPsecPair(CapturedWire):
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self._keys: tuple[list[IkeSaKeys], list[EspSaKeys]] | None = None
+        self.impairments: dict[str, Impairment] = {}
+        self.scenario: Scenario | None = None  # the last one established
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
@@ -143,6 +147,7 @@ class IPsecPair(CapturedWire):
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
         the case judges the returned tunnel and the wire."""
+        self.scenario = scenario
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
         self.nodes[INITIATOR].start()
@@ -150,18 +155,42 @@ class IPsecPair(CapturedWire):
         self.nodes[RESPONDER].start()
         self.pair_lab.mark("lab up")
         for role in ROLES:
-            self.endpoints[role].wait_ready(READY_TIMEOUT_S)
-            self.pair_lab.record_version(role, self.endpoints[role].version)
-            self.nodes[role].exec(["ip", "address", "add", f"{inner_address(scenario.subnets[role])}/32",
-                                   "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+            self._make_ready(role)
         for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
             self.endpoints[role].load()
         self.pair_lab.mark("daemons ready")
+        for impairment in self.impairments.values():  # faults asked for before the nodes ran
+            if impairment.drops:
+                impairment.install()
         if scenario.responder_busy:
             self.load = self.leave_half_open(scenario)
         outcome = self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S)
         self.pair_lab.mark("negotiation")
         return Tunnel(self, scenario, outcome)
+
+    def _make_ready(self, role: str) -> None:
+        """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
+        self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+        self.pair_lab.record_version(role, self.endpoints[role].version)
+        self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.subnets[role])}/32",
+                               "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+
+    def impair(self, role: str) -> Impairment:
+        """Faults on the underlay where `role` receives and sends (harness.faults). Asked for before
+        establish(), they are in place before the initiator starts; the capture is the initiator's, so a
+        packet dropped arriving at the responder is on the wire."""
+        if role not in self.impairments:
+            self.impairments[role] = Impairment(self.pair_lab.lab, self.nodes[role], self.tools_image)
+        return self.impairments[role]
+
+    def restart(self, role: str) -> None:
+        """Crash the role's daemon (SIGKILL: its peer is not told) and start it again, ready and loaded with the
+        last scenario's config as establish() left it. Its SAs are gone; its peer's are not."""
+        self.nodes[role].restart(RESTART_TIMEOUT_S)
+        self._make_ready(role)
+        self.endpoints[role].load()
+        if self.impairments.get(role) and self.impairments[role].drops:  # they lived in the old namespace
+            self.impairments[role].install()
 
     def leave_half_open(self, scenario: Scenario, count: int = HALF_OPEN_LOAD) -> list[Reply]:
         """Start `count` IKE SAs at the responder and never finish them. They come from the initiator's

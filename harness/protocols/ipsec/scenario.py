@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from harness.protocols.ipsec.pki import Credentials
 
 
+DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
 
@@ -46,6 +47,12 @@ class Scenario:
     responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
     dpd_delay_s: int | None = None  # liveness checks (RFC 7296 2.4) after this many idle seconds
+    dpd_action: str = "clear"  # a peer found dead: "clear" its SAs, or "restart" (set the tunnel up anew)
+    # RFC 7296 2.1/2.4: an unanswered request is retransmitted after `retransmit_timeout_s` (again at that
+    # interval where the vendor lets backoff be switched off, else backing off as it does), and once
+    # `retransmit_tries` retransmissions went unanswered the peer counts as dead. None: the vendor's defaults.
+    retransmit_timeout_s: float | None = None
+    retransmit_tries: int | None = None
     ike_rekey_s: int | None = None  # rekey the IKE SA after this many seconds (None: the vendor's default)
     child_rekey_s: int | None = None
     # RFC 7296 2.6: the responder considers itself under load (each vendor's own knob: a low cookie
@@ -54,6 +61,10 @@ class Scenario:
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
+
+    def __post_init__(self) -> None:
+        if self.dpd_action not in DPD_ACTIONS:
+            raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
     def psk_of(self, role: str) -> str:
         return self._of(role, "psk")

@@ -1,0 +1,148 @@
+"""Faults on a node's underlay: an nftables ruleset in the node's own network namespace. It knows no protocol;
+a case says what to match in nftables' words ("udp dport 500") and how many packets to lose.
+
+Each change runs `nft` in a one-shot sidecar of the tools image that joins the node's namespace, so the rules
+act on that node alone (never on the host) and survive nothing but the namespace itself: a restarted node
+comes back without them. Drops happen where the node receives ("in") or sends ("out"); the harness captures
+on one node, so drop on the *other* one for the capture to show the packet that was lost.
+"""
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from dataclasses import dataclass
+from itertools import count
+
+import requests
+
+from harness.errors import HarnessError, LabTimeout
+from harness.lab import Lab, Node, tail
+
+TABLE = "overlay_interop_faults"
+# Hooks where a packet arrives in the namespace and where it leaves it: before routing, after everything.
+HOOKS = {"in": "prerouting", "out": "postrouting"}
+PRIORITY = -300  # before conntrack ("raw"): a dropped packet leaves no trace in the node
+ONCE = 1 << 30  # the numgen modulus for "the first k, once": far more packets than a case ever sends
+RULESET_IN_SIDECAR = "/faults.nft"
+NFT_TIMEOUT_S = 15
+
+
+@dataclass(frozen=True)
+class Drop:
+    """Drop packets that match `matching` (an nftables expression) in `direction`: the first `first` of every
+    `every` (every=None: the first `first` only, once; first=None: all of them)."""
+    matching: str
+    first: int | None = None
+    every: int | None = None
+    direction: str = "in"
+
+    def __post_init__(self) -> None:
+        if self.direction not in HOOKS:
+            raise ValueError(f"direction must be one of {', '.join(HOOKS)}, not {self.direction!r}")
+        if self.first is not None and self.first < 1:
+            raise ValueError(f"first must be at least 1, not {self.first}")
+        if self.every is not None and (self.first is None or self.every <= self.first):
+            raise ValueError(f"every={self.every} needs first= smaller than it")
+        if not self.matching.strip() or any(c in self.matching for c in ";{}\n\"#"):
+            raise ValueError(f"matching must be one nftables match expression, not {self.matching!r}")
+
+    def rule(self, label: str) -> str:
+        """The nftables rule; numgen's counter advances only for packets that passed `matching` before it."""
+        take = "" if self.first is None else f"numgen inc mod {self.every or ONCE} < {self.first} "
+        return f'{self.matching} {take}counter drop comment "{label}"'
+
+    def describe(self) -> str:
+        what = ("every packet" if self.first is None else
+                f"the first {self.first} of every {self.every}" if self.every else f"the first {self.first}")
+        return f"drop {what} matching {self.matching!r} ({self.direction})"
+
+
+def ruleset(drops: list[Drop]) -> str:
+    """One table, replaced whole on every change (declared, flushed, filled) so a re-install never stacks rules."""
+    lines = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
+    for direction, hook in HOOKS.items():
+        rules = [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
+        if rules:
+            lines += [f"    chain {hook} {{", f"        type filter hook {hook} priority {PRIORITY}; policy accept;",
+                      *(f"        {rule}" for rule in rules), "    }"]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dropped_counts(listing: str) -> dict[str, int]:
+    """Packets dropped per rule label, from `nft --json list table`."""
+    counts = {}
+    for item in json.loads(listing).get("nftables", []):
+        rule = item.get("rule")
+        if not rule or "comment" not in rule:
+            continue
+        packets = [e["counter"]["packets"] for e in rule.get("expr", []) if isinstance(e, dict) and "counter" in e]
+        counts[rule["comment"]] = sum(packets)
+    return counts
+
+
+class Impairment:
+    """Faults on one node's underlay. `drop(...)` adds a rule and installs the ruleset at once if the node
+    runs; else `install()` must be called once it does (a namespace exists only while its node runs)."""
+
+    _sequence = count()  # one-shot sidecar names, unique within the process
+
+    def __init__(self, lab: Lab, node: Node, tools_image: str):
+        self.lab, self.node, self.tools_image = lab, node, tools_image
+        self.drops: list[Drop] = []
+
+    def drop(self, matching: str, *, first: int | None = None, every: int | None = None,
+             direction: str = "in") -> "Impairment":
+        self.drops.append(Drop(matching, first, every, direction))
+        if self.node.status()[0] == "running":
+            self.install()
+        return self
+
+    def install(self) -> None:
+        """Put the ruleset for every drop so far into the node's namespace (replacing any earlier one)."""
+        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops), what="installing the ruleset")
+
+    def clear(self) -> None:
+        """Remove every rule (the table stays, empty): the underlay is clean again."""
+        self.drops.clear()
+        self.install()
+
+    def dropped(self) -> list[int]:
+        """Packets dropped so far by each drop, in the order they were asked for."""
+        listing = self._nft(["nft", "--json", "list", "table", "inet", TABLE], what="reading the counters")
+        counts = dropped_counts(listing)
+        return [counts.get(f"drop-{n}", 0) for n in range(len(self.drops))]
+
+    def describe(self) -> str:
+        return "; ".join(d.describe() for d in self.drops) or "no faults"
+
+    def _nft(self, argv: list[str], *, what: str, ruleset: str | None = None) -> str:
+        name = f"faults-{self.node.name}-{next(Impairment._sequence)}"
+        container = self.lab.sidecar(name, self.tools_image, of=self.node, command=argv, cap_add=["NET_ADMIN"])
+        try:
+            if ruleset is not None:
+                _put(container, RULESET_IN_SIDECAR, ruleset)
+            container.start()
+            try:
+                code = container.wait(timeout=NFT_TIMEOUT_S)["StatusCode"]
+            except requests.exceptions.RequestException:
+                raise LabTimeout(f"{self.node.name}: timed out after {NFT_TIMEOUT_S}s waiting for nft "
+                                 f"({what})") from None
+            output = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        finally:
+            container.remove(force=True)
+        if code != 0:
+            shown = f"\nruleset:\n{ruleset}" if ruleset else ""
+            raise HarnessError(f"{self.node.name}: nft exited with {code} {what}: {tail(output, 5)}{shown}")
+        return output
+
+
+def _put(container, path: str, text: str) -> None:
+    data = text.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo(path.lstrip("/"))
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    container.put_archive("/", buf.getvalue())

@@ -1,0 +1,81 @@
+"""Faults as cases: the underlay loses a packet, a peer crashes. RFC 7296 makes the initiator responsible for
+recovery (2.1 retransmission, 2.4 liveness); the wire shows whether it did, and the tunnel whether it worked."""
+import time
+
+import pytest
+
+from harness.errors import LabTimeout
+from harness.protocols.ipsec.fixtures import IKE_PORT, INITIATOR, RESPONDER
+from harness.protocols.ipsec.scenario import Scenario
+from harness.waiting import wait_for
+
+pytestmark = [pytest.mark.protocol("ipsec")]
+
+RETRANSMIT_S = 1  # short timers, so a fault costs seconds, not the vendors' default minutes
+RECOVERY_TIMEOUT_S = 20
+
+
+@pytest.mark.features("psk", "child_sa")
+def test_loss_during_setup(ipsec_pair):
+    """RFC 7296 2.1: the initiator retransmits a request that went unanswered -- the same message again, same
+    SPIi and message ID 0 -- so with the first IKE_SA_INIT request lost on the underlay the tunnel still
+    comes up, and carries traffic."""
+    underlay = ipsec_pair.impair(RESPONDER).drop(matching=f"udp dport {IKE_PORT}", first=1)
+    tunnel = ipsec_pair.establish(Scenario(retransmit_timeout_s=RETRANSMIT_S))
+    assert underlay.dropped() == [1], f"{underlay.describe()}: dropped {underlay.dropped()} packets, not 1"
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.child_sas(INITIATOR), f"initiator reports no installed CHILD SA\n{tunnel.explain()}"
+    ping = tunnel.ping()
+    assert ping.all_answered, ping.output
+
+    init = ipsec_pair.wire().ike("IKE_SA_INIT", retransmissions=True)
+    requests = [m for m in init if not m.is_response]
+    responses = [m for m in init if m.is_response]
+    assert len(requests) >= 2, f"expected the lost IKE_SA_INIT request to be sent again:\n{init.describe()}"
+    lost, again = requests[:2]
+    assert (again.ispi, again.message_id, again.data) == (lost.ispi, 0, lost.data), \
+        f"the second IKE_SA_INIT request is not a retransmission of the first:\n{init.describe()}"
+    assert responses and responses[0].ispi == lost.ispi and responses[0].time > again.time, \
+        f"expected the retransmission answered:\n{init.describe()}"
+    assert not responses[0].errors, init.describe()
+    ipsec_pair.pair_lab.measure("retransmitted_after_s", again.time - lost.time)
+
+
+@pytest.mark.features("psk", "child_sa", "dpd_restart")
+def test_responder_restart(ipsec_pair):
+    """RFC 7296 2.4: a responder that crashed and came back has lost its SAs and answers no liveness check for
+    them; the initiator counts it dead after its retransmissions run out and, configured to restart, sets the
+    tunnel up anew: a new IKE_SA_INIT with new SPIs, a new CHILD SA, and traffic flows again."""
+    tunnel = ipsec_pair.establish(Scenario(dpd_delay_s=1, dpd_action="restart",
+                                           retransmit_timeout_s=RETRANSMIT_S, retransmit_tries=2))
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, "no traffic before the restart"
+    old_spis = {sa.spi_out for sa in tunnel.child_sas(INITIATOR)}
+
+    restarted_at = time.time()  # the capture's clock: pcap timestamps are the host's
+    ipsec_pair.restart(RESPONDER)
+    # The initiator must not give up on the peer before it is back and loaded (else NO_PROPOSAL_CHOSEN):
+    # with these timers it does so no sooner than 3 s after the crash.
+    ipsec_pair.pair_lab.measure("responder_back_after_s", time.time() - restarted_at)
+    try:
+        wait_for(lambda: any(sa.spi_out not in old_spis for sa in tunnel.child_sas(INITIATOR)),
+                 timeout=RECOVERY_TIMEOUT_S, what="the initiator to install a new CHILD SA after the restart")
+    except LabTimeout as exc:
+        pytest.fail(f"{exc}\n{tunnel.explain()}")
+    ping = tunnel.ping()
+    assert ping.all_answered, f"no traffic through the tunnel set up anew:\n{ping.output}"
+
+    wire = ipsec_pair.wire()
+    init = [m for m in wire.ike("IKE_SA_INIT") if not m.is_response]
+    assert len(init) == 2, f"expected one IKE_SA_INIT before the restart and one after:\n{wire.describe()}"
+    first, anew = init
+    assert anew.time > restarted_at and anew.ispi != first.ispi, \
+        f"expected a new IKE_SA_INIT with a new SPIi after the restart:\n{wire.describe()}"
+    checks = [m for m in wire.ike("INFORMATIONAL", retransmissions=True)
+              if m.ispi == first.ispi and not m.is_response and restarted_at < m.time < anew.time]
+    assert len(checks) >= 2 and all(m.data == checks[0].data for m in checks), \
+        f"expected an unanswered liveness check, retransmitted, between the restart and the new IKE SA:\n" \
+        f"{wire.describe()}"
+    answer = [m for m in wire.ike("IKE_SA_INIT") if m.is_response and m.ispi == anew.ispi]
+    assert answer and answer[0].rspi != first.rspi and not answer[0].errors, wire.describe()
+    ipsec_pair.pair_lab.measure("recovered_after_s", anew.time - restarted_at)
