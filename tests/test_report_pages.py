@@ -2,6 +2,7 @@
 that exist, every reason escaped, the conformance pages grouped by RFC with both roles."""
 import json
 import re
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -185,3 +186,35 @@ def test_the_report_command_rewrites_the_pages(reports, capsys):
     assert (reports / "matrix.html").is_file() and not (reports / "conformance/gone.html").exists()
     assert str(reports / "conformance/strongswan.html") in capsys.readouterr().out
     assert main(["report", str(reports / "nope")]) == 1
+
+
+TAX = {"overlay_mbps": 2020.743, "underlay_mbps": 16442.375, "overlay_rtt_ms": 0.106, "underlay_rtt_ms": 0.084,
+       "overhead_bytes": 50.0, "tax_seconds": 2.0}
+
+
+def tax_rows(page: Path) -> list[tuple[str, str, list[str]]]:
+    """(a, b, the row's cells as text) of every overlay tax table row."""
+    html = page.read_text()
+    rows = re.findall(r'<tr data-case="overlay_tax" data-a="([^"]+)" data-b="([^"]+)">(.*?)</tr>', html, re.S)
+    return [(a, b, [" ".join(unescape(re.sub(r"<[^>]*>", " ", c)).split())
+                    for c in re.findall(r"<td[^>]*>(.*?)</td>", body, re.S)]) for a, b, body in rows]
+
+
+def test_measured_overlay_tax_gets_a_table_per_protocol(tmp_path):
+    records = [dict(record("vxlan", "overlay_tax", "linux", "ovs", "passed"), measurements=TAX),
+               dict(record("vxlan", "overlay_tax", "ovs", "linux", "failed", "TCP through the overlay: ..."),
+                    measurements={"underlay_mbps": 15000.0, "tax_seconds": 2.0}),
+               record("vxlan", "overlay_tax", "ovs", "ovs", "skipped", "no"),
+               record("ipsec", "psk_tunnel", "strongswan", "strongswan", "passed")]
+    (tmp_path / "matrix.json").write_text(json.dumps(records))
+    write_pages(tmp_path)
+    html = (tmp_path / "matrix.html").read_text()
+    assert html.count("Overlay tax (relative to this host, 2-second measurements)") == 1
+    assert 'id="vxlan-overlay-tax"' in html and 'id="ipsec-overlay-tax"' not in html
+    assert tax_rows(tmp_path / "matrix.html") == [
+        ("linux", "ovs", ["linux → ovs", "2,021", "16,442", "12.3%", "0.106", "0.084", "50"]),
+        ("ovs", "linux", ["ovs → linux failed", "–", "15,000", "–", "–", "–", "–"])]  # what it measured
+
+
+def test_no_measurements_no_tax_table(reports):
+    assert "Overlay tax" not in (reports / "matrix.html").read_text()

@@ -2,8 +2,9 @@
 
 For each protocol a summary line, then per case a grid: initiators (a) down, responders (b) across, one cell
 per pair colored by its verdict, the reason on hover, linking to the pair's files. Problems (failed, broken)
-are listed first with their reasons. One static page: inline CSS, no script, nothing fetched, so it works
-offline and from an archived reports folder.
+are listed first with their reasons. Where cases measured the overlay tax (harness.tax), a table per protocol
+lists the figures per pair: relative to the host that ran them, never a benchmark. One static page: inline
+CSS, no script, nothing fetched, so it works offline and from an archived reports folder.
 
 What both pages share lives here too: the jinja2 environment (autoescaped), the run's facts, vendor order,
 and `Cell`, one record with the links to the files that exist in its pair folder.
@@ -132,11 +133,66 @@ def grids(reports_dir: Path, results: list[CaseResult]) -> list[Grid]:
     return out
 
 
+# The measurements (CaseResult.measurements) harness.tax records; named here so the page needs no lab code.
+TAX_FIGURES = ("overlay_mbps", "underlay_mbps", "overlay_rtt_ms", "underlay_rtt_ms", "overhead_bytes")
+NO_FIGURE = "\u2013"
+
+
+@dataclass(frozen=True)
+class TaxRow:
+    """One pair's overlay tax, formatted; a figure the case did not reach is a dash."""
+    case: str
+    a: str
+    b: str
+    verdict: str
+    overlay_mbps: str
+    underlay_mbps: str
+    share: str  # overlay throughput as a share of the underlay's
+    overlay_rtt_ms: str
+    underlay_rtt_ms: str
+    overhead_bytes: str
+
+
+@dataclass(frozen=True)
+class TaxTable:
+    seconds: str  # "2-second", from what the cases recorded
+    show_case: bool  # more than one case measured: say which
+    rows: list[TaxRow]
+
+
+def _figure(value: float | None, digits: int) -> str:
+    return NO_FIGURE if value is None else f"{value:,.{digits}f}"
+
+
+def _mbps(value: float | None) -> str:
+    return _figure(value, 0 if value is not None and value >= 100 else 1)
+
+
+def tax_table(results: list[CaseResult]) -> TaxTable | None:
+    """The overlay tax of every pair-case that measured some of it (in matrix order); None if none did."""
+    measured = sorted((r for r in results if any(k in r.measurements for k in TAX_FIGURES)),
+                      key=lambda r: (r.case, vendor_key(r.a), vendor_key(r.b)))
+    if not measured:
+        return None
+    rows = []
+    for r in measured:
+        m = r.measurements
+        overlay, underlay = m.get("overlay_mbps"), m.get("underlay_mbps")
+        share = f"{overlay / underlay:.1%}" if overlay is not None and underlay else NO_FIGURE
+        overhead = m.get("overhead_bytes")
+        rows.append(TaxRow(r.case, r.a, r.b, r.verdict, _mbps(overlay), _mbps(underlay), share,
+                           _figure(m.get("overlay_rtt_ms"), 3), _figure(m.get("underlay_rtt_ms"), 3),
+                           NO_FIGURE if overhead is None else str(int(overhead))))
+    seconds = sorted({f"{r.measurements['tax_seconds']:g}-second" for r in measured if "tax_seconds" in r.measurements})
+    return TaxTable(" or ".join(seconds) or "short", len({r.case for r in measured}) > 1, rows)
+
+
 def write(reports_dir: Path, results: list[CaseResult]) -> Path:
     protocols = []
     for name in sorted({r.protocol for r in results}):
         rows = [r for r in results if r.protocol == name]
-        protocols.append({"name": name, "summary": summary(name, rows), "grids": grids(reports_dir, rows)})
+        protocols.append({"name": name, "summary": summary(name, rows), "grids": grids(reports_dir, rows),
+                          "tax": tax_table(rows)})
     ordered = sorted(results, key=lambda r: (r.protocol, r.case, vendor_key(r.a), vendor_key(r.b)))
     problems = [cell(reports_dir, r) for r in ordered if r.verdict in PROBLEMS]
     vendors = vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE)
