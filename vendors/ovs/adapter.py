@@ -105,6 +105,9 @@ table inet ovs_tunnel {{
 EOF
 ip addr del {address} dev {UNDERLAY}
 ip link set {PHYSICAL_BRIDGE} up
+# The kernel's own underlay traffic (e.g. TCP to this node's address) now leaves through br-phy, a TAP that
+# offers checksum offload: OVS would forward the partial checksum out of eth0 and the peer drop it.
+ethtool -K {PHYSICAL_BRIDGE} tx off >/dev/null
 ip addr add {address} dev {PHYSICAL_BRIDGE}
 echo "$routes" | while read -r route; do [ -z "$route" ] || ip route add $route dev {PHYSICAL_BRIDGE}; done
 """
