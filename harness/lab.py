@@ -13,6 +13,7 @@ import ipaddress
 import logging
 import shlex
 import tarfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import count
 from typing import Iterator
@@ -224,8 +225,9 @@ class Lab:
             log.warning("--keep-lab: leaving %s (containers: %s)", self.pair,
                         " ".join(c.name for c in self._containers))
             return
-        for container in reversed(self._containers):
-            _remove(container, force=True)
+        # In parallel: each removal is a round trip of ~0.2 s in which the engine mostly waits on the kernel.
+        with ThreadPoolExecutor(max(len(self._containers), 1)) as pool:
+            list(pool.map(lambda c: _remove(c, force=True), self._containers))
         for net in reversed(self._networks):
             _remove(net)
         self._containers.clear()

@@ -19,7 +19,7 @@ class Ping:
         return self.sent > 0 and self.received == self.sent
 
 
-def ping(node: Node, dst: str, *, source: str | None = None, count: int = 3, interval: float = 0.2,
+def ping(node: Node, dst: str, *, source: str | None = None, count: int = 3, interval: float = 0.05,
          size: int | None = None, dont_fragment: bool = False, wait_s: float = 1) -> Ping:
     """`count` echo requests from `node` to `dst` (from the address or interface `source`); never raises
     for lost answers: the caller judges."""
