@@ -658,8 +658,9 @@ def decrypt_esp(esp: bytes, src: str, dst: str, keys: EspSaKeys) -> EspPlaintext
         return EspPlaintext(None, f"bad keys: {why}")
     problem = ICV_MISMATCH
     for esn in (False, True):
-        outer = (IPv6(src=src, dst=dst, nh=50) if ":" in dst else IP(src=src, dst=dst, proto=50)) / ESP(esp)
         try:
+            # Built inside the try: scapy dissects ESP(esp) at once, and raises on fewer than 4 bytes.
+            outer = (IPv6(src=src, dst=dst, nh=50) if ":" in dst else IP(src=src, dst=dst, proto=50)) / ESP(esp)
             return EspPlaintext(sa.decrypt(outer, esn_en=esn, esn=0))
         except IPSecIntegrityError:
             continue
