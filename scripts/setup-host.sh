@@ -21,7 +21,7 @@ for arg in "$@"; do
 done
 
 BASE_IMAGE="${OVERLAY_INTEROP_BASE_IMAGE:-debian:bookworm-slim}"
-LOCAL_BASE="overlay-interop/base:bookworm"
+LOCAL_BASE="${OVERLAY_INTEROP_LOCAL_BASE:-overlay-interop/base:bookworm}"  # the benchmark bootstraps its own
 STATE_DIR="${OVERLAY_INTEROP_STATE_DIR:-/var/lib/overlay-interop}"
 DOCKERD_WAIT_S=60
 PULL_TIMEOUT_S=60
