@@ -1,0 +1,792 @@
+#!/usr/bin/python3
+"""A user-space PPP endpoint that stands in for pppd where the host has no /dev/ppp (no ppp_generic module).
+
+An L2TP daemon in user space (xl2tpd) runs pppd with one end of a pty as its stdin and stdout and carries
+whatever pppd writes there, async HDLC frames (RFC 1662), in L2TP data messages. This program speaks that:
+LCP (RFC 1661), PAP or CHAP-MD5 (RFC 1334, RFC 1994) in either direction, IPCP (RFC 1332), then IPv4 between
+the PPP link and a TUN device holding the local address with a /32 route to the peer.
+
+It reads what the daemon's pppd arguments do not say from a JSON file (CONFIG, or $L2TP_PPP_CONFIG):
+
+    {"interface": "ppp0",           # the TUN device to create
+     "local": "198.19.200.1",       # our IPCP address; null: ask the peer to assign one (0.0.0.0)
+     "remote": "198.19.200.2",      # the address we assign to the peer; null: accept the peer's own
+     "auth": "pap",                 # "none", "pap" or "chap": what we demand of the peer
+     "username": "...", "password": "...",   # checked as authenticator, sent as peer
+     "mru": 1400, "log": ["/var/log/l2tp-ppp.log"]}
+
+A "local:remote" argument (what pppd takes for IPCP addresses) fills local and remote where the file does not.
+Standard library only: it runs inside vendor containers, with the image's python3.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import ipaddress
+import json
+import os
+import random
+import re
+import select
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import time
+import tty
+
+CONFIG = "/etc/l2tp-ppp.json"
+
+# --- async HDLC framing (RFC 1662 section 4) ------------------------------------------------------------------
+
+FLAG, ESCAPE = 0x7E, 0x7D
+FCS_INIT, FCS_GOOD = 0xFFFF, 0xF0B8
+ADDRESS_CONTROL = b"\xff\x03"
+
+
+def _fcs_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        value = byte
+        for _ in range(8):
+            value = (value >> 1) ^ 0x8408 if value & 1 else value >> 1
+        table.append(value)
+    return table
+
+
+FCS_TABLE = _fcs_table()
+
+
+def fcs16(data: bytes, fcs: int = FCS_INIT) -> int:
+    """The running FCS-16 over data. Over a frame and its (complemented, little-endian) FCS it is FCS_GOOD."""
+    for byte in data:
+        fcs = (fcs >> 8) ^ FCS_TABLE[(fcs ^ byte) & 0xFF]
+    return fcs
+
+
+def _escapes(accm: int) -> list[bytes]:
+    return [bytes([ESCAPE, b ^ 0x20]) if b in (FLAG, ESCAPE) or (b < 0x20 and accm >> b & 1) else bytes([b])
+            for b in range(256)]
+
+
+ESCAPE_ALL = _escapes(0xFFFFFFFF)
+
+
+def frame(payload: bytes, escapes: list[bytes] = ESCAPE_ALL) -> bytes:
+    """One async HDLC frame: flag, payload and FCS escaped, flag. Escaping every control character is always
+    allowed (the ACCM only says what the sender must escape), so the default escapes them all."""
+    body = payload + struct.pack("<H", fcs16(payload) ^ 0xFFFF)
+    return b"\x7e" + b"".join(escapes[b] for b in body) + b"\x7e"
+
+
+_ESCAPED = re.compile(rb"\x7d(.)", re.S)
+
+
+class Deframer:
+    """Bytes from the line in, whole frames (without flags and FCS) out; frames with a bad FCS are counted
+    and dropped, as RFC 1662 asks."""
+
+    def __init__(self):
+        self.pending = b""
+        self.bad_fcs = 0
+
+    def feed(self, data: bytes) -> list[bytes]:
+        *complete, self.pending = (self.pending + data).split(b"\x7e")
+        frames = []
+        for raw in complete:
+            body = _ESCAPED.sub(lambda m: bytes([m[1][0] ^ 0x20]), raw)
+            if len(body) < 4:
+                continue  # back-to-back flags, or line noise
+            if fcs16(body) != FCS_GOOD:
+                self.bad_fcs += 1
+                continue
+            frames.append(body[:-2])
+        return frames
+
+
+def split_protocol(payload: bytes) -> tuple[int, bytes] | None:
+    """(protocol, information) of a frame, with or without address/control and protocol field compression."""
+    if payload[:2] == ADDRESS_CONTROL:
+        payload = payload[2:]
+    if not payload:
+        return None
+    if payload[0] & 1:  # a compressed (one byte) protocol field: PFC
+        return payload[0], payload[1:]
+    if len(payload) < 2:
+        return None
+    return (payload[0] << 8) | payload[1], payload[2:]
+
+
+# --- PPP packets ------------------------------------------------------------------------------------------------
+
+LCP, PAP, CHAP, IPCP, IPV4 = 0xC021, 0xC023, 0xC223, 0x8021, 0x0021
+PROTOCOL_NAMES = {LCP: "LCP", PAP: "PAP", CHAP: "CHAP", IPCP: "IPCP", IPV4: "IPv4"}
+CONF_REQ, CONF_ACK, CONF_NAK, CONF_REJ, TERM_REQ, TERM_ACK, CODE_REJ = 1, 2, 3, 4, 5, 6, 7
+PROTO_REJ, ECHO_REQ, ECHO_REPLY, DISCARD_REQ = 8, 9, 10, 11
+CODE_NAMES = {1: "Configure-Request", 2: "Configure-Ack", 3: "Configure-Nak", 4: "Configure-Reject",
+              5: "Terminate-Request", 6: "Terminate-Ack", 7: "Code-Reject", 8: "Protocol-Reject",
+              9: "Echo-Request", 10: "Echo-Reply", 11: "Discard-Request"}
+AUTH_CODE_NAMES = {PAP: {1: "Authenticate-Request", 2: "Authenticate-Ack", 3: "Authenticate-Nak"},
+                   CHAP: {1: "Challenge", 2: "Response", 3: "Success", 4: "Failure"}}
+
+
+def describe_packet(protocol: int, code: int, ident: int, data: bytes) -> str:
+    names = AUTH_CODE_NAMES.get(protocol, CODE_NAMES)
+    return f"{PROTOCOL_NAMES.get(protocol, hex(protocol))} {names.get(code, code)} id {ident} {data.hex()}"
+
+
+# LCP options (RFC 1661 6, RFC 1662 7)
+MRU, ACCM, AUTH, MAGIC, PFC, ACFC = 1, 2, 3, 5, 7, 8
+# IPCP option (RFC 1332 3.3)
+IP_ADDRESS = 3
+CHAP_MD5 = 5
+
+
+def packet(code: int, ident: int, data: bytes = b"") -> bytes:
+    return struct.pack("!BBH", code, ident, 4 + len(data)) + data
+
+
+def parse_packet(info: bytes) -> tuple[int, int, bytes] | None:
+    if len(info) < 4:
+        return None
+    code, ident, length = struct.unpack("!BBH", info[:4])
+    if length < 4 or length > len(info):
+        return None
+    return code, ident, info[4:length]  # bytes past Length are padding
+
+
+def parse_options(data: bytes) -> list[tuple[int, bytes]] | None:
+    options = []
+    while data:
+        if len(data) < 2 or data[1] < 2 or data[1] > len(data):
+            return None
+        options.append((data[0], data[2:data[1]]))
+        data = data[data[1]:]
+    return options
+
+
+def options_bytes(options: list[tuple[int, bytes]]) -> bytes:
+    return b"".join(bytes([kind, 2 + len(value)]) + value for kind, value in options)
+
+
+# --- the option negotiation automaton (RFC 1661 4), shared by LCP and IPCP --------------------------------------
+
+RESTART_S, MAX_CONFIGURE = 1.0, 10
+
+
+class Negotiation:
+    """One control protocol's Configure exchange. Subclasses say what to ask for (`wanted`), what to make of
+    the peer's request (`judge`) and of its Nak/Reject (`nakked`, `rejected`), and what to do once open."""
+
+    protocol = 0
+    name = "?"
+
+    def __init__(self, link: "Link"):
+        self.link = link
+        self.state = "initial"
+        self.ident = random.randrange(256)
+        self.sent_options: list[tuple[int, bytes]] = []
+        self.refused: set[int] = set()  # options the peer rejected: never asked for again
+        self.retries = 0
+        self.deadline: float | None = None
+
+    def open(self) -> None:
+        self.retries = MAX_CONFIGURE
+        self.send_request()
+        self.state = "req-sent"
+
+    def send(self, code: int, ident: int, data: bytes = b"") -> None:
+        self.link.send_control(self.protocol, code, ident, data)
+
+    def send_request(self) -> None:
+        self.ident = (self.ident + 1) & 0xFF
+        self.sent_options = [option for option in self.wanted() if option[0] not in self.refused]
+        self.send(CONF_REQ, self.ident, options_bytes(self.sent_options))
+        self.deadline = self.link.now() + RESTART_S
+
+    def tick(self, now: float) -> None:
+        if self.deadline is None or now < self.deadline or self.state not in ("req-sent", "ack-rcvd", "ack-sent"):
+            return
+        if self.retries <= 0:
+            self.deadline = None
+            self.link.fail(f"{self.name}: no answer to {MAX_CONFIGURE} Configure-Requests")
+            return
+        self.retries -= 1
+        if self.state == "ack-rcvd":
+            self.state = "req-sent"
+        self.send_request()
+
+    def receive(self, code: int, ident: int, data: bytes) -> None:
+        if code == CONF_REQ:
+            self._on_request(ident, data)
+        elif code in (CONF_ACK, CONF_NAK, CONF_REJ):
+            if ident != self.ident:
+                self.link.log(f"{self.name}: {CODE_NAMES[code]} id {ident} is not for our request {self.ident}")
+                return
+            self._on_answer(code, data)
+        elif code == TERM_REQ:
+            self.send(TERM_ACK, ident)
+            self._leave_opened()
+            self.state = "stopped"
+            self.link.terminated(f"{self.name}: the peer sent Terminate-Request")
+        elif code == TERM_ACK:
+            self.state = "closed"
+        elif code in (CODE_REJ, PROTO_REJ):
+            self.link.log(f"{self.name}: peer sent {CODE_NAMES[code]} {data[:8].hex()}")
+        elif not self.extra(code, ident, data):
+            self.send(CODE_REJ, (self.ident + 100) & 0xFF, packet(code, ident, data)[:64])
+
+    def _on_request(self, ident: int, data: bytes) -> None:
+        options = parse_options(data)
+        if options is None:
+            self.link.log(f"{self.name}: malformed Configure-Request dropped: {data.hex()}")
+            return
+        code, answer = self.judge(options)
+        self.send(code, ident, options_bytes(answer))
+        if code == CONF_ACK:
+            if self.state == "opened":
+                self._leave_opened()
+                self.send_request()
+                self.state = "ack-sent"
+            elif self.state == "ack-rcvd":
+                self._enter_opened()
+            elif self.state in ("req-sent", "ack-sent"):
+                self.state = "ack-sent"
+        else:
+            if self.state == "opened":
+                self._leave_opened()
+                self.send_request()
+                self.state = "req-sent"
+            elif self.state == "ack-sent":
+                self.state = "req-sent"
+
+    def _on_answer(self, code: int, data: bytes) -> None:
+        if code == CONF_ACK:
+            if options_bytes(self.sent_options) != data:
+                self.link.log(f"{self.name}: Configure-Ack does not repeat our request; dropped")
+                return
+            self.retries = MAX_CONFIGURE
+            if self.state == "req-sent":
+                self.state = "ack-rcvd"
+                self.deadline = self.link.now() + RESTART_S
+            elif self.state == "ack-sent":
+                self._enter_opened()
+            elif self.state in ("ack-rcvd", "opened"):
+                self._leave_opened()
+                self.send_request()
+                self.state = "req-sent"
+            return
+        options = parse_options(data)
+        if options is None:
+            return
+        if code == CONF_NAK:
+            self.nakked(options)
+        else:
+            self.refused |= {kind for kind, _ in options}
+            self.rejected(options)
+        if self.link.failed:
+            return
+        if self.state == "opened":
+            self._leave_opened()
+        if self.state != "ack-sent":
+            self.state = "req-sent"
+        self.send_request()
+
+    def _enter_opened(self) -> None:
+        self.state = "opened"
+        self.deadline = None
+        self.link.log(f"{self.name}: opened")
+        self.up()
+
+    def _leave_opened(self) -> None:
+        if self.state == "opened":
+            self.link.log(f"{self.name}: down")
+            self.down()
+
+    # what subclasses define
+    def wanted(self) -> list[tuple[int, bytes]]:
+        return []
+
+    def judge(self, options: list[tuple[int, bytes]]) -> tuple[int, list[tuple[int, bytes]]]:
+        """Configure-Ack with the options, or Configure-Nak/-Reject with those to change or drop."""
+        return CONF_ACK, options
+
+    def nakked(self, options: list[tuple[int, bytes]]) -> None:
+        pass
+
+    def rejected(self, options: list[tuple[int, bytes]]) -> None:
+        pass
+
+    def extra(self, code: int, ident: int, data: bytes) -> bool:
+        return False
+
+    def up(self) -> None:
+        pass
+
+    def down(self) -> None:
+        pass
+
+
+def verdict(rejects: list, naks: list, acks: list) -> tuple[int, list]:
+    if rejects:
+        return CONF_REJ, rejects
+    if naks:
+        return CONF_NAK, naks
+    return CONF_ACK, acks
+
+
+class Lcp(Negotiation):
+    protocol, name = LCP, "LCP"
+
+    def __init__(self, link: "Link"):
+        super().__init__(link)
+        self.mru = link.config["mru"]
+        self.magic = random.getrandbits(32) or 1
+        self.demand = {"pap": PAP, "chap": CHAP}.get(link.config["auth"])  # what we ask the peer to do
+        self.peer_mru = 1500
+        self.peer_magic = 0
+        self.peer_demand: tuple[int, bytes] | None = None  # (protocol, data) the peer asked of us, once acked
+
+    def wanted(self):
+        options = [(MRU, struct.pack("!H", self.mru)), (MAGIC, struct.pack("!I", self.magic))]
+        if self.demand == PAP:
+            options.append((AUTH, struct.pack("!H", PAP)))
+        elif self.demand == CHAP:
+            options.append((AUTH, struct.pack("!HB", CHAP, CHAP_MD5)))
+        return options
+
+    def judge(self, options):
+        rejects, naks, acks = [], [], []
+        demand = None
+        for kind, value in options:
+            if kind == MRU and len(value) == 2:
+                acks.append((kind, value))
+            elif kind == ACCM and len(value) == 4:
+                acks.append((kind, value))  # we escape every control character anyway
+            elif kind == MAGIC and len(value) == 4:
+                if value == struct.pack("!I", self.magic):  # a looped-back line, or a rare coincidence
+                    naks.append((kind, struct.pack("!I", random.getrandbits(32) or 1)))
+                else:
+                    acks.append((kind, value))
+            elif kind == AUTH and len(value) >= 2:
+                protocol = struct.unpack("!H", value[:2])[0]
+                if not self.link.config.get("password"):
+                    rejects.append((kind, value))  # nothing to authenticate with
+                elif protocol == PAP or (protocol == CHAP and value[2:] == bytes([CHAP_MD5])):
+                    demand = (protocol, value[2:])
+                    acks.append((kind, value))
+                else:
+                    naks.append((kind, struct.pack("!HB", CHAP, CHAP_MD5)))  # what we can do
+            else:
+                rejects.append((kind, value))  # PFC, ACFC and the rest: frames stay uncompressed
+        code, answer = verdict(rejects, naks, acks)
+        if code == CONF_ACK:
+            values = dict(options)
+            self.peer_mru = struct.unpack("!H", values[MRU])[0] if MRU in values else 1500
+            self.peer_magic = struct.unpack("!I", values[MAGIC])[0] if MAGIC in values else 0
+            self.peer_demand = demand
+        return code, answer
+
+    def nakked(self, options):
+        for kind, value in options:
+            if kind == MRU and len(value) == 2:
+                self.mru = struct.unpack("!H", value)[0]
+            elif kind == MAGIC:
+                self.magic = random.getrandbits(32) or 1
+            elif kind == AUTH:
+                self.link.log(f"LCP: the peer will not authenticate with {self.link.config['auth']} "
+                              f"(suggests {value.hex()}); asking again")
+
+    def rejected(self, options):
+        for kind, _ in options:
+            if kind == AUTH:
+                self.link.fail("LCP: the peer refused to authenticate (Configure-Reject of Authentication-Protocol)")
+            elif kind == MRU:
+                self.mru = 1500
+
+    def extra(self, code, ident, data):
+        if code == ECHO_REQ:
+            if self.state == "opened":
+                self.send(ECHO_REPLY, ident, struct.pack("!I", self.magic) + data[4:])
+            return True
+        if code in (ECHO_REPLY, DISCARD_REQ):
+            return True
+        return False
+
+    def up(self):
+        self.link.lcp_up()
+
+    def down(self):
+        self.link.lcp_down()
+
+
+def address(value: bytes) -> str:
+    return str(ipaddress.IPv4Address(value))
+
+
+class Ipcp(Negotiation):
+    protocol, name = IPCP, "IPCP"
+
+    def __init__(self, link: "Link"):
+        super().__init__(link)
+        self.local = link.config.get("local") or "0.0.0.0"
+        self.fixed_local = bool(link.config.get("local"))
+        self.remote = link.config.get("remote")  # the address we assign; None: accept the peer's
+
+    def wanted(self):
+        return [(IP_ADDRESS, ipaddress.IPv4Address(self.local).packed)]
+
+    def judge(self, options):
+        rejects, naks, acks = [], [], []
+        peer = None
+        for kind, value in options:
+            if kind == IP_ADDRESS and len(value) == 4:
+                if self.remote and address(value) != self.remote:
+                    naks.append((kind, ipaddress.IPv4Address(self.remote).packed))  # assign it
+                elif address(value) == "0.0.0.0":
+                    rejects.append((kind, value))  # asks to be assigned and we have nothing to give
+                else:
+                    peer = address(value)
+                    acks.append((kind, value))
+            else:
+                rejects.append((kind, value))  # VJ compression, DNS/NBNS addresses: not offered
+        code, answer = verdict(rejects, naks, acks)
+        if code == CONF_ACK:
+            self.remote = peer or self.remote
+        return code, answer
+
+    def nakked(self, options):
+        for kind, value in options:
+            if kind == IP_ADDRESS and len(value) == 4 and not self.fixed_local:
+                self.local = address(value)  # the address the peer assigns us
+
+    def up(self):
+        if self.local == "0.0.0.0" or not self.remote:
+            self.link.fail(f"IPCP: opened without both addresses (local {self.local}, remote {self.remote})")
+            return
+        self.link.ipcp_up(self.local, self.remote)
+
+    def down(self):
+        self.link.ipcp_down()
+
+
+# --- the link: phases, authentication, data ---------------------------------------------------------------------
+
+class Link:
+    """One PPP link. I/O is injected (`write` takes a whole PPP frame payload, `clock` the time) so the state
+    machine can be driven by canned frames; `events` records the phase changes a caller acts on."""
+
+    def __init__(self, config: dict, write, clock=time.monotonic, log=None):
+        self.config = {"auth": "none", "mru": 1400, **config}
+        self.write = write
+        self.now = clock
+        self.log = log or (lambda message: None)
+        self.failed: str | None = None
+        self.finished = False
+        self.events: list[tuple] = []
+        self.lcp = Lcp(self)
+        self.ipcp = Ipcp(self)
+        self.ipcp_open = False
+        self.auth_ident = random.randrange(256)
+        self.authenticated_peer = False  # the peer proved itself (or we asked nothing)
+        self.authenticated_self = False  # we proved ourselves (or were asked nothing)
+        self.auth_deadline: float | None = None
+        self.auth_retries = 0
+        self.challenge = b""
+        self.on_ipcp_up = lambda local, remote: None
+        self.on_ipcp_down = lambda: None
+        self.on_ipv4 = lambda datagram: None
+
+    # sending
+    def send(self, protocol: int, info: bytes) -> None:
+        self.write(ADDRESS_CONTROL + struct.pack("!H", protocol) + info)
+
+    def send_control(self, protocol: int, code: int, ident: int, data: bytes = b"") -> None:
+        self.log(f"sent {describe_packet(protocol, code, ident, data)}")
+        self.send(protocol, packet(code, ident, data))
+
+    def send_ipv4(self, datagram: bytes) -> None:
+        if self.ipcp_open:
+            self.send(IPV4, datagram)
+
+    # receiving
+    def start(self) -> None:
+        self.lcp.open()
+
+    def receive(self, payload: bytes) -> None:
+        parsed = split_protocol(payload)
+        if parsed is None:
+            return
+        protocol, info = parsed
+        if protocol == IPV4:
+            if self.ipcp_open:
+                self.on_ipv4(info)
+            return
+        control = parse_packet(info)
+        if control is None:
+            self.log(f"malformed {PROTOCOL_NAMES.get(protocol, hex(protocol))} packet dropped: {info[:32].hex()}")
+            return
+        code, ident, data = control
+        self.log(f"received {describe_packet(protocol, code, ident, data)}")
+        if protocol == LCP:
+            self.lcp.receive(code, ident, data)
+        elif self.lcp.state != "opened":
+            return  # RFC 1661 3.4: only LCP before the link is up
+        elif protocol == PAP:
+            self._pap(code, ident, data)
+        elif protocol == CHAP:
+            self._chap(code, ident, data)
+        elif protocol == IPCP:
+            if self.authenticated_peer and self.authenticated_self:
+                self.ipcp.receive(code, ident, data)
+        else:  # IPv6CP, CCP, ...: RFC 1661 5.7
+            self.lcp.send(PROTO_REJ, (self.lcp.ident + 50) & 0xFF, struct.pack("!H", protocol) + info[:64])
+
+    def tick(self, now: float) -> None:
+        self.lcp.tick(now)
+        self.ipcp.tick(now)
+        if self.auth_deadline is not None and now >= self.auth_deadline:
+            if self.auth_retries <= 0:
+                self.fail("authentication: no answer")
+            else:
+                self.auth_retries -= 1
+                self._auth_send()
+
+    # phases
+    def lcp_up(self) -> None:
+        self.events.append(("lcp-up",))
+        self.authenticated_peer = self.lcp.demand is None
+        demand = self.lcp.peer_demand
+        self.authenticated_self = demand is None
+        self.auth_retries = MAX_CONFIGURE
+        if self.lcp.demand == CHAP:
+            self.challenge = os.urandom(16)
+        if demand and demand[0] == PAP or self.lcp.demand == CHAP:
+            self._auth_send()
+        self._maybe_network()
+
+    def lcp_down(self) -> None:
+        self.events.append(("lcp-down",))
+        if self.ipcp.state == "opened":
+            self.ipcp._leave_opened()
+        self.ipcp.state = "initial"
+        self.ipcp.deadline = None
+        self.auth_deadline = None
+
+    def _maybe_network(self) -> None:
+        if self.authenticated_peer and self.authenticated_self and self.ipcp.state == "initial":
+            self.auth_deadline = None
+            self.ipcp.open()
+
+    def ipcp_up(self, local: str, remote: str) -> None:
+        self.ipcp_open = True
+        self.events.append(("ipcp-up", local, remote))
+        self.log(f"IPCP: local {local} remote {remote}")
+        self.on_ipcp_up(local, remote)
+
+    def ipcp_down(self) -> None:
+        self.ipcp_open = False
+        self.events.append(("ipcp-down",))
+        self.on_ipcp_down()
+
+    def fail(self, why: str) -> None:
+        if self.failed:
+            return
+        self.failed = why
+        self.log(f"failed: {why}")
+        self.close()
+
+    def close(self) -> None:
+        """Terminate-Request to the peer; the caller exits soon after (xl2tpd then clears the call)."""
+        if self.lcp.state not in ("closed", "stopped"):
+            self.lcp.send(TERM_REQ, (self.lcp.ident + 1) & 0xFF)
+            self.lcp.state = "closing"
+            self.lcp.deadline = None
+        self.finished = True
+
+    def terminated(self, why: str) -> None:
+        self.log(why)
+        self.ipcp_open = False
+        self.finished = True
+
+    # authentication
+    def _auth_send(self) -> None:
+        """(Re)send what our side of authentication starts with: our PAP request, or our CHAP challenge."""
+        self.auth_deadline = self.now() + RESTART_S
+        if not self.authenticated_self and self.lcp.peer_demand and self.lcp.peer_demand[0] == PAP:
+            user, password = self.config["username"].encode(), self.config["password"].encode()
+            self.auth_ident = (self.auth_ident + 1) & 0xFF
+            self.send_control(PAP, 1, self.auth_ident, bytes([len(user)]) + user + bytes([len(password)]) + password)
+        if not self.authenticated_peer and self.lcp.demand == CHAP:
+            name = self.config.get("name", "l2tp-ppp").encode()
+            self.send_control(CHAP, 1, self.auth_ident, bytes([len(self.challenge)]) + self.challenge + name)
+
+    def _pap(self, code: int, ident: int, data: bytes) -> None:
+        if code == 1 and self.lcp.demand == PAP:  # Authenticate-Request
+            user_len = data[0] if data else 0
+            user = data[1:1 + user_len]
+            rest = data[1 + user_len:]
+            password = rest[1:1 + rest[0]] if rest else b""
+            good = (user == self.config["username"].encode() and password == self.config["password"].encode())
+            message = b"Login ok" if good else b"Login incorrect"
+            self.send_control(PAP, 2 if good else 3, ident, bytes([len(message)]) + message)
+            if not good:
+                self.fail(f"PAP: the peer's credentials ({user!r}) are wrong")
+                return
+            if not self.authenticated_peer:
+                self.authenticated_peer = True
+                self.events.append(("authenticated-peer", "pap", user.decode(errors="replace")))
+            self._maybe_network()
+        elif code in (2, 3) and ident == self.auth_ident and not self.authenticated_self:
+            if code == 3:
+                self.fail("PAP: the peer refused our credentials")
+                return
+            self.authenticated_self = True
+            self.events.append(("authenticated-self", "pap"))
+            self._maybe_network()
+
+    def _chap(self, code: int, ident: int, data: bytes) -> None:
+        secret = self.config["password"].encode()
+        if code == 1 and self.lcp.peer_demand and self.lcp.peer_demand[0] == CHAP:  # Challenge
+            challenge = data[1:1 + data[0]] if data else b""
+            value = hashlib.md5(bytes([ident]) + secret + challenge).digest()
+            name = self.config["username"].encode()
+            self.send_control(CHAP, 2, ident, bytes([len(value)]) + value + name)
+        elif code == 2 and self.lcp.demand == CHAP and ident == self.auth_ident:  # Response
+            value = data[1:1 + data[0]] if data else b""
+            name = data[1 + len(value):]
+            good = (name == self.config["username"].encode()
+                    and value == hashlib.md5(bytes([ident]) + secret + self.challenge).digest())
+            self.send_control(CHAP, 3 if good else 4, ident, b"Welcome" if good else b"Access denied")
+            if not good:
+                self.fail(f"CHAP: the peer's response ({name!r}) is wrong")
+                return
+            if not self.authenticated_peer:
+                self.authenticated_peer = True
+                self.events.append(("authenticated-peer", "chap", name.decode(errors="replace")))
+            self._maybe_network()
+        elif code == 3 and not self.authenticated_self:
+            self.authenticated_self = True
+            self.events.append(("authenticated-self", "chap"))
+            self._maybe_network()
+        elif code == 4 and not self.authenticated_self:
+            self.fail("CHAP: the peer refused our response")
+
+
+# --- the program: pty on stdin/stdout, a TUN device --------------------------------------------------------------
+
+TUNSETIFF, IFF_TUN, IFF_NO_PI = 0x400454CA, 0x0001, 0x1000
+
+
+def open_tun(name: str) -> int:
+    fd = os.open("/dev/net/tun", os.O_RDWR)
+    fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), IFF_TUN | IFF_NO_PI))
+    return fd
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
+
+
+class Logger:
+    def __init__(self, paths: list[str]):
+        self.files = []
+        for path in paths:
+            try:
+                self.files.append(open(path, "a", buffering=1))
+            except OSError:
+                pass
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} l2tp-ppp[{os.getpid()}]: {message}\n"
+        for f in self.files:
+            try:
+                f.write(line)
+            except OSError:
+                pass
+
+
+def load_config(argv: list[str]) -> dict:
+    path = os.environ.get("L2TP_PPP_CONFIG", CONFIG)
+    try:
+        with open(path) as f:
+            config = json.load(f)
+    except FileNotFoundError:
+        config = {}
+    for arg in argv:  # pppd's "local:remote"
+        local, colon, remote = arg.partition(":")
+        if colon and all(re.fullmatch(r"\d+\.\d+\.\d+\.\d+", a or "0.0.0.0") for a in (local, remote)):
+            config.setdefault("local", local or None)
+            config.setdefault("remote", remote or None)
+    return config
+
+
+def write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def main(argv: list[str]) -> int:
+    config = load_config(argv[1:])
+    log = Logger(config.get("log", ["/dev/stderr"]))
+    log(f"started as {' '.join(argv)}")
+    if os.isatty(0):
+        # The pty must pass every byte as is: no echo, no CR/LF mapping, no signals. TCSANOW, not setraw's
+        # default TCSAFLUSH: that discards what the peer already sent, and its first LCP request was lost so.
+        tty.setraw(0, termios.TCSANOW)
+    name = config.get("interface", "ppp0")
+    tun = open_tun(name)
+    link = Link(config, write=lambda payload: write_all(1, frame(payload)), log=log)
+
+    def ipcp_up(local: str, remote: str) -> None:
+        mtu = min(link.lcp.peer_mru, link.lcp.mru)
+        try:
+            ip("link", "set", "dev", name, "mtu", str(mtu), "up")
+            ip("addr", "replace", local, "peer", f"{remote}/32", "dev", name)
+        except subprocess.CalledProcessError as exc:
+            link.fail(f"could not configure {name}: {exc.stderr.strip()}")
+            return
+        log(f"{name} up: {local} peer {remote}, mtu {mtu}")
+
+    def ipcp_down() -> None:
+        subprocess.run(["ip", "addr", "flush", "dev", name], capture_output=True)
+
+    link.on_ipcp_up, link.on_ipcp_down = ipcp_up, ipcp_down
+    link.on_ipv4 = lambda datagram: os.write(tun, datagram)
+    stopping = []
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, lambda signum, _: stopping.append(signum))
+    deframer = Deframer()
+    link.start()
+    while not link.finished:
+        if stopping:
+            log(f"signal {stopping[0]}: closing the link")
+            link.close()
+            break
+        try:
+            readable, _, _ = select.select([0, tun], [], [], 0.2)
+        except InterruptedError:
+            continue
+        if 0 in readable:
+            try:
+                data = os.read(0, 65536)
+            except OSError:
+                data = b""
+            if not data:
+                log("the line closed")
+                break
+            for payload in deframer.feed(data):
+                link.receive(payload)
+        if tun in readable:
+            link.send_ipv4(os.read(tun, 65536))
+        link.tick(time.monotonic())
+    if deframer.bad_fcs:
+        log(f"{deframer.bad_fcs} frames with a bad FCS dropped")
+    log(f"exiting: {link.failed or 'link closed'}")
+    time.sleep(0.1)  # let the Terminate-Request leave before the pty closes
+    return 1 if link.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,43 @@
+"""The interface a vendor adapter implements to play an L2TP role (vendors/<name>/adapter.py).
+
+The harness owns the lab: it creates the node from the vendor's image, puts the rendered files in place before
+the node starts (including, on hosts without /dev/ppp, the harness's user-space PPP endpoint where the daemon
+expects pppd), captures the wire and judges. The adapter knows only its own daemon.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from harness.host import HostCapabilities
+from harness.lab import Node
+from harness.protocols.l2tp.scenario import Scenario, Side
+
+
+class L2tpEndpoint(ABC):
+    def __init__(self, node: Node, host: HostCapabilities):
+        self.node = node
+        self.host = host
+
+    @abstractmethod
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str | bytes]:
+        """Config files (and helper programs) keyed by absolute path in the node."""
+
+    @abstractmethod
+    def wait_ready(self, timeout: float) -> None:
+        """Return once the daemon listens (raise LabTimeout naming what it waited for otherwise)."""
+
+    def connect(self, timeout: float) -> None:
+        """LAC only: place the call (tunnel, then session) and return once the daemon has tried."""
+        raise NotImplementedError(f"{type(self).__name__} is not a LAC")
+
+    def disconnect(self, timeout: float) -> None:
+        """LAC only: clear the session and the tunnel (CDN, then StopCCN)."""
+        raise NotImplementedError(f"{type(self).__name__} is not a LAC")
+
+    @abstractmethod
+    def inner_interface(self) -> str | None:
+        """The interface carrying this side's end of the PPP session once it is up (None while it is not)."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The daemon's version, read from the running daemon."""

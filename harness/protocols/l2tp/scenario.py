@@ -1,0 +1,39 @@
+"""What a case asks of an L2TP pair, in RFC 2661's vocabulary (never a vendor's config syntax): each adapter
+translates. Inner (PPP) addresses are the harness's: the LNS end of the session is 198.19.200.1 and it assigns
+198.19.200.2 to the LAC end (IPCP)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LNS_INNER, LAC_INNER = "198.19.200.1", "198.19.200.2"
+L2TP_PORT = 1701
+
+
+@dataclass(frozen=True)
+class Scenario:
+    secret: str | None = "interop-secret"  # tunnel authentication (RFC 2661 5.1.1); None: off
+    lns_secret: str | None = None  # a different secret on the LNS (the wrong-secret case); None: the same
+    hide_avps: bool = False  # hide the AVPs that may be hidden (RFC 2661 4.3), with the tunnel secret
+    hello_interval_s: int = 60  # the keepalive (Hello) interval, both sides
+    ppp_auth: str = "pap"  # "none", "pap" or "chap": how the LNS authenticates the PPP user
+    username: str = "interop"
+    password: str = "interop-password"
+
+    def __post_init__(self):
+        if self.ppp_auth not in ("none", "pap", "chap"):
+            raise ValueError(f"ppp_auth must be none, pap or chap, not {self.ppp_auth!r}")
+
+    def secret_of(self, role: str) -> str | None:
+        return self.lns_secret if role == "lns" and self.lns_secret is not None else self.secret
+
+
+@dataclass(frozen=True)
+class Side:
+    """One role's view of the lab: what its adapter renders a config from."""
+    role: str  # "lac" or "lns"
+    address: str  # its underlay address
+    peer_address: str
+    hostname: str  # its Host Name AVP
+    secret: str | None
+    local_inner: str  # its end of the PPP session
+    remote_inner: str

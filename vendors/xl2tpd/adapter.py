@@ -1,0 +1,170 @@
+"""xl2tpd as an L2TPv2 LAC or LNS. It runs the tunnel and sessions in user space (this host has no kernel L2TP)
+and starts /usr/sbin/pppd on a pty for each session, passing the pty's async HDLC frames in L2TP data messages.
+
+Where the host has /dev/ppp, that is Debian's pppd (a small, unverified branch: options and secrets files).
+Where it has not, pppd cannot run ("Please load the ppp_generic kernel module"), so the harness's user-space PPP
+endpoint (harness/protocols/l2tp/ppp.py) is put at /usr/sbin/pppd: it reads what xl2tpd does not pass from
+/etc/l2tp-ppp.json and carries the session's IPv4 on a TUN device named ppp0, as pppd would. See NOTES.md.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.protocols.l2tp.roles import L2tpEndpoint
+from harness.protocols.l2tp.scenario import L2TP_PORT, Scenario, Side
+from harness.waiting import wait_for
+
+PPP_PROGRAM = Path(__file__).resolve().parents[2] / "harness" / "protocols" / "l2tp" / "ppp.py"
+CONTROL_PIPE = "/var/run/xl2tpd/l2tp-control"
+CALL = "interop"  # the LAC section's name: what `c`/`d` on the control pipe name
+INTERFACE = "ppp0"
+MTU = 1400  # the PPP MRU both ways: room for IP+UDP+L2TP+PPP headers in one 1500-byte underlay packet
+PPP_OPTIONS = "/etc/ppp/options.xl2tpd"
+PPP_LOG = "/var/log/l2tp-ppp.log"
+
+
+def yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+class Xl2tpd(L2tpEndpoint):
+    side: Side | None = None
+
+    @property
+    def _kernel_ppp(self) -> bool:
+        # Unverified: this host has no /dev/ppp, so only the user-space endpoint was ever run.
+        return self.host.has("ppp")
+
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str | bytes]:
+        self.side = side
+        files = {
+            "/etc/xl2tpd/xl2tpd.conf": self._xl2tpd_conf(scenario, side),
+            # "<them> <me> <secret>"; xl2tpd reads it whenever a tunnel is challenged (`challenge = yes`) or hides
+            # AVPs, the two uses of the tunnel secret.
+            "/etc/xl2tpd/l2tp-secrets": f"* * {side.secret}\n" if side.secret else "",
+        }
+        if self._kernel_ppp:
+            files.update(self._pppd_files(scenario, side))
+        else:
+            files.update(self._user_space_ppp_files(scenario, side))
+        return files
+
+    def _xl2tpd_conf(self, scenario: Scenario, side: Side) -> str:
+        tunnel_auth = side.secret is not None
+        lines = [
+            "[global]",
+            f"port = {L2TP_PORT}",
+            f"listen-addr = {side.address}",
+            "auth file = /etc/xl2tpd/l2tp-secrets",
+            "access control = no",
+            "debug tunnel = yes",
+            "debug state = yes",
+            "debug avp = yes",
+            "",
+        ]
+        common = [
+            f"hostname = {side.hostname}",
+            # RFC 2661 5.1.1 tunnel authentication: Challenge / Challenge Response AVPs with the l2tp-secrets secret.
+            f"challenge = {yes(tunnel_auth)}",
+            f"hidden bit = {yes(scenario.hide_avps and tunnel_auth)}",
+            "length bit = yes",
+            f"pppoptfile = {PPP_OPTIONS}",
+            "ppp debug = yes",
+        ]
+        if side.role == "lns":
+            auth = scenario.ppp_auth
+            lines += [
+                "[lns default]",
+                # pppd gets "<local ip>:<ip range>" and assigns the range's one address to the LAC's end (IPCP).
+                f"ip range = {side.remote_inner}-{side.remote_inner}",
+                f"local ip = {side.local_inner}",
+                f"require authentication = {yes(auth != 'none')}",
+                f"require pap = {yes(auth == 'pap')}" if auth != "chap" else "refuse pap = yes",
+                f"require chap = {yes(auth == 'chap')}" if auth != "pap" else "refuse chap = yes",
+                *common,
+            ]
+        else:
+            lines += [
+                f"[lac {CALL}]",
+                f"lns = {side.peer_address}",
+                # Placed by hand (connect()), and never again: xl2tpd's redial after a failed call can wedge the
+                # tunnel ("Received out of order control packet"; FIELD-NOTES).
+                "autodial = no",
+                "redial = no",
+                "require authentication = no",
+                f"name = {scenario.username}",
+                *common,
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _user_space_ppp_files(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        lns = side.role == "lns"
+        config = {
+            "interface": INTERFACE,
+            # The LNS knows both ends; the LAC asks for its address (0.0.0.0) and takes the LNS's word for it.
+            "local": side.local_inner if lns else None,
+            "remote": side.remote_inner if lns else None,
+            "auth": scenario.ppp_auth if lns else "none",
+            "username": scenario.username,
+            "password": scenario.password,
+            "name": side.hostname,
+            "mru": MTU,
+            # /proc/1/fd/2 is xl2tpd's stderr (PID 1): the endpoint's log lands in `docker logs` next to xl2tpd's.
+            "log": [PPP_LOG, "/proc/1/fd/2"],
+        }
+        return {
+            "/etc/l2tp-ppp.json": json.dumps(config, indent=2) + "\n",
+            # The node's run-xl2tpd makes it executable: the harness copies files in with mode 0644.
+            "/usr/sbin/pppd": PPP_PROGRAM.read_text(),
+            PPP_OPTIONS: "# read by pppd only; the user-space endpoint reads /etc/l2tp-ppp.json\n",
+        }
+
+    def _pppd_files(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        # Unverified (no /dev/ppp here). xl2tpd passes require-/refuse- options and "<local>:<remote>" itself.
+        options = ["noccp", "nodefaultroute", "noipv6", f"mtu {MTU}", f"mru {MTU}", "lcp-echo-interval 0",
+                   f"ifname {INTERFACE}"]
+        if side.role == "lac":
+            options += [f"user {scenario.username}", "ipcp-accept-local", "ipcp-accept-remote", "noauth"]
+        secret = f'"{scenario.username}" * "{scenario.password}" *\n'
+        return {PPP_OPTIONS: "\n".join(options) + "\n",
+                "/etc/ppp/pap-secrets": secret, "/etc/ppp/chap-secrets": secret}
+
+    def wait_ready(self, timeout: float) -> None:
+        def listening() -> bool:
+            self.node.ensure_running()
+            return self.node.exec(["test", "-p", CONTROL_PIPE], timeout=5).ok
+        wait_for(listening, timeout=timeout, interval=0.05,
+                 what=f"xl2tpd on {self.node.name} to open its control pipe {CONTROL_PIPE}")
+
+    def _control(self, command: str, timeout: float) -> None:
+        # A write to the FIFO blocks until xl2tpd reads it: `timeout` in exec bounds that.
+        self.node.exec(["sh", "-c", f"echo '{command}' > {CONTROL_PIPE}"], timeout=timeout,
+                       what=f"'{command}' on xl2tpd's control pipe", check=True)
+
+    def connect(self, timeout: float) -> None:
+        if self.side is None or self.side.role != "lac":
+            raise NotImplementedError("xl2tpd places calls only as a LAC")
+        self._control(f"c {CALL}", timeout)
+
+    def disconnect(self, timeout: float) -> None:
+        if self.side is None or self.side.role != "lac":
+            raise NotImplementedError("xl2tpd clears calls only as a LAC")
+        self._control(f"d {CALL}", timeout)
+
+    def inner_interface(self) -> str | None:
+        if self.side is None:
+            return None
+        shown = self.node.exec(["ip", "-4", "-o", "addr", "show", "dev", INTERFACE], timeout=5)
+        return INTERFACE if shown.ok and f"inet {self.side.local_inner} " in shown.output else None
+
+    def version(self) -> str:
+        # xl2tpd has no control command for its version: the binary the node runs says it
+        # ("xl2tpd version:  xl2tpd-1.3.18").
+        result = self.node.exec(["xl2tpd", "-v"], timeout=10)
+        found = re.search(r"xl2tpd-(\S+)", result.output)
+        if not found:
+            raise HarnessError(f"{self.node.name}: xl2tpd -v said {result.output.strip()!r}")
+        return f"xl2tpd {found[1]}"
