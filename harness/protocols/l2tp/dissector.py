@@ -1,0 +1,46 @@
+"""L2TP for `overlay-interop transcript`: which frames are L2TP (UDP 1701), their transcript, and a ladder
+diagram (one lifeline per address, one arrow per message). The tunnel secret is not in any log the command
+reads, so hidden AVPs stay hidden here (the transcript shows them as such)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from harness.protocols.l2tp.scenario import L2TP_PORT
+
+PROTOCOL = "l2tp"
+IPPROTO_UDP = 17
+
+
+def claims(datagram) -> bool:
+    return datagram.ip_proto == IPPROTO_UDP and L2TP_PORT in (datagram.sport, datagram.dport)
+
+
+def transcript(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    from harness.protocols.l2tp.transcript import transcript as l2tp_transcript
+    return l2tp_transcript(path)
+
+
+def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    from harness.protocols.l2tp.wire import Wire
+    from harness.report.ladder import Arrow, Lifeline, Note, render
+    wire = Wire.from_pcap(path)
+    lifelines, column, events = [], {}, []
+
+    def at(address: str) -> int:
+        if address not in column:
+            column[address] = len(lifelines)
+            lifelines.append(Lifeline(address, address))
+        return column[address]
+
+    for d in wire.datagrams:
+        message = d.message
+        notes = [Note(f"tunnel {message.tunnel_id} session {message.session_id}"
+                      + (f", Ns {message.ns} Nr {message.nr}" if message.ns is not None else ""), dim=True)]
+        notes += [Note(e.describe()) for e in message.avps[1:]]
+        notes += [Note(f"malformed: {e}", error=True) for e in message.errors]
+        label = d.kind if d.kind != "data" else f"data: {message.ppp.summary() if message.ppp else 'PPP'}"
+        events.append(Arrow(d.time, at(d.src), at(d.dst), label, notes, error=bool(message.errors),
+                            dashed=d.kind == "ZLB"))
+    return render(lifelines or [Lifeline("no L2TP on the wire", "")], events,
+                  title=f"{PROTOCOL}: {Path(path).name}")

@@ -1,0 +1,85 @@
+"""The L2TP wire: every UDP datagram to or from port 1701 in a capture, decoded by the codec. Control messages
+(SCCRQ ... ZLB) with their tunnel and session ids and Ns/Nr, and data messages with the PPP they carry. Never
+raises on what a capture holds: an unreadable frame is counted, a damaged message is marked malformed."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from scapy.layers.inet import IP, UDP
+from scapy.utils import PcapReader
+
+from harness.protocols.l2tp.codec import L2tpMessage, decode
+from harness.protocols.l2tp.scenario import L2TP_PORT
+
+
+@dataclass(frozen=True)
+class L2tpDatagram:
+    number: int  # the frame's number in the capture (1-based, as Wireshark counts)
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    message: L2tpMessage
+
+    @property
+    def kind(self) -> str:
+        """The control message type (SCCRQ ... ZLB), "data", or "malformed"."""
+        if self.message.malformed and self.message.message_type is None:
+            return "malformed"
+        return self.message.message_type or "data"
+
+    def describe(self, t0: float = 0.0) -> str:
+        head, *rest = self.message.describe().splitlines()
+        return "\n".join([f"{self.time - t0:.6f} #{self.number} {self.src}:{self.sport} > {self.dst}:{self.dport} "
+                          f"{head}", *(f"    {line.strip()}" for line in rest)])
+
+
+@dataclass(frozen=True)
+class Wire:
+    datagrams: tuple[L2tpDatagram, ...] = ()
+    unreadable: int = 0  # frames on the L2TP port that were not even IPv4/UDP
+    start: float = 0.0
+
+    @classmethod
+    def from_pcap(cls, path: str | os.PathLike, secret: bytes | str | None = None) -> "Wire":
+        """With the tunnel `secret`, hidden AVPs are unhidden. A missing or unreadable capture is an empty Wire."""
+        datagrams, unreadable, start = [], 0, None
+        try:
+            with PcapReader(str(path)) as reader:
+                for number, packet in enumerate(reader, start=1):
+                    start = float(packet.time) if start is None else start
+                    try:
+                        udp = packet[UDP] if packet.haslayer(UDP) else None
+                        if udp is None or L2TP_PORT not in (udp.sport, udp.dport):
+                            continue
+                        payload = bytes(udp.payload)
+                        datagrams.append(L2tpDatagram(number, float(packet.time), packet[IP].src, packet[IP].dst,
+                                                      udp.sport, udp.dport, decode(payload, secret)))
+                    except Exception:  # one frame that breaks the reader costs only itself
+                        unreadable += 1
+        except Exception:  # not a capture at all, or cut short: what was read so far stands
+            pass
+        return cls(tuple(datagrams), unreadable, start or 0.0)
+
+    def control(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:
+        """The control messages (ZLBs included) in capture order, from `src` / to `dst` if given."""
+        return [d for d in self.datagrams if d.message.is_control and (src is None or d.src == src)
+                and (dst is None or d.dst == dst)]
+
+    def data(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:
+        return [d for d in self.datagrams if d.message.is_control is False and (src is None or d.src == src)
+                and (dst is None or d.dst == dst)]
+
+    def message_types(self, src: str | None = None, zlb: bool = True) -> list[str]:
+        return [d.kind for d in self.control(src) if zlb or d.kind != "ZLB"]
+
+    def malformed(self) -> list[L2tpDatagram]:
+        return [d for d in self.datagrams if d.message.malformed]
+
+    def describe(self) -> str:
+        lines = [d.describe(self.start) for d in self.datagrams] or ["no L2TP on the wire"]
+        if self.unreadable:
+            lines.append(f"{self.unreadable} frame(s) on UDP {L2TP_PORT} not readable")
+        return "\n".join(lines)
