@@ -26,7 +26,8 @@ from harness.report import write_pages
 from harness.results import (MARKS, CaseResult, describe_case, in_shard, pair_dir, parse_shard, phase_durations,
                              phase_verdict, summary_table, write_matrix, write_run_facts)
 from harness.run import Run, new_run_id, owner_of
-from harness.vendor import HARNESS_PEER, Vendor, load_registry, ordered_pairs
+from harness.vendor import HARNESS_PEER, Companion, Vendor, load_registry, ordered_pairs
+from harness.waiting import wait_for
 
 log = logging.getLogger(__name__)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
@@ -219,6 +220,21 @@ class PairLab:
         self.nodes[role] = node
         return node
 
+    def companion(self, role: str, companion: Companion, network, timeout: float = 30) -> Node:
+        """Create, fill and start a companion node of the role's vendor (vendor.Companion); return it once its
+        log shows `ready_log`. Its log is collected with the pair's."""
+        vendor = self.pair.vendor(role)
+        image = self.images.ensure(f"{vendor.name}-{companion.name}", companion.folder)
+        name = f"{role}-{companion.name}"
+        node = self.lab.node(name, image, network)
+        node.put_files(companion.files)
+        node.start()
+        self.nodes[name] = node
+        if companion.ready_log:
+            wait_for(lambda: node.ensure_running() or companion.ready_log in node.logs(), timeout=timeout,
+                     interval=0.1, what=f"{vendor.name}'s {companion.name} to log {companion.ready_log!r}")
+        return node
+
     def log_name(self, role: str) -> str:
         return f"{role}-{self.pair.vendor(role).name}"
 
@@ -251,7 +267,8 @@ class PairLab:
             except Exception as exc:  # keep collecting: the rest of the evidence still matters
                 log.warning("%s: teardown step failed: %s", self.pair.id, exc)
         for role, node in self.nodes.items():
-            (self.dir / f"{self.log_name(role)}.log").write_text(node.logs())
+            name = self.log_name(role) if role in self.pair.roles else role  # a companion: "<role>-<name>"
+            (self.dir / f"{name}.log").write_text(node.logs())
 
 
 @pytest.fixture

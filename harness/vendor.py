@@ -36,6 +36,18 @@ class Support:
     host: dict[str, frozenset[str]] = field(default_factory=dict)  # feature -> host capabilities it needs
 
 
+@dataclass(frozen=True)
+class Companion:
+    """A node a vendor needs beside its own on the pair's network (e.g. the RADIUS server an LNS asks): built
+    from `folder` (a Dockerfile, like a vendor folder) as image "<vendor>-<name>", created with `files` in
+    place and started before the vendor's node, ready once `ready_log` appears in its log. An adapter lists
+    them in `companions(scenario, side)` and receives the created nodes in `use_companions({name: node})`."""
+    name: str
+    folder: Path
+    files: dict[str, str | bytes] = field(default_factory=dict)
+    ready_log: str | None = None
+
+
 @dataclass(frozen=True, eq=False)  # hashed by identity: one object per vendor folder
 class Vendor:
     name: str

@@ -2,14 +2,13 @@
 routed through a single TUN device (tun0) that holds the LNS end of the sessions.
 
 l2tpns authenticates PPP users against RADIUS only (no local user list), so this vendor brings a companion
-node: FreeRADIUS, built from radius/ (its own image) and started on the pair's network before l2tpns. The
-harness has no API for companion nodes yet; `companions()` says what it needs and `use_companions()` is where
-the harness hands back the started nodes (see NOTES.md for the proposal and for what was verified).
+node: FreeRADIUS, built from radius/ (its own image) and started on the pair's network before l2tpns:
+`companions()` says what it needs (harness.vendor.Companion) and the harness hands the started node back in
+`use_companions()` (see NOTES.md for what was verified).
 """
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -17,23 +16,13 @@ from harness.errors import ConfigError, HarnessError
 from harness.lab import Node
 from harness.protocols.l2tp.roles import L2tpEndpoint
 from harness.protocols.l2tp.scenario import Scenario, Side
+from harness.vendor import Companion
 from harness.waiting import wait_for
 
 TUN_DEVICE = "tun0"
 RADIUS_SECRET = "interop-radius"  # between l2tpns and its own companion only: not the scenario's to choose
 RADIUS_CONFIG = "/etc/freeradius/3.0"
 MASTER_LOG = "I am declaring myself the master!"
-
-
-@dataclass(frozen=True)
-class Companion:
-    """A node the vendor needs beside its own on the pair's network: built from `folder` (a Dockerfile, like a
-    vendor folder), created with `files` in place, started before the vendor's node, ready once `ready_log`
-    appears in its log."""
-    name: str
-    folder: Path
-    files: dict[str, str | bytes] = field(default_factory=dict)
-    ready_log: str | None = None
 
 
 def _instant(rfc3339: str) -> datetime:
