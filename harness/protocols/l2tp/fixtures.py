@@ -1,0 +1,118 @@
+"""The `l2tp_pair` fixture: a LAC and an LNS from two vendors on one lab network (plus any companion node a
+vendor brings, e.g. l2tpns' RADIUS server), the LAC's wire captured. Suites call `start(scenario)`, then
+`connect()` (the LAC places the call), and judge the session, pings through it and the wire."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import pytest
+
+from harness.capture import Capture
+from harness.errors import LabTimeout
+from harness.lab import Node
+from harness.ping import Ping, ping
+from harness.protocols.l2tp import ROLES
+from harness.protocols.l2tp.roles import L2tpEndpoint
+from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, Scenario, Side
+from harness.protocols.l2tp.transcript import transcript
+from harness.protocols.l2tp.wire import Wire
+from harness.waiting import wait_for
+
+READY_TIMEOUT_S = 30
+CONNECT_TIMEOUT_S = 10
+SESSION_TIMEOUT_S = 20
+LAC, LNS = ROLES
+INNER = {LAC: LAC_INNER, LNS: LNS_INNER}
+
+
+@dataclass(frozen=True)
+class Session:
+    up: bool
+    detail: str  # what was waited for and what each side had, for the failure message
+
+
+class L2tpPair:
+    def __init__(self, pair_lab, host, tools_image: str):
+        self.pair_lab = pair_lab
+        self.network = pair_lab.lab.network()
+        self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=self.network) for role in ROLES}
+        self.endpoints: dict[str, L2tpEndpoint] = {
+            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
+        self.capture = Capture(pair_lab.lab, self.nodes[LAC], tools_image)
+        self._pcap = pair_lab.dir / "capture.pcap"
+        self.scenario: Scenario | None = None
+        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
+        pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
+
+    def side(self, role: str, scenario: Scenario) -> Side:
+        peer = LNS if role == LAC else LAC
+        return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
+                    hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
+                    remote_inner=INNER[peer])
+
+    def address(self, role: str) -> str:
+        return self.nodes[role].address
+
+    def start(self, scenario: Scenario) -> "L2tpPair":
+        """Companions first (an adapter renders with their addresses), then both daemons, the LAC's wire
+        captured from its first packet."""
+        self.scenario = scenario
+        for role, endpoint in self.endpoints.items():
+            companions = getattr(endpoint, "companions", None)
+            if companions:
+                made = {c.name: self.pair_lab.companion(role, c, self.network)
+                        for c in companions(scenario, self.side(role, scenario))}
+                endpoint.use_companions(made)
+            self.pair_lab.install(role, endpoint.render(scenario, self.side(role, scenario)))
+        self.nodes[LAC].start()
+        self.capture.start()
+        self.nodes[LNS].start()
+        self.pair_lab.mark("lab up")
+        for role in ROLES:
+            self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+            self.pair_lab.record_version(role, self.endpoints[role].version)
+        self.pair_lab.mark("daemons ready")
+        return self
+
+    def connect(self) -> Session:
+        """The LAC places the call; the session is up once both ends hold their inner addresses. Never asserts."""
+        self.endpoints[LAC].connect(CONNECT_TIMEOUT_S)
+        try:
+            wait_for(lambda: all(self.endpoints[r].inner_interface() for r in ROLES), timeout=SESSION_TIMEOUT_S,
+                     interval=0.05, what="both ends of the PPP session to hold their inner addresses")
+            up, detail = True, "session up"
+        except LabTimeout as exc:
+            up, detail = False, str(exc)
+        self.pair_lab.mark("negotiation")
+        return Session(up, f"{detail}\n{self.explain()}" if not up else detail)
+
+    def disconnect(self) -> None:
+        self.endpoints[LAC].disconnect(CONNECT_TIMEOUT_S)
+
+    def ping(self, count: int = 3) -> Ping:
+        """ICMP echo from the LAC's end of the session to the LNS's, through it."""
+        return ping(self.nodes[LAC], LNS_INNER, source=LAC_INNER, count=count)
+
+    def wire(self) -> Wire:
+        """Stop the capture and read it (with the tunnel secret: hidden AVPs opened). Traffic must come before."""
+        return self._wire
+
+    @cached_property
+    def _wire(self) -> Wire:
+        return Wire.from_pcap(self.capture.stop(self._pcap), self.scenario.secret if self.scenario else None)
+
+    def explain(self) -> str:
+        return "\n".join(f"--- {role} ({self.pair_lab.pair.vendor(role).name}) log (last lines)\n"
+                         + "\n".join(node.logs().rstrip().splitlines()[-10:])
+                         for role, node in self.nodes.items() if role in ROLES)
+
+    def _write_transcript(self) -> None:
+        if self._pcap.exists():
+            secret = self.scenario.secret if self.scenario else None
+            (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, secret) + "\n")
+
+
+@pytest.fixture
+def l2tp_pair(pair_lab, host, images) -> L2tpPair:
+    return L2tpPair(pair_lab, host, images.tools())

@@ -1,0 +1,111 @@
+"""L2TPv2 (RFC 2661) between a LAC and an LNS: the control connection, a session, PPP through it, teardown."""
+import pytest
+
+from harness.protocols.l2tp import avp as A
+from harness.protocols.l2tp.scenario import Scenario
+
+pytestmark = [pytest.mark.protocol("l2tp")]
+
+MANDATORY = {  # RFC 2661 6.1, 6.2: the AVPs an SCCRQ and an SCCRP MUST carry
+    "SCCRQ": ("Message Type", "Protocol Version", "Host Name", "Framing Capabilities", "Assigned Tunnel ID"),
+    "SCCRP": ("Message Type", "Protocol Version", "Host Name", "Framing Capabilities", "Assigned Tunnel ID"),
+}
+
+
+def assert_sequence_numbers(wire, src):
+    """RFC 2661 5.8: Ns counts the sender's control messages from 0, one up per message but not for a ZLB
+    (which carries the next Ns); Nr never goes back."""
+    messages = wire.control(src=src)
+    expected, last_nr = 0, 0
+    for d in messages:
+        assert d.message.ns == expected, f"{src} sent Ns {d.message.ns}, expected {expected}:\n{wire.describe()}"
+        assert d.message.nr >= last_nr, f"{src}'s Nr went back to {d.message.nr}:\n{wire.describe()}"
+        expected += 0 if d.kind == "ZLB" else 1
+        last_nr = d.message.nr
+
+
+@pytest.mark.severity("critical")
+def test_tunnel_setup(l2tp_pair):
+    """RFC 2661 5.1: SCCRQ, SCCRP and SCCCN set up the control connection, and the last of them is acknowledged
+    (a ZLB, or a message carrying the Nr); each carries its mandatory AVPs, and Ns/Nr count correctly."""
+    lab = l2tp_pair.start(Scenario())
+    session = lab.connect()
+    assert session.up, session.detail
+    wire = lab.wire()
+    lac, lns = lab.address("lac"), lab.address("lns")
+    assert wire.message_types(src=lac, zlb=False)[:2] == ["SCCRQ", "SCCCN"], wire.describe()
+    assert wire.message_types(src=lns, zlb=False)[:1] == ["SCCRP"], wire.describe()
+    for d in wire.control():
+        for name in MANDATORY.get(d.kind, ()):
+            assert d.message.avp(name) is not None, f"{d.kind} from {d.src} without {name}:\n{d.describe()}"
+    scccn = next(d for d in wire.control(src=lac) if d.kind == "SCCCN")
+    acked = [d for d in wire.control(src=lns) if d.time > scccn.time and d.message.nr > scccn.message.ns]
+    assert acked, f"the SCCCN (Ns {scccn.message.ns}) was never acknowledged:\n{wire.describe()}"
+    for address in (lac, lns):
+        assert_sequence_numbers(wire, address)
+
+
+def test_session_setup(l2tp_pair):
+    """RFC 2661 5.4.2: ICRQ, ICRP and ICCN set up an incoming call; each side's Assigned Session ID is the
+    session id the other side then uses towards it."""
+    lab = l2tp_pair.start(Scenario())
+    session = lab.connect()
+    assert session.up, session.detail
+    wire = lab.wire()
+    lac, lns = lab.address("lac"), lab.address("lns")
+    assert "ICRQ" in wire.message_types(src=lac) and "ICCN" in wire.message_types(src=lac), wire.describe()
+    assert "ICRP" in wire.message_types(src=lns), wire.describe()
+    icrq = next(d for d in wire.control(src=lac) if d.kind == "ICRQ").message
+    icrp = next(d for d in wire.control(src=lns) if d.kind == "ICRP").message
+    lac_session, lns_session = icrq.avp("Assigned Session ID").value, icrp.avp("Assigned Session ID").value
+    assert icrp.session_id == lac_session, f"ICRP sent to session {icrp.session_id}, the LAC assigned {lac_session}"
+    towards_lns = {d.message.session_id for d in wire.data(src=lac)}
+    assert towards_lns == {lns_session}, f"LAC data to sessions {towards_lns}, the LNS assigned {lns_session}"
+
+
+@pytest.mark.features("data_plane")
+def test_data_plane(l2tp_pair):
+    """RFC 2661 4: PPP frames travel in L2TP data messages of the session; a ping crosses it both ways."""
+    lab = l2tp_pair.start(Scenario())
+    session = lab.connect()
+    assert session.up, session.detail
+    result = lab.ping()
+    assert result.all_answered, f"{result.output}\n{lab.explain()}"
+    wire = lab.wire()
+    carried = [d for d in wire.data() if d.message.ppp is not None and "ICMP" in d.message.ppp.summary()]
+    lac, lns = lab.address("lac"), lab.address("lns")
+    assert [d for d in carried if d.src == lac] and [d for d in carried if d.src == lns], \
+        f"no ICMP inside L2TP data messages both ways:\n{wire.describe()}"
+
+
+@pytest.mark.features("tunnel_auth")
+def test_tunnel_auth(l2tp_pair):
+    """RFC 2661 5.1.1: with a shared secret, a Challenge is answered by the Challenge Response MD5(type, secret,
+    challenge), and the tunnel comes up."""
+    lab = l2tp_pair.start(Scenario(secret="interop-secret"))
+    session = lab.connect()
+    assert session.up, session.detail
+    wire = lab.wire()
+    by_type = {d.kind: d.message for d in wire.control()}
+    challenges = [(kind, m.avp("Challenge").value) for kind, m in by_type.items() if m.avp("Challenge")]
+    assert challenges, f"no Challenge AVP in the control connection setup:\n{wire.describe()}"
+    for kind, challenge in challenges:
+        answer = {"SCCRQ": "SCCRP", "SCCRP": "SCCCN"}[kind]
+        response = by_type[answer].avp("Challenge Response")
+        assert response is not None and response.value == A.challenge_response(answer, b"interop-secret", challenge), \
+            f"{answer} does not answer the {kind}'s Challenge with MD5(type, secret, challenge):\n{wire.describe()}"
+
+
+def test_teardown(l2tp_pair):
+    """RFC 2661 5.7: StopCCN (with a Result Code) clears the control connection and its sessions, and is
+    acknowledged."""
+    lab = l2tp_pair.start(Scenario())
+    session = lab.connect()
+    assert session.up, session.detail
+    lab.disconnect()
+    wire = lab.wire()
+    lac, lns = lab.address("lac"), lab.address("lns")
+    stops = [d for d in wire.control(src=lac) if d.kind == "StopCCN"]
+    assert stops and stops[0].message.avp("Result Code") is not None, f"no StopCCN with a Result Code:\n{wire.describe()}"
+    acked = [d for d in wire.control(src=lns) if d.time > stops[0].time and d.message.nr > stops[0].message.ns]
+    assert acked, f"the StopCCN was never acknowledged:\n{wire.describe()}"
