@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlparse
 
 from support import DATA, ROOT
 from test_report_browser import Visit, browser, pages  # noqa: F401 (browser is a fixture)
+from l2tp_tshark import disagreements as l2tp_disagreements
 from vxlan_tshark import disagreements
 
 RUN_TIMEOUT_S = 900
@@ -42,6 +43,8 @@ def test_the_default_matrix(tmp_path, browser):
         assert (folder / "transcript.txt").is_file() and list(folder.glob("*.log")), folder
         if r["protocol"] == "vxlan":  # Wireshark reads every pair's capture as the harness's transcript does
             assert not disagreements(folder / "capture.pcap"), folder
+        if r["protocol"] == "l2tp":  # message types, tunnel/session ids, Ns/Nr as Wireshark reads them
+            assert not l2tp_disagreements(folder / "capture.pcap"), folder
 
     # The pages of this real run, in a real browser: no errors, one cell per record, every link a file.
     visit = Visit(browser, tmp_path / "matrix.html")

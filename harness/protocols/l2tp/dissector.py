@@ -22,10 +22,18 @@ def transcript(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}
 
 
 def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    return render_ladder(path, title=f"{PROTOCOL}: {Path(path).name}")
+
+
+def render_ladder(path: Path, nodes: Mapping[str, str] = {}, title: str = "") -> str:
+    """One lifeline per address (named by `nodes`: address -> name, where known), one arrow per message: its
+    type (data: the PPP it carries), the ids and Ns/Nr, the AVPs; ZLBs dashed, damage in red."""
     from harness.protocols.l2tp.wire import Wire
     from harness.report.ladder import Arrow, Lifeline, Note, render
     wire = Wire.from_pcap(path)
-    lifelines, column, events = [], {}, []
+    lifelines = [Lifeline(name, address) for address, name in nodes.items()]
+    column = {address: i for i, address in enumerate(nodes)}
+    events = []
 
     def at(address: str) -> int:
         if address not in column:
@@ -42,5 +50,4 @@ def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) ->
         label = d.kind if d.kind != "data" else f"data: {message.ppp.summary() if message.ppp else 'PPP'}"
         events.append(Arrow(d.time, at(d.src), at(d.dst), label, notes, error=bool(message.errors),
                             dashed=d.kind == "ZLB"))
-    return render(lifelines or [Lifeline("no L2TP on the wire", "")], events,
-                  title=f"{PROTOCOL}: {Path(path).name}")
+    return render(lifelines or [Lifeline("no L2TP on the wire", "")], events, title=title)

@@ -13,6 +13,7 @@ from harness.errors import LabTimeout
 from harness.lab import Node
 from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
+from harness.protocols.l2tp.dissector import render_ladder
 from harness.protocols.l2tp.roles import L2tpEndpoint
 from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, Scenario, Side
 from harness.protocols.l2tp.transcript import transcript
@@ -111,6 +112,11 @@ class L2tpPair:
         if self._pcap.exists():
             secret = self.scenario.secret if self.scenario else None
             (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, secret) + "\n")
+            pair = self.pair_lab.pair
+            names = {node.address: f"{role} {pair.vendor(role).name}" for role, node in self.nodes.items()
+                     if role in ROLES}
+            (self.pair_lab.dir / "ladder.svg").write_text(render_ladder(
+                self._pcap, names, title=f"{pair.protocol} / {pair.case} / {pair.a.name} -> {pair.b.name}"))
 
 
 @pytest.fixture
