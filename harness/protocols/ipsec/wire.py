@@ -22,6 +22,8 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv
 from scapy.packet import Packet
 from scapy.utils import PcapReader
 
+from harness.packets import captured, network_layer
+
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
 IPSEC_PORTS = (IKE_PORT, NAT_T_PORT)
@@ -420,19 +422,6 @@ class _Fragments:
         return sum(is_ipsec(key, parts) for key, parts in self._parts.items())
 
 
-def _captured(layer: Packet) -> bytes:
-    """The bytes as captured from this layer on (scapy keeps them per layer, already cut to the IP length)."""
-    return bytes(getattr(layer, "original", None) or b"")
-
-
-def _network_layer(frame: Packet) -> IP | IPv6 | None:
-    """The outermost IP header: the underlay the IPsec peers talk over."""
-    for layer in frame.iterpayloads():
-        if isinstance(layer, (IP, IPv6)):
-            return layer
-    return None
-
-
 class _Transcript:
     """Accumulates what one capture shows, frame by frame, in capture order."""
 
@@ -466,14 +455,14 @@ class _Transcript:
                     self.malformed += 1
 
     def add_frame(self, time: float, frame: Packet) -> None:
-        ip = _network_layer(frame)
+        ip = network_layer(frame)
         if isinstance(ip, IP):
             self._add_ipv4(time, ip)
         elif isinstance(ip, IPv6):
             self._add_ipv6(time, ip)
 
     def _add_ipv4(self, time: float, ip: IP) -> None:
-        payload = _captured(ip.payload)
+        payload = captured(ip.payload)
         if ip.frag or ip.flags.MF:
             payload = self.fragments.add((4, ip.src, ip.dst, ip.id, ip.proto), ip.frag * 8, bool(ip.flags.MF),
                                          payload)
@@ -488,11 +477,11 @@ class _Transcript:
         fragment = header.payload
         if isinstance(fragment, IPv6ExtHdrFragment):
             payload = self.fragments.add((6, ip.src, ip.dst, fragment.id, fragment.nh), fragment.offset * 8,
-                                         bool(fragment.m), _captured(fragment.payload))
+                                         bool(fragment.m), captured(fragment.payload))
             if payload is not None:
                 self._add_datagram(time, ip.src, ip.dst, fragment.nh, payload)
             return
-        self._add_datagram(time, ip.src, ip.dst, header.nh, _captured(header.payload))
+        self._add_datagram(time, ip.src, ip.dst, header.nh, captured(header.payload))
 
     def _add_datagram(self, time: float, src: str, dst: str, protocol: int, payload: bytes) -> None:
         if protocol == IPPROTO_ESP:

@@ -38,6 +38,8 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether  # (also registers the Ethernet an
 from scapy.packet import Packet
 from scapy.utils import PcapReader
 
+from harness.packets import captured, network_layer
+
 logging.getLogger("scapy").setLevel(logging.ERROR)  # its warnings about odd packets would read as errors
 
 VXLAN_PORTS = (4789, 8472)      # IANA (RFC 7348 5), and the Linux kernel's historical default
@@ -599,7 +601,7 @@ def _decode_inner(data: bytes, protocol: int) -> tuple[InnerFrame, str | None]:
         vlan, ethertype, payload = payload.vlan, payload.type, payload.payload
     inner = InnerFrame(src=frame.src.lower(), dst=frame.dst.lower(), ethertype=ethertype, vlan=vlan, length=len(data))
     if isinstance(payload, ARP):
-        if len(_captured(payload)) < 28:
+        if len(captured(payload)) < 28:
             return inner, "inner ARP packet cut short"
         return replace(inner, arp=Arp(payload.op, str(payload.hwsrc).lower(), str(payload.psrc),
                                       str(payload.pdst))), None
@@ -612,41 +614,28 @@ def _decode_inner(data: bytes, protocol: int) -> tuple[InnerFrame, str | None]:
 
 def _decode_ip(packet: Packet | None, inner: InnerFrame) -> tuple[InnerFrame, str | None]:
     fields: dict = {}
-    captured = _captured(packet) if packet is not None else b""
-    if isinstance(packet, IP) and len(captured) >= 20:
+    packet_bytes = captured(packet) if packet is not None else b""
+    if isinstance(packet, IP) and len(packet_bytes) >= 20:
         fields["ip"] = InnerIp(4, packet.src, packet.dst, packet.proto, packet.len, df=bool(packet.flags.DF))
-        have, want = len(captured), packet.len
-    elif isinstance(packet, IPv6) and len(captured) >= 40:
+        have, want = len(packet_bytes), packet.len
+    elif isinstance(packet, IPv6) and len(packet_bytes) >= 40:
         fields["ip"] = InnerIp(6, packet.src, packet.dst, packet.nh, packet.plen)
-        have, want = len(captured) - 40, packet.plen
+        have, want = len(packet_bytes) - 40, packet.plen
     else:
         return inner, "inner IP header cut short"
     upper = packet.payload
-    if isinstance(upper, ICMP) and len(_captured(upper)) >= 8:
+    if isinstance(upper, ICMP) and len(captured(upper)) >= 8:
         echo = upper.type in (0, 8)
         fields["icmp"] = Icmp(upper.type, upper.code, upper.id if echo else None, upper.seq if echo else None)
-    elif isinstance(packet, IPv6) and packet.nh == 58 and len(_captured(upper)) >= 8:
-        raw = _captured(upper)  # ICMPv6 echo: type, code, checksum, id, seq
+    elif isinstance(packet, IPv6) and packet.nh == 58 and len(captured(upper)) >= 8:
+        raw = captured(upper)  # ICMPv6 echo: type, code, checksum, id, seq
         kind, code, _sum, ident, seq = struct.unpack_from("!BBHHH", raw)
         echo = kind in ICMPV6_ECHO
         fields["icmp"] = Icmp(kind, code, ident if echo else None, seq if echo else None)
-    elif isinstance(upper, (UDP, TCP)) and len(_captured(upper)) >= 4:
+    elif isinstance(upper, (UDP, TCP)) and len(captured(upper)) >= 4:
         fields["sport"], fields["dport"] = upper.sport, upper.dport
     problem = f"inner IPv{fields['ip'].version} packet cut short ({have} of {want} bytes)" if have < want else None
     return replace(inner, **fields), problem
-
-
-def _captured(layer: Packet) -> bytes:
-    """The bytes as captured from this layer on (scapy keeps them per layer, already cut to the IP length)."""
-    return bytes(getattr(layer, "original", None) or b"")
-
-
-def _network_layer(frame: Packet) -> IP | IPv6 | None:
-    """The outermost IP header: the underlay the VTEPs talk over."""
-    for layer in frame.iterpayloads():
-        if isinstance(layer, (IP, IPv6)):
-            return layer
-    return None
 
 
 def _port_map(extra: Iterable[int] | Mapping[int, str]) -> dict[int, str]:
@@ -733,14 +722,14 @@ class _Reader:
                     self._add_undecodable(number, time, frame, exc)
 
     def add_frame(self, number: int, time: float, frame: Packet) -> None:
-        ip = _network_layer(frame)
+        ip = network_layer(frame)
         if isinstance(ip, IP):
             self._add_ipv4(number, time, ip)
         elif isinstance(ip, IPv6):
             self._add_ipv6(number, time, ip)
 
     def _add_ipv4(self, number: int, time: float, ip: IP) -> None:
-        payload = _captured(ip.payload)
+        payload = captured(ip.payload)
         df = bool(ip.flags.DF)
         if ip.frag or ip.flags.MF:
             fragment = OuterFragment(number, time, ip.src, ip.dst, ip.id, ip.frag * 8, bool(ip.flags.MF), len(payload))
@@ -757,15 +746,15 @@ class _Reader:
             header = header.payload
         payload = header.payload
         if isinstance(payload, IPv6ExtHdrFragment):
-            data = _captured(payload.payload)
+            data = captured(payload.payload)
             fragment = OuterFragment(number, time, ip.src, ip.dst, payload.id, payload.offset * 8, bool(payload.m),
                                      len(data))
             self._add_fragment((6, ip.src, ip.dst, payload.id, payload.nh), fragment, data, None, payload.nh)
             return
         if header.nh == IPPROTO_UDP:
-            self._add_udp(number, time, ip.src, ip.dst, _captured(payload), ip_id=0, df=None)
+            self._add_udp(number, time, ip.src, ip.dst, captured(payload), ip_id=0, df=None)
         elif header.nh == IPPROTO_ICMPV6:
-            self._add_icmp_error(number, time, ip.src, ip.dst, 6, _captured(payload))
+            self._add_icmp_error(number, time, ip.src, ip.dst, 6, captured(payload))
 
     def _add_icmp_error(self, number: int, time: float, src: str, dst: str, version: int, icmp: bytes) -> None:
         """An ICMP error quoting a UDP datagram to or from an overlay port (RFC 792, RFC 4443 3: the quote is
@@ -863,8 +852,8 @@ class _Reader:
     def _add_undecodable(self, number: int, time: float, frame: Packet, exc: Exception) -> None:
         """A frame scapy could not take apart: kept only if it is plainly to or from an overlay port."""
         try:
-            ip = _network_layer(frame)
-            segment = _captured(ip.payload) if ip is not None else b""
+            ip = network_layer(frame)
+            segment = captured(ip.payload) if ip is not None else b""
         except Exception:
             return
         if ip is not None and self._encapsulation(segment) is not None:
