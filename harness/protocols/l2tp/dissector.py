@@ -25,12 +25,13 @@ def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) ->
     return render_ladder(path, title=f"{PROTOCOL}: {Path(path).name}")
 
 
-def render_ladder(path: Path, nodes: Mapping[str, str] = {}, title: str = "") -> str:
+def render_ladder(capture, nodes: Mapping[str, str] = {}, title: str = "") -> str:
     """One lifeline per address (named by `nodes`: address -> name, where known), one arrow per message: its
-    type (data: the PPP it carries), the ids and Ns/Nr, the AVPs; ZLBs dashed, damage in red."""
+    type (data: the PPP it carries), the ids and Ns/Nr, the AVPs; ZLBs dashed, damage in red. `capture`: a
+    Wire already read, or a capture's path."""
     from harness.protocols.l2tp.wire import Wire
     from harness.report.ladder import Arrow, Lifeline, Note, render
-    wire = Wire.from_pcap(path)
+    wire = capture if isinstance(capture, Wire) else Wire.from_pcap(capture)
     lifelines = [Lifeline(name, address) for address, name in nodes.items()]
     column = {address: i for i, address in enumerate(nodes)}
     events = []

@@ -60,12 +60,11 @@ class L2tpPair:
         captured from its first packet."""
         self.scenario = scenario
         for role, endpoint in self.endpoints.items():
-            companions = getattr(endpoint, "companions", None)
+            side = self.side(role, scenario)
+            companions = endpoint.companions(scenario, side)
             if companions:
-                made = {c.name: self.pair_lab.companion(role, c, self.network)
-                        for c in companions(scenario, self.side(role, scenario))}
-                endpoint.use_companions(made)
-            self.pair_lab.install(role, endpoint.render(scenario, self.side(role, scenario)))
+                endpoint.use_companions({c.name: self.pair_lab.companion(role, c, self.network) for c in companions})
+            self.pair_lab.install(role, endpoint.render(scenario, side))
         self.nodes[LAC].start()
         self.capture.start()
         self.nodes[LNS].start()
@@ -106,17 +105,17 @@ class L2tpPair:
     def explain(self) -> str:
         return "\n".join(f"--- {role} ({self.pair_lab.pair.vendor(role).name}) log (last lines)\n"
                          + "\n".join(node.logs().rstrip().splitlines()[-10:])
-                         for role, node in self.nodes.items() if role in ROLES)
+                         for role, node in self.nodes.items())
 
     def _write_transcript(self) -> None:
+        """transcript.txt and ladder.svg from the Wire the case read (or reads now): the pcap is read once, and
+        both show the hidden AVPs opened with the tunnel secret."""
         if self._pcap.exists():
-            secret = self.scenario.secret if self.scenario else None
-            (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, secret) + "\n")
-            pair = self.pair_lab.pair
-            names = {node.address: f"{role} {pair.vendor(role).name}" for role, node in self.nodes.items()
-                     if role in ROLES}
+            wire, pair = self.wire(), self.pair_lab.pair
+            (self.pair_lab.dir / "transcript.txt").write_text(transcript(wire) + "\n")
+            names = {node.address: f"{role} {pair.vendor(role).name}" for role, node in self.nodes.items()}
             (self.pair_lab.dir / "ladder.svg").write_text(render_ladder(
-                self._pcap, names, title=f"{pair.protocol} / {pair.case} / {pair.a.name} -> {pair.b.name}"))
+                wire, names, title=f"{pair.protocol} / {pair.case} / {pair.a.name} -> {pair.b.name}"))
 
 
 @pytest.fixture

@@ -11,12 +11,20 @@ from abc import ABC, abstractmethod
 from harness.host import HostCapabilities
 from harness.lab import Node
 from harness.protocols.l2tp.scenario import Scenario, Side
+from harness.vendor import Companion
 
 
 class L2tpEndpoint(ABC):
     def __init__(self, node: Node, host: HostCapabilities):
         self.node = node
         self.host = host
+
+    def companions(self, scenario: Scenario, side: Side) -> list[Companion]:
+        """Nodes this vendor needs beside its own (e.g. a RADIUS server), started before it; none by default."""
+        return []
+
+    def use_companions(self, nodes: dict[str, Node]) -> None:
+        """The started companions, by name, before `render` (so it can use their addresses)."""
 
     @abstractmethod
     def render(self, scenario: Scenario, side: Side) -> dict[str, str | bytes]:

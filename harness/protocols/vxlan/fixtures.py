@@ -174,10 +174,10 @@ class VxlanPair:
     def _write_transcript(self) -> None:
         """transcript.txt and ladder.svg beside the capture (the probe's lifeline is named by the vendor
         registry's HARNESS_PEER, "probe")."""
-        if self._pcap.exists():
-            (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, ports=self._ports()) + "\n")
-            write_ladder(self.pair_lab, self._pcap, {name: node.address for name, node in self.nodes.items()},
-                         ports=self._ports())
+        if self._pcap.exists():  # from the Wire the case read (or reads now): the pcap is read once
+            wire = self.wire()
+            (self.pair_lab.dir / "transcript.txt").write_text(transcript(wire) + "\n")
+            write_ladder(self.pair_lab, wire, {name: node.address for name, node in self.nodes.items()})
 
 
 @pytest.fixture

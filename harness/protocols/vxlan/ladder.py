@@ -114,7 +114,7 @@ def ladder(capture: Wire | str | os.PathLike, nodes: Sequence[Lifeline] = (), ti
     return render(lifelines, events, title)
 
 
-def write_ladder(pair_lab, pcap: str | os.PathLike, addresses: dict[str, str],
+def write_ladder(pair_lab, capture: Wire | str | os.PathLike, addresses: dict[str, str],
                  ports: Iterable[int] | Mapping[int, str] = ()) -> None:
     """ladder.svg in the pair's folder: lifelines named by role and vendor ("vtep1 linux") at the underlay
     addresses the roles had (`addresses`, by role; "vtep3" is a second instance of the second vendor),
@@ -122,4 +122,4 @@ def write_ladder(pair_lab, pcap: str | os.PathLike, addresses: dict[str, str],
     pair = pair_lab.pair
     nodes = [Lifeline(f"{role} {pair.vendor(role).name}", address) for role, address in addresses.items()]
     title = f"{pair.protocol} / {pair.case} / {pair.a.name} -> {pair.b.name}"
-    (pair_lab.dir / "ladder.svg").write_text(ladder(pcap, nodes=nodes, title=title, ports=ports))
+    (pair_lab.dir / "ladder.svg").write_text(ladder(capture, nodes=nodes, title=title, ports=ports))
