@@ -2,7 +2,7 @@
 import pytest
 
 from harness.protocols.vxlan.frames import echo_request, vxlan
-from harness.protocols.vxlan.scenario import LINUX_LEGACY_PORT, VXLAN_PORT, Scenario, Segment
+from harness.protocols.vxlan.scenario import VXLAN_PORT, Scenario, Segment
 
 pytestmark = [pytest.mark.protocol("vxlan"), pytest.mark.features("vxlan")]
 
@@ -89,7 +89,9 @@ def test_port_explicit(vxlan_pair):
     """RFC 7348 5: with destination port 4789 configured on every VTEP (the fix for the Linux kernel's 8472
     default), both directions use 4789."""
     lab, wire = _ping_over_ports(vxlan_pair, Scenario(port=VXLAN_PORT))
-    assert {f.dport for f in wire.frames()} == {VXLAN_PORT} and LINUX_LEGACY_PORT not in {f.sport for f in wire.frames()}
+    for src, dst in (("vtep1", "vtep2"), ("vtep2", "vtep1")):
+        ports = {f.dport for f in wire.frames(src=lab.address(src), dst=lab.address(dst))}
+        assert ports == {VXLAN_PORT}, f"{src} sent to UDP {sorted(ports)}, not only {VXLAN_PORT}:\n{wire.describe()}"
 
 
 def test_source_port_entropy(vxlan_pair):
