@@ -54,6 +54,7 @@ def _csv(value: str) -> list[str]:
 def pytest_configure(config):
     config.addinivalue_line("markers", "protocol(name): the protocol a suite module tests")
     config.addinivalue_line("markers", "features(*names): vendor features a case needs")
+    config.addinivalue_line("markers", "any_features(*names): vendor features a case needs on at least one side")
     config.addinivalue_line("markers", "severity(level): allure severity of a case (blocker, critical, normal, "
                                        "minor, trivial); normal by default")
     config.addinivalue_line("markers", "harness_peer(role): the harness's own active peer plays `role`; "
@@ -314,6 +315,11 @@ def _skip_unsupported(request, pair: VendorPair) -> None:
             for role, v in players if (missing := v.missing_features(pair.protocol, needed, role))]
     if gaps:
         pytest.skip("; ".join(gaps))
+    either = request.node.get_closest_marker("any_features")
+    for feature in either.args if either else ():
+        if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
+            pytest.skip("neither " + " nor ".join(f"{v.name} as {role}" for role, v in players)
+                        + f" declares {feature} for {pair.protocol}; one side must")
     vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
     host_needs = [(v, feature, caps) for v in vendors for feature, caps in v.host_needs(pair.protocol, needed).items()]
     if host_needs:

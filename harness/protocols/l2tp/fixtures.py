@@ -15,7 +15,7 @@ from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
 from harness.protocols.l2tp.dissector import render_ladder
 from harness.protocols.l2tp.roles import L2tpEndpoint
-from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, Scenario, Side
+from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, PROBES, Scenario, Side
 from harness.protocols.l2tp.transcript import transcript
 from harness.protocols.l2tp.wire import Wire
 from harness.waiting import wait_for
@@ -43,6 +43,7 @@ class L2tpPair:
         self.capture = Capture(pair_lab.lab, self.nodes[LAC], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self.scenario: Scenario | None = None
+        self.probe_name: str | None = None
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
@@ -50,15 +51,30 @@ class L2tpPair:
         peer = LNS if role == LAC else LAC
         return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
                     hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
-                    remote_inner=INNER[peer])
+                    remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None)
+
+    def declares(self, role: str, feature: str) -> bool:
+        return not self.pair_lab.pair.vendor(role).missing_features("l2tp", {feature}, role)
+
+    @property
+    def prober(self) -> str | None:
+        """The side that plays a robustness probe: the first declaring "probes" (the LAC when both do)."""
+        return next((role for role in ROLES if self.declares(role, "probes")), None) if self.probe_name else None
+
+    @property
+    def tested(self) -> str | None:
+        """The side a robustness probe judges: the other one."""
+        return {LAC: LNS, LNS: LAC}.get(self.prober)
 
     def address(self, role: str) -> str:
         return self.nodes[role].address
 
-    def start(self, scenario: Scenario) -> "L2tpPair":
+    def start(self, scenario: Scenario, probe: str | None = None) -> "L2tpPair":
         """Companions first (an adapter renders with their addresses), then both daemons, the LAC's wire
-        captured from its first packet."""
-        self.scenario = scenario
+        captured from its first packet. `probe` (scenario.PROBES) makes the probing side misbehave so."""
+        if probe is not None and probe not in PROBES:
+            raise ValueError(f"probe must be one of {sorted(PROBES)}, not {probe!r}")
+        self.scenario, self.probe_name = scenario, probe
         for role, endpoint in self.endpoints.items():
             side = self.side(role, scenario)
             companions = endpoint.companions(scenario, side)
@@ -89,6 +105,13 @@ class L2tpPair:
 
     def disconnect(self) -> None:
         self.endpoints[LAC].disconnect(CONNECT_TIMEOUT_S)
+
+    def probe(self) -> None:
+        """The probing side carries out its probe now (those acting during set-up need no call)."""
+        self.endpoints[self.prober].probe(CONNECT_TIMEOUT_S)
+
+    def session_up(self, role: str) -> bool:
+        return self.endpoints[role].inner_interface() is not None
 
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the LAC's end of the session to the LNS's, through it."""

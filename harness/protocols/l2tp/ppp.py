@@ -689,6 +689,29 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
+def attach_tun(link: Link, name: str, log) -> int:
+    """A TUN device `name` for the link's IPv4: addressed (local, peer /32) when IPCP opens, flushed when it closes;
+    the caller passes what the device gives to `link.send_ipv4`. Returns the device's file descriptor."""
+    tun = open_tun(name)
+
+    def ipcp_up(local: str, remote: str) -> None:
+        mtu = min(link.lcp.peer_mru, link.lcp.mru)
+        try:
+            ip("link", "set", "dev", name, "mtu", str(mtu), "up")
+            ip("addr", "replace", local, "peer", f"{remote}/32", "dev", name)
+        except subprocess.CalledProcessError as exc:
+            link.fail(f"could not configure {name}: {exc.stderr.strip()}")
+            return
+        log(f"{name} up: {local} peer {remote}, mtu {mtu}")
+
+    def ipcp_down() -> None:
+        subprocess.run(["ip", "addr", "flush", "dev", name], capture_output=True)
+
+    link.on_ipcp_up, link.on_ipcp_down = ipcp_up, ipcp_down
+    link.on_ipv4 = lambda datagram: os.write(tun, datagram)
+    return tun
+
+
 class Logger:
     def __init__(self, paths: list[str]):
         self.files = []
@@ -735,25 +758,8 @@ def main(argv: list[str]) -> int:
         # The pty must pass every byte as is: no echo, no CR/LF mapping, no signals. TCSANOW, not setraw's
         # default TCSAFLUSH: that discards what the peer already sent, and its first LCP request was lost so.
         tty.setraw(0, termios.TCSANOW)
-    name = config.get("interface", "ppp0")
-    tun = open_tun(name)
     link = Link(config, write=lambda payload: write_all(1, frame(payload)), log=log)
-
-    def ipcp_up(local: str, remote: str) -> None:
-        mtu = min(link.lcp.peer_mru, link.lcp.mru)
-        try:
-            ip("link", "set", "dev", name, "mtu", str(mtu), "up")
-            ip("addr", "replace", local, "peer", f"{remote}/32", "dev", name)
-        except subprocess.CalledProcessError as exc:
-            link.fail(f"could not configure {name}: {exc.stderr.strip()}")
-            return
-        log(f"{name} up: {local} peer {remote}, mtu {mtu}")
-
-    def ipcp_down() -> None:
-        subprocess.run(["ip", "addr", "flush", "dev", name], capture_output=True)
-
-    link.on_ipcp_up, link.on_ipcp_down = ipcp_up, ipcp_down
-    link.on_ipv4 = lambda datagram: os.write(tun, datagram)
+    tun = attach_tun(link, config.get("interface", "ppp0"), log)
     stopping = []
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda signum, _: stopping.append(signum))

@@ -42,6 +42,11 @@ class L2tpEndpoint(ABC):
         """LAC only: clear the session and the tunnel (CDN, then StopCCN)."""
         raise NotImplementedError(f"{type(self).__name__} is not a LAC")
 
+    def probe(self, timeout: float) -> None:
+        """Vendors declaring "probes" only: carry out the side's robustness probe now (`Side.misbehave`, see
+        scenario.PROBES) and return once it is done; probes that act during set-up need no call."""
+        raise NotImplementedError(f"{type(self).__name__} plays no robustness probes")
+
     @abstractmethod
     def inner_interface(self) -> str | None:
         """The interface carrying this side's end of the PPP session once it is up (None while it is not)."""

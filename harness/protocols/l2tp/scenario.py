@@ -27,6 +27,16 @@ class Scenario:
         return self.lns_secret if role == "lns" and self.lns_secret is not None else self.secret
 
 
+# The robustness probes (RFC 2661 4.1, 5.8): what the probing side does wrong, once, on purpose.
+PROBES = {
+    "result_code_8": "clears the call with a CDN whose Result Code AVP is 8 bytes (result code, no error code)",
+    "unknown_avp": "puts an unknown vendor AVP without the M bit in its SCCRQ / SCCRP",
+    "unknown_mandatory_avp": "puts an unknown vendor AVP with the M bit in its SCCRQ / SCCRP",
+    "duplicate": "sends again a message the other side has acknowledged, with its Ns",
+    "withhold_ack": "treats the other side's SCCRP (probing as LAC) or SCCCN (as LNS) as lost: no acknowledgement",
+}
+
+
 @dataclass(frozen=True)
 class Side:
     """One role's view of the lab: what its adapter renders a config from."""
@@ -37,3 +47,4 @@ class Side:
     secret: str | None
     local_inner: str  # its end of the PPP session
     remote_inner: str
+    misbehave: str | None = None  # the robustness probe this side plays (only a vendor declaring "probes")

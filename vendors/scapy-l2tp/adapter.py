@@ -1,0 +1,82 @@
+"""scapy-l2tp, the harness's reference L2TPv2 peer: peer.py (built into the image) plays the LAC or the LNS on
+the harness's own codec and user-space PPP endpoint, which `render` copies in beside it. Driven like xl2tpd,
+through a FIFO: connect, disconnect, and probe (the robustness misbehaviour, see peer.py). See NOTES.md.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import HarnessError
+from harness.protocols.l2tp.roles import L2tpEndpoint
+from harness.protocols.l2tp.scenario import Scenario, Side
+from harness.waiting import wait_for
+
+HERE = Path(__file__).resolve().parent
+CODEC = HERE.parents[1] / "harness" / "protocols" / "l2tp"
+HOME = "/opt/scapy-l2tp"
+CONFIG = "/etc/scapy-l2tp/config.json"
+RUN = "/run/scapy-l2tp"
+INTERFACE = "ppp0"
+MTU = 1400
+
+
+class ScapyL2tp(L2tpEndpoint):
+    side: Side | None = None
+
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        self.side = side
+        config = {
+            "role": side.role, "address": side.address, "peer_address": side.peer_address,
+            "hostname": side.hostname, "secret": side.secret, "hide_avps": scenario.hide_avps,
+            "hello_interval_s": scenario.hello_interval_s, "misbehave": side.misbehave,
+            "local_inner": side.local_inner, "remote_inner": side.remote_inner,
+            "ppp_auth": scenario.ppp_auth, "username": scenario.username, "password": scenario.password,
+            "interface": INTERFACE, "mru": MTU,
+        }
+        files = {CONFIG: json.dumps(config, indent=2) + "\n",
+                 # the codec as a package beside peer.py: harness/protocols/l2tp/{avp,codec,ppp}.py
+                 f"{HOME}/harness/__init__.py": "", f"{HOME}/harness/protocols/__init__.py": ""}
+        for name in ("__init__.py", "avp.py", "codec.py", "ppp.py"):
+            files[f"{HOME}/harness/protocols/l2tp/{name}"] = (CODEC / name).read_text()
+        return files
+
+    def wait_ready(self, timeout: float) -> None:
+        def ready() -> bool:
+            self.node.ensure_running()  # a peer that died is reported at once, with its last log lines
+            return self.node.exec(["test", "-e", f"{RUN}/ready"], timeout=5).ok
+        wait_for(ready, timeout=timeout, interval=0.05, what=f"scapy-l2tp on {self.node.name} to write {RUN}/ready")
+
+    def _command(self, command: str, timeout: float) -> None:
+        self.node.exec(["sh", "-c", f"echo {command} > {RUN}/control"], timeout=timeout,
+                       what=f"'{command}' on scapy-l2tp's control FIFO", check=True)
+
+    def state(self) -> dict:
+        shown = self.node.exec(["cat", f"{RUN}/state.json"], timeout=5)
+        try:
+            return json.loads(shown.output) if shown.ok else {}
+        except ValueError:
+            raise HarnessError(f"{self.node.name}: {RUN}/state.json is not JSON: {shown.output[:200]!r}") from None
+
+    def connect(self, timeout: float) -> None:
+        self._command("connect", timeout)
+
+    def disconnect(self, timeout: float) -> None:
+        """CDN, then StopCCN; returns once the StopCCN is acknowledged (or the peer stopped first)."""
+        self._command("disconnect", timeout)
+        wait_for(lambda: self.state().get("tunnel") == "closed", timeout=timeout, interval=0.05,
+                 what=f"scapy-l2tp on {self.node.name} to see its StopCCN acknowledged")
+
+    def probe(self, timeout: float) -> None:
+        self._command("probe", timeout)
+        wait_for(lambda: self.state().get("probe_done"), timeout=timeout, interval=0.05,
+                 what=f"scapy-l2tp on {self.node.name} to carry out its probe ({self.side.misbehave})")
+
+    def inner_interface(self) -> str | None:
+        if self.side is None:
+            return None
+        shown = self.node.exec(["ip", "-4", "-o", "addr", "show", "dev", INTERFACE], timeout=5)
+        return INTERFACE if shown.ok and f"inet {self.side.local_inner} " in shown.output else None
+
+    def version(self) -> str:
+        return self.node.exec(["python3", f"{HOME}/peer.py", "--version"], timeout=10, check=True).output.strip()
