@@ -58,12 +58,20 @@ class Capture:
         except Exception:
             raise HarnessError(f"timed out after {timeout:g}s waiting for tcpdump on {self.node.name} "
                                f"to flush and exit") from None
+        self.path = self._copy(dest)
+        return dest
+
+    def peek(self, dest: Path) -> Path:
+        """A copy of the capture so far, tcpdump going on (-U writes each packet as it comes; the last record may
+        be cut short, which the wire readers take as the end)."""
+        return self._copy(dest)
+
+    def _copy(self, dest: Path) -> Path:
         stream, _ = self._sidecar.get_archive(PCAP_IN_SIDECAR)
         with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
             data = tar.extractfile(tar.next()).read()
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
-        self.path = dest
         return dest
 
     def summary(self) -> str:

@@ -5,6 +5,7 @@ from harness.protocols.l2tp import avp as A
 from harness.protocols.l2tp.scenario import Scenario
 
 pytestmark = [pytest.mark.protocol("l2tp")]
+CONTROL_TIMEOUT_S = 10  # for a control message the case waits for on the wire
 
 MANDATORY = {  # RFC 2661 6.1, 6.2: the AVPs an SCCRQ and an SCCRP MUST carry
     "SCCRQ": ("Message Type", "Protocol Version", "Host Name", "Framing Capabilities", "Assigned Tunnel ID"),
@@ -97,15 +98,73 @@ def test_tunnel_auth(l2tp_pair):
 
 
 def test_teardown(l2tp_pair):
-    """RFC 2661 5.7: StopCCN (with a Result Code) clears the control connection and its sessions, and is
-    acknowledged."""
+    """RFC 2661 5.7: StopCCN clears the control connection and its sessions (a CDN may clear the call first);
+    each carries a Result Code and is acknowledged."""
     lab = l2tp_pair.start(Scenario())
     session = lab.connect()
     assert session.up, session.detail
     lab.disconnect()
     wire = lab.wire()
-    lac, lns = lab.address("lac"), lab.address("lns")
-    stops = [d for d in wire.control(src=lac) if d.kind == "StopCCN"]
-    assert stops and stops[0].message.avp("Result Code") is not None, f"no StopCCN with a Result Code:\n{wire.describe()}"
-    acked = [d for d in wire.control(src=lns) if d.time > stops[0].time and d.message.nr > stops[0].message.ns]
-    assert acked, f"the StopCCN was never acknowledged:\n{wire.describe()}"
+    lac = lab.address("lac")
+    stops = wire.sent(lac, "StopCCN")
+    assert stops, f"the LAC sent no StopCCN:\n{wire.describe()}"
+    for d in wire.sent(lac, "CDN") + stops[:1]:
+        assert d.message.avp("Result Code") is not None, f"{d.kind} without a Result Code:\n{d.describe()}"
+        assert wire.acknowledgement(d), f"the {d.kind} (Ns {d.message.ns}) was never acknowledged:\n{wire.describe()}"
+
+
+@pytest.mark.features("tunnel_auth")
+def test_tunnel_auth_wrong_secret(l2tp_pair):
+    """RFC 2661 5.1.1: a Challenge Response computed with another secret is refused: the control connection ends
+    in a StopCCN carrying a Result Code, and no call is placed."""
+    lab = l2tp_pair.start(Scenario(secret="interop-secret", lns_secret="not-the-interop-secret"))
+    lab.connect(wait=False)
+    wire = lab.wire_until(lambda w: "StopCCN" in w.message_types(), timeout=CONTROL_TIMEOUT_S)
+    stops = [d for d in wire.control() if d.kind == "StopCCN"]
+    assert stops, f"no StopCCN within {CONTROL_TIMEOUT_S} s although the secrets differ:\n{wire.describe()}"
+    result = stops[0].message.avp("Result Code")
+    assert result is not None, f"StopCCN without a Result Code:\n{stops[0].describe()}"
+    assert "ICRQ" not in wire.message_types(), f"a call was placed over an unauthenticated tunnel:\n{wire.describe()}"
+
+
+@pytest.mark.features("tunnel_auth")
+@pytest.mark.any_features("hidden_avps")
+def test_hidden_avps(l2tp_pair):
+    """RFC 2661 4.3: with hiding on, AVP values travel hidden (H bit, after a Random Vector), and the peer reads
+    them with the shared secret: the tunnel and session ids it then addresses are the hidden ones."""
+    lab = l2tp_pair.start(Scenario(secret="interop-secret", hide_avps=True))
+    session = lab.connect()
+    wire = lab.wire()
+    hidden = [(d, e) for d in wire.control() for e in d.message.avps if e.is_hidden]
+    assert hidden, f"no hidden AVP on the wire:\n{wire.describe()}"
+    for d, e in hidden:
+        assert e.revealed, f"{e.name} hidden in {d.kind} from {d.src} does not unhide with the secret:\n{d.describe()}"
+    hiders = {d.src for d, _ in hidden}
+    readers = "; ".join(f"the {role} sent {wire.said(lab.address(role))}"
+                        for role in ("lac", "lns") if lab.address(role) not in hiders)
+    assert session.up, f"no session with hidden AVPs ({readers}): {session.detail}"
+    for d, e in hidden:
+        if e.name in ("Assigned Tunnel ID", "Assigned Session ID"):
+            field = "tunnel_id" if e.name == "Assigned Tunnel ID" else "session_id"
+            used = {getattr(r.message, field) for r in wire.datagrams if r.src == d.dst and r.time > d.time} - {0}
+            assert used == {e.value}, (f"{d.src} assigned {field.replace('_', ' ')} {e.value} hidden in {d.kind}; "
+                                       f"its peer then used {sorted(used)}:\n{wire.describe()}")
+
+
+@pytest.mark.any_features("hello")
+def test_keepalive(l2tp_pair):
+    """RFC 2661 6.5: after a period of silence a Hello is sent, and it is acknowledged like any control message:
+    on a quiet tunnel, by a ZLB."""
+    lab = l2tp_pair.start(Scenario(hello_interval_s=1))
+    session = lab.connect()
+    assert session.up, session.detail
+    senders = [lab.address(role) for role in ("lac", "lns") if lab.declares(role, "hello")]
+
+    def hello_answered(wire) -> bool:
+        return any(wire.acknowledgement(d) for src in senders for d in wire.sent(src, "HELLO"))
+    wire = lab.wire_until(hello_answered, timeout=CONTROL_TIMEOUT_S)
+    hellos = [d for src in senders for d in wire.sent(src, "HELLO")]
+    assert hellos, f"no Hello from {senders} within {CONTROL_TIMEOUT_S} s (interval 1 s):\n{wire.describe()}"
+    ack = wire.acknowledgement(hellos[0])
+    assert ack is not None, f"the Hello (Ns {hellos[0].message.ns}) was never acknowledged:\n{wire.describe()}"
+    assert ack.kind == "ZLB", f"the Hello was acknowledged by {ack.kind}, not a ZLB:\n{ack.describe()}"

@@ -156,9 +156,12 @@ class Peer:
             self._data(message)
             return
         repeated_request = message.message_type == "SCCRQ" and self.role == "lns" and message.tunnel_id == 0
+        # A peer refusing our SCCRQ before it read our Assigned Tunnel ID cannot address us (xl2tpd sends 65535):
+        # its StopCCN is still the answer we wait for.
+        refused = message.message_type == "StopCCN" and self.tunnel == "wait-sccrp"
         if repeated_request and self._new_tunnel(message):
             self.reset()
-        elif message.tunnel_id != self.local_tid and not repeated_request:
+        elif message.tunnel_id != self.local_tid and not (repeated_request or refused):
             log(f"dropped {message.message_type} for tunnel {message.tunnel_id}: ours is {self.local_tid}")
             return
         if self.misbehave == "withhold_ack" and not self.withheld and message.message_type == WITHHELD[self.role]:
@@ -299,6 +302,9 @@ class Peer:
             log(f"tunnel up: ours {self.local_tid}, the peer's {self.peer_tid}")
 
     def on_StopCCN(self, message: C.L2tpMessage) -> None:
+        assigned = message.avp("Assigned Tunnel ID")
+        if not self.peer_tid and assigned is not None and assigned.value:
+            self.peer_tid = assigned.value  # so our acknowledgement reaches it
         self.last_result = self._result(message)
         log(f"StopCCN from the peer: {self.last_result}")
         self.zlb()  # RFC 2661 5.7: acknowledged at once, then the tunnel and its sessions are gone

@@ -3,8 +3,10 @@ vendor brings, e.g. l2tpns' RADIUS server), the LAC's wire captured. Suites call
 `connect()` (the LAC places the call), and judge the session, pings through it and the wire."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Callable
 
 import pytest
 
@@ -91,9 +93,13 @@ class L2tpPair:
         self.pair_lab.mark("daemons ready")
         return self
 
-    def connect(self) -> Session:
-        """The LAC places the call; the session is up once both ends hold their inner addresses. Never asserts."""
+    def connect(self, wait: bool = True) -> Session | None:
+        """The LAC places the call; the session is up once both ends hold their inner addresses. Never asserts.
+        `wait=False`: return once the call is placed (a case expecting it to fail judges the wire instead)."""
         self.endpoints[LAC].connect(CONNECT_TIMEOUT_S)
+        if not wait:
+            self.pair_lab.mark("negotiation")
+            return None
         try:
             wait_for(lambda: all(self.endpoints[r].inner_interface() for r in ROLES), timeout=SESSION_TIMEOUT_S,
                      interval=0.05, what="both ends of the PPP session to hold their inner addresses")
@@ -110,8 +116,26 @@ class L2tpPair:
         """The probing side carries out its probe now (those acting during set-up need no call)."""
         self.endpoints[self.prober].probe(CONNECT_TIMEOUT_S)
 
-    def session_up(self, role: str) -> bool:
-        return self.endpoints[role].inner_interface() is not None
+    def session_down(self, role: str, timeout: float = SESSION_TIMEOUT_S) -> bool:
+        """Whether `role`'s end of the PPP session is gone within `timeout` (False: it still holds its address)."""
+        try:
+            wait_for(lambda: self.endpoints[role].inner_interface() is None, timeout=timeout, interval=0.1,
+                     what=f"the {role}'s end of the session to go")
+            return True
+        except LabTimeout:
+            return False
+
+    def wire_until(self, check: Callable[[Wire], object], timeout: float) -> Wire:
+        """The wire so far, read again until `check(wire)` holds or `timeout` passes (the case then judges what
+        it got); the capture goes on."""
+        peeked = self.pair_lab.dir / "capture-so-far.pcap"
+        deadline = time.monotonic() + timeout
+        while True:
+            wire = Wire.from_pcap(self.capture.peek(peeked), self.scenario.secret if self.scenario else None)
+            if check(wire) or time.monotonic() >= deadline:
+                peeked.unlink(missing_ok=True)
+                return wire
+            time.sleep(0.2)
 
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the LAC's end of the session to the LNS's, through it."""

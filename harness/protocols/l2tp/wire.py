@@ -72,6 +72,39 @@ class Wire:
         return [d for d in self.datagrams if d.message.is_control is False and (src is None or d.src == src)
                 and (dst is None or d.dst == dst)]
 
+    def sent(self, src: str, kind: str) -> list[L2tpDatagram]:
+        """The control messages of one type ("SCCRQ", "ZLB", ...) from `src`."""
+        return [d for d in self.control(src=src) if d.kind == kind]
+
+    def acknowledgement(self, message: L2tpDatagram) -> L2tpDatagram | None:
+        """The first control message from the other side whose Nr covers `message` (RFC 2661 5.8: Nr is the next
+        Ns expected, so it acknowledges every Ns before it; 16-bit, wrapping), or None."""
+        return next((d for d in self.control(src=message.dst) if d.time >= message.time
+                     and 0 < (d.message.nr - message.message.ns) & 0xFFFF < 0x8000), None)
+
+    def said(self, src: str) -> str:
+        """One line of what `src` sent, for a verdict: its control message types, and the Result Code of any
+        StopCCN or CDN ("nothing" when it sent no control message)."""
+        kinds = self.message_types(src)
+        if not kinds:
+            return "nothing"
+        results = []
+        for d in self.control(src=src):
+            found = d.message.avp("Result Code") if d.kind in ("StopCCN", "CDN") else None
+            if found is not None and found.value is not None:
+                layer = found.layer
+                message = layer.fields.get("error_message") or b""
+                results.append(f"{d.kind} result {layer.result_code} error {layer.fields.get('error_code')}"
+                               + (f" {message.decode(errors='replace')!r}" if message else ""))
+        runs: list[list] = []  # consecutive repeats counted: "SCCRQ, ZLB, StopCCN x5"
+        for kind in kinds:
+            if runs and runs[-1][0] == kind:
+                runs[-1][1] += 1
+            else:
+                runs.append([kind, 1])
+        listed = ", ".join(kind if n == 1 else f"{kind} x{n}" for kind, n in runs)
+        return listed + (f" ({'; '.join(dict.fromkeys(results))})" if results else "")
+
     def message_types(self, src: str | None = None, zlb: bool = True) -> list[str]:
         return [d.kind for d in self.control(src) if zlb or d.kind != "ZLB"]
 

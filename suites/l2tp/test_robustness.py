@@ -1,0 +1,97 @@
+"""What RFC 2661 says a peer must tolerate and what it must refuse, probed by the harness's reference peer
+(scapy-l2tp) misbehaving on purpose, once: each cell judges the OTHER side (`lab.tested`). The probes are
+listed in harness/protocols/l2tp/scenario.py (PROBES)."""
+import pytest
+
+from harness.protocols.l2tp.scenario import Scenario
+
+pytestmark = [pytest.mark.protocol("l2tp"), pytest.mark.any_features("probes")]
+CONTROL_TIMEOUT_S = 10  # for a control message the case waits for on the wire
+UNKNOWN_VENDOR = 32473  # the vendor id of the probe's unknown AVP (RFC 5612's documentation enterprise number)
+
+
+def probe_avp(wire, src):
+    """The unknown AVP the prober put in its SCCRQ / SCCRP, with the message carrying it."""
+    return next(((d, e) for d in wire.control(src=src) if d.kind in ("SCCRQ", "SCCRP")
+                 for e in d.message.avps if e.vendor_id == UNKNOWN_VENDOR), (None, None))
+
+
+def test_result_code_8(l2tp_pair):
+    """RFC 2661 4.4.2: a Result Code AVP may be 8 bytes (a result code without an error code). A CDN carrying
+    one is acknowledged and clears the call, not the tunnel."""
+    lab = l2tp_pair.start(Scenario(), probe="result_code_8")
+    session = lab.connect()
+    assert session.up, session.detail
+    lab.probe()
+    prober, tested = lab.address(lab.prober), lab.address(lab.tested)
+    wire = lab.wire_until(lambda w: any(w.acknowledgement(d) for d in w.sent(prober, "CDN")),
+                          timeout=CONTROL_TIMEOUT_S)
+    cdn = wire.sent(prober, "CDN")
+    assert cdn and cdn[0].message.avp("Result Code").length == 8, f"the probe's CDN is not on the wire:\n{wire.describe()}"
+    assert wire.acknowledgement(cdn[0]), f"the CDN with an 8-byte Result Code was not acknowledged:\n{wire.describe()}"
+    assert lab.session_down(lab.tested), f"the {lab.tested}'s end of the session outlived the CDN:\n{lab.explain()}"
+    stops = lab.wire().sent(tested, "StopCCN")
+    assert not stops, f"the {lab.tested} stopped the tunnel over a legal CDN:\n{stops[0].describe()}"
+
+
+def test_unknown_avp_ignored(l2tp_pair):
+    """RFC 2661 4.1: an unrecognized AVP without the M bit MUST be ignored: the tunnel and the call come up."""
+    lab = l2tp_pair.start(Scenario(), probe="unknown_avp")
+    session = lab.connect()
+    wire = lab.wire()
+    carrier, unknown = probe_avp(wire, lab.address(lab.prober))
+    assert unknown is not None and not unknown.mandatory, f"the probe's unknown AVP is not on the wire:\n{wire.describe()}"
+    assert session.up, f"{carrier.kind} with an unknown non-mandatory AVP was not ignored: {session.detail}"
+    stops = wire.sent(lab.address(lab.tested), "StopCCN")
+    assert not stops, f"the {lab.tested} stopped the tunnel:\n{stops[0].describe()}"
+
+
+def test_unknown_mandatory_avp(l2tp_pair):
+    """RFC 2661 4.1: an unrecognized AVP with the M bit in a message of the control connection MUST end the
+    tunnel: StopCCN, with a Result Code, and no call."""
+    lab = l2tp_pair.start(Scenario(), probe="unknown_mandatory_avp")
+    lab.connect(wait=False)
+    tested = lab.address(lab.tested)
+    wire = lab.wire_until(lambda w: w.sent(tested, "StopCCN"), timeout=CONTROL_TIMEOUT_S)
+    carrier, unknown = probe_avp(wire, lab.address(lab.prober))
+    assert unknown is not None and unknown.mandatory, f"the probe's unknown AVP is not on the wire:\n{wire.describe()}"
+    stops = wire.sent(tested, "StopCCN")
+    assert stops, (f"the {lab.tested} did not stop the tunnel within {CONTROL_TIMEOUT_S} s of an unknown mandatory "
+                   f"AVP in the {carrier.kind}; it sent {wire.said(tested)}:\n{wire.describe()}")
+    assert stops[0].message.avp("Result Code") is not None, f"StopCCN without a Result Code:\n{stops[0].describe()}"
+    assert "ICCN" not in wire.message_types(), f"a call was connected over the tunnel:\n{wire.describe()}"
+
+
+def test_duplicate_acknowledged_and_ignored(l2tp_pair):
+    """RFC 2661 5.8: a message received again (its Ns already acknowledged) is acknowledged and otherwise ignored:
+    no answer to it, the session goes on."""
+    lab = l2tp_pair.start(Scenario(), probe="duplicate")
+    session = lab.connect()
+    assert session.up, session.detail
+    before = lab.wire_until(lambda w: True, timeout=0)  # the wire so far
+    lab.probe()
+    prober, tested = lab.address(lab.prober), lab.address(lab.tested)
+    wire = lab.wire_until(lambda w: len(w.control(src=tested)) > len(before.control(src=tested)),
+                          timeout=CONTROL_TIMEOUT_S)
+    duplicate = next((d for d in wire.control(src=prober)[len(before.control(src=prober)):] if d.kind != "ZLB"), None)
+    assert duplicate is not None, f"the probe's duplicate is not on the wire:\n{wire.describe()}"
+    answers = [d for d in wire.control(src=tested) if d.time > duplicate.time]
+    assert answers, f"the duplicate {duplicate.kind} (Ns {duplicate.message.ns}) was not acknowledged:\n{wire.describe()}"
+    assert all(d.kind == "ZLB" for d in answers), \
+        f"the duplicate {duplicate.kind} was processed again:\n{wire.describe()}"
+    result = lab.ping()
+    assert result.all_answered, f"the session did not survive the duplicate:\n{result.output}"
+
+
+def test_unacknowledged_message_retransmitted(l2tp_pair):
+    """RFC 2661 5.8: a control message left unacknowledged is retransmitted with the same Ns, until it is
+    acknowledged; the tunnel then comes up."""
+    lab = l2tp_pair.start(Scenario(), probe="withhold_ack")
+    withheld = {"lac": "SCCRP", "lns": "SCCCN"}[lab.prober]
+    session = lab.connect()
+    wire = lab.wire()
+    copies = wire.sent(lab.address(lab.tested), withheld)
+    assert len(copies) >= 2, f"the unacknowledged {withheld} was not retransmitted:\n{wire.describe()}"
+    assert len({d.message.ns for d in copies}) == 1, \
+        f"the {withheld} was retransmitted with another Ns: {[d.message.ns for d in copies]}"
+    assert session.up, f"the tunnel did not come up after the retransmission: {session.detail}"
