@@ -5,7 +5,7 @@ Messages are built and read with the harness's own codec (harness/protocols/l2tp
 PPP is the harness's user-space endpoint (ppp.py) on a TUN device; the adapter copies all three in beside this file.
 What it does, in RFC 2661's words:
 - the control connection (5.1: SCCRQ, SCCRP, SCCCN; 5.1.1 tunnel authentication; 4.3 hidden AVPs),
-  an incoming call (5.4.2: ICRQ, ICRP, ICCN), teardown (5.7: CDN, StopCCN), keepalive (6.5: Hello);
+  an incoming call (5.2.1: ICRQ, ICRP, ICCN), teardown (5.7: CDN, StopCCN), keepalive (6.5: Hello);
 - reliable delivery (5.8): Ns/Nr, a message that the peer acknowledges by its Nr, a ZLB when nothing else carries
   the acknowledgement, duplicates acknowledged and dropped, out-of-order messages held within our receive window,
   retransmission with exponential backoff, at most the peer's Receive Window Size of messages unacknowledged;
@@ -48,7 +48,8 @@ ACK_DELAY_S = 0.05  # an acknowledgement waits this long for a message to ride o
 HIDE = {3, 4, 9, 14, 15}  # hidden when hiding is on: Framing/Bearer Capabilities, Assigned Tunnel/Session ID,
 #                           Call Serial Number (each "MAY be hidden", RFC 2661 4.4)
 PRIVATE_ENTERPRISE = 32473  # RFC 5612's enterprise number for documentation: the vendor of the unknown AVP
-WITHHELD = {"lac": "SCCRP", "lns": "SCCCN"}  # the message withhold_ack treats as lost, per role
+WITHHELD = {"lac": "SCCRP", "lns": "SCCCN"}
+CALL_MESSAGES = {"OCRQ", "OCRP", "OCCN", "ICRQ", "ICRP", "ICCN", "CDN", "WEN", "SLI"}  # those of one session  # the message withhold_ack treats as lost, per role
 NO_ERROR = 0
 
 
@@ -209,8 +210,8 @@ class Peer:
             names = ", ".join(f"vendor {e.vendor_id} type {e.attr_type}" for e in unknown)
             log(f"{kind} carries an unknown mandatory AVP ({names})")
             result = A.result_code(2, 8, f"unknown mandatory AVP {names}")
-            if message.session_id and self.session:
-                self.clear_call(result)
+            if kind in CALL_MESSAGES:
+                self.refuse_call(message, result)
             elif kind not in ("SCCRQ", "SCCRP") or self._peer_tunnel(message):  # the StopCCN needs its tunnel id
                 self.stop(result)
             return
@@ -367,6 +368,16 @@ class Peer:
         self.send("CDN", [result, A.assigned_session_id(session.local_id)], session_id=session.peer_id)
         self._close_session()
 
+    def refuse_call(self, message: C.L2tpMessage, result) -> None:
+        """Clear the call `message` belongs to: ours, or the one an ICRQ / OCRQ asks for (CDN to its session)."""
+        session = self.session
+        if session is not None and session.state != "closed" and message.session_id == session.local_id:
+            self.clear_call(result)
+            return
+        assigned = message.avp("Assigned Session ID")
+        if assigned is not None and assigned.value:
+            self.send("CDN", [result, A.assigned_session_id(0)], session_id=assigned.value)
+
     def disconnect(self) -> None:
         self.clear_call(A.result_code(3, NO_ERROR))  # 3: disconnected for administrative reasons
         self.stop(A.result_code(1, NO_ERROR))  # 1: general request to clear the control connection
@@ -411,7 +422,7 @@ class Peer:
 
     # --- the robustness probes ------------------------------------------------------------------------------
     def probe(self) -> None:
-        if self.misbehave == "result_code_8":
+        if self.misbehave == "result_code_8" and self.session is not None and self.session.state != "closed":
             log("misbehaving: clearing the call with a Result Code of 8 bytes (result code only)")
             self.clear_call(A.result_code(3))
         elif self.misbehave == "duplicate" and self.last_acked is not None:
