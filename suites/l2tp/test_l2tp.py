@@ -139,10 +139,7 @@ def test_hidden_avps(l2tp_pair):
     assert hidden, f"no hidden AVP on the wire:\n{wire.describe()}"
     for d, e in hidden:
         assert e.revealed, f"{e.name} hidden in {d.kind} from {d.src} does not unhide with the secret:\n{d.describe()}"
-    hiders = {d.src for d, _ in hidden}
-    readers = "; ".join(f"the {role} sent {wire.said(lab.address(role))}"
-                        for role in ("lac", "lns") if lab.address(role) not in hiders)
-    assert session.up, f"no session with hidden AVPs ({readers}): {session.detail}"
+    assert session.up, f"no session with hidden AVPs: {session.detail}"
     for d, e in hidden:
         if e.name in ("Assigned Tunnel ID", "Assigned Session ID"):
             field = "tunnel_id" if e.name == "Assigned Tunnel ID" else "session_id"

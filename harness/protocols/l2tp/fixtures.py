@@ -25,6 +25,7 @@ from harness.waiting import wait_for
 READY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
 SESSION_TIMEOUT_S = 20
+STOPPED_GLANCE_S = 0.5  # how often the wait for a session looks at the wire for a StopCCN
 LAC, LNS = ROLES
 INNER = {LAC: LAC_INNER, LNS: LNS_INNER}
 
@@ -100,12 +101,26 @@ class L2tpPair:
         if not wait:
             self.pair_lab.mark("negotiation")
             return None
+        glance = {"next": time.monotonic() + STOPPED_GLANCE_S}
+
+        def settled() -> str | None:
+            if all(self.endpoints[r].inner_interface() for r in ROLES):
+                return "up"
+            if time.monotonic() >= glance["next"]:  # a refused tunnel will not come up: stop waiting for it
+                glance["next"] = time.monotonic() + STOPPED_GLANCE_S
+                wire = self._wire_so_far()
+                stoppers = [role for role in ROLES if wire.sent(self.address(role), "StopCCN")]
+                if stoppers:
+                    return "; ".join(f"the {role} stopped the tunnel: it sent {wire.said(self.address(role))}"
+                                     for role in stoppers)
+            return None
         try:
-            wait_for(lambda: all(self.endpoints[r].inner_interface() for r in ROLES), timeout=SESSION_TIMEOUT_S,
-                     interval=0.05, what="both ends of the PPP session to hold their inner addresses")
-            up, detail = True, "session up"
+            outcome = wait_for(settled, timeout=SESSION_TIMEOUT_S, interval=0.05,
+                               what="both ends of the PPP session to hold their inner addresses")
+            up, detail = outcome == "up", "session up" if outcome == "up" else outcome
         except LabTimeout as exc:
-            up, detail = False, str(exc)
+            wire = self._wire_so_far()
+            up, detail = False, f"{exc} ({'; '.join(f'the {r} sent {wire.said(self.address(r))}' for r in ROLES)})"
         self.pair_lab.mark("negotiation")
         return Session(up, f"{detail}\n{self.explain()}" if not up else detail)
 
@@ -128,14 +143,19 @@ class L2tpPair:
     def wire_until(self, check: Callable[[Wire], object], timeout: float) -> Wire:
         """The wire so far, read again until `check(wire)` holds or `timeout` passes (the case then judges what
         it got); the capture goes on."""
-        peeked = self.pair_lab.dir / "capture-so-far.pcap"
         deadline = time.monotonic() + timeout
         while True:
-            wire = Wire.from_pcap(self.capture.peek(peeked), self.scenario.secret if self.scenario else None)
+            wire = self._wire_so_far()
             if check(wire) or time.monotonic() >= deadline:
-                peeked.unlink(missing_ok=True)
                 return wire
             time.sleep(0.2)
+
+    def _wire_so_far(self) -> Wire:
+        peeked = self.capture.peek(self.pair_lab.dir / "capture-so-far.pcap")
+        try:
+            return Wire.from_pcap(peeked, self.scenario.secret if self.scenario else None)
+        finally:
+            peeked.unlink(missing_ok=True)
 
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the LAC's end of the session to the LNS's, through it."""
