@@ -4,6 +4,7 @@ reliable delivery (5.8), teardown (5.7), unknown AVPs (4.1), hidden AVPs (4.3), 
 (5.2.1) and the misbehaviours the robustness cases ask of it. No containers, no network, no TUN device."""
 from __future__ import annotations
 
+import struct
 import sys
 
 import pytest
@@ -263,6 +264,27 @@ def test_a_duplicate_is_acknowledged_with_a_zlb_and_not_processed_again():
     ack = lab.take_one()
     assert ack.is_zlb and (ack.tunnel_id, ack.ns, ack.nr) == (LAC_TID, 1, 1)
     assert (lab.tunnel, lab.peer.local_tid) == ("wait-scccn", tunnel_id)
+
+
+def test_a_malformed_message_with_a_readable_header_is_acknowledged_and_refused_with_the_reason():
+    """A HELLO whose AVP runs past the end of the message is not read as a HELLO: the tunnel is stopped with
+    Result Code 2 (general error), Error Code 2 (length is wrong) and the codec's reason, carrying the Nr."""
+    lab = lns_established()
+    data = bytearray(C.encode(C.control(lab.peer.local_tid, 0, 2, 2, [A.message_type("HELLO")])))
+    struct.pack_into("!H", data, 12, 0x8000 | 30)  # the Message Type AVP claims 30 bytes; 8 are there
+    lab.peer.datagram(bytes(data), SOURCE)
+    stop = lab.take_one()
+    assert stop.message_type == "StopCCN" and stop.nr == 3, stop.describe()
+    fields = result(stop)
+    assert (fields["result_code"], fields["error_code"]) == (2, 2), fields
+    assert b"runs past the end" in fields["error_message"], fields
+
+
+def test_a_message_whose_header_cannot_be_read_is_dropped():
+    lab = lns_established()
+    lab.peer.datagram(b"\xc8\x02\x00", SOURCE)
+    lab.at(5)
+    assert lab.take() == [] and lab.tunnel == "established"
 
 
 def test_an_out_of_order_message_within_the_window_is_held_until_the_gap_fills():

@@ -150,8 +150,8 @@ class Peer:
             log(f"dropped a datagram from {source[0]}: not the configured peer")
             return
         message = C.decode(data, self.secret)
-        if message.malformed:
-            log(f"dropped a malformed message: {message.reason}")
+        if message.tunnel_id is None or message.is_control and message.nr is None:
+            log(f"dropped a message whose header cannot be read: {message.reason}")
             return
         if not message.is_control:
             self._data(message)
@@ -204,6 +204,11 @@ class Peer:
         self.nr = (self.nr + 1) & 0xFFFF
         self.ack_due = self.now() + ACK_DELAY_S
         log(f"received {kind} Ns {message.ns} Nr {message.nr}")
+        if message.malformed:  # its header was readable: acknowledged, and refused with the reason
+            log(f"{kind} is malformed: {message.reason}")
+            error = 2 if "length" in message.reason or "byte" in message.reason else 6  # 2: length is wrong
+            self.stop(A.result_code(2, error, message.reason[:200]))
+            return
         unknown = [e for e in message.avps if e.mandatory and not e.known]
         if unknown:
             # RFC 2661 4.1: an unrecognized AVP with the M bit clears the session, or the whole tunnel.
