@@ -19,7 +19,7 @@ from harness.waiting import wait_for
 
 PPP_PROGRAM = Path(__file__).resolve().parents[2] / "harness" / "protocols" / "l2tp" / "ppp.py"
 CONTROL_PIPE = "/var/run/xl2tpd/l2tp-control"
-CALL = "interop"  # the LAC section's name: what `c`/`d` on the control pipe name
+CALL = "interop"  # the LAC section's name: what xl2tpd-control connect-lac / disconnect-lac name
 INTERFACE = "ppp0"
 MTU = 1400  # the PPP MRU both ways: room for IP+UDP+L2TP+PPP headers in one 1500-byte underlay packet
 PPP_OPTIONS = "/etc/ppp/options.xl2tpd"
@@ -140,19 +140,20 @@ class Xl2tpd(L2tpEndpoint):
                  what=f"xl2tpd on {self.node.name} to open its control pipe {CONTROL_PIPE}")
 
     def _control(self, command: str, timeout: float) -> None:
-        # A write to the FIFO blocks until xl2tpd reads it: `timeout` in exec bounds that.
-        self.node.exec(["sh", "-c", f"echo '{command}' > {CONTROL_PIPE}"], timeout=timeout,
-                       what=f"'{command}' on xl2tpd's control pipe", check=True)
+        # xl2tpd-control writes the command to the control pipe and waits for xl2tpd's answer on its own result
+        # pipe ("00 OK" or an error); `timeout` in exec bounds both.
+        self.node.exec(["xl2tpd-control", "-c", CONTROL_PIPE, command, CALL], timeout=timeout,
+                       what=f"xl2tpd-control {command} {CALL}", check=True)
 
     def connect(self, timeout: float) -> None:
         if self.side is None or self.side.role != "lac":
             raise NotImplementedError("xl2tpd places calls only as a LAC")
-        self._control(f"c {CALL}", timeout)
+        self._control("connect-lac", timeout)
 
     def disconnect(self, timeout: float) -> None:
         if self.side is None or self.side.role != "lac":
             raise NotImplementedError("xl2tpd clears calls only as a LAC")
-        self._control(f"d {CALL}", timeout)
+        self._control("disconnect-lac", timeout)
 
     def inner_interface(self) -> str | None:
         if self.side is None:
