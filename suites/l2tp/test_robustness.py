@@ -81,6 +81,9 @@ def test_duplicate_acknowledged_and_ignored(l2tp_pair):
     assert answers, f"the duplicate {duplicate.kind} (Ns {duplicate.message.ns}) was not acknowledged:\n{wire.describe()}"
     assert all(d.kind == "ZLB" for d in answers), \
         f"the duplicate {duplicate.kind} was processed again:\n{wire.describe()}"
+    expected_nr = before.control(src=tested)[-1].message.nr
+    assert answers[0].message.nr == expected_nr, \
+        f"the duplicate was counted as a new message (Nr {expected_nr} -> {answers[0].message.nr}):\n{wire.describe()}"
     result = lab.ping()
     assert result.all_answered, f"the session did not survive the duplicate:\n{result.output}"
 
