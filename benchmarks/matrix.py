@@ -53,7 +53,8 @@ def phase_table(records: list[dict]) -> str:
     for record in records:
         if record["verdict"] != "skipped" and record.get("phases"):
             by_case[(record["protocol"], record["case"])].append(record["phases"])
-    header = f"{'protocol/case':36}" + "".join(f"{p:>15}" for p in PHASES) + f"{'whole case':>12}{'pairs':>7}"
+    width = max([len("protocol/case")] + [len(f"{p}/{c}") for p, c in by_case]) + 2
+    header = f"{'protocol/case':{width}}" + "".join(f"{p:>15}" for p in PHASES) + f"{'whole case':>12}{'pairs':>7}"
     lines = [header, "-" * len(header)]
     for (protocol, case), phases in sorted(by_case.items()):
         cells = []
@@ -61,7 +62,7 @@ def phase_table(records: list[dict]) -> str:
             values = [p[phase] for p in phases if phase in p]
             cells.append(f"{statistics.median(values):15.2f}" if values else f"{'-':>15}")
         whole = statistics.median(sum(p.values()) for p in phases)
-        lines.append(f"{protocol + '/' + case:36}{''.join(cells)}{whole:12.2f}{len(phases):7}")
+        lines.append(f"{protocol + '/' + case:{width}}{''.join(cells)}{whole:12.2f}{len(phases):7}")
     return "\n".join(lines)
 
 
