@@ -131,8 +131,20 @@ def test_tunnel_auth_wrong_secret(l2tp_pair):
 @pytest.mark.any_features("hidden_avps")
 def test_hidden_avps(l2tp_pair):
     """RFC 2661 4.3: with hiding on, AVP values travel hidden (H bit, after a Random Vector), and the peer reads
-    them with the shared secret: the tunnel and session ids it then addresses are the hidden ones."""
-    lab = l2tp_pair.start(Scenario(secret="interop-secret", hide_avps=True))
+    them with the shared secret: the tunnel and session ids it then addresses are the hidden ones. No padding:
+    the RFC makes it optional."""
+    assert_hidden_avps_read(l2tp_pair.start(Scenario(secret="interop-secret", hide_avps=True)))
+
+
+@pytest.mark.features("tunnel_auth")
+@pytest.mark.any_features("hidden_avps")
+def test_hidden_avps_padded(l2tp_pair):
+    """RFC 2661 4.3: a hidden value may carry random padding after the original value, to obscure its length;
+    the peer reads the original length and drops the padding (16 bytes of padding on every hidden AVP here)."""
+    assert_hidden_avps_read(l2tp_pair.start(Scenario(secret="interop-secret", hide_avps=True, hidden_padding=16)))
+
+
+def assert_hidden_avps_read(lab):
     session = lab.connect()
     wire = lab.wire()
     hidden = [(d, e) for d in wire.control() for e in d.message.avps if e.is_hidden]

@@ -29,6 +29,7 @@ class ScapyL2tp(L2tpEndpoint):
         config = {
             "role": side.role, "address": side.address, "peer_address": side.peer_address,
             "hostname": side.hostname, "secret": side.secret, "hide_avps": scenario.hide_avps,
+            "hidden_padding": scenario.hidden_padding,
             "hello_interval_s": scenario.hello_interval_s, "misbehave": side.misbehave,
             "local_inner": side.local_inner, "remote_inner": side.remote_inner,
             "ppp_auth": scenario.ppp_auth, "username": scenario.username, "password": scenario.password,

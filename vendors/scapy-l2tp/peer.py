@@ -119,8 +119,9 @@ class Peer:
         if not (self.config.get("hide_avps") and self.secret) or not any(a.attr_type in HIDE for a in avps):
             return avps
         vector = os.urandom(16)  # RFC 2661 4.3: a Random Vector before the hidden AVPs it applies to
-        return [A.random_vector(vector)] + [A.hide(a, self.secret, vector) if a.vendor_id == 0
-                                            and a.attr_type in HIDE else a for a in avps]
+        padding = self.config.get("hidden_padding", 0)
+        return [A.random_vector(vector)] + [A.hide(a, self.secret, vector, os.urandom(padding))
+                                            if a.vendor_id == 0 and a.attr_type in HIDE else a for a in avps]
 
     def _transmit(self) -> None:
         """Send what the peer's receive window allows (RFC 2661 5.8: no more unacknowledged than it)."""

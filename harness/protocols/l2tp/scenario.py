@@ -14,12 +14,15 @@ class Scenario:
     secret: str | None = "interop-secret"  # tunnel authentication (RFC 2661 5.1.1); None: off
     lns_secret: str | None = None  # a different secret on the LNS (the wrong-secret case); None: the same
     hide_avps: bool = False  # hide the AVPs that may be hidden (RFC 2661 4.3), with the tunnel secret
+    hidden_padding: int = 0  # random octets after each hidden value, obscuring its length (4.3: optional)
     hello_interval_s: int = 60  # the keepalive (Hello) interval, both sides
     ppp_auth: str = "pap"  # "none", "pap" or "chap": how the LNS authenticates the PPP user
     username: str = "interop"
     password: str = "interop-password"
 
     def __post_init__(self):
+        if not 0 <= self.hidden_padding <= 256:
+            raise ValueError(f"hidden_padding must be 0 to 256 octets, not {self.hidden_padding!r}")
         if self.ppp_auth not in ("none", "pap", "chap"):
             raise ValueError(f"ppp_auth must be none, pap or chap, not {self.ppp_auth!r}")
 
