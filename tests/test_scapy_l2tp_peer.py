@@ -490,6 +490,15 @@ def test_the_sccrps_assigned_tunnel_id_is_hidden_after_a_random_vector():
     assert not reply.avp("Message Type").is_hidden and not reply.avp("Host Name").is_hidden
 
 
+@pytest.mark.parametrize("padding", [0, 16])
+def test_a_hidden_value_carries_hidden_padding_random_octets_after_the_original(padding):
+    """4.3: the hidden subformat is original length (2) + value + padding; the padding is not part of the value."""
+    lab = Lab("lns", secret=SECRET, hide_avps=True, hidden_padding=padding)
+    assigned = sccrq(lab).avp("Assigned Tunnel ID")
+    assert len(assigned.hidden) == 2 + 2 + padding
+    assert assigned.revealed and assigned.value == lab.peer.local_tid
+
+
 def test_the_lns_reads_a_hidden_assigned_tunnel_id_in_an_sccrq():
     """4.3: the receiver unhides with the secret and the preceding Random Vector: the SCCRP goes to that tunnel."""
     lab = Lab("lns", secret=SECRET)
