@@ -157,9 +157,9 @@ class L2tpPair:
         finally:
             peeked.unlink(missing_ok=True)
 
-    def ping(self, count: int = 3) -> Ping:
-        """ICMP echo from the LAC's end of the session to the LNS's, through it."""
-        return ping(self.nodes[LAC], LNS_INNER, source=LAC_INNER, count=count)
+    def ping(self, count: int = 3, size: int | None = None) -> Ping:
+        """ICMP echo from the LAC's end of the session to the LNS's, through it (`size` payload bytes)."""
+        return ping(self.nodes[LAC], LNS_INNER, source=LAC_INNER, count=count, size=size)
 
     def wire(self) -> Wire:
         """Stop the capture and read it (with the tunnel secret: hidden AVPs opened). Traffic must come before."""
