@@ -85,8 +85,9 @@ class L2tpPair:
                 endpoint.use_companions({c.name: self.pair_lab.companion(role, c, self.network) for c in companions})
             self.pair_lab.install(role, endpoint.render(scenario, side))
         self.nodes[LAC].start()
-        self.capture.start()
+        self.capture.start(wait=False)  # tcpdump comes up while the LNS starts; neither daemon speaks unasked
         self.nodes[LNS].start()
+        self.capture.listening()
         self.pair_lab.mark("lab up")
         for role in ROLES:
             self.endpoints[role].wait_ready(READY_TIMEOUT_S)
