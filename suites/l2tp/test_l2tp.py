@@ -2,10 +2,10 @@
 import pytest
 
 from harness.protocols.l2tp import avp as A
+from harness.protocols.l2tp.fixtures import CONTROL_TIMEOUT_S
 from harness.protocols.l2tp.scenario import Scenario
 
 pytestmark = [pytest.mark.protocol("l2tp")]
-CONTROL_TIMEOUT_S = 10  # for a control message the case waits for on the wire
 
 MANDATORY = {  # RFC 2661 6.1, 6.2: the AVPs an SCCRQ and an SCCRP MUST carry
     "SCCRQ": ("Message Type", "Protocol Version", "Host Name", "Framing Capabilities", "Assigned Tunnel ID"),

@@ -3,10 +3,10 @@
 listed in harness/protocols/l2tp/scenario.py (PROBES)."""
 import pytest
 
+from harness.protocols.l2tp.fixtures import CONTROL_TIMEOUT_S
 from harness.protocols.l2tp.scenario import Scenario
 
 pytestmark = [pytest.mark.protocol("l2tp"), pytest.mark.any_features("probes")]
-CONTROL_TIMEOUT_S = 10  # for a control message the case waits for on the wire
 UNKNOWN_VENDOR = 32473  # the vendor id of the probe's unknown AVP (RFC 5612's documentation enterprise number)
 
 

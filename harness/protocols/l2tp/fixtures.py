@@ -25,6 +25,7 @@ from harness.waiting import wait_for
 READY_TIMEOUT_S = 30
 CONNECT_TIMEOUT_S = 10
 SESSION_TIMEOUT_S = 20
+CONTROL_TIMEOUT_S = 10  # for a control message a case waits for on the wire (an answer, a refusal, a Hello)
 STOPPED_GLANCE_S = 0.5  # how often the wait for a session looks at the wire for a StopCCN
 LAC, LNS = ROLES
 INNER = {LAC: LAC_INNER, LNS: LNS_INNER}
