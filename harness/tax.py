@@ -25,10 +25,10 @@ from dataclasses import dataclass
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
-from scapy.utils import PcapReader
 
 from harness.errors import HarnessError, LabTimeout
 from harness.lab import Node
+from harness.packets import Frames
 from harness.ping import Ping, ping
 from harness.waiting import wait_for
 
@@ -200,21 +200,15 @@ def ip_packets(pcap: str | os.PathLike, *, src: str | None = None, dst: str | No
     """The IP packets of a capture (from `src`, to `dst` if given), in capture order. Never raises on what the
     capture holds: a frame without IP is skipped, a missing capture is empty."""
     packets = []
-    try:
-        reader = PcapReader(os.fspath(pcap))
-    except Exception:
-        return packets
-    with reader:
-        for number, frame in enumerate(reader, start=1):
-            ip = frame.getlayer(IP)
-            ip = frame.getlayer(IPv6) if ip is None else ip
-            if ip is None or (src and ip.src != src) or (dst and ip.dst != dst):
-                continue
-            v4 = isinstance(ip, IP)
-            transport = ip.payload if isinstance(ip.payload, (UDP, TCP)) else None
-            past = ip.payload.payload if isinstance(ip.payload, UDP) else ip.payload
-            packets.append(IpPacket(number, ip.src, ip.dst, ip.proto if v4 else ip.nh,
-                                    ip.len if v4 else ip.plen + 40,
-                                    transport.sport if transport else None, transport.dport if transport else None,
-                                    bytes(past)[:HEAD]))
+    for number, frame in Frames(pcap):
+        ip = frame.getlayer(IP)
+        ip = frame.getlayer(IPv6) if ip is None else ip
+        if ip is None or (src and ip.src != src) or (dst and ip.dst != dst):
+            continue
+        v4 = isinstance(ip, IP)
+        transport = ip.payload if isinstance(ip.payload, (UDP, TCP)) else None
+        past = ip.payload.payload if isinstance(ip.payload, UDP) else ip.payload
+        packets.append(IpPacket(number, ip.src, ip.dst, ip.proto if v4 else ip.nh, ip.len if v4 else ip.plen + 40,
+                                transport.sport if transport else None, transport.dport if transport else None,
+                                bytes(past)[:HEAD]))
     return packets

@@ -15,14 +15,12 @@ import os
 import struct
 from dataclasses import dataclass, field, replace
 
-import scapy.layers.l2  # noqa: F401  (registers the Ethernet and Linux cooked link types with the reader)
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
                                 IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)
 from scapy.packet import Packet
-from scapy.utils import PcapReader
 
-from harness.packets import captured, network_layer
+from harness.packets import Frames, captured, network_layer
 
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
@@ -436,23 +434,13 @@ class _Transcript:
                     self.malformed + self.fragments.lost_ipsec())
 
     def read(self, path: str | os.PathLike) -> None:
-        try:
-            reader = PcapReader(os.fspath(path))
-        except Exception:  # missing, empty, or not a capture at all
-            return
-        with reader:
-            while True:
-                try:
-                    frame = reader.read_packet()
-                except EOFError:
-                    return
-                except Exception:  # a damaged record: what follows it cannot be framed either
-                    self.malformed += 1
-                    return
-                try:
-                    self.add_frame(float(frame.time), frame)
-                except Exception:  # one undecodable frame must not cost the rest of the transcript
-                    self.malformed += 1
+        frames = Frames(path)
+        for _, frame in frames:
+            try:
+                self.add_frame(float(frame.time), frame)
+            except Exception:  # one undecodable frame must not cost the rest of the transcript
+                self.malformed += 1
+        self.malformed += frames.damaged
 
     def add_frame(self, time: float, frame: Packet) -> None:
         ip = network_layer(frame)

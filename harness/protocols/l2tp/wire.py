@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass
 
 from scapy.layers.inet import IP, UDP
-from scapy.utils import PcapReader
 
+from harness.packets import Frames
 from harness.protocols.l2tp.codec import L2tpMessage, decode
 from harness.protocols.l2tp.scenario import L2TP_PORT
 
@@ -46,21 +46,17 @@ class Wire:
     def from_pcap(cls, path: str | os.PathLike, secret: bytes | str | None = None) -> "Wire":
         """With the tunnel `secret`, hidden AVPs are unhidden. A missing or unreadable capture is an empty Wire."""
         datagrams, unreadable, start = [], 0, None
-        try:
-            with PcapReader(str(path)) as reader:
-                for number, packet in enumerate(reader, start=1):
-                    start = float(packet.time) if start is None else start
-                    try:
-                        udp = packet[UDP] if packet.haslayer(UDP) else None
-                        if udp is None or L2TP_PORT not in (udp.sport, udp.dport):
-                            continue
-                        payload = bytes(udp.payload)
-                        datagrams.append(L2tpDatagram(number, float(packet.time), packet[IP].src, packet[IP].dst,
-                                                      udp.sport, udp.dport, decode(payload, secret)))
-                    except Exception:  # one frame that breaks the reader costs only itself
-                        unreadable += 1
-        except Exception:  # not a capture at all, or cut short: what was read so far stands
-            pass
+        for number, packet in Frames(path):  # cut short (a capture read while it goes on): what was read stands
+            start = float(packet.time) if start is None else start
+            try:
+                udp = packet[UDP] if packet.haslayer(UDP) else None
+                if udp is None or L2TP_PORT not in (udp.sport, udp.dport):
+                    continue
+                payload = bytes(udp.payload)
+                datagrams.append(L2tpDatagram(number, float(packet.time), packet[IP].src, packet[IP].dst,
+                                              udp.sport, udp.dport, decode(payload, secret)))
+            except Exception:  # one frame that breaks the reader costs only itself
+                unreadable += 1
         return cls(tuple(datagrams), unreadable, start or 0.0)
 
     def control(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:

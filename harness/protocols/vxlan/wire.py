@@ -36,9 +36,8 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
 from scapy.layers.l2 import ARP, Dot1Q, Ether  # (also registers the Ethernet and Linux cooked link types)
 from scapy.packet import Packet
-from scapy.utils import PcapReader
 
-from harness.packets import captured, network_layer
+from harness.packets import Frames, captured, network_layer
 
 logging.getLogger("scapy").setLevel(logging.ERROR)  # its warnings about odd packets would read as errors
 
@@ -699,27 +698,14 @@ class _Reader:
                     self.start or 0.0)
 
     def read(self, path: str | os.PathLike) -> None:
-        try:
-            reader = PcapReader(os.fspath(path))
-        except Exception:  # missing, empty, or not a capture at all
-            return
-        number = 0
-        with reader:
-            while True:
-                try:
-                    frame = reader.read_packet()
-                except EOFError:
-                    return
-                except Exception:  # a damaged record: what follows it cannot be framed either
-                    return
-                number += 1
-                time = float(frame.time)
-                if self.start is None:
-                    self.start = time
-                try:
-                    self.add_frame(number, time, frame)
-                except Exception as exc:  # one undecodable frame must not cost the rest of the capture
-                    self._add_undecodable(number, time, frame, exc)
+        for number, frame in Frames(path):
+            time = float(frame.time)
+            if self.start is None:
+                self.start = time
+            try:
+                self.add_frame(number, time, frame)
+            except Exception as exc:  # one undecodable frame must not cost the rest of the capture
+                self._add_undecodable(number, time, frame, exc)
 
     def add_frame(self, number: int, time: float, frame: Packet) -> None:
         ip = network_layer(frame)
