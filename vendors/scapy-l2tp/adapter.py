@@ -74,10 +74,7 @@ class ScapyL2tp(L2tpEndpoint):
                  what=f"scapy-l2tp on {self.node.name} to carry out its probe ({self.side.misbehave})")
 
     def inner_interface(self) -> str | None:
-        if self.side is None:
-            return None
-        shown = self.node.exec(["ip", "-4", "-o", "addr", "show", "dev", INTERFACE], timeout=5)
-        return INTERFACE if shown.ok and f"inet {self.side.local_inner} " in shown.output else None
+        return self._holding(INTERFACE, self.side.local_inner if self.side else None)
 
     def version(self) -> str:
         return self.node.exec(["python3", f"{HOME}/peer.py", "--version"], timeout=10, check=True).output.strip()

@@ -156,10 +156,7 @@ class Xl2tpd(L2tpEndpoint):
         self._control("disconnect-lac", timeout)
 
     def inner_interface(self) -> str | None:
-        if self.side is None:
-            return None
-        shown = self.node.exec(["ip", "-4", "-o", "addr", "show", "dev", INTERFACE], timeout=5)
-        return INTERFACE if shown.ok and f"inet {self.side.local_inner} " in shown.output else None
+        return self._holding(INTERFACE, self.side.local_inner if self.side else None)
 
     def version(self) -> str:
         # xl2tpd has no control command for its version: the binary the node runs says it

@@ -51,6 +51,13 @@ class L2tpEndpoint(ABC):
     def inner_interface(self) -> str | None:
         """The interface carrying this side's end of the PPP session once it is up (None while it is not)."""
 
+    def _holding(self, interface: str, address: str | None) -> str | None:
+        """`interface` if it holds IPv4 `address` (a PPP endpoint's device once IPCP is up), else None."""
+        if address is None:
+            return None
+        shown = self.node.exec(["ip", "-4", "-o", "addr", "show", "dev", interface], timeout=5)
+        return interface if shown.ok and f"inet {address} " in shown.output else None
+
     @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""
