@@ -60,6 +60,19 @@ class CaseResult:
     phases: dict[str, float] = field(default_factory=dict)
     # Figures a case measured (e.g. the overlay tax: throughput and RTT through the overlay and the underlay).
     measurements: dict[str, float] = field(default_factory=dict)
+    # Against the expectations in force (harness.expectations): "expected", "unexpected", "fixed" (expected to
+    # fail, passed), or None when the run had no expectations; `expectation` is the entry that matched
+    # ({match, verdict, reason, note}), None for an unlisted cell (expected to pass).
+    outcome: str | None = None
+    expectation: dict | None = None
+    # --reruns: the earlier tries of a failed or broken cell ({verdict, reason, duration_s, evidence: the folder
+    # of that try's files, relative to the reports dir}); flaky when the verdict changed between tries.
+    tries: list[dict] = field(default_factory=list)
+    flaky: bool = False
+    # Both sides are the harness's own code (its reference peers or probe): checks the harness, not interop.
+    reference: bool = False
+    # --compare: this cell's verdict in the run compared with; None when that run did not have the cell.
+    previous: str | None = None
 
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""
