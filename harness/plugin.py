@@ -16,15 +16,19 @@ from pathlib import Path
 import allure
 import docker
 import pytest
+from _pytest.runner import runtestprotocol
 
 from harness import protocols
 from harness.errors import ConfigError, HarnessError
-from harness.host import HostCapabilities, probe
+from harness import expectations
+from harness.expectations import Expectations, cell_key, host_answers
+from harness.host import CAPABILITIES, HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
 from harness.report import write_pages
-from harness.results import (MARKS, CaseResult, describe_case, in_shard, pair_dir, parse_shard, phase_durations,
-                             phase_verdict, summary_table, write_matrix, write_run_facts)
+from harness.results import (CELL_LABEL, MARKS, RANK, CaseResult, describe_case, expectation_summary, in_shard, mark_flaky,
+                             pair_dir, parse_shard, phase_durations, phase_verdict, summary_table, write_matrix,
+                             write_run_facts)
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Companion, Vendor, load_registry, ordered_pairs
 from harness.waiting import wait_for
@@ -41,6 +45,14 @@ def pytest_addoption(parser):
                     help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
     group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
     group.addoption("--vendors-dir", default=None, help="the folder of vendor folders (default: ./vendors)")
+    group.addoption("--expect", default="default", metavar="FILE|none",
+                    help="the expectations file the verdicts are judged against (default: the project's "
+                         "expectations/default.toml; 'none': no expectations, every cell is expected to pass)")
+    group.addoption("--strict", action="store_true",
+                    help="a cell expected to fail that passed (fixed) makes the run not as expected (exit 1)")
+    group.addoption("--reruns", default=0, type=int, metavar="N",
+                    help="run a failed or broken cell again, in a fresh lab, up to N times (a cell that fails "
+                         "exactly as expected is not rerun); a cell whose verdict changes is recorded as flaky")
     group.addoption("--shard", default=None, metavar="i/n",
                     help="run only shard i of n of the pair-cases (stable across runs and machines); join the "
                          "shards' reports with 'overlay-interop report merge'")
@@ -76,6 +88,12 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--shard: {exc}") from None
     except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
         raise pytest.UsageError(str(exc)) from None
+    try:
+        config.oi_expectations = _expectations(config)
+        if config.getoption("reruns") < 0:
+            raise ConfigError("--reruns", str(config.getoption("reruns")), "must be 0 or more")
+    except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
+        raise pytest.UsageError(str(exc)) from None
     for name in protocols.known():  # each protocol's fixtures (ipsec_pair, ...), found by name only
         if importlib.util.find_spec(f"harness.protocols.{name}.fixtures"):
             config.pluginmanager.import_plugin(f"harness.protocols.{name}.fixtures")
@@ -84,7 +102,8 @@ def pytest_configure(config):
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "overlay-interop-xdist")
     if not workerinput:
-        config.pluginmanager.register(MatrixRecorder(config.oi_run), "overlay-interop-matrix")
+        config.pluginmanager.register(MatrixRecorder(config.oi_run, config.oi_expectations,
+                                                     config.getoption("strict")), "overlay-interop-matrix")
 
 
 class _XdistHooks:
@@ -92,6 +111,20 @@ class _XdistHooks:
     def pytest_configure_node(self, node):
         run = node.config.oi_run
         node.workerinput.update(oi_run_id=run.id, oi_owner=run.owner, oi_reports=str(run.reports_dir))
+
+
+DEFAULT_EXPECTATIONS = Path("expectations") / "default.toml"  # under the project's root
+
+
+def _expectations(config) -> Expectations | None:
+    """The expectations in force: --expect FILE, none with --expect none, else the project's shipped file."""
+    choice = config.getoption("expect")
+    if choice == "none":
+        return None
+    path = Path(config.rootpath) / DEFAULT_EXPECTATIONS if choice == "default" else Path(choice)
+    if choice == "default" and not path.is_file():
+        return None  # a checkout without the file (an out-of-tree suite): nothing is expected but passing
+    return expectations.load(path, set(CAPABILITIES))
 
 
 def _registry(config) -> dict[str, Vendor]:
@@ -121,6 +154,11 @@ class VendorPair:
 
     def vendor(self, role: str) -> Vendor:
         return self.a if role == self.roles[0] else self.b
+
+    @property
+    def reference(self) -> bool:
+        """Both sides are the harness's own code: the cell checks the reference peers, not interop."""
+        return self.a.reference and self.b.reference
 
 
 def pytest_generate_tests(metafunc):
@@ -279,11 +317,16 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
     _label_allure(vendor_pair, request.node.get_closest_marker("severity"))
     clause, title = describe_case(request.node.function.__doc__)
+    attempt = getattr(request.node, "oi_attempt", 1)
     record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
-              "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title}
+              "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title,
+              "reference": vendor_pair.reference, "try": attempt}
     record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
+    request.node.user_properties[:] = [p for p in request.node.user_properties if p[0] != "overlay_interop"]
     request.node.user_properties.append(("overlay_interop", record))
     _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
+    if attempt > 1:  # a rerun: the earlier try's evidence moves aside, kept whole
+        _keep_try(folder, attempt - 1)
     folder.mkdir(parents=True, exist_ok=True)  # only for a pair that runs: every pair folder holds evidence
     started = time.monotonic()
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
@@ -303,6 +346,24 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
         finally:
             lab.close()
             record["phases"] = phase_durations(started, plab.marks, call_end, time.monotonic())
+
+
+TRIES = "tries"  # <pair folder>/tries/<n>/: the evidence of the earlier tries of a rerun cell
+
+
+def try_dir(folder: Path, attempt: int) -> Path:
+    return folder / TRIES / str(attempt)
+
+
+def _keep_try(folder: Path, attempt: int) -> None:
+    """Move what try `attempt` left in the pair folder to tries/<attempt>/, so the next try starts empty."""
+    if not folder.is_dir():
+        return
+    dest = try_dir(folder, attempt)
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in list(folder.iterdir()):
+        if path.name != TRIES:
+            path.rename(dest / path.name)
 
 
 def _skip_unsupported(request, pair: VendorPair) -> None:
@@ -337,6 +398,7 @@ def _label_allure(pair: VendorPair, severity=None) -> None:
     allure.dynamic.epic(pair.protocol)
     allure.dynamic.feature(pair.case)
     allure.dynamic.tag(*sorted({pair.a.name, pair.b.name}))
+    allure.dynamic.label(CELL_LABEL, cell_key(pair.protocol, pair.case, pair.a.name, pair.b.name))
     allure.dynamic.severity(allure.severity_level(severity.args[0]) if severity else allure.severity_level.NORMAL)
 
 
@@ -354,12 +416,16 @@ def _attach(folder: Path) -> None:
             allure.attach.file(str(path), name=name, attachment_type=allure.attachment_type.TEXT)
 
 
+# An interop failure is failed however the case raises it: a plain assert, or pytest.fail() with a message.
+INTEROP_FAILURES = (AssertionError, pytest.fail.Exception)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
     props = dict(item.user_properties).get("overlay_interop")
     if props is not None:
-        is_assertion = call.excinfo is not None and call.excinfo.errisinstance(AssertionError)
+        is_assertion = call.excinfo is not None and call.excinfo.errisinstance(INTEROP_FAILURES)
         verdict = phase_verdict(report.outcome, is_assertion, report.when)
         reason = _reason(report, call) if verdict != "passed" else ""
         report.user_properties = [p for p in report.user_properties if p[0] != "overlay_interop"]
@@ -375,57 +441,148 @@ def _reason(report, call) -> str:
     exc = call.excinfo.value
     text = str(exc).strip() or type(exc).__name__
     first = text.splitlines()[0][:300]
-    return first if call.excinfo.errisinstance((AssertionError, HarnessError)) else f"{type(exc).__name__}: {first}"
+    return first if call.excinfo.errisinstance((*INTEROP_FAILURES, HarnessError)) else f"{type(exc).__name__}: {first}"
+
+
+def _cell_of(reports) -> tuple[dict | None, str, str]:
+    """(the cell's record, its verdict, its reason) over the phase reports of one try; worst phase wins."""
+    props, verdict, reason = None, "passed", ""
+    for report in reports:
+        mine = dict(report.user_properties).get("overlay_interop")
+        if mine and "verdict" in mine:
+            props = mine
+            if RANK[mine["verdict"]] > RANK[verdict]:
+                verdict, reason = mine["verdict"], mine["reason"]
+    return props, verdict, reason
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """--reruns N: a cell that failed or broke (and not exactly as expected) runs again in a fresh lab, up to N
+    times. The earlier tries are logged as "rerun" reports: the matrix keeps their verdicts and evidence."""
+    reruns = item.config.getoption("reruns")
+    if not reruns or "vendor_pair" not in getattr(item, "fixturenames", ()):
+        return None
+    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+    for attempt in range(1, reruns + 2):
+        item.oi_attempt = attempt
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        props, verdict, reason = _cell_of(reports)
+        again = (attempt <= reruns and props is not None and verdict in ("failed", "broken")
+                 and not _as_expected(item.config, props, verdict, reason))
+        for report in reports:
+            if again and report.failed:
+                report.outcome = "rerun"
+            item.ihook.pytest_runtest_logreport(report=report)
+        if not again:
+            break
+    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+    return True
+
+
+def _as_expected(config, props: dict, verdict: str, reason: str) -> bool:
+    rules: Expectations | None = config.oi_expectations
+    if rules is None:
+        return False
+    key = cell_key(props["protocol"], props["case"], props["a"], props["b"])
+    return rules.judge(key, verdict, reason, host_answers(props.get("host") or {}))[0] == "expected"
+
+
+def pytest_report_teststatus(report, config):
+    if report.outcome == "rerun":
+        return "rerun", "R", ("RERUN", {"yellow": True})
+    return None
 
 
 class MatrixRecorder:
-    """On the controller (or a run without xdist): folds phase reports into one CaseResult per test and
-    writes matrix.json and the terminal matrix at the end."""
+    """On the controller (or a run without xdist): folds phase reports into one CaseResult per test (the earlier
+    tries of a rerun cell kept in its `tries`), judges each against the expectations, writes matrix.json and the
+    terminal matrix at the end, and sets the exit status a CI gates on (0 as expected, 1 not, 3 broken)."""
 
-    def __init__(self, run: Run):
+    def __init__(self, run: Run, rules: Expectations | None, strict: bool):
         self.run = run
+        self.rules = rules
+        self.strict = strict
         self.results: dict[str, CaseResult] = {}
+        self.attempts: dict[str, int] = {}
         self.finished: set[str] = set()  # cases whose body ran, or whose setup already decided the verdict
         self.versions: dict[str, str] = {}
         self.host: dict[str, str] = {}
+        self.other_failures = 0  # failed tests that are not cells (a harness self-test run in the same session)
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties).get("overlay_interop")
         if props is None or "verdict" not in props:
+            if report.failed:
+                self.other_failures += 1
             return
         if report.when == "call" or report.outcome != "passed":
             self.finished.add(report.nodeid)
         self.versions.update(props.get("versions") or {})
         self.host.update(props.get("host") or {})
+        attempt = props.get("try", 1)
         known = self.results.get(report.nodeid)
-        if known is None:
-            self.results[report.nodeid] = CaseResult(props["protocol"], props["case"], props["a"], props["b"],
-                                                     props["verdict"], props["reason"],
-                                                     round(report.duration, 3), props["pcap"],
-                                                     props.get("clause", ""), props.get("title", ""))
+        if known is None or attempt > self.attempts[report.nodeid]:
+            fresh = CaseResult(props["protocol"], props["case"], props["a"], props["b"], props["verdict"],
+                               props["reason"], round(report.duration, 3), props["pcap"], props.get("clause", ""),
+                               props.get("title", ""), reference=bool(props.get("reference")))
+            if known is not None:  # a rerun began: the try before it is done
+                fresh.tries = [*known.tries, {"verdict": known.verdict, "reason": known.reason,
+                                              "duration_s": known.duration_s, "try": self.attempts[report.nodeid]}]
+            self.results[report.nodeid], self.attempts[report.nodeid] = fresh, attempt
         else:
             known.merge(props["verdict"], props["reason"], report.duration)
             known.pcap = props["pcap"] or known.pcap
             known.phases = props.get("phases") or known.phases
             known.measurements = props.get("measurements") or known.measurements
 
+    def _settle(self, result: CaseResult) -> None:
+        """The tries' evidence folders, the flaky flag and the outcome against the expectations."""
+        folder = pair_dir(self.run.reports_dir, result.protocol, result.case, result.a, result.b)
+        for earlier in result.tries:
+            evidence = try_dir(folder, earlier.pop("try"))
+            earlier["evidence"] = str(evidence.relative_to(self.run.reports_dir)) if evidence.is_dir() else None
+        result.flaky = len({t["verdict"] for t in result.tries} | {result.verdict}) > 1
+        if self.rules is not None:
+            key = cell_key(result.protocol, result.case, result.a, result.b)
+            result.outcome, entry = self.rules.judge(key, result.verdict, result.reason, host_answers(self.host))
+            result.expectation = entry.describe() if entry else None
+
+    def exit_status(self) -> int:
+        results = list(self.results.values())
+        if any(r.verdict == "broken" for r in results):
+            return 3
+        if self.rules is None:
+            bad = any(r.verdict == "failed" for r in results)
+        else:
+            bad = any(r.outcome == "unexpected" or (self.strict and r.outcome == "fixed") for r in results)
+        return 1 if bad or self.other_failures else 0
+
+    @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session):
         if not self.results:
             return
         for nodeid, result in self.results.items():
             if nodeid not in self.finished:  # interrupted (^C, a dead worker) between setup and verdict
                 result.merge("broken", "interrupted before the case reached a verdict", 0.0)
+            self._settle(result)
         self.run.reports_dir.mkdir(parents=True, exist_ok=True)
         write_matrix(self.run.reports_dir, list(self.results.values()))
         write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir))
+        mark_flaky(Path(session.config.option.allure_report_dir), [r for r in self.results.values() if r.flaky])
         write_pages(self.run.reports_dir)  # matrix.html, conformance/<vendor>.html, from matrix.json and run.json
         latest = self.run.reports_dir.parent / "latest"
         if self.run.reports_dir.parent.name == "reports" and (latest.is_symlink() or not latest.exists()):
             latest.unlink(missing_ok=True)
             latest.symlink_to(self.run.reports_dir.name)
+        if session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            session.exitstatus = self.exit_status()
 
     def pytest_terminal_summary(self, terminalreporter):
         if self.results:
             terminalreporter.section("overlay-interop matrix")
             terminalreporter.write_line(summary_table(list(self.results.values())))
+            if self.rules is not None:
+                terminalreporter.write_line(expectation_summary(list(self.results.values()), self.rules.source,
+                                                                self.strict))
             terminalreporter.write_line(f"files: {self.run.reports_dir}")

@@ -41,7 +41,7 @@ def phase_durations(start: float, marks: dict[str, float], call_end: float, end:
     durations["teardown"] = round(end - call_end, 3)
     return durations
 # Worse verdicts win when a case's phases disagree (a passed call with a broken teardown is broken).
-_RANK = {"passed": 0, "skipped": 1, "failed": 2, "broken": 3}
+RANK = {"passed": 0, "skipped": 1, "failed": 2, "broken": 3}
 
 
 @dataclass
@@ -77,7 +77,7 @@ class CaseResult:
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""
         self.duration_s = round(self.duration_s + duration_s, 3)
-        if _RANK[verdict] > _RANK[self.verdict]:
+        if RANK[verdict] > RANK[self.verdict]:
             self.verdict, self.reason = verdict, reason
 
 
@@ -119,16 +119,28 @@ def read_matrix(reports_dir: Path) -> list[CaseResult]:
 SHORT = {"passed": "pass", "failed": "FAIL", "broken": "BRKN", "skipped": "skip"}
 
 
+def interop_line(protocol: str, rows: list[CaseResult]) -> str:
+    """'ipsec: 26/27 pair-cases interoperate (1 failed, 0 broken, 30 skipped); 4 reference cells: 4 passed'.
+    Reference cells (the harness's own peers on both sides) check the harness, not interop: counted apart."""
+    interop = [r for r in rows if not r.reference]
+    count = {v: sum(r.verdict == v for r in interop) for v in VERDICTS}
+    ran = len(interop) - count["skipped"]
+    line = (f"{protocol}: {count['passed']}/{ran} pair-cases interoperate "
+            f"({count['failed']} failed, {count['broken']} broken, {count['skipped']} skipped)")
+    reference = [r for r in rows if r.reference]
+    if reference:
+        counts = {v: sum(r.verdict == v for r in reference) for v in VERDICTS}
+        line += f"; {len(reference)} reference cells: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    return line
+
+
 def summary_table(results: list[CaseResult]) -> str:
     """Per protocol: the x/y line, a small grid (cases down, numbered pairs across), the pairs' legend, and
     every failed or broken cell with its reason."""
     lines = []
     for protocol in sorted({r.protocol for r in results}):
         rows = [r for r in results if r.protocol == protocol]
-        count = {v: sum(r.verdict == v for r in rows) for v in VERDICTS}
-        ran = len(rows) - count["skipped"]
-        lines.append(f"{protocol}: {count['passed']}/{ran} pair-cases interoperate "
-                     f"({count['failed']} failed, {count['broken']} broken, {count['skipped']} skipped)")
+        lines.append(interop_line(protocol, rows))
         pairs = sorted({(r.a, r.b) for r in rows})
         cases = sorted({r.case for r in rows})
         cell = {(r.case, r.a, r.b): SHORT[r.verdict] for r in rows}
@@ -140,6 +152,29 @@ def summary_table(results: list[CaseResult]) -> str:
         for r in sorted(rows, key=lambda r: (r.case, r.a, r.b)):
             if r.verdict in ("failed", "broken"):
                 lines.append(f"  {r.verdict.upper()} {r.case} {r.a}->{r.b}: {r.reason.splitlines()[0][:100]}")
+    return "\n".join(lines)
+
+
+def expectation_summary(results: list[CaseResult], source: str, strict: bool = False) -> str:
+    """The cells judged against the expectations: a count line, then every unexpected cell (first) and every
+    fixed one, with what was expected."""
+    key = lambda r: (r.protocol, r.case, r.a, r.b)  # noqa: E731
+    unexpected = sorted((r for r in results if r.outcome == "unexpected"), key=key)
+    fixed = sorted((r for r in results if r.outcome == "fixed"), key=key)
+    flaky = sorted((r for r in results if r.flaky), key=key)
+    lines = [f"expectations ({source}): {sum(r.outcome == 'expected' for r in results)} cells as expected, "
+             f"{len(unexpected)} not as expected, {len(fixed)} fixed" + (f", {len(flaky)} flaky" if flaky else "")]
+    for r in unexpected:
+        wanted = r.expectation["verdict"] if r.expectation else "passed"
+        pattern = f" with a reason matching /{r.expectation['reason']}/" if r.expectation and r.expectation["reason"] else ""
+        lines.append(f"  UNEXPECTED {r.protocol}/{r.case}/{r.a}->{r.b}: {r.verdict} (expected {wanted}{pattern})"
+                     + (f": {r.reason.splitlines()[0][:160]}" if r.reason else ""))
+    for r in fixed:
+        lines.append(f"  FIXED {r.protocol}/{r.case}/{r.a}->{r.b}: passed, expected {r.expectation['verdict']} "
+                     f"({r.expectation['match']}): update the expectations" + (" (--strict: not as expected)" if strict else ""))
+    for r in flaky:
+        lines.append(f"  FLAKY {r.protocol}/{r.case}/{r.a}->{r.b}: "
+                     + " -> ".join([t["verdict"] for t in r.tries] + [r.verdict]))
     return "\n".join(lines)
 
 
@@ -163,6 +198,21 @@ def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_
             [f"host.{name}={answer}" for name, answer in facts["host"].items()]
     (allure_dir / "environment.properties").write_text("\n".join(_properties_escape(line) for line in lines) + "\n")
     (allure_dir / "categories.json").write_text(json.dumps(ALLURE_CATEGORIES, indent=2) + "\n")
+
+
+CELL_LABEL = "overlay-interop.cell"  # the allure label naming a result's cell ("protocol/case/a->b")
+
+
+def mark_flaky(allure_dir: Path, flaky: list[CaseResult]) -> None:
+    """Set allure's flaky flag on the results of the flaky cells (found by their cell label)."""
+    wanted = {f"{r.protocol}/{r.case}/{r.a}->{r.b}" for r in flaky}
+    if not wanted or not allure_dir.is_dir():
+        return
+    for path in allure_dir.glob("*-result.json"):
+        data = json.loads(path.read_text())
+        if any(label.get("name") == CELL_LABEL and label.get("value") in wanted for label in data.get("labels", [])):
+            data.setdefault("statusDetails", {})["flaky"] = True
+            path.write_text(json.dumps(data))
 
 
 def _properties_escape(line: str) -> str:

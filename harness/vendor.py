@@ -55,6 +55,7 @@ class Vendor:
     description: str
     adapter: str
     protocols: dict[str, Support] = field(default_factory=dict)
+    reference: bool = False  # the harness's own reference peer (vendor.toml `reference = true`)
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
@@ -173,7 +174,7 @@ class HarnessPeer(Vendor):
     and lacks no feature, because the case itself drives it."""
 
     def __init__(self):
-        super().__init__("probe", Path(__file__).parent, "the harness's own active peer (scapy)", "")
+        super().__init__("probe", Path(__file__).parent, "the harness's own active peer (scapy)", "", reference=True)
 
     def plays(self, protocol: str, role: str) -> bool:
         return True

@@ -60,9 +60,26 @@ class Cell:
 
     @property
     def tip(self) -> str:
-        """The hover text: the reason, or how long a passed case took."""
+        """The hover text: the reason (or how long a passed case took), then how it stands against the
+        expectations, its tries and whether it is a reference cell."""
         r = self.result
-        return r.reason or f"{r.verdict} in {r.duration_s:.1f} s"
+        parts = [r.reason or f"{r.verdict} in {r.duration_s:.1f} s"]
+        if r.outcome:
+            parts.append(f"{r.outcome} ({self.expected_text})")
+        if r.tries:
+            parts.append("tries: " + " -> ".join([t["verdict"] for t in r.tries] + [r.verdict]))
+        if r.reference:
+            parts.append("reference cell: the harness's own peers on both sides")
+        return "; ".join(parts)
+
+    @property
+    def expected_text(self) -> str:
+        """'expected failed with a reason matching /8472/: why' or 'expected passed'."""
+        e = self.result.expectation
+        if not e:
+            return "expected passed"
+        text = f"expected {e['verdict']}" + (f" with a reason matching /{e['reason']}/" if e["reason"] else "")
+        return text + (f": {e['note']}" if e["note"] else "")
 
 
 def cell(reports_dir: Path, result: CaseResult, prefix: str = "") -> Cell:
@@ -80,11 +97,23 @@ def cell(reports_dir: Path, result: CaseResult, prefix: str = "") -> Cell:
 
 
 def summary(name: str, results: list[CaseResult]) -> str:
-    """'ipsec: 26/27 pair-cases interoperate, 1 failed, 30 skipped' (skipped cases don't count as run)."""
-    counts = Counter(r.verdict for r in results)
-    ran = len(results) - counts["skipped"]
+    """'ipsec: 26/27 pair-cases interoperate, 1 failed, 30 skipped' (skipped cases don't count as run); reference
+    cells (the harness's own peers on both sides) check the harness, not interop: counted apart."""
+    interop = [r for r in results if not r.reference]
+    counts = Counter(r.verdict for r in interop)
+    ran = len(interop) - counts["skipped"]
     rest = "".join(f", {counts[v]} {v}" for v in VERDICTS[1:] if counts[v])
-    return f"{name}: {counts['passed']}/{ran} pair-cases interoperate{rest}"
+    line = f"{name}: {counts['passed']}/{ran} pair-cases interoperate{rest}"
+    reference = Counter(r.verdict for r in results if r.reference)
+    if reference:
+        line += (f"; {sum(reference.values())} reference cells (the harness's own peers on both sides): "
+                 + ", ".join(f"{reference[v]} {v}" for v in VERDICTS if reference[v]))
+    return line
+
+
+def _outcome_key(result: CaseResult) -> int:
+    """Unexpected first, then fixed, then the rest (also when the run had no expectations)."""
+    return {"unexpected": 0, "fixed": 1}.get(result.outcome or "", 2)
 
 
 def split_title(clause: str, title: str) -> tuple[str, str]:
@@ -193,11 +222,15 @@ def write(reports_dir: Path, results: list[CaseResult]) -> Path:
         rows = [r for r in results if r.protocol == name]
         protocols.append({"name": name, "summary": summary(name, rows), "grids": grids(reports_dir, rows),
                           "tax": tax_table(rows)})
-    ordered = sorted(results, key=lambda r: (r.protocol, r.case, vendor_key(r.a), vendor_key(r.b)))
+    ordered = sorted(results, key=lambda r: (_outcome_key(r), r.protocol, r.case, vendor_key(r.a), vendor_key(r.b)))
     problems = [cell(reports_dir, r) for r in ordered if r.verdict in PROBLEMS]
+    judged = any(r.outcome for r in results)
+    surprises = [cell(reports_dir, r) for r in ordered if r.outcome in ("unexpected", "fixed")]
+    flaky = [cell(reports_dir, r) for r in ordered if r.flaky]
     vendors = vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE)
     page = ENV.get_template("matrix.html.j2").render(
-        facts=run_facts(reports_dir), protocols=protocols, problems=problems, vendors=vendors,
+        facts=run_facts(reports_dir), protocols=protocols, problems=problems, vendors=vendors, judged=judged,
+        surprises=surprises, flaky=flaky, expected=sum(r.outcome == "expected" for r in results),
         conformance={v: f"conformance/{quote(v)}.html" for v in vendors})
     path = reports_dir / "matrix.html"
     path.write_text(page)
