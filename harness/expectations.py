@@ -115,7 +115,8 @@ def _entry(where: str, index: int, table: dict, capabilities: set[str] | None) -
     for key in ("match", "verdict"):
         if not isinstance(table.get(key), str) or not table[key].strip():
             raise fail(key, "required, a non-empty string")
-    if table["match"].count("/") != 2 or "->" not in table["match"].rsplit("/", 1)[-1]:
+    literal = not any(c in table["match"] for c in "*?[")
+    if literal and not re.fullmatch(r"[^/]+/[^/]+/[^/]+->[^/]+", table["match"]):
         raise fail("match", f"{table['match']!r} is not a glob over protocol/case/a->b (e.g. 'vxlan/*/linux->*')")
     if table["verdict"] not in EXPECTABLE:
         raise fail("verdict", f"{table['verdict']!r} is not one of {', '.join(EXPECTABLE)} (a broken cell is never "

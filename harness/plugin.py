@@ -26,9 +26,9 @@ from harness.host import CAPABILITIES, HostCapabilities, probe
 from harness.images import Images
 from harness.lab import Lab, Node, reap
 from harness.report import write_pages
-from harness.results import (CELL_LABEL, MARKS, RANK, CaseResult, describe_case, expectation_summary, in_shard, mark_flaky,
-                             pair_dir, parse_shard, phase_durations, phase_verdict, summary_table, write_matrix,
-                             write_run_facts)
+from harness.results import (CELL_LABEL, MARKS, RANK, CaseResult, describe_case, expectation_summary, flaky_summary,
+                             in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
+                             summary_table, write_matrix, write_run_facts)
 from harness.run import Run, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Companion, Vendor, load_registry, ordered_pairs
 from harness.waiting import wait_for
@@ -48,7 +48,7 @@ def pytest_addoption(parser):
     group.addoption("--expect", default="default", metavar="FILE|none",
                     help="the expectations file the verdicts are judged against (default: the project's "
                          "expectations/default.toml; 'none': no expectations, every cell is expected to pass)")
-    group.addoption("--strict", action="store_true",
+    group.addoption("--expect-strict", action="store_true",
                     help="a cell expected to fail that passed (fixed) makes the run not as expected (exit 1)")
     group.addoption("--reruns", default=0, type=int, metavar="N",
                     help="run a failed or broken cell again, in a fresh lab, up to N times (a cell that fails "
@@ -103,7 +103,7 @@ def pytest_configure(config):
         config.pluginmanager.register(_XdistHooks(), "overlay-interop-xdist")
     if not workerinput:
         config.pluginmanager.register(MatrixRecorder(config.oi_run, config.oi_expectations,
-                                                     config.getoption("strict")), "overlay-interop-matrix")
+                                                     config.getoption("expect_strict")), "overlay-interop-matrix")
 
 
 class _XdistHooks:
@@ -582,7 +582,9 @@ class MatrixRecorder:
         if self.results:
             terminalreporter.section("overlay-interop matrix")
             terminalreporter.write_line(summary_table(list(self.results.values())))
+            results = list(self.results.values())
             if self.rules is not None:
-                terminalreporter.write_line(expectation_summary(list(self.results.values()), self.rules.source,
-                                                                self.strict))
+                terminalreporter.write_line(expectation_summary(results, self.rules.source, self.strict))
+            if any(r.flaky for r in results):
+                terminalreporter.write_line(flaky_summary(results))
             terminalreporter.write_line(f"files: {self.run.reports_dir}")

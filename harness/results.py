@@ -161,9 +161,8 @@ def expectation_summary(results: list[CaseResult], source: str, strict: bool = F
     key = lambda r: (r.protocol, r.case, r.a, r.b)  # noqa: E731
     unexpected = sorted((r for r in results if r.outcome == "unexpected"), key=key)
     fixed = sorted((r for r in results if r.outcome == "fixed"), key=key)
-    flaky = sorted((r for r in results if r.flaky), key=key)
     lines = [f"expectations ({source}): {sum(r.outcome == 'expected' for r in results)} cells as expected, "
-             f"{len(unexpected)} not as expected, {len(fixed)} fixed" + (f", {len(flaky)} flaky" if flaky else "")]
+             f"{len(unexpected)} not as expected, {len(fixed)} fixed"]
     for r in unexpected:
         wanted = r.expectation["verdict"] if r.expectation else "passed"
         pattern = f" with a reason matching /{r.expectation['reason']}/" if r.expectation and r.expectation["reason"] else ""
@@ -172,10 +171,14 @@ def expectation_summary(results: list[CaseResult], source: str, strict: bool = F
     for r in fixed:
         lines.append(f"  FIXED {r.protocol}/{r.case}/{r.a}->{r.b}: passed, expected {r.expectation['verdict']} "
                      f"({r.expectation['match']}): update the expectations" + (" (--strict: not as expected)" if strict else ""))
-    for r in flaky:
-        lines.append(f"  FLAKY {r.protocol}/{r.case}/{r.a}->{r.b}: "
-                     + " -> ".join([t["verdict"] for t in r.tries] + [r.verdict]))
     return "\n".join(lines)
+
+
+def flaky_summary(results: list[CaseResult]) -> str:
+    """One line per flaky cell (its verdict changed between --reruns tries): the verdicts in order."""
+    return "\n".join(f"FLAKY {r.protocol}/{r.case}/{r.a}->{r.b}: " + " -> ".join([t["verdict"] for t in r.tries]
+                                                                                  + [r.verdict])
+                     for r in sorted(results, key=lambda r: (r.protocol, r.case, r.a, r.b)) if r.flaky)
 
 
 # Allure's own split of results, named for what they mean here (see the verdicts above).
