@@ -140,3 +140,28 @@ def _entry(where: str, index: int, table: dict, capabilities: set[str] | None) -
         if bad:
             raise fail("host", f"unknown host capability {bad[0].lstrip('!')!r}; known: {', '.join(sorted(capabilities))}")
     return Entry(table["match"], table["verdict"], pattern, table.get("note", ""), tuple(host))
+
+
+def draft(results) -> str:
+    """An expectations file that pins a run as it is: one entry per failed or skipped cell, its reason's first
+    line (escaped, cut at 80 characters) as the pattern. A start for a user's own file: group cells that share a
+    cause under one glob, add host conditions and say why in each note."""
+    lines = ["# Drafted from a run by `overlay-interop expectations draft`: every failed and skipped cell as it was.",
+             "# Group cells with one cause under a glob, add host conditions, and say why in each note.", ""]
+    for r in sorted(results, key=lambda r: (r.protocol, r.case, r.a, r.b)):
+        if r.verdict not in ("failed", "skipped"):
+            continue
+        first = (r.reason or "").splitlines()[0] if r.reason else ""
+        lines += ["[[cell]]", f"match = {_toml_string(cell_key(r.protocol, r.case, r.a, r.b))}",
+                  f'verdict = "{r.verdict}"']
+        if first:
+            lines.append(f"reason = {_toml_string(re.escape(first[:80]))}")
+        lines += ['note = ""', ""]
+    return "\n".join(lines)
+
+
+def _toml_string(text: str) -> str:
+    """A TOML literal string when it can be one (no escapes to read), else a basic string."""
+    if "'" not in text and "\n" not in text:
+        return f"'{text}'"
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'

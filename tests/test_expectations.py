@@ -105,3 +105,18 @@ def test_an_unreadable_file_is_one_line(tmp_path, make, problem):
     make(path)
     with pytest.raises(ConfigError, match=problem):
         expectations.load(path, CAPS)
+
+
+def test_a_draft_pins_the_run_it_came_from(tmp_path):
+    from harness.results import CaseResult
+    results = [CaseResult("vxlan", "port_default", "linux", "ovs", "failed", "sent to 8472 (not 4789) [x]'s", 1.0, None),
+               CaseResult("ipsec", "psk_tunnel", "libreswan", "strongswan", "skipped", "host lacks ESP\nmore", 0.0, None),
+               CaseResult("vxlan", "unicast", "linux", "ovs", "passed", "", 1.0, None)]
+    path = tmp_path / "draft.toml"
+    path.write_text(expectations.draft(results))
+    drafted = expectations.load(path, CAPS)
+    assert [e.match for e in drafted.entries] == ["ipsec/psk_tunnel/libreswan->strongswan",
+                                                  "vxlan/port_default/linux->ovs"]
+    for r in results:
+        key = expectations.cell_key(r.protocol, r.case, r.a, r.b)
+        assert drafted.judge(key, r.verdict, r.reason, {})[0] == "expected"
