@@ -112,7 +112,7 @@ def test_a_run_records_previous_verdicts_compared_with_and_images(tmp_path):
         record("unicast", "linux", "ovs", "passed"), record("unicast", "ovs", "linux", "failed", "no echo"),
         record("mtu", "linux", "ovs", "passed")])
     run = Run("20261202-100000-2", "o", "main", reports / "20261202-100000-2")
-    recorder = MatrixRecorder(run, history.load(history.previous_run(run.reports_dir)))
+    recorder = MatrixRecorder(run, compared=history.load(history.previous_run(run.reports_dir)))
     linux = {"id": "sha256:" + "1" * 64, "packages": {"iproute2": "6.1.0-3", "libc6": "2.36-9"}}
     ovs = {"id": "sha256:" + "2" * 64, "packages": {"openvswitch-switch": "3.1.0-2"}}
     base = {"protocol": "vxlan", "pcap": None, "verdict": "passed", "reason": ""}
