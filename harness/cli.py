@@ -7,6 +7,7 @@
     report DIR                                 (re)write DIR/matrix.html and DIR/conformance/ from DIR/matrix.json
     report merge DIR... --into OUT             join the reports of shards (--shard i/n) into one run
     transcript FILE [--keys-from LOG ...]      the transcript of any capture (IPsec decoded, decrypted with keys)
+    history [DIR...] [--out FILE]              one page: each cell's verdict across runs, where it changed
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import sys
 from pathlib import Path
 
 from harness import transcript_cli
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.run import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +145,31 @@ def cmd_report(args) -> int:
     return 0
 
 
+def cmd_history(args) -> int:
+    from harness import history
+    from harness.report import history as page
+    try:
+        root = PROJECT_ROOT / "reports"
+        folders = [Path(d) for d in args.dirs] or history.run_folders(root)
+        if not folders:
+            raise ConfigError(str(root), "(runs)", "no run folder with a matrix.json; name the runs: history DIR...")
+        out = Path(args.out or root / "history.html")
+        if out.is_dir():
+            raise ConfigError("--out", str(out), "is a folder; give the page's file name, e.g. history.html")
+        runs = history.ordered(history.load(folder) for folder in folders)
+        try:
+            path = page.write(out, runs)
+        except OSError as exc:  # e.g. a parent of --out is a file
+            raise ConfigError("--out", str(out), exc.strerror or str(exc)) from None
+    except ConfigError as exc:  # bad input: a usage error
+        print(f"overlay-interop: error: {exc}", file=sys.stderr)
+        return 2
+    lines = history.timeline(runs)
+    changed = sum(any(step.change for step in steps) for steps in lines.values())
+    print(f"{path}: {len(runs)} run{'s' if len(runs) != 1 else ''}, {len(lines)} cells, {changed} changed verdict")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -161,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("dirs", nargs="*", metavar="SHARD_DIR", help="with merge: the shards' reports folders")
     report.add_argument("--into", metavar="OUT", help="with merge: the folder of the joined run")
     transcript_cli.add_parser(sub)
+    hist = sub.add_parser("history", help="one page of each cell's verdict across runs, oldest to newest")
+    hist.add_argument("dirs", nargs="*", metavar="DIR", help="runs' reports folders (default: every run under reports/)")
+    hist.add_argument("--out", metavar="FILE", help="the page to write (default: reports/history.html)")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -171,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_images_build(args)
         if args.command == "transcript":
             return transcript_cli.cmd_transcript(args)
+        if args.command == "history":
+            return cmd_history(args)
         return {"doctor": cmd_doctor, "clean": cmd_clean, "report": cmd_report}[args.command](args)
     except HarnessError as exc:
         print(f"overlay-interop: error: {exc}", file=sys.stderr)

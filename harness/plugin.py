@@ -18,7 +18,7 @@ import docker
 import pytest
 from _pytest.runner import runtestprotocol
 
-from harness import protocols
+from harness import history, protocols
 from harness.errors import ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import Expectations, cell_key, host_answers
@@ -56,6 +56,9 @@ def pytest_addoption(parser):
     group.addoption("--shard", default=None, metavar="i/n",
                     help="run only shard i of n of the pair-cases (stable across runs and machines); join the "
                          "shards' reports with 'overlay-interop report merge'")
+    group.addoption("--compare", default=None, metavar="DIR|none",
+                    help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
+                         "beside this one under reports/); 'none': compare with nothing")
 
 
 def _csv(value: str) -> list[str]:
@@ -102,8 +105,29 @@ def pytest_configure(config):
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(_XdistHooks(), "overlay-interop-xdist")
     if not workerinput:
+        try:
+            compared, why_not = _compared_run(config), ""
+        except HarnessError as exc:
+            if config.getoption("compare"):  # named by the user: a usage error, before anything starts
+                raise pytest.UsageError(str(exc)) from None
+            compared, why_not = None, str(exc)  # the default: a damaged earlier run must not stop this one
         config.pluginmanager.register(MatrixRecorder(config.oi_run, config.oi_expectations,
-                                                     config.getoption("expect_strict")), "overlay-interop-matrix")
+                                                     config.getoption("expect_strict"), compared=compared,
+                                                     why_not_compared=why_not), "overlay-interop-matrix")
+
+
+def _compared_run(config) -> history.RunFolder | None:
+    """The run --compare names, read now so a bad DIR stops the run before any lab starts."""
+    option = config.getoption("compare")
+    if option == "none":
+        return None
+    if option:
+        folder = Path(option)
+        if not (folder / "matrix.json").is_file():
+            raise ConfigError("--compare", option, "no matrix.json there; give a run's reports folder, or 'none'")
+    else:
+        folder = history.previous_run(config.oi_run.reports_dir)
+    return history.load(folder) if folder else None
 
 
 class _XdistHooks:
@@ -227,6 +251,7 @@ def host(docker_client, images) -> HostCapabilities:
 
 
 _VERSIONS: dict[tuple[str, str], str] = {}  # (vendor, image id) -> version: asked once per worker
+_PACKAGES: dict[str, dict[str, str]] = {}  # image id -> its Debian packages: listed once per worker
 
 
 @dataclass
@@ -239,6 +264,9 @@ class PairLab:
     nodes: dict[str, Node] = field(default_factory=dict)  # by role
     finalizers: list = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)  # vendor -> version, read from its running daemon
+    # vendor -> {"id": image id, "packages": {name: version}}; packages only the first time this worker saw the
+    # image (the controller keeps them per image: sent once, not with every cell's record)
+    image_facts: dict[str, dict] = field(default_factory=dict)
     marks: dict[str, float] = field(default_factory=dict)  # phase (results.MARKS) -> when it was reached
     measurements: dict[str, float] = field(default_factory=dict)
 
@@ -287,13 +315,19 @@ class PairLab:
             copy.write_text(content)
 
     def record_version(self, role: str, read) -> None:
-        """Note the version of the role's daemon (`read()` asks the running daemon), once per image."""
+        """Note the version of the role's daemon (`read()` asks the running daemon) and what its image is made
+        of (its id and Debian packages), once per image."""
         vendor = self.pair.vendor(role)
-        key = (vendor.name, self.nodes[role].container.image.id)
+        image_id = self.nodes[role].container.image.id
+        key = (vendor.name, image_id)
         if key not in _VERSIONS:
             text = read().strip()
             _VERSIONS[key] = text.splitlines()[0] if text else "unknown"
         self.versions[vendor.name] = _VERSIONS[key]
+        facts = self.image_facts.setdefault(vendor.name, {"id": image_id})  # both roles may be one vendor
+        if image_id not in _PACKAGES:
+            _PACKAGES[image_id] = debian_packages(self.nodes[role])
+            facts["packages"] = _PACKAGES[image_id]
 
     def on_teardown(self, fn) -> None:
         """Run `fn` before logs are collected and the lab closes (e.g. stop a capture)."""
@@ -308,6 +342,18 @@ class PairLab:
         for role, node in self.nodes.items():
             name = self.log_name(role) if role in self.pair.roles else role  # a companion: "<role>-<name>"
             (self.dir / f"{name}.log").write_text(node.logs())
+
+
+def debian_packages(node: Node) -> dict[str, str]:
+    """Name -> version of every Debian package installed in the node's image: what was tested, beyond what the
+    daemon says of itself. Empty (and a warning) for an image without dpkg."""
+    try:
+        out = node.exec(["dpkg-query", "-W", "-f", "${Package}\t${Version}\n"], timeout=30, check=True,
+                        what="the image's Debian packages (dpkg-query)").output
+    except HarnessError as exc:  # a user's image need not be Debian's; the case itself goes on
+        log.warning("%s: no package list: %s", node.name, exc)
+        return {}
+    return dict(sorted(line.split("\t", 1) for line in out.splitlines() if "\t" in line))
 
 
 @pytest.fixture
@@ -342,6 +388,7 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
             if pcap.exists():
                 record["pcap"] = str(pcap.relative_to(run.reports_dir))
             record["versions"] = plab.versions
+            record["images"] = plab.image_facts
             record["measurements"] = plab.measurements
         finally:
             lab.close()
@@ -499,7 +546,8 @@ class MatrixRecorder:
     tries of a rerun cell kept in its `tries`), judges each against the expectations, writes matrix.json and the
     terminal matrix at the end, and sets the exit status a CI gates on (0 as expected, 1 not, 3 broken)."""
 
-    def __init__(self, run: Run, rules: Expectations | None, strict: bool):
+    def __init__(self, run: Run, rules: Expectations | None, strict: bool,
+                 compared: history.RunFolder | None = None, why_not_compared: str = ""):
         self.run = run
         self.rules = rules
         self.strict = strict
@@ -507,8 +555,10 @@ class MatrixRecorder:
         self.attempts: dict[str, int] = {}
         self.finished: set[str] = set()  # cases whose body ran, or whose setup already decided the verdict
         self.versions: dict[str, str] = {}
+        self.images: dict[str, dict] = {}  # vendor -> {"id": image id, "packages": {name: version}}
         self.host: dict[str, str] = {}
         self.other_failures = 0  # failed tests that are not cells (a harness self-test run in the same session)
+        self.compared, self.why_not_compared = compared, why_not_compared
 
     def pytest_runtest_logreport(self, report):
         props = dict(report.user_properties).get("overlay_interop")
@@ -519,6 +569,11 @@ class MatrixRecorder:
         if report.when == "call" or report.outcome != "passed":
             self.finished.add(report.nodeid)
         self.versions.update(props.get("versions") or {})
+        for vendor, image in (props.get("images") or {}).items():
+            known = self.images.setdefault(vendor, {"id": image["id"], "packages": {}})
+            if known["id"] != image["id"]:  # another build of the vendor: its own packages
+                known.update(id=image["id"], packages={})
+            known["packages"].update(image.get("packages") or {})
         self.host.update(props.get("host") or {})
         attempt = props.get("try", 1)
         known = self.results.get(report.nodeid)
@@ -567,8 +622,11 @@ class MatrixRecorder:
                 result.merge("broken", "interrupted before the case reached a verdict", 0.0)
             self._settle(result)
         self.run.reports_dir.mkdir(parents=True, exist_ok=True)
+        if self.compared:
+            history.compare(list(self.results.values()), self.compared)
         write_matrix(self.run.reports_dir, list(self.results.values()))
-        write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir))
+        write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir),
+                        images=self.images, compared_with=self.compared and self.compared.compared_with)
         mark_flaky(Path(session.config.option.allure_report_dir), [r for r in self.results.values() if r.flaky])
         write_pages(self.run.reports_dir)  # matrix.html, conformance/<vendor>.html, from matrix.json and run.json
         latest = self.run.reports_dir.parent / "latest"
@@ -588,3 +646,12 @@ class MatrixRecorder:
             if any(r.flaky for r in results):
                 terminalreporter.write_line(flaky_summary(results))
             terminalreporter.write_line(f"files: {self.run.reports_dir}")
+            if self.compared:
+                changed = history.changes(list(self.results.values()))
+                terminalreporter.write_line(f"compared with run {self.compared.id} ({self.compared.folder}): "
+                                            f"{len(changed)} cell{'s' if len(changed) != 1 else ''} changed")
+                for result, what in changed:
+                    terminalreporter.write_line(f"  {what}: {history.cell_key(result)} "
+                                                f"{result.previous} -> {result.verdict}")
+            elif self.why_not_compared:
+                terminalreporter.write_line(f"not compared with an earlier run: {self.why_not_compared}")

@@ -191,13 +191,21 @@ ALLURE_CATEGORIES = [
 ]
 
 
-def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_dir: Path) -> None:
-    """DIR/run.json (run id, vendor versions, host capabilities) and, for allure, environment.properties
-    and categories.json."""
+def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_dir: Path,
+                    images: dict[str, dict] | None = None, compared_with: dict[str, str] | None = None) -> None:
+    """DIR/run.json (run id, vendor versions, host capabilities; the image each vendor ran, {"id", "packages":
+    {Debian package: version}}; the run this one was compared with, {"run", "folder"}) and, for allure,
+    environment.properties and categories.json."""
     facts = {"run": run.id, "versions": dict(sorted(versions.items())), "host": dict(sorted(host.items()))}
+    if images is not None:
+        facts["images"] = {vendor: {"id": image["id"], "packages": dict(sorted(image.get("packages", {}).items()))}
+                           for vendor, image in sorted(images.items())}
+    if compared_with is not None:
+        facts["compared_with"] = compared_with
     (run.reports_dir / "run.json").write_text(json.dumps(facts, indent=2) + "\n")
     allure_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"run={run.id}"] + [f"vendor.{name}={version}" for name, version in facts["versions"].items()] + \
+            [f"image.{name}={image['id']}" for name, image in facts.get("images", {}).items()] + \
             [f"host.{name}={answer}" for name, answer in facts["host"].items()]
     (allure_dir / "environment.properties").write_text("\n".join(_properties_escape(line) for line in lines) + "\n")
     (allure_dir / "categories.json").write_text(json.dumps(ALLURE_CATEGORIES, indent=2) + "\n")

@@ -2,7 +2,9 @@
 
 For each protocol a summary line, then per case a grid: initiators (a) down, responders (b) across, one cell
 per pair colored by its verdict, the reason on hover, linking to the pair's files. Problems (failed, broken)
-are listed first with their reasons. Where cases measured the overlay tax (harness.tax), a table per protocol
+are listed first with their reasons; then, when the run was compared with an earlier one (--compare), the cells
+whose verdict changed since (harness.history), also marked in the grids; then what each vendor ran as (version,
+image, its Debian packages, from run.json). Where cases measured the overlay tax (harness.tax), a table per protocol
 lists the figures per pair: relative to the host that ran them, never a benchmark. One static page: inline
 CSS, no script, nothing fetched, so it works offline and from an archived reports folder.
 
@@ -21,6 +23,7 @@ from urllib.parse import quote
 
 import jinja2
 
+from harness import history
 from harness.results import VERDICTS, CaseResult, pair_dir
 from harness.vendor import HARNESS_PEER
 
@@ -57,6 +60,11 @@ class Cell:
     @property
     def verdict(self) -> str:
         return self.result.verdict
+
+    @property
+    def change(self) -> str | None:
+        """What the change of verdict since the compared run means ("new failure", "fixed", ...), or None."""
+        return history.change(self.result.previous, self.result.verdict)
 
     @property
     def tip(self) -> str:
@@ -126,8 +134,9 @@ def split_title(clause: str, title: str) -> tuple[str, str]:
 
 
 def run_facts(reports_dir: Path) -> dict:
-    """The run id, its date, and (when the run wrote DIR/run.json) vendor versions and host capabilities."""
-    facts = {"run": reports_dir.name, "versions": {}, "host": {}}
+    """The run id, its date, and (when the run wrote DIR/run.json) vendor versions, their images and host
+    capabilities, and the run it was compared with."""
+    facts = {"run": reports_dir.name, "versions": {}, "host": {}, "images": {}, "compared_with": None}
     try:
         facts.update(json.loads((reports_dir / "run.json").read_text()))
     except (OSError, ValueError):
@@ -216,6 +225,26 @@ def tax_table(results: list[CaseResult]) -> TaxTable | None:
     return TaxTable(" or ".join(seconds) or "short", len({r.case for r in measured}) > 1, rows)
 
 
+@dataclass(frozen=True)
+class Tested:
+    """What one vendor ran as: the version its daemon gave, its image (short id) and the image's Debian
+    packages, (name, version) in name order."""
+    vendor: str
+    version: str
+    image: str
+    packages: list[tuple[str, str]]
+
+
+def tested(vendors: list[str], facts: dict) -> list[Tested]:
+    out = []
+    for vendor in vendors:
+        image = facts["images"].get(vendor) or {}
+        short = str(image.get("id", "")).removeprefix("sha256:")[:12]  # as `docker images` shows it
+        out.append(Tested(vendor, str(facts["versions"].get(vendor, "")), short,
+                          sorted((str(k), str(v)) for k, v in (image.get("packages") or {}).items())))
+    return out
+
+
 def write(reports_dir: Path, results: list[CaseResult]) -> Path:
     protocols = []
     for name in sorted({r.protocol for r in results}):
@@ -228,10 +257,13 @@ def write(reports_dir: Path, results: list[CaseResult]) -> Path:
     surprises = [cell(reports_dir, r) for r in ordered if r.outcome in ("unexpected", "fixed")]
     flaky = [cell(reports_dir, r) for r in ordered if r.flaky]
     vendors = vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE)
+    facts = run_facts(reports_dir)
+    changes = [(cell(reports_dir, r), what) for r, what in history.changes(results)]
     page = ENV.get_template("matrix.html.j2").render(
-        facts=run_facts(reports_dir), protocols=protocols, problems=problems, vendors=vendors, judged=judged,
+        facts=facts, protocols=protocols, problems=problems, vendors=vendors, judged=judged,
         surprises=surprises, flaky=flaky, expected=sum(r.outcome == "expected" for r in results),
-        conformance={v: f"conformance/{quote(v)}.html" for v in vendors})
+        conformance={v: f"conformance/{quote(v)}.html" for v in vendors}, changes=changes,
+        tested=[t for t in tested(vendors, facts) if t.version or t.image])
     path = reports_dir / "matrix.html"
     path.write_text(page)
     return path
