@@ -112,7 +112,7 @@ def test_a_run_records_previous_verdicts_compared_with_and_images(tmp_path):
         record("unicast", "linux", "ovs", "passed"), record("unicast", "ovs", "linux", "failed", "no echo"),
         record("mtu", "linux", "ovs", "passed")])
     run = Run("20261202-100000-2", "o", "main", reports / "20261202-100000-2")
-    recorder = MatrixRecorder(run, compared=history.load(history.previous_run(run.reports_dir)))
+    recorder = MatrixRecorder(run, None, False, compared=history.load(history.previous_run(run.reports_dir)))
     linux = {"id": "sha256:" + "1" * 64, "packages": {"iproute2": "6.1.0-3", "libc6": "2.36-9"}}
     ovs = {"id": "sha256:" + "2" * 64, "packages": {"openvswitch-switch": "3.1.0-2"}}
     base = {"protocol": "vxlan", "pcap": None, "verdict": "passed", "reason": ""}
@@ -124,7 +124,7 @@ def test_a_run_records_previous_verdicts_compared_with_and_images(tmp_path):
                                                                       "ovs": {"id": ovs["id"]}})))
     recorder.pytest_runtest_logreport(fake_report("new", dict(base, case="port_default", a="linux", b="ovs")))
     allure = run.reports_dir / "allure-results"
-    recorder.pytest_sessionfinish(SimpleNamespace(config=SimpleNamespace(option=SimpleNamespace(
+    recorder.pytest_sessionfinish(SimpleNamespace(exitstatus=0, config=SimpleNamespace(option=SimpleNamespace(
         allure_report_dir=str(allure)))))
 
     previous = {(r.case, r.a, r.b): r.previous for r in read_matrix(run.reports_dir)}

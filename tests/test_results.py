@@ -32,7 +32,8 @@ def test_matrix_json_holds_exactly_the_contract_fields(tmp_path):
     write_matrix(tmp_path, results)
     records = json.loads((tmp_path / "matrix.json").read_text())
     assert [set(r) for r in records] == [{"protocol", "case", "a", "b", "verdict", "reason", "duration_s", "pcap",
-                                          "clause", "title", "phases", "measurements"}] * 2
+                                          "clause", "title", "phases", "measurements", "outcome", "expectation", "tries",
+                                              "flaky", "reference", "previous"}] * 2
     assert [r["case"] for r in records] == ["psk_tunnel", "wrong_psk"]  # sorted, stable for diffs
     assert read_matrix(tmp_path) == sorted(results, key=lambda r: r.case)
 
