@@ -12,20 +12,26 @@ import tempfile
 
 import docker.errors
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+import suites.vxlan.test_vxlan as vxlan_cases
 from harness.capture import Capture
-from harness.errors import CaptureError
+from harness.errors import CaptureError, HarnessError
 from harness.packets import Frames, damage
+from harness.ping import Ping
 from harness.protocols.ipsec.fixtures import CapturedWire
 from harness.protocols.l2tp.fixtures import L2tpPair
+from harness.protocols.vxlan.fixtures import VxlanPair
+from harness.protocols.vxlan.frames import vxlan
+from harness.protocols.vxlan.scenario import DEFAULT_SEGMENT, LINUX_LEGACY_PORT, VXLAN_PORT, Side
 
 V1, V2 = "198.18.0.2", "198.18.0.3"
 CLEAN = ("tcpdump: listening on eth0, link-type EN10MB (Ethernet), snapshot length 262144 bytes\n"
          "12 packets captured\n12 packets received by filter\n0 packets dropped by kernel\n")
+FITS = 1500 - 50 - 28  # test_mtu's largest ICMP payload that fits the underlay
 
 
 def _pcap(frames) -> bytes:
@@ -212,3 +218,116 @@ def test_the_l2tp_wire_of_an_unfit_capture_is_an_error(tmp_path):
         tmp_path / "capture.pcap", None
     with pytest.raises(CaptureError, match="9 packets dropped by kernel"):
         pair.wire()
+
+
+# --- the cases: an absent check on an unfit capture is broken, and port_default checks the port -----------------
+
+H1, H2 = DEFAULT_SEGMENT.address(1), DEFAULT_SEGMENT.address(2)
+M1, M2 = DEFAULT_SEGMENT.mac(1), DEFAULT_SEGMENT.mac(2)
+
+
+def _echoes(payload: int, ports=(VXLAN_PORT, VXLAN_PORT), count: int = 2, replies: bool = True,
+            ways=vxlan_cases.BOTH_WAYS) -> list:
+    """`count` echo requests (and their replies) from each inner host to the other, in VXLAN, as vtep1's capture
+    shows them: vtep1 sends to ports[0], vtep2 to ports[1]."""
+    vteps = {"vtep1": (V1, H1, M1, ports[0]), "vtep2": (V2, H2, M2, ports[1])}
+
+    def carried(sender, receiver, icmp_type, seq):
+        (outer_src, inner_src, mac_src, port), (outer_dst, inner_dst, mac_dst, _) = sender, receiver
+        inner = Ether(src=mac_src, dst=mac_dst) / IP(src=inner_src, dst=inner_dst, flags="DF") \
+            / ICMP(type=icmp_type, id=7, seq=seq) / Raw(bytes(payload))
+        return Ether() / IP(src=outer_src, dst=outer_dst, flags="DF") / UDP(sport=40000, dport=port, chksum=0) \
+            / Raw(vxlan(DEFAULT_SEGMENT.vni, bytes(inner)))
+
+    frames = []
+    for a, b in ways:
+        for seq in range(1, count + 1):
+            frames.append(carried(vteps[a], vteps[b], 8, seq))
+            if replies:
+                frames.append(carried(vteps[b], vteps[a], 0, seq))
+    return frames
+
+
+class LabOnFile(VxlanPair):
+    """A VXLAN lab whose VTEPs are a capture already made: its pings answer as told, its wire() is the fixture's
+    own (Capture.stop, then the reader) over the fake tcpdump."""
+
+    def __init__(self, tmp_path, pcap: bytes | None, log: str = CLEAN, answered: bool = True, ports=(4789, 4789)):
+        self.capture = started(pcap, log)
+        self._pcap = tmp_path / "capture.pcap"
+        self.addresses = {"vtep1": V1, "vtep2": V2}
+        self.sides = {name: Side(name=name, index=index, address=self.addresses[name], prefix_len=24,
+                                 peers=(), port=port, segments=(DEFAULT_SEGMENT,))
+                      for index, (name, port) in enumerate(zip(("vtep1", "vtep2"), ports), start=1)}
+        self.answered = answered
+
+    def start(self, scenario):
+        self.scenario = scenario
+        return self
+
+    def ping(self, src, dst, segment=None, count=3, **kwargs):
+        return Ping(count, count if self.answered else 0, "")
+
+    def address(self, name):
+        return self.addresses[name]
+
+    def vendor_name(self, name):
+        return "linux"
+
+    def explain(self):
+        return ""
+
+
+def test_mtu_passes_on_a_capture_that_saw_the_echoes_that_fit(tmp_path):
+    vxlan_cases.test_mtu(LabOnFile(tmp_path, _pcap(_echoes(FITS))))
+
+
+def test_mtu_fails_on_outer_fragments(tmp_path):
+    fragments = Ether() / IP(src=V1, dst=V2, flags="MF", frag=0, id=9) / UDP(sport=40000, dport=VXLAN_PORT) \
+        / Raw(bytes(1472))
+    with pytest.raises(AssertionError, match="outer IP fragments of VXLAN packets"):
+        vxlan_cases.test_mtu(LabOnFile(tmp_path, _pcap([*_echoes(FITS), fragments])))
+
+
+@pytest.mark.parametrize("pcap, log", [
+    (b"", CLEAN),
+    (HEADER_ONLY, CLEAN),
+    (_pcap(_echoes(FITS))[:-100], CLEAN),
+    (_pcap(_echoes(FITS)), CLEAN.replace("0 packets dropped by kernel", "5 packets dropped by kernel")),
+    (_pcap(_echoes(FITS)[:4]), CLEAN),
+], ids=["empty file", "header only", "truncated", "tcpdump dropped", "one direction missing"])
+def test_mtu_no_fragments_on_an_unfit_capture_is_broken_not_passed(tmp_path, pcap, log):
+    """'No outer fragments on the wire' holds of any capture that saw nothing."""
+    with pytest.raises(HarnessError):
+        vxlan_cases.test_mtu(LabOnFile(tmp_path, pcap, log))
+
+
+def test_port_default_passes_when_both_send_to_4789(tmp_path):
+    vxlan_cases.test_port_default(LabOnFile(tmp_path, _pcap(_echoes(56))))
+
+
+def test_port_default_fails_on_8472_even_when_the_pings_work(tmp_path):
+    """linux -> linux: both on 8472, every ping answered; RFC 7348 5 names 4789."""
+    legacy = (LINUX_LEGACY_PORT, LINUX_LEGACY_PORT)
+    lab = LabOnFile(tmp_path, _pcap(_echoes(56, ports=legacy)), ports=legacy)
+    with pytest.raises(AssertionError, match=r"^vtep1 \(linux\) sent to 8472, not 4789 \(RFC 7348 5"):
+        vxlan_cases.test_port_default(lab)
+
+
+def test_port_default_names_the_side_on_8472(tmp_path):
+    """ovs -> linux: vtep1 on 4789, vtep2 on 8472; no ping answered (neither listens where the other sends)."""
+    ports = (VXLAN_PORT, LINUX_LEGACY_PORT)
+    lab = LabOnFile(tmp_path, _pcap(_echoes(56, ports=ports, replies=False)), answered=False, ports=ports)
+    with pytest.raises(AssertionError, match=r"^vtep2 \(linux\) sent to 8472, not 4789"):
+        vxlan_cases.test_port_default(lab)
+
+
+def test_port_default_on_a_capture_that_missed_answered_pings_is_broken(tmp_path):
+    with pytest.raises(HarnessError):
+        vxlan_cases.test_port_default(LabOnFile(tmp_path, HEADER_ONLY))
+
+
+def test_port_default_fails_a_vtep_that_sends_nothing(tmp_path):
+    frames = _echoes(56, replies=False, ways=[("vtep2", "vtep1")])
+    with pytest.raises(AssertionError, match="vtep1 sent no VXLAN frames to vtep2"):
+        vxlan_cases.test_port_default(LabOnFile(tmp_path, _pcap(frames), answered=False))
