@@ -81,9 +81,9 @@ def _ping_over_ports(vxlan_pair, scenario):
 
 
 def test_port_default(vxlan_pair):
-    """RFC 7348 5: the well-known UDP destination port of VXLAN is 4789 (IANA). Each VTEP as it comes, no port
-    configured, sends its VXLAN frames to 4789; the Linux kernel still defaults to 8472, its pre-IANA port.
-    (Whether two VTEPs on different ports still reach each other is not this case's question.)"""
+    """RFC 7348 5: IANA has assigned 4789 to VXLAN, and it SHOULD be used by default as the destination UDP port.
+    Each VTEP as it comes, no port configured, sends its VXLAN frames to 4789; the Linux kernel still defaults to
+    8472, its pre-IANA port. (Whether VTEPs on other ports still reach each other is not this case's question.)"""
     lab = vxlan_pair.start(Scenario(vendor_default_port=True))
     pings = {(src, dst): lab.ping(src, dst, count=2) for src, dst in BOTH_WAYS}  # each VTEP has frames to send
     wire = lab.wire()
@@ -93,7 +93,7 @@ def test_port_default(vxlan_pair):
         assert frames, f"{src} sent no VXLAN frames to {dst} while its inner host pinged:\n{wire.describe()}"
         wrong = sorted({f.dport for f in frames} - {VXLAN_PORT})
         assert not wrong, (f"{src} ({lab.vendor_name(src)}) sent to {', '.join(map(str, wrong))}, not {VXLAN_PORT} "
-                           f"(RFC 7348 5: the well-known destination port):\n{wire.describe()}")
+                           f"(RFC 7348 5: the default destination port SHOULD be 4789):\n{wire.describe()}")
 
 
 def test_port_explicit(vxlan_pair):
