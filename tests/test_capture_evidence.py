@@ -151,7 +151,8 @@ def test_a_clean_capture_stops_into_its_file(tmp_path):
     (CLEAN + "2 packets dropped by interface\n", "tcpdump lost packets: 2 packets dropped by interface"),
     (CLEAN.replace("0 packets dropped by kernel", "1 packet dropped by kernel") + "4 packets dropped by interface\n",
      "tcpdump lost packets: 1 packets dropped by kernel, 4 packets dropped by interface"),
-    ("tcpdump: listening on eth0\n", "tcpdump gave no closing summary, so what it dropped is unknown (tcpdump: listening on eth0)"),
+    ("tcpdump: listening on eth0\n",
+     "tcpdump gave no closing summary, so what it dropped is unknown (tcpdump: listening on eth0)"),
 ], ids=["kernel", "interface", "both", "no summary"])
 def test_packets_tcpdump_dropped_make_the_capture_unfit(tmp_path, log, expected):
     capture = started(WHOLE, log)
