@@ -19,3 +19,8 @@ class LabTimeout(HarnessError):
 
 class DaemonExited(HarnessError):
     """A daemon under test died while the case still needed it."""
+
+
+class CaptureError(HarnessError):
+    """A capture cannot back a verdict: missing, empty, damaged, or tcpdump lost packets. A check that something
+    is absent from it would pass on nothing, so the cell is broken instead."""
