@@ -19,7 +19,7 @@ import pytest
 from _pytest.runner import runtestprotocol
 
 from harness import history, protocols
-from harness.errors import ConfigError, HarnessError
+from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import Expectations, cell_key, host_answers
 from harness.host import CAPABILITIES, HostCapabilities, probe
@@ -334,14 +334,22 @@ class PairLab:
         self.finalizers.append(fn)
 
     def collect(self) -> None:
+        """Run the teardown steps and write every node's log. An unusable capture (CaptureError) is raised once
+        the rest is collected: a cell whose evidence cannot back its verdict is broken, even if the case never
+        read the wire itself."""
+        unusable = None
         for fn in reversed(self.finalizers):
             try:
                 fn()
+            except CaptureError as exc:
+                unusable = unusable or exc
             except Exception as exc:  # keep collecting: the rest of the evidence still matters
                 log.warning("%s: teardown step failed: %s", self.pair.id, exc)
         for role, node in self.nodes.items():
             name = self.log_name(role) if role in self.pair.roles else role  # a companion: "<role>-<name>"
             (self.dir / f"{name}.log").write_text(node.logs())
+        if unusable:
+            raise unusable
 
 
 def debian_packages(node: Node) -> dict[str, str]:
@@ -381,8 +389,12 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
         yield plab
     finally:
         call_end = time.monotonic()
+        unusable = None
         try:
-            plab.collect()
+            try:
+                plab.collect()
+            except CaptureError as exc:  # the evidence is filed all the same; the cell is broken below
+                unusable = exc
             _attach(folder)
             pcap = folder / "capture.pcap"
             if pcap.exists():
@@ -393,6 +405,8 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
         finally:
             lab.close()
             record["phases"] = phase_durations(started, plab.marks, call_end, time.monotonic())
+        if unusable:
+            raise unusable
 
 
 TRIES = "tries"  # <pair folder>/tries/<n>/: the evidence of the earlier tries of a rerun cell

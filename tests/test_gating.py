@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import HarnessError
+from harness.errors import CaptureError, HarnessError
 
 pytestmark = pytest.mark.protocol("vxlan")
 
@@ -40,6 +40,13 @@ def test_fails_by_pytest_fail(pair_lab):
 def test_breaks(pair_lab):
     """RFC 7348 5: a cell the harness cannot complete."""
     raise HarnessError("timed out after 1s waiting for the daemon to start")
+
+
+def test_unusable_capture(pair_lab):
+    """RFC 7348 5: a cell whose case passed without reading the wire, but whose capture lost packets."""
+    def stop():
+        raise CaptureError("capture.pcap (tcpdump on vtep1 eth0): 3 packets dropped by kernel")
+    pair_lab.on_teardown(stop)
 
 
 def test_flaky(pair_lab):
@@ -136,6 +143,12 @@ def test_a_fixed_cell_says_so_and_fails_only_when_strict(project, tmp_path):
     assert code == 0 and records["passes"]["outcome"] == "fixed", output
     assert "FIXED vxlan/passes/alpha->alpha: passed, expected failed (vxlan/passes/*): update the expectations" in output
     assert run(project, tmp_path / "b", "-k", "passes", "--expect", stale, "--expect-strict")[0] == 1
+
+
+def test_a_cell_whose_capture_is_unusable_is_broken_though_the_case_passed(project, tmp_path):
+    code, output, records = run(project, tmp_path / "r", "-k", "unusable_capture", "--expect", "none")
+    assert records["unusable_capture"]["verdict"] == "broken", output
+    assert "3 packets dropped by kernel" in records["unusable_capture"]["reason"] and code == 3
 
 
 def test_a_cell_flaky_on_purpose_keeps_both_tries_and_their_evidence(project, tmp_path):
