@@ -416,12 +416,12 @@ def merge_runs(out: Path, runs: list[Path], finish: Callable[[Path], object] | N
     renamed into place: `out` appears complete or not at all. Refused, with one line: an `out` that exists and
     is not empty, an `out` equal to or inside a shard, and shards that overlap (a pair-case in two)."""
     from harness.run import Run
-    out = Path(out).absolute()
+    given, out = str(out), Path(out).absolute()
     for run in runs:
         if out.resolve() == Path(run).resolve() or Path(run).resolve() in out.resolve().parents:
-            raise ConfigError("--into", str(out), f"is the shard {run} or inside it; merge into a folder of its own")
+            raise ConfigError("--into", given, f"is the shard {run} or inside it; merge into a folder of its own")
     if out.exists() and not (out.is_dir() and not any(out.iterdir())):
-        raise ConfigError("--into", str(out), "exists and is not an empty folder; merge writes a new one")
+        raise ConfigError("--into", given, "exists and is not an empty folder; merge writes a new one")
     merged: dict[tuple, tuple[CaseResult, Path]] = {}
     versions, host, ids = {}, {}, []
     for run in runs:
