@@ -69,4 +69,4 @@ def test_the_conformance_pages_refuse_a_vendor_name_that_is_not_a_file_name(tmp_
         conformance.write(tmp_path, results)
     assert raised.value.where == f"{tmp_path / 'matrix.json'} record 1 (vxlan/port_default linux->../../escaped)"
     assert raised.value.field == "b"
-    assert not (tmp_path / "conformance").exists() and not (tmp_path.parent.parent / "escaped.html").exists()
+    assert not (tmp_path / "conformance").exists() and not (tmp_path.parent / "escaped.html").exists()
