@@ -100,10 +100,11 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
                      help="labs run in parallel (pytest-xdist; default: auto, one per core; 0: one at a time)")
     run.add_argument("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
     run.add_argument("--expect", metavar="FILE|none",
-                     help="the expectations file the verdicts are checked against (default: the project's own); "
-                          "none: no expectations")
+                     help="the expectations file the verdicts are checked against (default: the project's "
+                          "expectations/default.toml); none: no expectations, any failed cell exits 1")
     run.add_argument("--strict", action="store_true",
-                     help="a cell expected to fail that passed (fixed) makes the run exit 1")
+                     help="a cell expected to fail that passed (fixed) makes the run exit 1 (pytest's "
+                          "--expect-strict: pytest has a --strict of its own)")
     run.add_argument("--reruns", metavar="N", type=_count,
                      help="run a failed or broken cell again in a fresh lab, up to N times; a cell whose verdict "
                           "changes between tries is flaky")
@@ -115,14 +116,15 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
 
 
 def pytest_arguments(args) -> list[str]:
-    """The run options given, as pytest options (the plugin declares the same names)."""
+    """The run options given, as pytest options: the plugin's of the same names, values as given; --strict is
+    the plugin's --expect-strict (pytest's own --strict means something else)."""
     forwarded = []
     for option, dest in (("--vendors", "vendors"), ("--protocols", "protocols"), ("--shard", "shard"),
                          ("-k", "keyword"), ("-n", "numprocesses"), ("--expect", "expect"),
                          ("--reruns", "reruns"), ("--compare", "compare")):
         if getattr(args, dest) is not None:
             forwarded += [option, getattr(args, dest)]
-    return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--strict", "strict"))
+    return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--expect-strict", "strict"))
                         if getattr(args, dest)]
 
 

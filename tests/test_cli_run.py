@@ -58,8 +58,8 @@ def test_the_documented_options_reach_pytest_as_given(monkeypatch, tmp_path):
     after = command[command.index("-q"):]
     assert after == ["-q", f"--junitxml={tmp_path / 'junit.xml'}", "--vendors", "linux,ovs", "--protocols", "vxlan",
                      "--shard", "1/2", "-k", "port_default and not ovs", "-n", "0", "--expect", "none",
-                     "--reruns", "2", "--compare", "none", "--keep-lab", "--strict", "-x", "--tb=short",
-                     "suites/vxlan"]
+                     "--reruns", "2", "--compare", "none", "--keep-lab", "--expect-strict", "-x", "--tb=short",
+                     "suites/vxlan"]  # pytest has a --strict of its own: the plugin's is --expect-strict
     assert option(command, "--reports-dir") == str(tmp_path)
     assert RUN_ID.fullmatch(option(command, "--run-id"))
 
