@@ -1,17 +1,22 @@
 """`overlay-interop`: the command line. Subcommands:
 
-    run [--reports-dir DIR] [PYTEST ARGS...]   the default interop matrix (pytest over suites/), then a summary
+    run [OPTIONS] [PYTEST ARGS...]             the default interop matrix (pytest over suites/), then a summary
     images build [VENDOR...]                   build (or confirm cached) vendor images and the tools image
     doctor                                     what this host and its Docker engine can do
     clean                                      remove containers and networks left by dead runs
     report DIR                                 (re)write DIR/matrix.html and DIR/conformance/ from DIR/matrix.json
-    report merge DIR... --into OUT             join the reports of shards (--shard i/n) into one run
+    report merge DIR... --into OUT             join the reports of shards (--shard i/n) into one new run folder
     transcript FILE [--keys-from LOG ...]      the transcript of any capture (IPsec decoded, decrypted with keys)
     history [DIR...] [--out FILE]              one page: each cell's verdict across runs, where it changed
+    expectations draft DIR                     an expectations file pinning a run's failed and skipped cells
+
+Exit status: 2 for a usage error or bad input, 3 when the harness broke; `run` otherwise passes on pytest's
+(see `run --help`).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +26,30 @@ from harness.errors import ConfigError, HarnessError
 from harness.run import new_run_id
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+USAGE, HARNESS_TROUBLE, INTERRUPTED = 2, 3, 130
+# pytest's own exit statuses (pytest.ExitCode) that mean something else to a user of `run`.
+PYTEST_INTERRUPTED, PYTEST_USAGE_ERROR, PYTEST_NO_TESTS = 2, 4, 5
+
+RUN_EPILOG = """Every other argument goes to pytest unchanged (e.g. -x, -v, --lf, --tb=short, a path under suites/);
+`python -m pytest suites --help` lists them.
+
+exit status:
+  0    every cell as expected (a cell expected to fail that passed is listed as fixed: update the
+       expectations; with --strict it exits 1)
+  1    at least one cell not as expected
+  2    usage error or bad input (an option, vendor.toml, the expectations file), or no cell matched the
+       selection
+  3    the harness broke: a broken cell (lab, container or capture failed), or the harness failed before
+       any cell ran
+  130  interrupted (Ctrl-C)
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (its full usage is one --help away)."""
+
+    def error(self, message):
+        self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _docker():
@@ -38,23 +67,107 @@ def _registry(vendors_dir: Path):
     return load_registry(vendors_dir)
 
 
+def _names(option: str):
+    """argparse type of a comma-separated list: `--vendors ''` names nothing, which is a mistake, not "all"."""
+    def check(text: str) -> str:
+        if not [name for name in text.split(",") if name.strip()]:
+            raise argparse.ArgumentTypeError(f"{text!r} names none; give a comma-separated list, or leave "
+                                             f"{option} out for all")
+        return text
+    return check
+
+
+def _count(text: str) -> str:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0, 1, 2, ...)")
+    return text
+
+
+def add_run_parser(sub) -> argparse.ArgumentParser:
+    """The options of `run` a user needs, documented here and passed on to pytest as given."""
+    run = sub.add_parser("run", help="run the interop matrix; other arguments go to pytest",
+                         description="Run the interop matrix (pytest over suites/): one lab per case and pair of\n"
+                                     "implementations, each verdict checked against the expectations.",
+                         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                         allow_abbrev=False)  # an abbreviation may be pytest's option, not ours
+    run.add_argument("--vendors", metavar="A,B,...", type=_names("--vendors"),
+                     help="the vendors to pair (default: every folder in vendors/)")
+    run.add_argument("--protocols", metavar="P,...", type=_names("--protocols"),
+                     help="the protocols to run (default: all)")
+    run.add_argument("--shard", metavar="i/n", help="run only shard i of n of the cells (the same split on every "
+                                                    "machine); join the shards with 'report merge'")
+    run.add_argument("-k", metavar="EXPR", dest="keyword",
+                     help="only the cells whose id matches EXPR, e.g. 'port_default and linux' (pytest's -k)")
+    run.add_argument("-n", metavar="N", dest="numprocesses",
+                     help="labs run in parallel (pytest-xdist; default: auto, one per core; 0: one at a time)")
+    run.add_argument("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
+    run.add_argument("--expect", metavar="FILE|none",
+                     help="the expectations file the verdicts are checked against (default: the project's "
+                          "expectations/default.toml); none: no expectations, any failed cell exits 1")
+    run.add_argument("--strict", action="store_true",
+                     help="a cell expected to fail that passed (fixed) makes the run exit 1 (pytest's "
+                          "--expect-strict: pytest has a --strict of its own)")
+    run.add_argument("--reruns", metavar="N", type=_count,
+                     help="run a failed or broken cell again in a fresh lab, up to N times; a cell whose verdict "
+                          "changes between tries is flaky")
+    run.add_argument("--compare", metavar="DIR|none",
+                     help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
+                          "under reports/); none: no comparison")
+    run.add_argument("--reports-dir", metavar="DIR", help="output folder (default: reports/<run id>)")
+    return run
+
+
+def pytest_arguments(args) -> list[str]:
+    """The run options given, as pytest options: the plugin's of the same names, values as given; --strict is
+    the plugin's --expect-strict (pytest's own --strict means something else)."""
+    forwarded = []
+    for option, dest in (("--vendors", "vendors"), ("--protocols", "protocols"), ("--shard", "shard"),
+                         ("-k", "keyword"), ("-n", "numprocesses"), ("--expect", "expect"),
+                         ("--reruns", "reruns"), ("--compare", "compare")):
+        if getattr(args, dest) is not None:
+            forwarded += [option, getattr(args, dest)]
+    return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--expect-strict", "strict"))
+                        if getattr(args, dest)]
+
+
 def cmd_run(args, pytest_args: list[str]) -> int:
     suites = PROJECT_ROOT / "suites"
     if not suites.is_dir():
         raise HarnessError(f"{suites}: not found; run overlay-interop from a checkout of the project")
-    reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / new_run_id()).resolve()
+    run_id = new_run_id()  # handed to pytest: the folder, run.json and the pages name one run
+    reports = Path(args.reports_dir or PROJECT_ROOT / "reports" / run_id).resolve()
     # Pairs are independent labs: by default one xdist worker per core (the user's -n wins).
-    parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in pytest_args) else ["-n", "auto"]
+    parallel = [] if args.numprocesses is not None or any(a.startswith("--numprocesses") for a in pytest_args) \
+        else ["-n", "auto"]
     junit = [] if any(a.startswith("--junitxml") for a in pytest_args) else [f"--junitxml={reports / 'junit.xml'}"]
     command = [sys.executable, "-m", "pytest", str(suites), "--rootdir", str(PROJECT_ROOT),
-               "--reports-dir", str(reports), "-q", *parallel, *junit, *pytest_args]
-    code = subprocess.call(command, cwd=PROJECT_ROOT)  # its terminal summary ends with the matrix
+               "--reports-dir", str(reports), "--run-id", run_id, "-q", *parallel, *junit,
+               *pytest_arguments(args), *pytest_args]
+    code = _wait(subprocess.Popen(command, cwd=PROJECT_ROOT))  # its terminal summary ends with the matrix
     if (reports / "matrix.json").exists():
         print(f"\nopen:    {reports / 'matrix.html'}"
               f"\nmatrix:  {reports / 'matrix.json'}\npairs:   {reports / 'pairs'} (pcap, logs, configs per pair)"
               f"\njunit:   {reports / 'junit.xml'}"
               f"\nallure:  scripts/allure-report.sh {reports}  (Allure Report 3, needs Node.js)")
-    return code
+    if code == PYTEST_NO_TESTS:
+        print("overlay-interop: error: no cell matched the selection (--vendors, --protocols, --shard, -k, paths)",
+              file=sys.stderr)
+        return USAGE
+    if code == PYTEST_USAGE_ERROR:  # pytest printed the one line saying what
+        return USAGE
+    if code == PYTEST_INTERRUPTED or code == -signal.SIGINT:
+        return INTERRUPTED
+    return 128 - code if code < 0 else code  # killed by a signal: the shell's convention
+
+
+def _wait(process: subprocess.Popen) -> int:
+    """pytest's exit status. Ctrl-C reaches pytest too (one process group): it stops the cases and takes its
+    labs down; this process waits for that rather than dying first and leaving them behind."""
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 def cmd_images_build(args) -> int:
@@ -64,7 +177,7 @@ def cmd_images_build(args) -> int:
     if unknown:
         print(f"overlay-interop: error: no such vendor: {', '.join(unknown)}; known: {', '.join(registry)}",
               file=sys.stderr)
-        return 2
+        return USAGE
     images = Images(_docker())
     print(f"tools: {images.tools()}")
     for name in args.vendors or registry:
@@ -133,14 +246,15 @@ def cmd_report(args) -> int:
         from harness.results import merge_runs
         if not args.dirs or not args.into:
             print("overlay-interop: error: usage: overlay-interop report merge DIR... --into OUT", file=sys.stderr)
-            return 2
-        results = merge_runs(Path(args.into), [Path(d) for d in args.dirs])
-        print(f"{len(results)} pair-cases from {len(args.dirs)} runs")
-        args.dir = args.into
-    reports = Path(args.dir)
-    if not (reports / "matrix.json").is_file():
-        raise HarnessError(f"{reports / 'matrix.json'}: not found; DIR is a run's reports folder")
-    for path in write_pages(reports):
+            return USAGE
+        results = merge_runs(Path(args.into), [Path(d) for d in args.dirs], finish=write_pages)
+        print(f"{len(results)} pair-cases from {len(args.dirs)} runs: {Path(args.into) / 'matrix.html'}")
+        return 0
+    if args.dirs or args.into:
+        print("overlay-interop: error: usage: overlay-interop report DIR, or report merge DIR... --into OUT",
+              file=sys.stderr)
+        return USAGE
+    for path in write_pages(Path(args.dir)):
         print(path)
     return 0
 
@@ -148,33 +262,39 @@ def cmd_report(args) -> int:
 def cmd_history(args) -> int:
     from harness import history
     from harness.report import history as page
+    root = PROJECT_ROOT / "reports"
+    folders = [Path(d) for d in args.dirs] or history.run_folders(root)
+    if not folders:
+        raise ConfigError(str(root), "(runs)", "no run folder with a matrix.json; name the runs: history DIR...")
+    out = Path(args.out or root / "history.html")
+    if out.is_dir():
+        raise ConfigError("--out", str(out), "is a folder; give the page's file name, e.g. history.html")
+    runs = history.ordered(history.load(folder) for folder in folders)
     try:
-        root = PROJECT_ROOT / "reports"
-        folders = [Path(d) for d in args.dirs] or history.run_folders(root)
-        if not folders:
-            raise ConfigError(str(root), "(runs)", "no run folder with a matrix.json; name the runs: history DIR...")
-        out = Path(args.out or root / "history.html")
-        if out.is_dir():
-            raise ConfigError("--out", str(out), "is a folder; give the page's file name, e.g. history.html")
-        runs = history.ordered(history.load(folder) for folder in folders)
-        try:
-            path = page.write(out, runs)
-        except OSError as exc:  # e.g. a parent of --out is a file
-            raise ConfigError("--out", str(out), exc.strerror or str(exc)) from None
-    except ConfigError as exc:  # bad input: a usage error
-        print(f"overlay-interop: error: {exc}", file=sys.stderr)
-        return 2
+        path = page.write(out, runs)
+    except OSError as exc:  # e.g. a parent of --out is a file
+        raise ConfigError("--out", str(out), exc.strerror or str(exc)) from None
     lines = history.timeline(runs)
     changed = sum(any(step.change for step in steps) for steps in lines.values())
     print(f"{path}: {len(runs)} run{'s' if len(runs) != 1 else ''}, {len(lines)} cells, {changed} changed verdict")
     return 0
 
 
+def cmd_expectations(args) -> int:
+    """Print an expectations file that pins the run in DIR as it is (harness.expectations.draft)."""
+    from harness.expectations import draft
+    from harness.results import read_matrix
+    reports = Path(args.dir)
+    if not (reports / "matrix.json").is_file():
+        raise ConfigError(str(reports / "matrix.json"), "(file)", "not found; DIR is a run's reports folder")
+    print(draft(read_matrix(reports)), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the default interop matrix; extra arguments go to pytest")
-    run.add_argument("--reports-dir", help="output folder (default: reports/<run id>)")
+    add_run_parser(sub)
     images = sub.add_parser("images", help="vendor images")
     images_sub = images.add_subparsers(dest="images_command", required=True)
     build = images_sub.add_parser("build", help="build vendor images (all by default)")
@@ -185,11 +305,16 @@ def main(argv: list[str] | None = None) -> int:
     report = sub.add_parser("report", help="(re)write a run's HTML pages from its matrix.json")
     report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest; or 'merge'")
     report.add_argument("dirs", nargs="*", metavar="SHARD_DIR", help="with merge: the shards' reports folders")
-    report.add_argument("--into", metavar="OUT", help="with merge: the folder of the joined run")
+    report.add_argument("--into", metavar="OUT", help="with merge: a new folder for the joined run")
     transcript_cli.add_parser(sub)
     hist = sub.add_parser("history", help="one page of each cell's verdict across runs, oldest to newest")
     hist.add_argument("dirs", nargs="*", metavar="DIR", help="runs' reports folders (default: every run under reports/)")
     hist.add_argument("--out", metavar="FILE", help="the page to write (default: reports/history.html)")
+    expect = sub.add_parser("expectations", help="draft an expectations file from a run")
+    expect_sub = expect.add_subparsers(dest="expectations_command", required=True)
+    drafted = expect_sub.add_parser("draft", help="print an expectations file pinning every failed and skipped "
+                                                  "cell of the run in DIR as it is (edit it: globs, host, notes)")
+    drafted.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -202,12 +327,17 @@ def main(argv: list[str] | None = None) -> int:
             return transcript_cli.cmd_transcript(args)
         if args.command == "history":
             return cmd_history(args)
+        if args.command == "expectations":
+            return cmd_expectations(args)
         return {"doctor": cmd_doctor, "clean": cmd_clean, "report": cmd_report}[args.command](args)
+    except ConfigError as exc:  # bad input: the user fixes it
+        print(f"overlay-interop: error: {exc}", file=sys.stderr)
+        return USAGE
     except HarnessError as exc:
         print(f"overlay-interop: error: {exc}", file=sys.stderr)
-        return 1
+        return HARNESS_TROUBLE
     except KeyboardInterrupt:
-        return 130
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

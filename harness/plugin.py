@@ -6,6 +6,7 @@ protocol fixture built on `vendor_pair`; this plugin turns that into one test pe
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import os
@@ -29,7 +30,7 @@ from harness.report import write_pages
 from harness.results import (CELL_LABEL, MARKS, RANK, CaseResult, describe_case, expectation_summary, flaky_summary,
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
-from harness.run import Run, new_run_id, owner_of
+from harness.run import Run, check_run_id, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Companion, Vendor, load_registry, ordered_pairs
 from harness.waiting import wait_for
 
@@ -39,8 +40,8 @@ DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its ow
 
 def pytest_addoption(parser):
     group = parser.getgroup("overlay-interop")
-    group.addoption("--vendors", default="", help="comma-separated vendors to pair (default: all in vendors/)")
-    group.addoption("--protocols", default="", help="comma-separated protocols to run (default: all)")
+    group.addoption("--vendors", default=None, help="comma-separated vendors to pair (default: all in vendors/)")
+    group.addoption("--protocols", default=None, help="comma-separated protocols to run (default: all)")
     group.addoption("--reports-dir", default=None,
                     help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
     group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
@@ -59,10 +60,22 @@ def pytest_addoption(parser):
     group.addoption("--compare", default=None, metavar="DIR|none",
                     help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
                          "beside this one under reports/); 'none': compare with nothing")
+    # `overlay-interop run` names the reports folder before pytest starts: it hands its run id over, so the
+    # folder, run.json and the pages carry one id.
+    group.addoption("--run-id", default=None, help=argparse.SUPPRESS)
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+def _csv(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _check_lists(config) -> None:
+    """An option given with no names (`--vendors ''`) is a mistake, not "all": leaving it out means all."""
+    for option in ("vendors", "protocols"):
+        value = config.getoption(option)
+        if value is not None and not _csv(value):
+            raise ConfigError(f"--{option}", repr(value), "names none; give a comma-separated list, "
+                                                          f"or leave --{option} out for all")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -79,10 +92,12 @@ def pytest_configure(config):
         run_id, owner, reports = (workerinput["oi_run_id"], workerinput["oi_owner"], workerinput["oi_reports"])
         worker = workerinput["workerid"]
     else:
-        run_id, owner, worker = new_run_id(), owner_of(os.getpid()), "main"
+        run_id, owner, worker = config.getoption("run_id") or new_run_id(), owner_of(os.getpid()), "main"
         reports = config.getoption("reports_dir") or str(Path(config.rootpath) / "reports" / run_id)
     config.oi_run = Run(run_id, owner, worker, Path(reports).resolve(), config.getoption("keep_lab"))
     try:
+        check_run_id(run_id)
+        _check_lists(config)
         for name in _csv(config.getoption("protocols")):
             protocols.load(name)
         _registry(config)

@@ -14,12 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 import re
 import shutil
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+import tempfile
+from collections.abc import Callable
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path, PurePosixPath
 
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 VERDICTS = ("passed", "failed", "broken", "skipped")
 # The phases of a case, in order: the lab (network, containers, capture) is up; the daemons are configured and
@@ -92,7 +96,32 @@ def describe_case(docstring: str | None) -> tuple[str, str]:
     return (clause.group(0) if clause else ""), title
 
 
+# A protocol, case or vendor name becomes a path component (pairs/<protocol>/<case>/<a>__<b>,
+# conformance/<vendor>.html): it must stay one component, inside its folder. Vendor ids carry versions
+# ("strongswan@6.0"); the length bound keeps "<a>__<b>" under the file systems' 255 bytes.
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}")
+
+
+def name_problem(value) -> str | None:
+    """What makes `value` unfit to be a path component, or None when it is a safe name."""
+    if not isinstance(value, str):
+        return f"a name (text) expected, found {_kind(value)}"
+    if not SAFE_NAME.fullmatch(value) or ".." in value:
+        return (f"{_shown(value)} is not a safe name (a letter or digit, then letters, digits and . _ @ + -; "
+                f"no '..'; at most 100 characters)")
+    return None
+
+
+def check_name(value, where: str, field: str) -> str:
+    if problem := name_problem(value):
+        raise ConfigError(where, field, problem)
+    return value
+
+
 def pair_dir(reports_dir: Path, protocol: str, case: str, a: str, b: str) -> Path:
+    where = str(reports_dir / "pairs")
+    for field_name, value in (("protocol", protocol), ("case", case), ("a", a), ("b", b)):
+        check_name(value, where, field_name)
     return reports_dir / "pairs" / protocol / case / f"{a}__{b}"
 
 
@@ -112,8 +141,204 @@ def write_matrix(reports_dir: Path, results: list[CaseResult]) -> Path:
     return path
 
 
+class _Invalid(Exception):
+    """A value that breaks the record schema: what is wrong, and where below the field (".key", "[2]")."""
+
+    def __init__(self, problem: str, at: str = ""):
+        super().__init__(problem)
+        self.problem, self.at = problem, at
+
+
+Check = Callable[[object], None]  # raises _Invalid
+
+
+def _kind(value) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _key(key) -> str:
+    return key if isinstance(key, str) and key.isprintable() and len(key) <= 80 else _shown(key)
+
+
+def _text(value) -> None:
+    if not isinstance(value, str):
+        raise _Invalid(f"text expected, found {_kind(value)}")
+
+
+def _safe_name(value) -> None:
+    if problem := name_problem(value):
+        raise _Invalid(problem)
+
+
+def _flag(value) -> None:
+    if not isinstance(value, bool):
+        raise _Invalid(f"true or false expected, found {_shown(value)}")
+
+
+def _number(value) -> None:
+    # bool is an int to Python, never a figure; NaN and infinities are valid JSON to Python's reader.
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _Invalid(f"a finite number expected, found {_shown(value)}")
+
+
+def _seconds(value) -> None:
+    _number(value)
+    if value < 0:
+        raise _Invalid(f"seconds expected, found {_shown(value)} (negative)")
+
+
+def _relative_path(value) -> None:
+    _text(value)
+    path = PurePosixPath(value)
+    if not value or path.is_absolute() or ".." in path.parts or "\\" in value:
+        raise _Invalid(f"{_shown(value)} is not a path inside the reports folder")
+
+
+def _one_of(*choices) -> Check:
+    def check(value) -> None:
+        if not any(value is c or (type(value) is type(c) and value == c) for c in choices):
+            raise _Invalid(f"{_shown(value)} is not one of {', '.join('null' if c is None else str(c) for c in choices)}")
+    return check
+
+
+def _optional(check: Check) -> Check:
+    def optional(value) -> None:
+        if value is not None:
+            check(value)
+    return optional
+
+
+def _mapping(values: Check) -> Check:
+    def check(value) -> None:
+        if not isinstance(value, dict):
+            raise _Invalid(f"an object expected, found {_kind(value)}")
+        for key, item in value.items():
+            try:
+                values(item)
+            except _Invalid as exc:
+                raise _Invalid(exc.problem, f".{_key(key)}{exc.at}") from None
+    return check
+
+
+def _list_of(items: Check) -> Check:
+    def check(value) -> None:
+        if not isinstance(value, list):
+            raise _Invalid(f"a list expected, found {_kind(value)}")
+        for index, item in enumerate(value):
+            try:
+                items(item)
+            except _Invalid as exc:
+                raise _Invalid(exc.problem, f"[{index}]{exc.at}") from None
+    return check
+
+
+def _check_fields(record: dict, table: dict[str, Check], required) -> None:
+    """Every key known to `table` and valid, every required key present; the first problem raises, naming
+    its field."""
+    for key in record:
+        if key not in table:
+            raise _Invalid(f"unknown field; known: {', '.join(table)}", _key(key))
+    for key in table:
+        if key not in record:
+            if key in required:
+                raise _Invalid("missing", key)
+            continue
+        try:
+            table[key](record[key])
+        except _Invalid as exc:
+            raise _Invalid(exc.problem, f"{key}{exc.at}") from None
+
+
+def _object(table: dict[str, Check], required) -> Check:
+    def check(value) -> None:
+        if not isinstance(value, dict):
+            raise _Invalid(f"an object expected, found {_kind(value)}")
+        try:
+            _check_fields(value, table, required)
+        except _Invalid as exc:
+            raise _Invalid(exc.problem, f".{exc.at}") from None
+    return check
+
+
+_VERDICT = _one_of(*VERDICTS)
+# What a matrix.json record may hold: one line per CaseResult field (tests check the two agree). Which fields are
+# required comes from the dataclass: those without a default.
+RECORD_SCHEMA: dict[str, Check] = {
+    "protocol": _safe_name,
+    "case": _safe_name,
+    "a": _safe_name,
+    "b": _safe_name,
+    "verdict": _VERDICT,
+    "reason": _text,
+    "duration_s": _seconds,
+    "pcap": _optional(_relative_path),
+    "clause": _text,
+    "title": _text,
+    "phases": _mapping(_seconds),
+    "measurements": _mapping(_number),
+    "outcome": _one_of(None, "expected", "unexpected", "fixed"),
+    "expectation": _optional(_object({"match": _text, "verdict": _VERDICT, "reason": _text, "note": _text},
+                                     required={"match", "verdict"})),
+    "tries": _list_of(_object({"verdict": _VERDICT, "reason": _text, "duration_s": _seconds,
+                               "evidence": _optional(_relative_path)},
+                              required={"verdict", "reason", "duration_s", "evidence"})),
+    "flaky": _flag,
+    "reference": _flag,
+    "previous": _optional(_VERDICT),
+}
+REQUIRED = {f.name for f in fields(CaseResult) if f.default is MISSING and f.default_factory is MISSING}
+
+
+def record_label(index: int, record) -> str:
+    """'record 3 (vxlan/port_default linux->ovs)': the record's place, and its cell when that is readable."""
+    names = [record.get(k) for k in ("protocol", "case", "a", "b")] if isinstance(record, dict) else []
+    if len(names) == 4 and all(isinstance(n, str) and n.isprintable() and len(n) <= 100 for n in names):
+        return f"record {index} ({names[0]}/{names[1]} {names[2]}->{names[3]})"
+    return f"record {index}"
+
+
 def read_matrix(reports_dir: Path) -> list[CaseResult]:
-    return [CaseResult(**record) for record in json.loads((reports_dir / "matrix.json").read_text())]
+    """DIR/matrix.json, every record checked against RECORD_SCHEMA: bad input raises one ConfigError naming the
+    file, the record and the field (its names become paths and its text becomes pages)."""
+    path = reports_dir / "matrix.json"
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(str(path), "file", "not found; DIR must be a run's reports folder") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "file", exc.strerror or str(exc)) from None
+    try:
+        records = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "encoding", f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+                          ) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(str(path), f"line {exc.lineno} column {exc.colno}", f"not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ConfigError(str(path), "JSON", "nested too deeply") from None
+    if not isinstance(records, list):
+        raise ConfigError(str(path), "top level", f"a list of records expected, found {_kind(records)}")
+    results, seen = [], {}
+    for index, record in enumerate(records):
+        where = f"{path} {record_label(index, record)}"
+        if not isinstance(record, dict):
+            raise ConfigError(where, "record", f"an object expected, found {_kind(record)}")
+        try:
+            _check_fields(record, RECORD_SCHEMA, REQUIRED)
+        except _Invalid as exc:
+            raise ConfigError(where, exc.at, exc.problem) from None
+        key = (record["protocol"], record["case"], record["a"], record["b"])
+        if key in seen:
+            raise ConfigError(where, "protocol/case/a/b", f"the same cell as record {seen[key]}")
+        seen[key] = index
+        results.append(CaseResult(**record))
+    return results
 
 
 SHORT = {"passed": "pass", "failed": "FAIL", "broken": "BRKN", "skipped": "skip"}
@@ -245,30 +470,83 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(index), int(count)
 
 
-def merge_runs(out: Path, runs: list[Path]) -> list[CaseResult]:
-    """Join the reports folders of shards into `out`: one matrix.json, the pair folders, one allure-results,
-    and run.json with every vendor version and host answer seen. A pair-case in two shards is an error."""
+def merge_runs(out: Path, runs: list[Path], finish: Callable[[Path], object] | None = None) -> list[CaseResult]:
+    """Join the reports folders of shards into a new folder `out`: one matrix.json, the pair folders, one
+    allure-results, and run.json with every vendor version and host answer seen; then `finish(folder)` (e.g.
+    the pages). Everything is checked before anything is written, and the result is built beside `out` and
+    renamed into place: `out` appears complete or not at all. Refused, with one line: an `out` that exists and
+    is not empty, an `out` equal to or inside a shard, and shards that overlap (a pair-case in two)."""
     from harness.run import Run
-    merged: dict[tuple, tuple[CaseResult, Path]] = {}
-    versions, host, ids = {}, {}, []
+    given, out = str(out), Path(out).absolute()
     for run in runs:
-        if not (run / "matrix.json").is_file():
-            raise HarnessError(f"{run / 'matrix.json'}: not found; each DIR must be a run's reports folder")
+        if out.resolve() == Path(run).resolve() or Path(run).resolve() in out.resolve().parents:
+            raise ConfigError("--into", given, f"is the shard {run} or inside it; merge into a folder of its own")
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())):
+        raise ConfigError("--into", given, "exists and is not an empty folder; merge writes a new one")
+    merged: dict[tuple, tuple[CaseResult, Path]] = {}
+    versions, host, images, ids = {}, {}, {}, []
+    for run in runs:
         for result in read_matrix(run):
             key = (result.protocol, result.case, result.a, result.b)
             if key in merged:
-                raise HarnessError(f"{'/'.join(key[:2])} {key[2]}->{key[3]} is in both {merged[key][1]} and {run}: "
-                                   f"shards must not overlap")
+                raise ConfigError(str(run / "matrix.json"), f"{'/'.join(key[:2])} {key[2]}->{key[3]}",
+                                  f"also in {merged[key][1]}: shards must not overlap")
             merged[key] = (result, run)
-        facts = json.loads((run / "run.json").read_text()) if (run / "run.json").is_file() else {}
+        facts = _run_facts(run)
         versions.update(facts.get("versions", {}))
         host.update(facts.get("host", {}))
-        ids.append(facts.get("run", run.name))
-        for part in ("pairs", "allure-results"):
-            if (run / part).is_dir():
-                shutil.copytree(run / part, out / part, dirs_exist_ok=True)
-    results = [result for result, _ in merged.values()]
-    out.mkdir(parents=True, exist_ok=True)
-    write_matrix(out, results)
-    write_run_facts(Run("+".join(ids), "", "main", out), versions, host, out / "allure-results")
+        images.update(facts.get("images", {}) if isinstance(facts.get("images"), dict) else {})
+        ids.append(str(facts.get("run", Path(run).resolve().name)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    building = Path(tempfile.mkdtemp(prefix=f".{out.name}.merging-", dir=out.parent))
+    try:
+        for run in runs:
+            if (run / "pairs").is_dir():  # two shards with files in one pair folder overlap too
+                shutil.copytree(run / "pairs", building / "pairs", dirs_exist_ok=True,
+                                copy_function=_copy_new(run, building))
+            if (run / "allure-results").is_dir():  # uuid-named results; environment and categories rewritten below
+                shutil.copytree(run / "allure-results", building / "allure-results", dirs_exist_ok=True)
+        results = [result for result, _ in merged.values()]
+        write_matrix(building, results)
+        write_run_facts(Run("+".join(ids), "", "main", building), versions, host, building / "allure-results",
+                        images=images)
+        if finish:
+            finish(building)
+        building.chmod(0o777 & ~_umask())  # mkdtemp's folder is private; a reports folder is not
+        os.rename(building, out)  # atomic; replaces `out` only if it is (still) an empty folder
+    except BaseException:
+        shutil.rmtree(building, ignore_errors=True)
+        raise
     return results
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _copy_new(run: Path, building: Path):
+    def copy(src: str, dst: str) -> None:
+        if os.path.lexists(dst):
+            where = Path(dst).relative_to(building)
+            raise ConfigError(str(run / where), "file", "another shard has it too: shards must not overlap")
+        shutil.copy2(src, dst)
+    return copy
+
+
+def _run_facts(run: Path) -> dict:
+    """A shard's run.json (optional): {run, versions, host}, checked as far as merging relies on it."""
+    path = run / "run.json"
+    if not path.is_file():
+        return {}
+    try:
+        facts = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ConfigError(str(path), "file", f"not UTF-8 JSON ({exc})") from None
+    if not isinstance(facts, dict):
+        raise ConfigError(str(path), "top level", f"an object expected, found {_kind(facts)}")
+    for key in ("versions", "host"):
+        if not isinstance(facts.get(key, {}), dict):
+            raise ConfigError(str(path), key, f"an object expected, found {_kind(facts[key])}")
+    return facts

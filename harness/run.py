@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
+
 LABEL = "overlay-interop"
 
 
@@ -50,8 +52,19 @@ def owner_alive(owner: str) -> bool | None:
     return _start_ticks(int(pid)) == ticks
 
 
+# "20261205-231344-3278": when the run started, and the pid of the process that named it. Run.short and the
+# pages' run date read it back, so an id handed in from outside (--run-id) must have exactly this shape.
+RUN_ID = re.compile(r"\d{8}-\d{6}-\d+")
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + f"-{os.getpid()}"
+
+
+def check_run_id(text: str) -> str:
+    if not RUN_ID.fullmatch(text):
+        raise ConfigError("--run-id", text, "not a run id (YYYYmmdd-HHMMSS-pid, e.g. 20261205-231344-3278)")
+    return text
 
 
 @dataclass(frozen=True)

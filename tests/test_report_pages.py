@@ -185,7 +185,7 @@ def test_the_report_command_rewrites_the_pages(reports, capsys):
     assert main(["report", str(reports)]) == 0
     assert (reports / "matrix.html").is_file() and not (reports / "conformance/gone.html").exists()
     assert str(reports / "conformance/strongswan.html") in capsys.readouterr().out
-    assert main(["report", str(reports / "nope")]) == 1
+    assert main(["report", str(reports / "nope")]) == 2  # bad input
 
 
 TAX = {"overlay_mbps": 2020.743, "underlay_mbps": 16442.375, "overlay_rtt_ms": 0.106, "underlay_rtt_ms": 0.084,

@@ -12,8 +12,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import ConfigError
 from harness.report.matrix import ENV, PROBE, Cell, cell, run_facts, split_title, summary, vendor_key, vendor_order
-from harness.results import CaseResult
+from harness.results import CaseResult, name_problem, record_label
 
 CLAUSE = re.compile(r"(RFC (\d+))\s*(.*)")
 NO_RFC = "Other cases"
@@ -68,7 +69,17 @@ def groups(reports_dir: Path, vendor: str, results: list[CaseResult]) -> list[Gr
             for (protocol, rfc), rows in sorted(by_rfc.items(), key=lambda item: (item[0][0], _rfc_key(item[0][1])))]
 
 
+def _check_vendors(reports_dir: Path, results: list[CaseResult]) -> None:
+    """A vendor name becomes a file name here: refuse one that would leave conformance/ (results read from
+    matrix.json are checked already; these may come from anywhere)."""
+    for index, r in enumerate(results):
+        for side in ("a", "b"):
+            if problem := name_problem(getattr(r, side)):
+                raise ConfigError(f"{reports_dir / 'matrix.json'} {record_label(index, vars(r))}", side, problem)
+
+
 def write(reports_dir: Path, results: list[CaseResult]) -> list[Path]:
+    _check_vendors(reports_dir, results)
     folder = reports_dir / "conformance"
     folder.mkdir(exist_ok=True)
     facts = run_facts(reports_dir)
