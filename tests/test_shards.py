@@ -62,7 +62,7 @@ def test_merge_joins_matrices_files_and_facts(tmp_path):
     assert {p.name for p in (tmp_path / "out/allure-results").iterdir()} >= {"r1-result.json", "r2-result.json",
                                                                                "environment.properties"}
     facts = json.loads((tmp_path / "out" / "run.json").read_text())
-    assert facts == {"run": "r1+r2", "versions": {"a": "A 1.0", "b": "B 2.0"}, "host": {"tun": "yes"}}
+    assert facts == {"run": "r1+r2", "versions": {"a": "A 1.0", "b": "B 2.0"}, "host": {"tun": "yes"}, "images": {}}
 
 
 def test_overlapping_shards_are_an_error(tmp_path):
