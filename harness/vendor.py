@@ -67,7 +67,7 @@ class Vendor:
     description: str
     adapter: str
     protocols: dict[str, Support] = field(default_factory=dict)
-    reference: bool = False  # the harness's own reference peer, not an implementation under test
+    reference: bool = False  # the harness's own reference peer (vendor.toml `reference = true`)
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
