@@ -67,16 +67,16 @@ def pytest_configure(config):
         run_id, owner, worker = new_run_id(), owner_of(os.getpid()), "main"
         reports = config.getoption("reports_dir") or str(Path(config.rootpath) / "reports" / run_id)
     config.oi_run = Run(run_id, owner, worker, Path(reports).resolve(), config.getoption("keep_lab"))
+    try:  # only the --shard parse: a ValueError from elsewhere (a vendor.toml) is not a --shard error
+        config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
+    except ValueError as exc:
+        raise pytest.UsageError(f"--shard: {exc}") from None
     try:
         for name in _csv(config.getoption("protocols")):
             protocols.load(name)
         _registry(config)
     except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
         raise pytest.UsageError(str(exc)) from None
-    try:
-        config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
-    except ValueError as exc:
-        raise pytest.UsageError(f"--shard: {exc}") from None
     for name in protocols.known():  # each protocol's fixtures (ipsec_pair, ...), found by name only
         if importlib.util.find_spec(f"harness.protocols.{name}.fixtures"):
             config.pluginmanager.import_plugin(f"harness.protocols.{name}.fixtures")
@@ -162,6 +162,52 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Each cell's matrix record starts here, and a cell its vendors' declarations rule out is skipped here,
+    before any fixture runs: no Docker engine, host probe or lab is needed to say so."""
+    pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
+    if isinstance(pair, VendorPair):
+        _label_allure(pair, item.get_closest_marker("severity"))
+        clause, title = describe_case(item.function.__doc__)
+        record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
+                  "clause": clause, "title": title}
+        item.user_properties.append(("overlay_interop", record))  # a skipped cell belongs in the matrix too
+        reason = undeclared(item, pair)
+        if reason:
+            pytest.skip(reason)
+
+
+def undeclared(item, pair: VendorPair) -> str | None:
+    """Why the pair cannot run the case, from the vendors' declarations alone: a feature the case needs that a
+    side does not declare (in the vendor's own words where its vendor.toml says why, `gaps`), or an
+    `any_features` feature neither side declares. None if the declarations allow the case."""
+    marker = item.get_closest_marker("features")
+    needed = set(marker.args) if marker else set()
+    players = list(zip(pair.roles, (pair.a, pair.b)))
+    said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
+    for role, v in players:
+        missing = v.missing_features(pair.protocol, needed, role)
+        unstated = [f for f in missing if not v.gap(pair.protocol, f, role)]
+        if unstated:
+            said.setdefault((v.name, f"does not declare {', '.join(unstated)}", ""), []).append(role)
+        for f in missing:
+            if f not in unstated:
+                said.setdefault((v.name, f"lacks {f}", f": {v.gap(pair.protocol, f, role)}"), []).append(role)
+    if said:
+        return "; ".join(f"{name} {what} as {' and '.join(roles)} for {pair.protocol}{why}"
+                         for (name, what, why), roles in said.items())
+    either = item.get_closest_marker("any_features")
+    for feature in either.args if either else ():
+        if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
+            stated = [f"{v.name} as {role}: {why}" for role, v in players
+                      if (why := v.gap(pair.protocol, feature, role))]
+            return ("neither " + " nor ".join(f"{v.name} as {role}" for role, v in players)
+                    + f" declares {feature} for {pair.protocol}; one side must"
+                    + (f" ({'; '.join(stated)})" if stated else ""))
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -273,22 +319,6 @@ class PairLab:
             (self.dir / f"{name}.log").write_text(node.logs())
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    """Each cell's matrix record starts here, and a cell its vendors' declarations rule out is skipped here,
-    before any fixture runs: no Docker engine, host probe or lab is needed to say so."""
-    pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
-    if isinstance(pair, VendorPair):
-        _label_allure(pair, item.get_closest_marker("severity"))
-        clause, title = describe_case(item.function.__doc__)
-        record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
-                  "clause": clause, "title": title}
-        item.user_properties.append(("overlay_interop", record))  # a skipped cell belongs in the matrix too
-        reason = undeclared(item, pair)
-        if reason:
-            pytest.skip(reason)
-
-
 @pytest.fixture
 def pair_lab(request, vendor_pair, docker_client, images, host):
     config = request.config
@@ -316,36 +346,6 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
         finally:
             lab.close()
             record["phases"] = phase_durations(started, plab.marks, call_end, time.monotonic())
-
-
-def undeclared(item, pair: VendorPair) -> str | None:
-    """Why the pair cannot run the case, from the vendors' declarations alone: a feature the case needs that a
-    side does not declare (in the vendor's own words where its vendor.toml says why, `gaps`), or an
-    `any_features` feature neither side declares. None if the declarations allow the case."""
-    marker = item.get_closest_marker("features")
-    needed = set(marker.args) if marker else set()
-    players = list(zip(pair.roles, (pair.a, pair.b)))
-    said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
-    for role, v in players:
-        missing = v.missing_features(pair.protocol, needed, role)
-        unstated = [f for f in missing if not v.gap(pair.protocol, f, role)]
-        if unstated:
-            said.setdefault((v.name, f"does not declare {', '.join(unstated)}", ""), []).append(role)
-        for f in missing:
-            if f not in unstated:
-                said.setdefault((v.name, f"lacks {f}", f": {v.gap(pair.protocol, f, role)}"), []).append(role)
-    if said:
-        return "; ".join(f"{name} {what} as {' and '.join(roles)} for {pair.protocol}{why}"
-                         for (name, what, why), roles in said.items())
-    either = item.get_closest_marker("any_features")
-    for feature in either.args if either else ():
-        if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
-            stated = [f"{v.name} as {role}: {why}" for role, v in players
-                      if (why := v.gap(pair.protocol, feature, role))]
-            return ("neither " + " nor ".join(f"{v.name} as {role}" for role, v in players)
-                    + f" declares {feature} for {pair.protocol}; one side must"
-                    + (f" ({'; '.join(stated)})" if stated else ""))
-    return None
 
 
 def _skip_unsupported(request, pair: VendorPair) -> None:
