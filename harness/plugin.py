@@ -174,7 +174,9 @@ def pytest_runtest_setup(item):
         clause, title = describe_case(item.function.__doc__)
         record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
                   "clause": clause, "title": title}
-        item.user_properties.append(("overlay_interop", record))  # a skipped cell belongs in the matrix too
+        # one record per try (a rerun sets the cell up again); a skipped cell belongs in the matrix too
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != "overlay_interop"]
+        item.user_properties.append(("overlay_interop", record))
         reason = undeclared(item, pair)
         if reason:
             pytest.skip(reason)
