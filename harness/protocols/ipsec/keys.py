@@ -32,7 +32,7 @@ class EspSaKeys:
     auth_key: bytes
 
 
-def unexported(wire: "Wire", address: str, ike: list[IkeSaKeys], esp: list[EspSaKeys]) -> list[str]:
+def unexported(wire: Wire, address: str, ike: list[IkeSaKeys], esp: list[EspSaKeys]) -> list[str]:
     """What a daemon at `address` that exports its keys (feature key_export) should have exported but did not,
     going by what it sent: an encrypted IKE message needs its IKE SA's keys, an ESP packet its ESP SA's.
     Empty when nothing is missing (a daemon that never got past IKE_SA_INIT has no keys to give)."""
