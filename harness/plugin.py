@@ -95,22 +95,20 @@ def pytest_configure(config):
         run_id, owner, worker = config.getoption("run_id") or new_run_id(), owner_of(os.getpid()), "main"
         reports = config.getoption("reports_dir") or str(Path(config.rootpath) / "reports" / run_id)
     config.oi_run = Run(run_id, owner, worker, Path(reports).resolve(), config.getoption("keep_lab"))
+    try:  # only the --shard parse: a ValueError from elsewhere (a vendor.toml) is not a --shard error
+        config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
+    except ValueError as exc:
+        raise pytest.UsageError(f"--shard: {exc}") from None
     try:
         check_run_id(run_id)
         _check_lists(config)
         for name in _csv(config.getoption("protocols")):
             protocols.load(name)
         _registry(config)
-        config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
-    except ValueError as exc:
-        raise pytest.UsageError(f"--shard: {exc}") from None
-    except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
-        raise pytest.UsageError(str(exc)) from None
-    try:
         config.oi_expectations = _expectations(config)
         if config.getoption("reruns") < 0:
             raise ConfigError("--reruns", str(config.getoption("reruns")), "must be 0 or more")
-    except HarnessError as exc:  # bad option or vendor declaration: one line, before anything starts
+    except HarnessError as exc:  # bad option, vendor declaration or expectations file: one line, before anything
         raise pytest.UsageError(str(exc)) from None
     for name in protocols.known():  # each protocol's fixtures (ipsec_pair, ...), found by name only
         if importlib.util.find_spec(f"harness.protocols.{name}.fixtures"):
@@ -238,6 +236,55 @@ def pytest_collection_modifyitems(config, items):
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Each cell's matrix record starts here, and a cell its vendors' declarations rule out is skipped here,
+    before any fixture runs: no Docker engine, host probe or lab is needed to say so."""
+    pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
+    if isinstance(pair, VendorPair):
+        _label_allure(pair, item.get_closest_marker("severity"))
+        clause, title = describe_case(item.function.__doc__)
+        record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
+                  "clause": clause, "title": title, "reference": pair.reference,
+                  "try": getattr(item, "oi_attempt", 1)}
+        # one record per try (a rerun sets the cell up again); a skipped cell belongs in the matrix too
+        item.user_properties[:] = [p for p in item.user_properties if p[0] != "overlay_interop"]
+        item.user_properties.append(("overlay_interop", record))
+        reason = undeclared(item, pair)
+        if reason:
+            pytest.skip(reason)
+
+
+def undeclared(item, pair: VendorPair) -> str | None:
+    """Why the pair cannot run the case, from the vendors' declarations alone: a feature the case needs that a
+    side does not declare (in the vendor's own words where its vendor.toml says why, `gaps`), or an
+    `any_features` feature neither side declares. None if the declarations allow the case."""
+    marker = item.get_closest_marker("features")
+    needed = set(marker.args) if marker else set()
+    players = list(zip(pair.roles, (pair.a, pair.b)))
+    said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
+    for role, v in players:
+        missing = v.missing_features(pair.protocol, needed, role)
+        unstated = [f for f in missing if not v.gap(pair.protocol, f, role)]
+        if unstated:
+            said.setdefault((v.name, f"does not declare {', '.join(unstated)}", ""), []).append(role)
+        for f in missing:
+            if f not in unstated:
+                said.setdefault((v.name, f"lacks {f}", f": {v.gap(pair.protocol, f, role)}"), []).append(role)
+    if said:
+        return "; ".join(f"{name} {what} as {' and '.join(roles)} for {pair.protocol}{why}"
+                         for (name, what, why), roles in said.items())
+    either = item.get_closest_marker("any_features")
+    for feature in either.args if either else ():
+        if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
+            stated = [f"{v.name} as {role}: {why}" for role, v in players
+                      if (why := v.gap(pair.protocol, feature, role))]
+            return ("neither " + " nor ".join(f"{v.name} as {role}" for role, v in players)
+                    + f" declares {feature} for {pair.protocol}; one side must"
+                    + (f" ({'; '.join(stated)})" if stated else ""))
+    return None
 
 
 @pytest.fixture(scope="session")
@@ -384,16 +431,10 @@ def pair_lab(request, vendor_pair, docker_client, images, host):
     config = request.config
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
-    _label_allure(vendor_pair, request.node.get_closest_marker("severity"))
-    clause, title = describe_case(request.node.function.__doc__)
-    attempt = getattr(request.node, "oi_attempt", 1)
-    record = {"protocol": vendor_pair.protocol, "case": vendor_pair.case, "a": vendor_pair.a.name,
-              "b": vendor_pair.b.name, "pcap": None, "clause": clause, "title": title,
-              "reference": vendor_pair.reference, "try": attempt}
+    record = dict(request.node.user_properties)["overlay_interop"]  # made by pytest_runtest_setup
+    attempt = record["try"]
     record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
-    request.node.user_properties[:] = [p for p in request.node.user_properties if p[0] != "overlay_interop"]
-    request.node.user_properties.append(("overlay_interop", record))
-    _skip_unsupported(request, vendor_pair)  # after the record: a skipped cell belongs in the matrix too
+    _skip_unsupported(request, vendor_pair)
     if attempt > 1:  # a rerun: the earlier try's evidence moves aside, kept whole
         _keep_try(folder, attempt - 1)
     folder.mkdir(parents=True, exist_ok=True)  # only for a pair that runs: every pair folder holds evidence
@@ -443,20 +484,11 @@ def _keep_try(folder: Path, attempt: int) -> None:
 
 
 def _skip_unsupported(request, pair: VendorPair) -> None:
-    """Skip, with the reason, a pair that lacks a feature the case needs, or whose vendor needs a host
-    capability for that feature which this host lacks. Never a silent drop: the matrix shows the cell."""
+    """Skip, with the reason, a pair whose vendor needs a host capability, for a feature the case needs, that
+    this host lacks (the declarations were judged before any fixture: pytest_runtest_setup). Never a silent
+    drop: the matrix shows the cell."""
     marker = request.node.get_closest_marker("features")
     needed = set(marker.args) if marker else set()
-    players = list(zip(pair.roles, (pair.a, pair.b)))
-    gaps = [f"{v.name} does not declare {', '.join(missing)} as {role} for {pair.protocol}"
-            for role, v in players if (missing := v.missing_features(pair.protocol, needed, role))]
-    if gaps:
-        pytest.skip("; ".join(gaps))
-    either = request.node.get_closest_marker("any_features")
-    for feature in either.args if either else ():
-        if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
-            pytest.skip("neither " + " nor ".join(f"{v.name} as {role}" for role, v in players)
-                        + f" declares {feature} for {pair.protocol}; one side must")
     vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
     host_needs = [(v, feature, caps) for v in vendors for feature, caps in v.host_needs(pair.protocol, needed).items()]
     if host_needs:

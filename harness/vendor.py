@@ -1,16 +1,25 @@
-"""Vendors: one folder each under vendors/, declared by its `vendor.toml`:
+"""Vendors: one folder each under vendors/, declared by its `vendor.toml` (UTF-8):
 
     name = "strongswan"                    # must equal the folder name
     description = "strongSwan (charon-systemd, swanctl)"
     adapter = "adapter:StrongSwan"         # <module in the folder>:<class>
+    reference = false                      # optional: true for the harness's own reference peers (scapy-vtep,
+                                           # scapy-l2tp): a cell where both sides are reference checks the harness
 
     [protocols.ipsec]
     roles = ["initiator", "responder"]     # the roles of harness.protocols.ipsec.ROLES it can play
-    features = ["psk", "childless@responder"]  # what the cases may ask for; "@role": only in that role
+    features = ["psk", "childless@responder"]  # names from harness.protocols.ipsec.FEATURES, what the cases
+                                           # may ask for; "@role": only in that role
 
     [protocols.ipsec.host]                 # optional: host capabilities (harness.host) a feature needs
     child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so
 
+    [protocols.ipsec.gaps]                 # optional: why a feature (or "feature@role") is NOT declared, e.g.
+    rekey = "adapter gap: ..."             # the adapter does not drive it yet; a case needing it is skipped
+                                           # with this reason instead of "does not declare"
+
+Every key is validated: an unknown key (`feature = [...]` for `features`) or a feature name not in the
+protocol's FEATURES is an error naming the file and the key, never a matrix whose cells all skip.
 The registry is built from these files alone; the matrix is every ordered pair they allow.
 """
 from __future__ import annotations
@@ -27,6 +36,8 @@ from harness.errors import ConfigError
 from harness.host import CAPABILITIES
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
+TOP_KEYS = ("name", "description", "adapter", "reference", "protocols")
+PROTOCOL_KEYS = ("roles", "features", "host", "gaps")
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class Support:
     roles: frozenset[str]
     features: frozenset[str]
     host: dict[str, frozenset[str]] = field(default_factory=dict)  # feature -> host capabilities it needs
+    gaps: dict[str, str] = field(default_factory=dict)  # "feature" or "feature@role" -> why it is not declared
 
 
 @dataclass(frozen=True)
@@ -65,6 +77,11 @@ class Vendor:
         """The features this vendor lacks when it plays `role` (a feature may be declared for one role)."""
         declared = self.protocols.get(protocol, Support(frozenset(), frozenset())).features
         return sorted(f for f in features if f not in declared and f"{f}@{role}" not in declared)
+
+    def gap(self, protocol: str, feature: str, role: str) -> str | None:
+        """Why this vendor lacks `feature` as `role`, where its vendor.toml says (`gaps`); None if it does not."""
+        gaps = self.protocols[protocol].gaps if protocol in self.protocols else {}
+        return gaps.get(f"{feature}@{role}") or gaps.get(feature)
 
     def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
         """For the features a case uses, the host capabilities this vendor needs to provide them."""
@@ -98,14 +115,88 @@ def _strings(value, where: str, field_name: str) -> frozenset[str]:
     return frozenset(value)
 
 
-def load_vendor(folder: Path) -> Vendor:
+def _known_keys(table: dict, known: tuple[str, ...], where: str, prefix: str = "") -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(where, prefix + key, f"unknown key; known: {', '.join(known)}")
+
+
+def _read(folder: Path) -> dict:
     where = str(folder / "vendor.toml")
     try:
-        data = tomllib.loads((folder / "vendor.toml").read_text())
+        text = (folder / "vendor.toml").read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(where, "(file)", "missing; every vendor folder declares itself there") from None
+    except IsADirectoryError:
+        raise ConfigError(where, "(file)", "is a folder, not the vendor's declaration") from None
+    except OSError as exc:
+        raise ConfigError(where, "(file)", f"cannot be read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(where, "(file)", f"not UTF-8 (byte {exc.start}: {exc.reason})") from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(where, "(syntax)", str(exc)) from None
+
+
+def _feature(name: str, proto: str, legal: set[str], where: str, field_name: str) -> None:
+    """`name` is "feature" or "feature@role", the feature from the protocol's vocabulary."""
+    feature, at, role = name.partition("@")
+    vocabulary = protocols.features(proto)
+    if feature not in vocabulary:
+        raise ConfigError(where, field_name, f"unknown feature {feature!r}; {proto} cases use: "
+                                             f"{', '.join(vocabulary)}")
+    if at and role not in legal:
+        raise ConfigError(where, field_name, f"{name!r}: {role!r} is not one of {sorted(legal)}")
+
+
+def _support(proto: str, table, where: str) -> Support:
+    prefix = f"protocols.{proto}"
+    if proto not in protocols.known():
+        raise ConfigError(where, prefix, f"unknown protocol; known: {', '.join(protocols.known())}")
+    if not isinstance(table, dict):
+        raise ConfigError(where, prefix, "must be a table")
+    _known_keys(table, PROTOCOL_KEYS, where, f"{prefix}.")
+    roles = _strings(table.get("roles"), where, f"{prefix}.roles")
+    legal = set(protocols.roles(proto))
+    if not roles <= legal:
+        raise ConfigError(where, f"{prefix}.roles", f"{sorted(roles - legal)} not among {sorted(legal)}")
+    features = _strings(table.get("features", []), where, f"{prefix}.features")
+    for feature in sorted(features):
+        _feature(feature, proto, legal, where, f"{prefix}.features")
+    host = table.get("host", {})
+    if not isinstance(host, dict):
+        raise ConfigError(where, f"{prefix}.host", "must be a table of feature = [host capabilities]")
+    needs = {}
+    for feature, caps in host.items():
+        needs[feature] = _strings(caps, where, f"{prefix}.host.{feature}")
+        if feature not in {f.partition("@")[0] for f in features}:
+            raise ConfigError(where, f"{prefix}.host.{feature}", "names a feature not in features")
+        unknown = needs[feature] - set(CAPABILITIES)
+        if unknown:
+            raise ConfigError(where, f"{prefix}.host.{feature}",
+                              f"unknown host capability {sorted(unknown)}; known: {', '.join(CAPABILITIES)}")
+    gaps = table.get("gaps", {})
+    if not isinstance(gaps, dict):
+        raise ConfigError(where, f"{prefix}.gaps", 'must be a table of feature = "why it is not declared"')
+    for name, why in gaps.items():
+        field_name = f"{prefix}.gaps.{name}"
+        _feature(name, proto, legal, where, field_name)
+        if not isinstance(why, str) or not why.strip() or any(c in why for c in "\r\n"):
+            raise ConfigError(where, field_name, "must be one non-empty line saying why it is not declared")
+        feature, at, _ = name.partition("@")
+        # "rekey" is missing in every role, "rekey@initiator" in that one: either contradicts declaring it there
+        clash = sorted(f for f in features if f in (feature, name) or (not at and f.startswith(f"{feature}@")))
+        if clash:
+            raise ConfigError(where, field_name, f"features declares it ({', '.join(clash)}); a gap says why a "
+                                                 f"feature is not declared")
+    return Support(roles, features, needs, dict(gaps))
+
+
+def load_vendor(folder: Path) -> Vendor:
+    where = str(folder / "vendor.toml")
+    data = _read(folder)
+    _known_keys(data, TOP_KEYS, where)
     for key in ("name", "description", "adapter"):
         if not isinstance(data.get(key), str) or not data[key]:
             raise ConfigError(where, key, "required, a non-empty string")
@@ -115,39 +206,14 @@ def load_vendor(folder: Path) -> Vendor:
     if not sep or not class_name or not (folder / f"{module_name}.py").is_file():
         raise ConfigError(where, "adapter", f"{data['adapter']!r} must be '<module>:<Class>' naming a .py file "
                                             f"in {folder}")
+    reference = data.get("reference", False)
+    if not isinstance(reference, bool):
+        raise ConfigError(where, "reference", "must be true or false (is this the harness's own reference peer?)")
     declared = data.get("protocols")
     if not isinstance(declared, dict) or not declared:
         raise ConfigError(where, "protocols", "declare at least one [protocols.<name>] table")
-    support = {}
-    for proto, table in declared.items():
-        prefix = f"protocols.{proto}"
-        if proto not in protocols.known():
-            raise ConfigError(where, prefix, f"unknown protocol; known: {', '.join(protocols.known())}")
-        if not isinstance(table, dict):
-            raise ConfigError(where, prefix, "must be a table")
-        roles = _strings(table.get("roles"), where, f"{prefix}.roles")
-        legal = set(protocols.roles(proto))
-        if not roles <= legal:
-            raise ConfigError(where, f"{prefix}.roles", f"{sorted(roles - legal)} not among {sorted(legal)}")
-        features = _strings(table.get("features", []), where, f"{prefix}.features")
-        for feature in features:
-            _, at, role = feature.partition("@")
-            if at and role not in legal:
-                raise ConfigError(where, f"{prefix}.features", f"{feature!r}: {role!r} is not one of {sorted(legal)}")
-        host = table.get("host", {})
-        if not isinstance(host, dict):
-            raise ConfigError(where, f"{prefix}.host", "must be a table of feature = [host capabilities]")
-        needs = {}
-        for feature, caps in host.items():
-            needs[feature] = _strings(caps, where, f"{prefix}.host.{feature}")
-            if feature not in {f.partition("@")[0] for f in features}:
-                raise ConfigError(where, f"{prefix}.host.{feature}", "names a feature not in features")
-            unknown = needs[feature] - set(CAPABILITIES)
-            if unknown:
-                raise ConfigError(where, f"{prefix}.host.{feature}",
-                                  f"unknown host capability {sorted(unknown)}; known: {', '.join(CAPABILITIES)}")
-        support[proto] = Support(roles, features, needs)
-    return Vendor(data["name"], folder, data["description"], data["adapter"], support)
+    support = {proto: _support(proto, table, where) for proto, table in declared.items()}
+    return Vendor(data["name"], folder, data["description"], data["adapter"], support, reference)
 
 
 def load_registry(vendors_dir: Path, only: list[str] | None = None) -> dict[str, Vendor]:
@@ -181,6 +247,9 @@ class HarnessPeer(Vendor):
 
     def missing_features(self, protocol: str, features, role: str) -> list[str]:
         return []
+
+    def gap(self, protocol: str, feature: str, role: str) -> str | None:
+        return None
 
     def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
         return {}

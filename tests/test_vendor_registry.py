@@ -1,13 +1,16 @@
 """The vendor registry: declarations are validated field by field, and the matrix is every ordered pair
 they allow."""
+import ast
 from pathlib import Path
 
 import pytest
 
+from harness import protocols
 from harness.errors import ConfigError
-from harness.vendor import load_registry, ordered_pairs
+from harness.vendor import HARNESS_PEER, load_registry, ordered_pairs
 
-REPO_VENDORS = Path(__file__).resolve().parent.parent / "vendors"
+ROOT = Path(__file__).resolve().parent.parent
+REPO_VENDORS = ROOT / "vendors"
 
 
 def declare(root: Path, name: str, toml: str, adapter: bool = True) -> Path:
@@ -81,6 +84,17 @@ def test_adapter_class_is_imported_from_the_folder(tmp_path):
     ('name = "v"\nthis is not toml', "(syntax)"),
     ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
      'features = ["psk@lns"]\n', "protocols.ipsec.features"),
+    # a misspelt key or feature is an error, not a vendor whose every cell skips
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
+     'feature = ["psk"]\n', "protocols.ipsec.feature"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\nversion = "1"\n[protocols.ipsec]\n'
+     'roles = ["initiator"]\n', "version"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
+     'features = ["psk", "chilless"]\n', "protocols.ipsec.features"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
+     'features = ["chilless@responder"]\n', "protocols.ipsec.features"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\nreference = "yes"\n[protocols.ipsec]\n'
+     'roles = ["initiator"]\n', "reference"),
 ])
 def test_a_bad_declaration_names_the_file_and_the_field(tmp_path, toml, field):
     folder = declare(tmp_path, "v", toml)
@@ -107,3 +121,127 @@ def test_bad_host_needs_name_the_field(tmp_path, host, problem):
     with pytest.raises(ConfigError, match=problem) as caught:
         load_registry(tmp_path)
     assert caught.value.where == str(folder / "vendor.toml") and caught.value.field.startswith("protocols.ipsec.host.")
+
+
+def test_an_unknown_feature_names_the_features_the_protocols_cases_use(tmp_path):
+    folder = declare(tmp_path, "v", vendor_toml("v").replace('features = ["psk"]', 'features = ["psk", "rekeying"]'))
+    with pytest.raises(ConfigError) as caught:
+        load_registry(tmp_path)
+    assert str(caught.value) == (f"{folder / 'vendor.toml'}: protocols.ipsec.features: unknown feature 'rekeying'; "
+                                 f"ipsec cases use: {', '.join(protocols.features('ipsec'))}")
+    assert "rekey" in protocols.features("ipsec")
+
+
+def test_an_unknown_key_names_the_known_ones(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v").replace("features =", "feature ="))
+    with pytest.raises(ConfigError, match=r"protocols\.ipsec\.feature: unknown key; known: roles, features, host, "
+                                          r"gaps$"):
+        load_registry(tmp_path)
+
+
+def test_a_vendor_toml_that_is_not_utf8_names_the_file(tmp_path):
+    folder = declare(tmp_path, "v", "")
+    (folder / "vendor.toml").write_bytes(vendor_toml("v").encode() + b'# caf\xe9 in Latin-1\n')
+    with pytest.raises(ConfigError) as caught:
+        load_registry(tmp_path)
+    assert (caught.value.where, caught.value.field) == (str(folder / "vendor.toml"), "(file)")
+    assert "not UTF-8" in caught.value.problem
+
+
+def test_a_vendor_toml_that_is_a_folder_names_the_file(tmp_path):
+    folder = tmp_path / "v"
+    (folder / "vendor.toml").mkdir(parents=True)
+    with pytest.raises(ConfigError) as caught:
+        load_registry(tmp_path)
+    assert str(caught.value) == f"{folder / 'vendor.toml'}: (file): is a folder, not the vendor's declaration"
+
+
+def test_reference_peers_are_declared(tmp_path):
+    declare(tmp_path, "plain", vendor_toml("plain"))
+    declare(tmp_path, "ref", vendor_toml("ref").replace('adapter = "adapter:Adapter"\n',
+                                                          'adapter = "adapter:Adapter"\nreference = true\n'))
+    registry = load_registry(tmp_path)
+    assert (registry["plain"].reference, registry["ref"].reference) == (False, True)
+    shipped = load_registry(REPO_VENDORS)
+    assert sorted(name for name, v in shipped.items() if v.reference) == ["scapy-l2tp", "scapy-vtep"]
+    assert HARNESS_PEER.reference
+
+
+def test_gaps_say_why_a_feature_is_missing(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v", extra='[protocols.ipsec.gaps]\nrekey = "adapter gap: no timers"\n'
+                                                  '"childless@initiator" = "cannot initiate childless"\n'))
+    vendor = load_registry(tmp_path)["v"]
+    assert vendor.gap("ipsec", "rekey", "responder") == "adapter gap: no timers"
+    assert vendor.gap("ipsec", "childless", "initiator") == "cannot initiate childless"
+    assert vendor.gap("ipsec", "childless", "responder") is None and vendor.gap("vxlan", "geneve", "vtep1") is None
+    assert load_registry(REPO_VENDORS)["libreswan"].gap("ipsec", "rekey", "initiator").startswith("adapter gap:")
+
+
+@pytest.mark.parametrize("gaps, problem", [
+    ('rekeying = "x"', "unknown feature 'rekeying'"),
+    ('psk = "x"', r"features declares it \(psk\)"),
+    ('"psk@responder" = "x"', r"features declares it \(psk\)"),
+    ('"rekey@lns" = "x"', "'lns' is not one of"),
+    ('rekey = ""', "one non-empty line"),
+    ('rekey = """two\nlines"""', "one non-empty line"),
+    ('rekey = ["x"]', "one non-empty line"),
+])
+def test_bad_gaps_name_the_field(tmp_path, gaps, problem):
+    folder = declare(tmp_path, "v", vendor_toml("v", extra=f"[protocols.ipsec.gaps]\n{gaps}\n"))
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_registry(tmp_path)
+    assert caught.value.where == str(folder / "vendor.toml") and caught.value.field.startswith("protocols.ipsec.gaps.")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_gap_for_one_role_may_stand_beside_the_feature_declared_for_the_other(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v").replace('features = ["psk"]', 'features = ["psk", "dpd@responder"]')
+            + '[protocols.ipsec.gaps]\n"dpd@initiator" = "checks liveness only per CHILD SA"\n')
+    assert load_registry(tmp_path)["v"].gap("ipsec", "dpd", "initiator") == "checks liveness only per CHILD SA"
+    declare(tmp_path, "w", vendor_toml("w").replace('features = ["psk"]', 'features = ["psk", "dpd@responder"]')
+            + '[protocols.ipsec.gaps]\ndpd = "x"\n')
+    with pytest.raises(ConfigError, match=r"features declares it \(dpd@responder\)"):
+        load_registry(tmp_path)
+
+
+def feature_marks() -> list[tuple[str, str, str]]:
+    """(protocol, feature, where) for every `features`/`any_features` mark in suites/, read from the source."""
+    found = []
+    for path in sorted((ROOT / "suites").rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        marks = [node for node in ast.walk(tree) if isinstance(node, ast.Call)
+                 and isinstance(node.func, ast.Attribute) and isinstance(node.func.value, ast.Attribute)
+                 and node.func.value.attr == "mark"]
+        protocol = [m.args[0].value for m in marks if m.func.attr == "protocol"]
+        for mark in marks:
+            if mark.func.attr in ("features", "any_features"):
+                where = f"{path.relative_to(ROOT)}:{mark.lineno}"
+                assert len(protocol) == 1, f"{where}: a features mark in a module without one protocol mark"
+                assert all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in mark.args), \
+                    f"{where}: feature names must be literal strings, so they can be checked"
+                found += [(protocol[0], a.value, where) for a in mark.args]
+    return found
+
+
+def test_every_feature_mark_and_declaration_is_in_the_protocols_vocabulary():
+    marks = feature_marks()
+    assert len(marks) > 20 and {p for p, _, _ in marks} == set(protocols.known())
+    unknown = [f"{where}: {feature!r} not in harness.protocols.{protocol}.FEATURES"
+               for protocol, feature, where in marks if feature not in protocols.features(protocol)]
+    assert not unknown, "\n".join(unknown)
+    declared = {(p, f.partition("@")[0]) for v in load_registry(REPO_VENDORS).values()
+                for p, s in v.protocols.items() for f in [*s.features, *s.gaps]}
+    assert all(f in protocols.features(p) for p, f in declared)  # load_registry enforces it; this says so
+
+
+def test_every_feature_of_the_vocabulary_is_used():
+    """A name no case asks for and no protocol package reads is a name nobody can rely on: drop it or use it."""
+    asked = {(p, f) for p, f, _ in feature_marks()}
+    unused = []
+    for protocol in protocols.known():
+        package = ROOT / "harness" / "protocols" / protocol
+        code = " ".join(p.read_text() for p in package.glob("*.py") if p.name != "__init__.py")
+        unused += [f"{protocol}: {name}" for name, meaning in protocols.features(protocol).items()
+                   if (protocol, name) not in asked and f'"{name}"' not in code]
+        assert all(meaning and "\n" not in meaning for meaning in protocols.features(protocol).values())
+    assert not unused, unused

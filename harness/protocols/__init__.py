@@ -1,5 +1,6 @@
 """Protocol packages. Each `harness.protocols.<name>` declares ROLES, the two roles of a pair in the order
-the matrix lists them (initiator first), and may offer pytest fixtures in its `fixtures` module.
+the matrix lists them (initiator first), FEATURES, the vocabulary its cases and vendors speak ({name: meaning}),
+and may offer pytest fixtures in its `fixtures` module.
 The core reaches them only by name, so it stays free of protocol knowledge."""
 from __future__ import annotations
 
@@ -22,3 +23,8 @@ def load(name: str) -> ModuleType:
 
 def roles(name: str) -> tuple[str, str]:
     return tuple(load(name).ROLES)
+
+
+def features(name: str) -> dict[str, str]:
+    """The features a vendor may declare for the protocol and a case may ask for: {name: one-line meaning}."""
+    return dict(load(name).FEATURES)

@@ -1,3 +1,20 @@
 """IPsec (IKEv2 + ESP): the scenario model, the role interface vendors implement, the wire reader, and the
 `ipsec_pair` fixture the suites use."""
 ROLES = ("initiator", "responder")
+
+# What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
+# `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.
+FEATURES = {
+    "psk": "authenticates with a pre-shared key (RFC 7296 2.15)",
+    "child_sa": "sets up a CHILD SA in IKE_AUTH and carries traffic through it (ESP)",
+    "childless": "sets up an IKE SA without a CHILD SA (RFC 6023)",
+    "rekey": "rekeys IKE and CHILD SAs with CREATE_CHILD_SA on the timers a case asks for (RFC 7296 1.3.2, 2.8)",
+    "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",
+    "dpd_restart": "finds a dead peer by liveness checks on a CHILD SA and sets the tunnel up anew",
+    "rsa": "authenticates with RSA certificates",
+    "ecdsa": "authenticates with ECDSA certificates",
+    "fragmentation": "fragments IKE messages (RFC 7383)",
+    "cookies": "answers with a COOKIE when busy with half-open IKE SAs (RFC 7296 2.6)",
+    "key_export": "exports its IKE and ESP keys (IPsecEndpoint.ike_keys/esp_keys), so every capture it is in "
+                  "decrypts; exporting none is then a broken cell, never a fallback to shape checks",
+}

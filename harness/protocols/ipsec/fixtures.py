@@ -16,7 +16,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 
 from harness.capture import Capture
-from harness.errors import ConfigError
+from harness.errors import ConfigError, HarnessError
 from harness.faults import Impairment
 from harness.lab import Node
 from harness.ping import Ping, ping
@@ -26,7 +26,7 @@ from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
 from harness.protocols.ipsec.scenario import Scenario, Side, inner_address
 from harness.protocols.ipsec.keyfiles import write_key_files
 from harness.protocols.ipsec.ladder import write_ladder
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, unexported
 from harness.protocols.ipsec.transcript import (DecryptedMessage, DecryptedMessages, bind_ike_keys, decrypt_ike,
                                                 esp_inner, transcript)
 from harness.protocols.ipsec.wire import Wire
@@ -121,6 +121,12 @@ class CapturedWire:
         return self._wire
 
 
+def _together(exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]]) -> tuple[list[IkeSaKeys],
+                                                                                      list[EspSaKeys]]:
+    """Every role's IKE keys in one list, their ESP keys in another."""
+    return [k for ike, _ in exported.values() for k in ike], [k for _, esp in exported.values() for k in esp]
+
+
 class IPsecPair(CapturedWire):
     def __init__(self, pair_lab, host, tools_image: str):
         self.pair_lab = pair_lab
@@ -131,7 +137,7 @@ class IPsecPair(CapturedWire):
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
-        self._keys: tuple[list[IkeSaKeys], list[EspSaKeys]] | None = None
+        self._exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]] | None = None
         self.impairments: dict[str, Impairment] = {}
         self.scenario: Scenario | None = None  # the last one established
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
@@ -201,20 +207,41 @@ class IPsecPair(CapturedWire):
         requests = [probe.ike_sa_init(scenario.ike_of(RESPONDER), spi=spi) for spi in spis]
         return peer.exchange(requests, to=(self.nodes[RESPONDER].address, IKE_PORT), sport=LOAD_PORT, wait=0.3)
 
-    def keys(self) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
-        """Both daemons' exported session keys (an SA exported by both counts once where it is used). Read
-        from the daemons' logs once the capture has stopped: from then on they cover all of it."""
-        if self._keys is not None:
-            return self._keys
-        keys = ([k for role in ROLES for k in self.endpoints[role].ike_keys()],
-                [k for role in ROLES for k in self.endpoints[role].esp_keys()])
+    def _exports(self) -> dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]]:
+        """Each role's exported session keys, read from its daemon's log; kept once the capture has stopped:
+        from then on they cover all of it."""
+        if self._exported is not None:
+            return self._exported
+        exported = {role: (self.endpoints[role].ike_keys(), self.endpoints[role].esp_keys()) for role in ROLES}
         if self.capture.path is not None:  # the capture is complete, and so are the keys it needs
-            self._keys = keys
-        return keys
+            self._exported = exported
+        return exported
+
+    def keys(self) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
+        """Both daemons' exported session keys (an SA exported by both counts once where it is used). Once the
+        capture has stopped, a side that declares key_export and exported nothing for what it sent makes the
+        cell broken: the cases' decryption checks must never quietly fall back to checking shapes."""
+        exported = self._exports()
+        if self.capture.path is not None:
+            self._require_exported(exported)
+        return _together(exported)
+
+    def _require_exported(self, exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]]) -> None:
+        wire = self.wire()
+        for role in ROLES:
+            vendor = self.pair_lab.pair.vendor(role)
+            if vendor.missing_features("ipsec", {"key_export"}, role):
+                continue
+            missing = unexported(wire, self.nodes[role].address, *exported[role])
+            if missing:
+                raise HarnessError(f"{vendor.name} ({role}) declares key_export but exported no "
+                                   f"{' and no '.join(missing)}: its key export is broken, so the capture cannot be "
+                                   f"decrypted (see {self.pair_lab.log_name(role)}.log)")
 
     @property
     def ike_keys_exported(self) -> bool:
-        """Whether either daemon exported IKE keys (Libreswan does not): then every message must decrypt."""
+        """Whether either daemon exported IKE keys (Libreswan does not): then every message must decrypt. A side
+        declaring key_export that exported none raises instead (keys())."""
         return bool(self.keys()[0])
 
     def decrypted(self) -> DecryptedMessages:
@@ -244,7 +271,7 @@ class IPsecPair(CapturedWire):
         """transcript.txt, Wireshark's key files (keys/) and ladder.svg beside the capture."""
         if not self._pcap.exists():
             return
-        ike, esp = self.keys()
+        ike, esp = _together(self._exports())  # unchecked: the evidence is written even when the export is broken
         (self.pair_lab.dir / "transcript.txt").write_text(transcript(self._pcap, ike, esp) + "\n")
         write_key_files(self.pair_lab.dir, bind_ike_keys(self._pcap, ike), esp)
         write_ladder(self.pair_lab, self._pcap, dict(zip(ROLES, self.addresses)), ike, esp)

@@ -3,6 +3,10 @@ by Wireshark/tshark from the per-pair key files). Algorithms use IANA transform 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.protocols.ipsec.wire import Wire
 
 
 @dataclass(frozen=True)
@@ -26,3 +30,18 @@ class EspSaKeys:
     integrity: str | None
     enc_key: bytes  # for AES-GCM: key followed by the 4-byte salt (RFC 4106)
     auth_key: bytes
+
+
+def unexported(wire: Wire, address: str, ike: list[IkeSaKeys], esp: list[EspSaKeys]) -> list[str]:
+    """What a daemon at `address` that exports its keys (feature key_export) should have exported but did not,
+    going by what it sent: an encrypted IKE message needs its IKE SA's keys, an ESP packet its ESP SA's.
+    Empty when nothing is missing (a daemon that never got past IKE_SA_INIT has no keys to give)."""
+    missing = []
+    sealed = [m for m in wire.ike() if m.encrypted and m.src == address]
+    if sealed and not ike:
+        missing.append(f"IKE SA keys (it sent {len(sealed)} encrypted IKE message(s), the first: "
+                       f"{sealed[0].exchange} #{sealed[0].message_id})")
+    flows = [f for f in wire.esp() if f.src == address]
+    if flows and not esp:
+        missing.append(f"ESP SA keys (it sent ESP, SPI 0x{flows[0].spi:08x})")
+    return missing

@@ -1,3 +1,13 @@
 """L2TPv2 (RFC 2661): the control and data message codec (`codec`: header, `avp`: the AVPs, hiding and tunnel
 authentication). A pair is a LAC, which places the call and sends SCCRQ, and an LNS, which answers it."""
 ROLES = ("lac", "lns")
+
+# What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
+# `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.
+FEATURES = {
+    "tunnel_auth": "tunnel authentication with a shared secret: Challenge and Challenge Response (RFC 2661 5.1.1)",
+    "data_plane": "IPv4 over PPP through the session (ping both ways, iperf3)",
+    "hidden_avps": "hides AVPs with the tunnel secret when asked (RFC 2661 4.3)",
+    "hello": "sends Hello after the hello_interval_s of silence a case asks for (RFC 2661 6.5)",
+    "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
+}

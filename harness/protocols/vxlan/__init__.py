@@ -2,3 +2,11 @@
 wire reader, and the `vxlan_pair` fixture the suites use. A pair is symmetric: two VTEPs, neither initiates;
 cases that need a third VTEP get a second instance of the second vendor."""
 ROLES = ("vtep1", "vtep2")
+
+# What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
+# `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.
+FEATURES = {
+    "vxlan": "a VXLAN tunnel endpoint (RFC 7348)",
+    "geneve": "a Geneve tunnel endpoint (RFC 8926)",
+    "geneve_options": "sends and receives Geneve options (RFC 8926 3.5)",
+}
