@@ -1,16 +1,22 @@
-"""The L2TP cases' wire checks (issue 12, item 5) on captures built with the codec, each judged by the case itself
-(suites/l2tp) against a stand-in lab: a legal retransmission is not a sequence error."""
+"""The L2TP cases' wire checks (issue 12, items 5 and 12) on captures built with the codec, each judged by the
+case itself (suites/l2tp) against a stand-in lab: a legal retransmission is not a sequence error, and the overlay
+tax's PPP header is sized by what LCP agreed to."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, UDP
+from scapy.layers.ppp import HDLC, PPP, PPP_LCP_Configure, PPP_LCP_Option
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
 from support import ROOT, load
 
+from harness import tax
+from harness.ping import Ping
 from harness.protocols.l2tp import avp as A
-from harness.protocols.l2tp.codec import control, encode, zlb
+from harness.protocols.l2tp.codec import control, data, encode, zlb
 from harness.protocols.l2tp.fixtures import Session
 from harness.protocols.l2tp.wire import Wire
 
@@ -19,15 +25,15 @@ LAC_TUNNEL, LNS_TUNNEL, LAC_SESSION, LNS_SESSION = 17, 33, 5, 9
 T0 = 1_700_000_000.0
 
 setup_suite = load("suite_l2tp", ROOT / "suites" / "l2tp" / "test_l2tp.py")
+tax_suite = load("suite_l2tp_overlay_tax", ROOT / "suites" / "l2tp" / "test_overlay_tax.py")
 
 
-def write(path, exchange, times=None) -> str:
-    """(src, dst, message) in order, 0.1 s apart unless `times` (seconds from the first) says otherwise, as the
-    LAC's capture would hold them."""
+def write(path, exchange) -> str:
+    """(src, dst, message) in order, 0.1 s apart, as the LAC's capture would hold them."""
     frames = []
     for number, (src, dst, message) in enumerate(exchange):
         frame = IP(src=src, dst=dst) / UDP(sport=1701, dport=1701) / Raw(encode(message))
-        frame.time = T0 + (times[number] if times else number / 10)
+        frame.time = T0 + number / 10
         frames.append(frame)
     wrpcap(str(path), frames)
     return str(path)
@@ -120,3 +126,83 @@ def test_tunnel_setup_still_fails_an_ns_out_of_step(tmp_path):
     skipped = [(LAC, LNS, sccrq()), (LNS, LAC, sccrp()), (LAC, LNS, scccn(ns=2)), (LNS, LAC, zlb(LAC_TUNNEL, 1, 3))]
     with pytest.raises(AssertionError, match="with Ns 2, expected 1"):
         setup_suite.test_tunnel_setup(SetupLab(write(tmp_path / "l2tp.pcap", skipped)))
+
+
+# --- item 12 (b): the PPP header is what LCP agreed to, not what the frame happens to carry -----------------
+
+INNER = IP(src="198.19.200.1", dst="198.19.200.2") / ICMP() / Raw(bytes(tax_suite.ECHO_SIZE))
+IP_IN_PPP = b"\x00\x21"
+COMPRESSED = {"ACFC": 8, "PFC": 7}
+
+
+def lcp_ack(*options):
+    """An LCP Configure-Ack, in full HDLC-less PPP framing (RFC 1661 6.6: LCP is never compressed)."""
+    return HDLC() / PPP() / PPP_LCP_Configure(code=2, id=1, options=[PPP_LCP_Option(type=COMPRESSED[o])
+                                                                      for o in options])
+
+
+def echoes(ppp_header: bytes, acked_by_lac=(), inner=bytes(INNER), **header):
+    """The LNS asked for `acked_by_lac` in its Configure-Request, the LAC acks it; then five echo requests."""
+    messages = [(LAC, LNS, data(LNS_TUNNEL, LNS_SESSION, lcp_ack(*acked_by_lac)))] if acked_by_lac else []
+    return messages + [(LAC, LNS, data(LNS_TUNNEL, LNS_SESSION, Raw(ppp_header + inner), **header))] * 5
+
+
+class TaxLab(SetupLab):
+    """What the L2TP overlay tax case asks of a pair: the echo answered, the capture, the nodes to measure."""
+
+    def __init__(self, pcap):
+        super().__init__(pcap)
+        self.capture = SimpleNamespace(path=pcap)
+        self.nodes = {"lac": None, "lns": None}
+
+    def ping(self, count=3, size=None):
+        return Ping(count, count, "")
+
+    def explain(self):
+        return ""
+
+
+class Figures:
+    underlay_carried_overlay = True
+    overlay_rtt = SimpleNamespace(avg_ms=1.0)
+
+    def record(self, pair_lab, overhead_bytes=None):
+        pair_lab.recorded = overhead_bytes
+
+
+@pytest.fixture
+def judge_tax(monkeypatch, tmp_path):
+    monkeypatch.setattr(tax, "measure", lambda *args, **kwargs: Figures())
+
+    def judge(exchange) -> int:
+        pair_lab = SimpleNamespace(recorded=None)
+        tax_suite.test_overlay_tax(TaxLab(write(tmp_path / "l2tp.pcap", exchange)), pair_lab)
+        return pair_lab.recorded
+    return judge
+
+
+@pytest.mark.parametrize("ppp_header, acked, header, overhead", [
+    (b"\xff\x03" + IP_IN_PPP, (), {}, 28 + 6 + 4),
+    (b"\xff\x03" + IP_IN_PPP, (), {"with_length": True, "ns": 3}, 28 + 6 + 2 + 4 + 4),
+    (b"\xff\x03" + IP_IN_PPP, (), {"offset_pad": bytes(5)}, 28 + 6 + 2 + 5 + 4),
+    (b"\x21", ("ACFC", "PFC"), {}, 28 + 6 + 1),
+    (b"\xff\x03" + IP_IN_PPP, ("ACFC", "PFC"), {}, 28 + 6 + 4),  # agreed to, yet sent in full: allowed
+    (IP_IN_PPP, ("ACFC",), {}, 28 + 6 + 2),
+], ids=["plain", "length and sequence", "offset padding", "both compressed", "agreed, not used", "acfc only"])
+def test_overlay_tax_is_the_rfcs_header_sizes(judge_tax, ppp_header, acked, header, overhead):
+    assert judge_tax(echoes(ppp_header, acked, **header)) == overhead
+
+
+@pytest.mark.parametrize("ppp_header, acked", [(b"\x21", ()), (IP_IN_PPP, ()), (b"\xff\x03\x21", ("ACFC",))],
+                         ids=["both compressed, never agreed", "acfc never agreed", "pfc never agreed"])
+def test_overlay_tax_fails_a_ppp_header_compressed_without_lcp(judge_tax, ppp_header, acked):
+    """RFC 1661 6.5, 6.6: without the peer's request, Address/Control and a two-byte Protocol MUST be sent. The
+    old check sized the PPP header from the frame itself, so any compression matched what it measured."""
+    with pytest.raises(AssertionError, match="outer IP length minus inner IP length"):
+        judge_tax(echoes(ppp_header, acked))
+
+
+def test_overlay_tax_fails_bytes_after_the_packet(judge_tax):
+    """An HDLC FCS (or anything) left after the inner packet is overhead no header accounts for."""
+    with pytest.raises(AssertionError, match="#1: 40 bytes, the RFCs make 38"):
+        judge_tax(echoes(b"\xff\x03" + IP_IN_PPP + bytes(INNER) + b"\x12\x34", inner=b""))

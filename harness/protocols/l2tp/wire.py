@@ -11,10 +11,17 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from scapy.layers.inet import IP, UDP
+from scapy.layers.ppp import PPP_LCP_Configure
 
 from harness.packets import Frames
 from harness.protocols.l2tp.codec import L2tpMessage, decode, header_length
 from harness.protocols.l2tp.scenario import L2TP_PORT
+
+OUTER_IPV4_UDP = 20 + 8
+PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
+PPP_PROTOCOL = 2                    # RFC 1661 2: two bytes unless Protocol-Field-Compression was negotiated
+LCP_CONFIGURE_ACK = 2
+LCP_PFC, LCP_ACFC = 7, 8            # RFC 1661 6.5, 6.6: Protocol- and Address-and-Control-Field-Compression
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,21 @@ class L2tpDatagram:
         head, *rest = self.message.describe().splitlines()
         return "\n".join([f"{self.time - t0:.6f} #{self.number} {self.src}:{self.sport} > {self.dst}:{self.dport} "
                           f"{head}", *(f"    {line.strip()}" for line in rest)])
+
+
+@dataclass(frozen=True)
+class Encapsulation:
+    """The bytes the RFCs put around the packet a data message carries (see Wire.encapsulation)."""
+    l2tp: int
+    ppp: int
+    outer: int = OUTER_IPV4_UDP
+
+    @property
+    def total(self) -> int:
+        return self.outer + self.l2tp + self.ppp
+
+    def describe(self) -> str:
+        return f"{self.total} (outer IPv4 and UDP {self.outer}, L2TP header {self.l2tp}, PPP header {self.ppp})"
 
 
 @dataclass(frozen=True)
@@ -98,6 +120,32 @@ class Wire:
     def data(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:
         return [d for d in self.datagrams if d.message.is_control is False and (src is None or d.src == src)
                 and (dst is None or d.dst == dst)]
+
+    def may_compress(self, src: str, before: float | None = None) -> tuple[bool, bool]:
+        """Whether `src` may leave PPP's Address and Control field out, and send a one-byte Protocol field (by
+        `before`, a capture time): only once it agreed to, by a Configure-Ack of its own carrying ACFC / PFC
+        (RFC 1661 6.5, 6.6: the option is the receiver's request to get frames so; by default both MUST be sent
+        in full)."""
+        agreed = {option.type for d in self.data(src=src) if d.message.ppp is not None
+                  and (before is None or d.time <= before)
+                  for lcp in [d.message.ppp.getlayer(PPP_LCP_Configure)]
+                  if lcp is not None and lcp.code == LCP_CONFIGURE_ACK for option in lcp.options}
+        return LCP_ACFC in agreed, LCP_PFC in agreed
+
+    def encapsulation(self, datagram: L2tpDatagram) -> Encapsulation:
+        """The bytes a data message may put around the packet it carries, sized by the RFCs from its header's
+        flag bits, not measured: outer IPv4 and UDP; the L2TP header (RFC 2661 3.1: 6, +2 Length with the L bit,
+        +4 Ns and Nr with S, +2 Offset Size and the offset padding with O); PPP's Address and Control (2) and
+        Protocol (2) fields, less what its sender had agreed to compress (may_compress) and did."""
+        m = datagram.message
+        l2tp = header_length(m.flags, m.offset_size or 0)
+        frame = m.data[l2tp:]
+        acfc, pfc = self.may_compress(datagram.src, before=datagram.time)
+        sent_address_control = frame.startswith(PPP_ADDRESS_CONTROL)
+        address_control = 0 if acfc and not sent_address_control else len(PPP_ADDRESS_CONTROL)
+        protocol_at = len(PPP_ADDRESS_CONTROL) if sent_address_control else 0
+        one_byte_protocol = len(frame) > protocol_at and frame[protocol_at] & 1  # RFC 1661 2: the low byte is odd
+        return Encapsulation(l2tp, address_control + (1 if pfc and one_byte_protocol else PPP_PROTOCOL))
 
     def sent(self, src: str, kind: str, *, retransmissions: bool = False) -> list[L2tpDatagram]:
         """The control messages of one type ("SCCRQ", "ZLB", ...) from `src`."""
