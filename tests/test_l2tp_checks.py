@@ -1,8 +1,9 @@
 """The L2TP cases' wire checks (issue 12, items 5 and 12) on captures built with the codec, each judged by the
-case itself (suites/l2tp) against a stand-in lab: a legal retransmission is not a sequence error, and the overlay
-tax's PPP header is sized by what LCP agreed to."""
+case itself (suites/l2tp) against a stand-in lab: a legal retransmission is not a sequence error, the overlay
+tax's PPP header is sized by what LCP agreed to, and a StopCCN that comes late is still seen."""
 from __future__ import annotations
 
+import time
 from types import SimpleNamespace
 
 import pytest
@@ -17,7 +18,7 @@ from harness import tax
 from harness.ping import Ping
 from harness.protocols.l2tp import avp as A
 from harness.protocols.l2tp.codec import control, data, encode, zlb
-from harness.protocols.l2tp.fixtures import Session
+from harness.protocols.l2tp.fixtures import L2tpPair, Session
 from harness.protocols.l2tp.wire import Wire
 
 LAC, LNS = "198.18.0.2", "198.18.0.3"
@@ -25,15 +26,17 @@ LAC_TUNNEL, LNS_TUNNEL, LAC_SESSION, LNS_SESSION = 17, 33, 5, 9
 T0 = 1_700_000_000.0
 
 setup_suite = load("suite_l2tp", ROOT / "suites" / "l2tp" / "test_l2tp.py")
+robustness_suite = load("suite_l2tp_robustness", ROOT / "suites" / "l2tp" / "test_robustness.py")
 tax_suite = load("suite_l2tp_overlay_tax", ROOT / "suites" / "l2tp" / "test_overlay_tax.py")
 
 
-def write(path, exchange) -> str:
-    """(src, dst, message) in order, 0.1 s apart, as the LAC's capture would hold them."""
+def write(path, exchange, times=None) -> str:
+    """(src, dst, message) in order, 0.1 s apart unless `times` (seconds from the first) says otherwise, as the
+    LAC's capture would hold them."""
     frames = []
     for number, (src, dst, message) in enumerate(exchange):
         frame = IP(src=src, dst=dst) / UDP(sport=1701, dport=1701) / Raw(encode(message))
-        frame.time = T0 + number / 10
+        frame.time = T0 + (times[number] if times else number / 10)
         frames.append(frame)
     wrpcap(str(path), frames)
     return str(path)
@@ -206,3 +209,72 @@ def test_overlay_tax_fails_bytes_after_the_packet(judge_tax):
     """An HDLC FCS (or anything) left after the inner packet is overhead no header accounts for."""
     with pytest.raises(AssertionError, match="#1: 40 bytes, the RFCs make 38"):
         judge_tax(echoes(b"\xff\x03" + IP_IN_PPP + bytes(INNER) + b"\x12\x34", inner=b""))
+
+
+# --- item 12 (c): "no StopCCN" is watched for a while, not looked for once ----------------------------------
+
+def result_code_8_wire(stop_ccn: bool):
+    """The LNS (the prober) clears the call with an 8-byte Result Code, the LAC acknowledges; then, 0.6 s after
+    the CDN, the LAC may stop the tunnel after all."""
+    cdn = control(LAC_TUNNEL, LAC_SESSION, 3, 3, [A.message_type("CDN"), A.result_code(3)])
+    messages = [(LNS, LAC, cdn), (LAC, LNS, zlb(LNS_TUNNEL, 3, 4))]
+    if stop_ccn:
+        messages.append((LAC, LNS, control(LNS_TUNNEL, 0, 3, 4, [A.message_type("StopCCN"), A.result_code(2, 6)])))
+    return messages
+
+
+class ProbedLab(L2tpPair):
+    """An l2tp_pair whose capture holds what was sent by now: each datagram shows once as many seconds have passed
+    since the probe as its capture time says. wire_until is the real one; wire() stops the capture, as the real
+    one does, and what comes later is not in it."""
+    prober, tested = "lns", "lac"
+
+    def __init__(self, pcap):
+        self.timeline = Wire.from_pcap(pcap)
+        self.probed, self.stopped = time.monotonic(), None
+
+    def start(self, scenario, probe=None):
+        return self
+
+    def connect(self, wait=True):
+        return Session(True, "session up")
+
+    def probe(self):
+        self.probed = time.monotonic()
+
+    def address(self, role):
+        return {"lac": LAC, "lns": LNS}[role]
+
+    def session_down(self, role, timeout=0):
+        return True
+
+    def _wire_so_far(self):
+        now = self.timeline.start + time.monotonic() - self.probed
+        return Wire(tuple(d for d in self.timeline.datagrams if d.time <= now), start=self.timeline.start)
+
+    def wire(self):
+        self.stopped = self.stopped or self._wire_so_far()
+        return self.stopped
+
+    def explain(self):
+        return ""
+
+
+@pytest.fixture
+def short_window(monkeypatch):
+    monkeypatch.setattr(robustness_suite, "STOPCCN_WINDOW_S", 1.5, raising=False)
+
+
+def test_result_code_8_sees_a_stopccn_that_comes_late(tmp_path, short_window):
+    """The acknowledgement shows at once, the StopCCN 0.6 s after the CDN: the old case looked once, right after
+    the acknowledgement and the session's end, and passed."""
+    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=True), times=[0, 0.05, 0.6]))
+    with pytest.raises(AssertionError, match="stopped the tunnel over a legal CDN"):
+        robustness_suite.test_result_code_8(lab)
+
+
+def test_result_code_8_passes_a_quiet_window(tmp_path, short_window):
+    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=False), times=[0, 0.05]))
+    began = time.monotonic()
+    robustness_suite.test_result_code_8(lab)
+    assert time.monotonic() - began >= 1.2, "the case must watch the window, not glance once"
