@@ -21,6 +21,7 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv
 from scapy.packet import Packet
 
 from harness.packets import Frames, captured, network_layer
+from harness.protocols.ipsec.ikev2_names import KEY_EXCHANGE_METHODS
 
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
@@ -202,6 +203,14 @@ class Notify:
     @property
     def is_error(self) -> bool:
         return self.type < FIRST_STATUS_NOTIFY
+
+    @property
+    def group(self) -> str | None:
+        """The Key Exchange Method an INVALID_KE_PAYLOAD asks for (RFC 7296 3.10.1: its two data bytes), by its
+        IANA name ("MODP_2048"); None for any other notify, or data of another size."""
+        if self.name != "INVALID_KE_PAYLOAD" or len(self.data) != 2:
+            return None
+        return _name(KEY_EXCHANGE_METHODS, int.from_bytes(self.data, "big"))
 
     def describe(self) -> str:
         """Error data is shown because it usually carries the answer (INVALID_KE_PAYLOAD: the group wanted)."""
