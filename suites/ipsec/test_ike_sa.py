@@ -66,11 +66,14 @@ def test_ke_group_mismatch(ipsec_pair):
                                            responder_ike=(modp2048,)))
     assert tunnel.up, tunnel.explain()
 
-    init = ipsec_pair.wire().ike("IKE_SA_INIT")
+    init = ipsec_pair.decrypted().ike("IKE_SA_INIT")  # in the clear: its payloads decode without keys
     assert [m.is_response for m in init] == [False, True, False, True], init.describe()
     invalid_ke = init[1].notify("INVALID_KE_PAYLOAD")
     assert invalid_ke is not None, init.describe()
-    assert int.from_bytes(invalid_ke.data, "big") == 14, f"expected MODP_2048 (14) in the notify:\n{init.describe()}"
+    assert invalid_ke.group == "MODP_2048", f"expected MODP_2048 in the notify:\n{init.describe()}"
+    retry = init[2].payload("KE")
+    assert retry is not None and retry.group == invalid_ke.group, \
+        f"the retry's KE payload must use the group the responder asked for ({invalid_ke.group}):\n{init.describe()}"
     assert not init[3].errors, init.describe()
 
 

@@ -11,6 +11,7 @@ recompute the very length fields whose damage we want to count. Nothing is decry
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from dataclasses import dataclass, field, replace
@@ -21,6 +22,7 @@ from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv
 from scapy.packet import Packet
 
 from harness.packets import Frames, captured, network_layer
+from harness.protocols.ipsec.ikev2_names import KEY_EXCHANGE_METHODS
 
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
@@ -203,6 +205,14 @@ class Notify:
     def is_error(self) -> bool:
         return self.type < FIRST_STATUS_NOTIFY
 
+    @property
+    def group(self) -> str | None:
+        """The Key Exchange Method an INVALID_KE_PAYLOAD asks for (RFC 7296 3.10.1: its two data bytes), by its
+        IANA name ("MODP_2048"); None for any other notify, or data of another size."""
+        if self.name != "INVALID_KE_PAYLOAD" or len(self.data) != 2:
+            return None
+        return _name(KEY_EXCHANGE_METHODS, int.from_bytes(self.data, "big"))
+
     def describe(self) -> str:
         """Error data is shown because it usually carries the answer (INVALID_KE_PAYLOAD: the group wanted)."""
         if self.is_error and self.data:
@@ -270,6 +280,54 @@ def first_sendings(messages, key):
             kept.append(message)
             seen.add(data)
     return kept
+
+
+# RFC 4303 2: what ESP adds to the packet it carries, per transform (IANA names, as the scenario spells them).
+OUTER_IP = {4: 20, 6: 40}               # the outer header of a tunnel-mode SA, without options
+UDP_ENCAPSULATION = 8                   # RFC 3948 2.1: ESP in UDP, after NAT detection or where ESP cannot go
+ESP_TRAILER = 2                         # RFC 4303 2.5, 2.6: Pad Length and Next Header
+ESP_MAX_PADDING = 255                   # RFC 4303 2.4: the Pad Length field is one byte
+ESP_ALIGNMENT = 4                       # RFC 4303 2.4: the trailer ends on a 4-byte boundary whatever the cipher
+_AES_BITS = (128, 192, 256)
+# Encryption transform -> (IV bytes, cipher block bytes the padding fills up to, ICV of a combined-mode cipher).
+ESP_CIPHERS: dict[str, tuple[int, int, int]] = {
+    "ENCR_NULL": (0, 1, 0),                                                             # RFC 2410
+    "ENCR_3DES": (8, 8, 0),                                                             # RFC 2451
+    **{f"ENCR_AES_CBC_{bits}": (16, 16, 0) for bits in _AES_BITS},                      # RFC 3602
+    **{f"ENCR_AES_CTR_{bits}": (8, 1, 0) for bits in _AES_BITS},                        # RFC 3686
+    **{f"ENCR_AES_GCM_{icv}_{bits}": (8, 1, icv) for icv in (8, 12, 16) for bits in _AES_BITS},  # RFC 4106
+    **{f"ENCR_AES_CCM_{icv}_{bits}": (8, 1, icv) for icv in (8, 12, 16) for bits in _AES_BITS},  # RFC 4309
+    **{f"ENCR_NULL_AUTH_AES_GMAC_{bits}": (8, 1, 16) for bits in _AES_BITS},            # RFC 4543
+    "ENCR_CHACHA20_POLY1305": (8, 1, 16),                                               # RFC 7634
+}
+# Integrity transform -> ICV bytes (the truncated length the transform's name carries).
+ESP_INTEGRITY_ICV: dict[str | None, int] = {
+    None: 0, "NONE": 0,                                 # a combined-mode cipher brings its own ICV
+    "AUTH_HMAC_MD5_96": 12, "AUTH_HMAC_SHA1_96": 12,    # RFC 2403, 2404
+    "AUTH_AES_XCBC_96": 12, "AUTH_AES_CMAC_96": 12,     # RFC 3566, 4494
+    "AUTH_HMAC_SHA2_256_128": 16, "AUTH_HMAC_SHA2_384_192": 24, "AUTH_HMAC_SHA2_512_256": 32,  # RFC 4868
+}
+
+
+def esp_overheads(encryption: str, integrity: str | None, inner_length: int, *, encapsulated: bool,
+                  ip_version: int = 4) -> tuple[int, ...]:
+    """Every number of bytes a tunnel-mode ESP packet may add to an inner packet of `inner_length` bytes with
+    these transforms, smallest (the least padding) first: the outer IP header, UDP if encapsulated, SPI and
+    sequence number (8), the IV, padding, Pad Length and Next Header (2), the ICV. RFC 4303 2.4: the padding
+    fills the encrypted part up to the cipher's block and puts the trailer on a 4-byte boundary, and a sender
+    may add more, in whole blocks, up to 255 bytes (so from lengths alone, transforms whose fixed part differs by
+    whole blocks cannot be told apart). TFC padding (2.7) is not counted: no scenario asks for it. Raises
+    ValueError for a transform not in the tables: a guess would make the check pass or fail for nothing."""
+    if encryption not in ESP_CIPHERS:
+        raise ValueError(f"no ESP overhead known for encryption transform {encryption!r}")
+    if integrity not in ESP_INTEGRITY_ICV:
+        raise ValueError(f"no ESP overhead known for integrity transform {integrity!r}")
+    iv, block, aead_icv = ESP_CIPHERS[encryption]
+    alignment = math.lcm(block, ESP_ALIGNMENT)
+    fixed = (OUTER_IP[ip_version] + (UDP_ENCAPSULATION if encapsulated else 0) + ESP_HEADER.size + iv
+             + ESP_TRAILER + aead_icv + ESP_INTEGRITY_ICV[integrity])
+    least = -(inner_length + ESP_TRAILER) % alignment
+    return tuple(fixed + padding for padding in range(least, ESP_MAX_PADDING + 1, alignment))
 
 
 @dataclass(frozen=True)

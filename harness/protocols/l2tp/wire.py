@@ -1,16 +1,27 @@
 """The L2TP wire: every UDP datagram to or from port 1701 in a capture, decoded by the codec. Control messages
 (SCCRQ ... ZLB) with their tunnel and session ids and Ns/Nr, and data messages with the PPP they carry. Never
-raises on what a capture holds: an unreadable frame is counted, a damaged message is marked malformed."""
+raises on what a capture holds: an unreadable frame is counted, a damaged message is marked malformed.
+
+A control message sent again while unacknowledged (RFC 2661 5.8) is a retransmission: readers see each message
+once unless they ask for `retransmissions=True`, as the IPsec wire does with IKE."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 
 from scapy.layers.inet import IP, UDP
+from scapy.layers.ppp import PPP_LCP_Configure
 
 from harness.packets import Frames
-from harness.protocols.l2tp.codec import L2tpMessage, decode
+from harness.protocols.l2tp.codec import L2tpMessage, decode, header_length
 from harness.protocols.l2tp.scenario import L2TP_PORT
+
+OUTER_IPV4_UDP = 20 + 8
+PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
+PPP_PROTOCOL = 2                    # RFC 1661 2: two bytes unless Protocol-Field-Compression was negotiated
+LCP_CONFIGURE_ACK = 2
+LCP_PFC, LCP_ACFC = 7, 8            # RFC 1661 6.5, 6.6: Protocol- and Address-and-Control-Field-Compression
 
 
 @dataclass(frozen=True)
@@ -24,6 +35,17 @@ class L2tpDatagram:
     message: L2tpMessage
 
     @property
+    def retransmission_key(self) -> tuple | None:
+        """What two sendings of one control message share (RFC 2661 5.8: a retransmission keeps its Ns and
+        content; only Nr is brought up to date, so Nr is left out); None for what is never retransmitted: data
+        messages, ZLBs (not acknowledged, so never sent again) and messages too damaged to have an Ns."""
+        m = self.message
+        if not m.is_control or self.kind in ("ZLB", "malformed") or m.ns is None:
+            return None
+        body = m.data[header_length(m.flags, m.offset_size or 0):]
+        return self.src, self.dst, self.sport, self.dport, m.flags, m.tunnel_id, m.session_id, m.ns, body
+
+    @property
     def kind(self) -> str:
         """The control message type (SCCRQ ... ZLB), "data", or "malformed"."""
         if self.message.malformed and self.message.message_type is None:
@@ -34,6 +56,21 @@ class L2tpDatagram:
         head, *rest = self.message.describe().splitlines()
         return "\n".join([f"{self.time - t0:.6f} #{self.number} {self.src}:{self.sport} > {self.dst}:{self.dport} "
                           f"{head}", *(f"    {line.strip()}" for line in rest)])
+
+
+@dataclass(frozen=True)
+class Encapsulation:
+    """The bytes the RFCs put around the packet a data message carries (see Wire.encapsulation)."""
+    l2tp: int
+    ppp: int
+    outer: int = OUTER_IPV4_UDP
+
+    @property
+    def total(self) -> int:
+        return self.outer + self.l2tp + self.ppp
+
+    def describe(self) -> str:
+        return f"{self.total} (outer IPv4 and UDP {self.outer}, L2TP header {self.l2tp}, PPP header {self.ppp})"
 
 
 @dataclass(frozen=True)
@@ -59,33 +96,90 @@ class Wire:
                 unreadable += 1
         return cls(tuple(datagrams), unreadable, start or 0.0)
 
-    def control(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:
-        """The control messages (ZLBs included) in capture order, from `src` / to `dst` if given."""
+    @cached_property
+    def retransmitted(self) -> dict[int, int]:
+        """The frame number of each retransmission, mapped to that of the message's first sending."""
+        first: dict[tuple, int] = {}
+        copies = {}
+        for d in self.datagrams:
+            key = d.retransmission_key
+            if key in first:
+                copies[d.number] = first[key]
+            elif key is not None:
+                first[key] = d.number
+        return copies
+
+    def control(self, src: str | None = None, dst: str | None = None, *,
+                retransmissions: bool = False) -> list[L2tpDatagram]:
+        """The control messages (ZLBs included) in capture order, from `src` / to `dst` if given, each once:
+        retransmissions are left out unless asked for, so a case judges the conversation, not how often a peer
+        had to repeat itself."""
         return [d for d in self.datagrams if d.message.is_control and (src is None or d.src == src)
-                and (dst is None or d.dst == dst)]
+                and (dst is None or d.dst == dst) and (retransmissions or d.number not in self.retransmitted)]
 
     def data(self, src: str | None = None, dst: str | None = None) -> list[L2tpDatagram]:
         return [d for d in self.datagrams if d.message.is_control is False and (src is None or d.src == src)
                 and (dst is None or d.dst == dst)]
 
-    def sent(self, src: str, kind: str) -> list[L2tpDatagram]:
+    def may_compress(self, src: str, before: float | None = None) -> tuple[bool, bool]:
+        """Whether `src` may leave PPP's Address and Control field out, and send a one-byte Protocol field (by
+        `before`, a capture time): only once it agreed to, by a Configure-Ack of its own carrying ACFC / PFC
+        (RFC 1661 6.5, 6.6: the option is the receiver's request to get frames so; by default both MUST be sent
+        in full)."""
+        agreed = {option.type for d in self.data(src=src) if d.message.ppp is not None
+                  and (before is None or d.time <= before)
+                  for lcp in [d.message.ppp.getlayer(PPP_LCP_Configure)]
+                  if lcp is not None and lcp.code == LCP_CONFIGURE_ACK for option in lcp.options}
+        return LCP_ACFC in agreed, LCP_PFC in agreed
+
+    def encapsulation(self, datagram: L2tpDatagram) -> Encapsulation:
+        """The bytes a data message may put around the packet it carries, sized by the RFCs from its header's
+        flag bits, not measured: outer IPv4 and UDP; the L2TP header (RFC 2661 3.1: 6, +2 Length with the L bit,
+        +4 Ns and Nr with S, +2 Offset Size and the offset padding with O); PPP's Address and Control (2) and
+        Protocol (2) fields, less what its sender had agreed to compress (may_compress) and did."""
+        m = datagram.message
+        l2tp = header_length(m.flags, m.offset_size or 0)
+        frame = m.data[l2tp:]
+        acfc, pfc = self.may_compress(datagram.src, before=datagram.time)
+        sent_address_control = frame.startswith(PPP_ADDRESS_CONTROL)
+        address_control = 0 if acfc and not sent_address_control else len(PPP_ADDRESS_CONTROL)
+        protocol_at = len(PPP_ADDRESS_CONTROL) if sent_address_control else 0
+        one_byte_protocol = len(frame) > protocol_at and frame[protocol_at] & 1  # RFC 1661 2: the low byte is odd
+        return Encapsulation(l2tp, address_control + (1 if pfc and one_byte_protocol else PPP_PROTOCOL))
+
+    def sent(self, src: str, kind: str, *, retransmissions: bool = False) -> list[L2tpDatagram]:
         """The control messages of one type ("SCCRQ", "ZLB", ...) from `src`."""
-        return [d for d in self.control(src=src) if d.kind == kind]
+        return [d for d in self.control(src=src, retransmissions=retransmissions) if d.kind == kind]
 
     def acknowledgement(self, message: L2tpDatagram) -> L2tpDatagram | None:
         """The first control message from the other side whose Nr covers `message` (RFC 2661 5.8: Nr is the next
-        Ns expected, so it acknowledges every Ns before it; 16-bit, wrapping), or None."""
-        return next((d for d in self.control(src=message.dst) if d.time >= message.time
+        Ns expected, so it acknowledges every Ns before it; 16-bit, wrapping), or None. A retransmission counts:
+        its Nr is brought up to date, so it may be the first to acknowledge."""
+        return next((d for d in self.control(src=message.dst, retransmissions=True) if d.time >= message.time
                      and 0 < (d.message.nr - message.message.ns) & 0xFFFF < 0x8000), None)
+
+    def sequence_error(self, src: str) -> str | None:
+        """What is wrong with the Ns and Nr of the control messages `src` sent, or None (RFC 2661 5.8): Ns counts
+        them from 0, one up per message but not for a ZLB (which carries the next Ns); Nr never goes back. A
+        retransmission is the same message again and counts once; a new message reusing an Ns does not."""
+        expected, last_nr = 0, 0
+        for d in self.control(src=src):
+            if d.message.ns != expected:
+                return f"{src} sent {d.kind} (#{d.number}) with Ns {d.message.ns}, expected {expected}"
+            if 0 < (last_nr - d.message.nr) & 0xFFFF < 0x8000:
+                return f"{src}'s Nr went back from {last_nr} to {d.message.nr} in {d.kind} (#{d.number})"
+            expected = (expected + (d.kind != "ZLB")) & 0xFFFF
+            last_nr = d.message.nr
+        return None
 
     def said(self, src: str) -> str:
         """One line of what `src` sent, for a verdict: its control message types, and the Result Code of any
         StopCCN or CDN ("nothing" when it sent no control message)."""
-        kinds = self.message_types(src)
+        kinds = self.message_types(src, retransmissions=True)  # "StopCCN x5": how often it had to say it
         if not kinds:
             return "nothing"
         results = []
-        for d in self.control(src=src):
+        for d in self.control(src=src, retransmissions=True):
             found = d.message.avp("Result Code") if d.kind in ("StopCCN", "CDN") else None
             if found is not None and found.value is not None:
                 layer = found.layer
@@ -101,14 +195,16 @@ class Wire:
         listed = ", ".join(kind if n == 1 else f"{kind} x{n}" for kind, n in runs)
         return listed + (f" ({'; '.join(dict.fromkeys(results))})" if results else "")
 
-    def message_types(self, src: str | None = None, zlb: bool = True) -> list[str]:
-        return [d.kind for d in self.control(src) if zlb or d.kind != "ZLB"]
+    def message_types(self, src: str | None = None, zlb: bool = True, *, retransmissions: bool = False) -> list[str]:
+        return [d.kind for d in self.control(src, retransmissions=retransmissions) if zlb or d.kind != "ZLB"]
 
     def malformed(self) -> list[L2tpDatagram]:
         return [d for d in self.datagrams if d.message.malformed]
 
     def describe(self) -> str:
-        lines = [d.describe(self.start) for d in self.datagrams] or ["no L2TP on the wire"]
+        lines = [d.describe(self.start) + (f"\n    retransmission of #{self.retransmitted[d.number]}"
+                                           if d.number in self.retransmitted else "")
+                 for d in self.datagrams] or ["no L2TP on the wire"]
         if self.unreadable:
             lines.append(f"{self.unreadable} frame(s) on UDP {L2TP_PORT} not readable")
         return "\n".join(lines)
