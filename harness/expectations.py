@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
+from harness.tomlfile import read_toml
 
 EXPECTABLE = ("passed", "failed", "skipped")
 ENTRY_KEYS = ("match", "verdict", "reason", "note", "host")
@@ -43,9 +43,12 @@ class Entry:
     note: str = ""
     host: tuple[str, ...] = ()  # "cap" (the host has it) or "!cap" (the host lacks it)
 
+    def holds_on(self, host: dict[str, bool]) -> bool:
+        """Whether the entry's host conditions hold on a host with these capabilities."""
+        return all(host.get(cond.lstrip("!"), False) != cond.startswith("!") for cond in self.host)
+
     def applies(self, key: str, host: dict[str, bool]) -> bool:
-        return fnmatch.fnmatchcase(key, self.match) and all(
-            host.get(cond.lstrip("!"), False) != cond.startswith("!") for cond in self.host)
+        return fnmatch.fnmatchcase(key, self.match) and self.holds_on(host)
 
     def describe(self) -> dict:
         """The entry as matrix.json keeps it (`expectation`)."""
@@ -83,18 +86,7 @@ def load(path: Path, capabilities: set[str] | None = None) -> Expectations:
     """Read and validate an expectations file; every problem is one ConfigError naming the file, entry and field.
     `capabilities`: the host capability names a `host` condition may use (None: any name)."""
     where = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_bytes().decode("utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(where, "(file)", "not found") from None
-    except IsADirectoryError:
-        raise ConfigError(where, "(file)", "is a folder, not an expectations file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(where, "(file)", f"not UTF-8 text (byte {exc.start})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, "(syntax)", str(exc)) from None
-    except OSError as exc:
-        raise ConfigError(where, "(file)", exc.strerror or str(exc)) from None
+    data = read_toml(Path(path), folder="is a folder, not an expectations file")
     unknown = sorted(set(data) - {"cell"})
     if unknown:
         raise ConfigError(where, unknown[0], "unknown key; an expectations file holds [[cell]] tables only")

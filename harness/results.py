@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
-from harness.errors import ConfigError, HarnessError
+from harness.errors import ConfigError
 
 VERDICTS = ("passed", "failed", "broken", "skipped")
 # The phases of a case, in order: the lab (network, containers, capture) is up; the daemons are configured and

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import importlib
 import sys
-import tomllib
 import types
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import protocols
 from harness.errors import ConfigError
+from harness.tomlfile import read_toml
 from harness.host import CAPABILITIES
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
@@ -122,21 +122,8 @@ def _known_keys(table: dict, known: tuple[str, ...], where: str, prefix: str = "
 
 
 def _read(folder: Path) -> dict:
-    where = str(folder / "vendor.toml")
-    try:
-        text = (folder / "vendor.toml").read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise ConfigError(where, "(file)", "missing; every vendor folder declares itself there") from None
-    except IsADirectoryError:
-        raise ConfigError(where, "(file)", "is a folder, not the vendor's declaration") from None
-    except OSError as exc:
-        raise ConfigError(where, "(file)", f"cannot be read: {exc.strerror or exc}") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(where, "(file)", f"not UTF-8 (byte {exc.start}: {exc.reason})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(where, "(syntax)", str(exc)) from None
+    return read_toml(folder / "vendor.toml", missing="missing; every vendor folder declares itself there",
+                     folder="is a folder, not the vendor's declaration")
 
 
 def _feature(name: str, proto: str, legal: set[str], where: str, field_name: str) -> None:

@@ -15,3 +15,16 @@ def load(name: str, path: Path):
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return sys.modules[name]
+
+
+class TaxFigures:
+    """What harness.tax.measure returns, for a case's wire check run without a lab: the overhead it records lands
+    in `pair_lab.recorded`."""
+    underlay_carried_overlay = True
+
+    def __init__(self):
+        from types import SimpleNamespace
+        self.overlay_rtt = SimpleNamespace(avg_ms=1.0)
+
+    def record(self, pair_lab, overhead_bytes=None):
+        pair_lab.recorded = overhead_bytes

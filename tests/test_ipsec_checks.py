@@ -12,7 +12,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from support import DATA, ROOT, load
+from support import DATA, ROOT, TaxFigures, load
 
 from harness import tax
 from harness.ping import Ping
@@ -116,17 +116,9 @@ class TaxPair:
         return decrypt_ike(self.wire(), self.ike_keys)
 
 
-class Figures:
-    underlay_carried_overlay = True
-    overlay_rtt = SimpleNamespace(avg_ms=1.0)
-
-    def record(self, pair_lab, overhead_bytes=None):
-        pair_lab.recorded = overhead_bytes
-
-
 @pytest.fixture
 def judge_tax(monkeypatch, tmp_path):
-    monkeypatch.setattr(tax, "measure", lambda *args, **kwargs: Figures())
+    monkeypatch.setattr(tax, "measure", lambda *args, **kwargs: TaxFigures())
     monkeypatch.setattr(tax_suite, "ping", lambda *args, count=3, **kwargs: Ping(count, count, ""))
 
     def judge(sa: SecurityAssociation) -> int:

@@ -12,7 +12,7 @@ from scapy.layers.ppp import HDLC, PPP, PPP_LCP_Configure, PPP_LCP_Option
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from support import ROOT, load
+from support import ROOT, TaxFigures, load
 
 from harness import tax
 from harness.ping import Ping
@@ -165,17 +165,9 @@ class TaxLab(SetupLab):
         return ""
 
 
-class Figures:
-    underlay_carried_overlay = True
-    overlay_rtt = SimpleNamespace(avg_ms=1.0)
-
-    def record(self, pair_lab, overhead_bytes=None):
-        pair_lab.recorded = overhead_bytes
-
-
 @pytest.fixture
 def judge_tax(monkeypatch, tmp_path):
-    monkeypatch.setattr(tax, "measure", lambda *args, **kwargs: Figures())
+    monkeypatch.setattr(tax, "measure", lambda *args, **kwargs: TaxFigures())
 
     def judge(exchange) -> int:
         pair_lab = SimpleNamespace(recorded=None)
