@@ -11,8 +11,9 @@ from harness.protocols.l2tp.wire import Wire
 
 def summary(wire: Wire) -> list[str]:
     lines = []
-    for (src, dst), count in Counter((d.src, d.dst) for d in wire.control()).items():
-        kinds = " ".join(d.kind for d in wire.control(src, dst))
+    for (src, dst), count in Counter((d.src, d.dst) for d in wire.control(retransmissions=True)).items():
+        kinds = " ".join(d.kind + (" (retransmission)" if d.number in wire.retransmitted else "")
+                         for d in wire.control(src, dst, retransmissions=True))
         lines.append(f"{src} > {dst}: {count} control message(s): {kinds}")
     for (src, dst), count in Counter((d.src, d.dst) for d in wire.data()).items():
         lines.append(f"{src} > {dst}: {count} data message(s)")
