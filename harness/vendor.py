@@ -223,14 +223,17 @@ def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vend
 
 
 class HarnessPeer(Vendor):
-    """The harness's own active peer standing in one role (a conformance probe): it needs no declaration
-    and lacks no feature, because the case itself drives it."""
+    """The harness's built-in probe: the prober of the cases marked `probes` in a protocol that declares
+    PROBE_ROLE (harness.pairlab has the one model of the harness's misbehaving peer; a protocol without
+    PROBE_ROLE has vendors declaring the feature `probes` misbehave instead, e.g. scapy-l2tp). It is no vendor
+    folder: no image (a plain node of the tools image sends what the case builds), no declaration, no feature
+    lacking, since the case itself drives it; its cells are named after it, `probe -> <vendor>`."""
 
     def __init__(self):
-        super().__init__("probe", Path(__file__).parent, "the harness's own active peer (scapy)", "", reference=True)
+        super().__init__("probe", Path(__file__).parent, "the harness's built-in probe (scapy)", "", reference=True)
 
     def plays(self, protocol: str, role: str) -> bool:
-        return True
+        return role == protocols.probe_role(protocol)
 
     def missing_features(self, protocol: str, features, role: str) -> list[str]:
         return []

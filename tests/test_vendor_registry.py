@@ -220,6 +220,10 @@ def feature_marks() -> list[tuple[str, str, str]]:
                 assert all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in mark.args), \
                     f"{where}: feature names must be literal strings, so they can be checked"
                 found += [(protocol[0], a.value, where) for a in mark.args]
+        probing = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "probes"
+                   and isinstance(node.value, ast.Attribute) and node.value.attr == "mark"]
+        if probing and protocol and protocols.probe_role(protocol[0]) is None:  # vendors declaring it misbehave
+            found.append((protocol[0], "probes", f"{path.relative_to(ROOT)}:{probing[0].lineno}"))
     return found
 
 

@@ -1,6 +1,9 @@
 """IPsec (IKEv2 + ESP): the scenario model, the role interface vendors implement, the wire reader, and the
 `ipsec_pair` fixture the suites use."""
 ROLES = ("initiator", "responder")
+# The harness's built-in probe plays the initiator in the cases marked `probes` (IKE_SA_INIT requests built by
+# probe.py, sent from a node of its own: fixtures.IPsecProbe): one cell per responder, probe -> <vendor>.
+PROBE_ROLE = "initiator"
 
 # What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
 # `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.

@@ -9,5 +9,7 @@ FEATURES = {
     "data_plane": "IPv4 over PPP through the session (ping both ways, iperf3)",
     "hidden_avps": "hides AVPs with the tunnel secret when asked (RFC 2661 4.3)",
     "hello": "sends Hello after the hello_interval_s of silence a case asks for (RFC 2661 6.5)",
+    # Vendors declaring it play the prober in the cases marked `probes` (harness.pairlab): the reference peer
+    # scapy-l2tp, since a misbehaviour in the middle of a handshake needs a whole implementation.
     "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
 }
