@@ -218,7 +218,7 @@ def pytest_runtest_setup(item):
         _label_allure(pair, item.get_closest_marker("severity"))
         clause, title = describe_case(item.function.__doc__)
         record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
-                  "clause": clause, "title": title, "reference": pair.reference,
+                  "clause": clause, "title": title, "reference": pair.reference, "probe": pair.probe_side,
                   "try": getattr(item, "oi_attempt", 1)}
         # one record per try (a rerun sets the cell up again); a skipped cell belongs in the matrix too
         item.user_properties[:] = [p for p in item.user_properties if p[0] != "overlay_interop"]
@@ -504,7 +504,8 @@ class MatrixRecorder:
         if known is None or attempt > self.attempts[report.nodeid]:
             fresh = CaseResult(props["protocol"], props["case"], props["a"], props["b"], props["verdict"],
                                props["reason"], round(report.duration, 3), props["pcap"], props.get("clause", ""),
-                               props.get("title", ""), reference=bool(props.get("reference")))
+                               props.get("title", ""), reference=bool(props.get("reference")),
+                               probe=props.get("probe"))
             if known is not None:  # a rerun began: the try before it is done
                 fresh.tries = [*known.tries, {"verdict": known.verdict, "reason": known.reason,
                                               "duration_s": known.duration_s, "try": self.attempts[report.nodeid]}]

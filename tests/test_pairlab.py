@@ -4,6 +4,10 @@ declares PROBE_ROLE (IPsec, VXLAN), vendors declaring the feature `probes` where
 their skip reasons are the ones the matrix always had."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
@@ -98,3 +102,26 @@ def test_only_the_built_in_probes_role_has_no_image(shipped, tmp_path):
     with pytest.raises(ConfigError, match="this cell has no built-in probe"):
         PairLab(None, next(p for p in vendor_prober if p.prober), tmp_path, None).probe_node(None)
 
+
+SUITE = '''
+import pytest
+
+pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.probes]
+
+
+def test_probed(ipsec_probe):
+    """RFC 7296 2.21.1: a probe."""
+'''
+
+
+def test_the_record_says_which_side_the_built_in_probe_played(tmp_path):
+    """matrix.json carries it (`probe`), so the pages need no vendor registry to know the probe is no vendor."""
+    (tmp_path / "suite").mkdir()
+    (tmp_path / "suite" / "test_probed.py").write_text(SUITE)
+    env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")  # the cell breaks: no engine
+    subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
+                    str(tmp_path / "suite"), "--vendors-dir", str(ROOT / "vendors"), "--vendors", "strongswan",
+                    "--expect", "none", "--reports-dir", str(tmp_path / "out")],
+                   cwd=ROOT, env=env, capture_output=True, timeout=120)
+    records = json.loads((tmp_path / "out" / "matrix.json").read_text())
+    assert [(r["a"], r["b"], r["probe"]) for r in records] == [("probe", "strongswan", "a")]
