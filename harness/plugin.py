@@ -23,7 +23,7 @@ from harness import history, protocols
 from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import Expectations, cell_key, host_answers
-from harness.host import CAPABILITIES, HostCapabilities, probe
+from harness.host import HostCapabilities, declared, probe
 from harness.images import Images
 from harness.lab import Lab, reap
 from harness.pairlab import PROBES, PairLab, VendorPair, cells
@@ -32,7 +32,7 @@ from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expect
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import Vendor, load_registry
+from harness.vendor import Vendor, load_registry, narrow
 
 log = logging.getLogger(__name__)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
@@ -162,18 +162,22 @@ def _expectations(config) -> Expectations | None:
     path = Path(config.rootpath) / DEFAULT_EXPECTATIONS if choice == "default" else Path(choice)
     if choice == "default" and not path.is_file():
         return None  # a checkout without the file (an out-of-tree suite): nothing is expected but passing
-    return expectations.load(path, set(CAPABILITIES))
+    return expectations.load(path, set(config.oi_capabilities))
 
 
 def _registry(config) -> dict[str, Vendor]:
+    """The vendors of this run (--vendors); `config.oi_capabilities` gets the host capabilities declared by the
+    core, the protocol packages and every vendor of the folder, chosen or not (an expectations file names them)."""
     if not hasattr(config, "oi_registry"):
         vendors_dir = Path(config.getoption("vendors_dir") or Path(config.rootpath) / "vendors")
         if vendors_dir.is_dir():
-            config.oi_registry = load_registry(vendors_dir, _csv(config.getoption("vendors")))
+            everyone = load_registry(vendors_dir)
+            config.oi_registry = narrow(everyone, _csv(config.getoption("vendors")))
         elif config.getoption("vendors_dir"):
             raise ConfigError("--vendors-dir", str(vendors_dir), "not a folder")
         else:
-            config.oi_registry = {}
+            everyone = config.oi_registry = {}
+        config.oi_capabilities = declared(everyone.values())
     return config.oi_registry
 
 
@@ -283,8 +287,9 @@ def images(docker_client) -> Images:
 
 
 @pytest.fixture(scope="session")
-def host(docker_client, images) -> HostCapabilities:
-    return probe(docker_client, images.tools())
+def host(pytestconfig, docker_client, images) -> HostCapabilities:
+    _registry(pytestconfig)
+    return probe(docker_client, images.tools(), pytestconfig.oi_capabilities)
 
 
 @pytest.fixture

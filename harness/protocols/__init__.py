@@ -1,7 +1,8 @@
 """Protocol packages. Each `harness.protocols.<name>` declares ROLES, the two roles of a pair in the order
 the matrix lists them (initiator first), FEATURES, the vocabulary its cases and vendors speak ({name: meaning}),
 and may offer pytest fixtures in its `fixtures` module. It may declare PROBE_ROLE, the role the harness's
-built-in probe plays in its cases marked `probes` (harness.pairlab).
+built-in probe plays in its cases marked `probes` (harness.pairlab), and HOST_CAPABILITIES, the host
+capabilities its vendors may need ({name: {"meaning": ..., "probe": ...}}, harness.host).
 The core reaches them only by name, so it stays free of protocol knowledge."""
 from __future__ import annotations
 
@@ -44,3 +45,7 @@ def probe_role(name: str) -> str | None:
                           "vendor declaring probes, not both")
     return role
 
+
+def host_capabilities(name: str) -> dict[str, dict[str, str]]:
+    """The host capabilities the protocol declares: {name: {"meaning": one line, "probe": a shell snippet}}."""
+    return dict(getattr(load(name), "HOST_CAPABILITIES", {}))

@@ -2,6 +2,14 @@
 authentication). A pair is a LAC, which places the call and sends SCCRQ, and an LNS, which answers it."""
 ROLES = ("lac", "lns")
 
+# Host capabilities (harness.host) an L2TP vendor may need: the kernel's L2TP and PPP (pppd needs /dev/ppp).
+HOST_CAPABILITIES = {
+    "kernel-l2tp": {"meaning": "L2TP in the kernel", "probe": "succeeds ip l2tp show tunnel"},
+    "ppp": {"meaning": "PPP in the kernel (/dev/ppp)",
+            "probe": 'if grep -qw ppp /proc/devices; then echo yes; '
+                     'else echo "no /proc/devices has no ppp (ppp_generic not loaded)"; fi'},
+}
+
 # What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
 # `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.
 FEATURES = {
