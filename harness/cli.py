@@ -187,7 +187,7 @@ def cmd_images_build(args) -> int:
 
 def cmd_doctor(args) -> int:
     import docker as docker_sdk
-    from harness.host import probe
+    from harness.host import declared, probe
     from harness.images import REGISTRY_BASE, Images
     client = _docker()
     version = client.version()
@@ -196,10 +196,11 @@ def cmd_doctor(args) -> int:
     print(f"registry: {_registry_answer(REGISTRY_BASE)}")
     images = Images(client)
     print(f"base image: {images.base}")
-    host = probe(client, images.tools())
+    registry = _registry(Path(args.vendors_dir))
+    host = probe(client, images.tools(), declared(registry.values()))
     print(host.describe())
     print("what it means for the matrix:")
-    for line in matrix_consequences(_registry(Path(args.vendors_dir)), host):
+    for line in matrix_consequences(registry, host):
         print(f"  {line}")
     return 0
 

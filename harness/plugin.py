@@ -11,7 +11,7 @@ import importlib.util
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import allure
@@ -23,16 +23,16 @@ from harness import history, protocols
 from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import Expectations, cell_key, host_answers
-from harness.host import CAPABILITIES, HostCapabilities, probe
+from harness.host import HostCapabilities, declared, probe
 from harness.images import Images
-from harness.lab import Lab, Node, reap
+from harness.lab import Lab, reap
+from harness.pairlab import PROBES, PairLab, VendorPair, cells
 from harness.report import write_pages
-from harness.results import (CELL_LABEL, MARKS, RANK, CaseResult, describe_case, expectation_summary, flaky_summary,
+from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expectation_summary, flaky_summary,
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import HARNESS_PEER, Companion, Vendor, load_registry, ordered_pairs
-from harness.waiting import wait_for
+from harness.vendor import Vendor, load_registry, narrow
 
 log = logging.getLogger(__name__)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
@@ -85,8 +85,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "any_features(*names): vendor features a case needs on at least one side")
     config.addinivalue_line("markers", "severity(level): allure severity of a case (blocker, critical, normal, "
                                        "minor, trivial); normal by default")
-    config.addinivalue_line("markers", "harness_peer(role): the harness's own active peer plays `role`; "
-                                       "one case per vendor playing the other role")
+    config.addinivalue_line("markers", "probes: one side misbehaves on purpose (the prober: the harness's "
+                                       "built-in probe, or a vendor declaring probes) and the cell judges the "
+                                       "other (harness.pairlab)")
     workerinput = getattr(config, "workerinput", None)
     if workerinput:  # an xdist worker: share the controller's run
         run_id, owner, reports = (workerinput["oi_run_id"], workerinput["oi_owner"], workerinput["oi_reports"])
@@ -161,41 +162,23 @@ def _expectations(config) -> Expectations | None:
     path = Path(config.rootpath) / DEFAULT_EXPECTATIONS if choice == "default" else Path(choice)
     if choice == "default" and not path.is_file():
         return None  # a checkout without the file (an out-of-tree suite): nothing is expected but passing
-    return expectations.load(path, set(CAPABILITIES))
+    return expectations.load(path, set(config.oi_capabilities))
 
 
 def _registry(config) -> dict[str, Vendor]:
+    """The vendors of this run (--vendors); `config.oi_capabilities` gets the host capabilities declared by the
+    core, the protocol packages and every vendor of the folder, chosen or not (an expectations file names them)."""
     if not hasattr(config, "oi_registry"):
         vendors_dir = Path(config.getoption("vendors_dir") or Path(config.rootpath) / "vendors")
         if vendors_dir.is_dir():
-            config.oi_registry = load_registry(vendors_dir, _csv(config.getoption("vendors")))
+            everyone = load_registry(vendors_dir)
+            config.oi_registry = narrow(everyone, _csv(config.getoption("vendors")))
         elif config.getoption("vendors_dir"):
             raise ConfigError("--vendors-dir", str(vendors_dir), "not a folder")
         else:
-            config.oi_registry = {}
+            everyone = config.oi_registry = {}
+        config.oi_capabilities = declared(everyone.values())
     return config.oi_registry
-
-
-@dataclass(frozen=True)
-class VendorPair:
-    """The parameter of one test: a protocol, a case, and the ordered pair of vendors."""
-    protocol: str
-    case: str
-    a: Vendor
-    b: Vendor
-    roles: tuple[str, str]
-
-    @property
-    def id(self) -> str:
-        return f"{self.a.name}->{self.b.name}"
-
-    def vendor(self, role: str) -> Vendor:
-        return self.a if role == self.roles[0] else self.b
-
-    @property
-    def reference(self) -> bool:
-        """Both sides are the harness's own code: the cell checks the reference peers, not interop."""
-        return self.a.reference and self.b.reference
 
 
 def pytest_generate_tests(metafunc):
@@ -207,16 +190,8 @@ def pytest_generate_tests(metafunc):
                           "a suite using vendor_pair needs pytest.mark.protocol(<name>)")
     protocol = marker.args[0]
     case = metafunc.definition.originalname.removeprefix("test_")
-    roles = protocols.roles(protocol)
-    registry = _registry(metafunc.config)
-    peer = metafunc.definition.get_closest_marker("harness_peer")
-    if peer:  # the harness plays one role itself: one pair per vendor that plays the other
-        other = roles[1] if peer.args[0] == roles[0] else roles[0]
-        players = [v for v in registry.values() if v.plays(protocol, other)]
-        pairs = [VendorPair(protocol, case, *((HARNESS_PEER, v) if other == roles[1] else (v, HARNESS_PEER)), roles)
-                 for v in players]
-    else:
-        pairs = [VendorPair(protocol, case, a, b, roles) for a, b in ordered_pairs(registry, protocol)]
+    probes = metafunc.definition.get_closest_marker(PROBES) is not None
+    pairs = cells(protocol, case, _registry(metafunc.config), probes)
     metafunc.parametrize("vendor_pair", pairs, ids=[p.id for p in pairs])
 
 
@@ -247,7 +222,7 @@ def pytest_runtest_setup(item):
         _label_allure(pair, item.get_closest_marker("severity"))
         clause, title = describe_case(item.function.__doc__)
         record = {"protocol": pair.protocol, "case": pair.case, "a": pair.a.name, "b": pair.b.name, "pcap": None,
-                  "clause": clause, "title": title, "reference": pair.reference,
+                  "clause": clause, "title": title, "reference": pair.reference, "probe": pair.probe_side,
                   "try": getattr(item, "oi_attempt", 1)}
         # one record per try (a rerun sets the cell up again); a skipped cell belongs in the matrix too
         item.user_properties[:] = [p for p in item.user_properties if p[0] != "overlay_interop"]
@@ -260,7 +235,8 @@ def pytest_runtest_setup(item):
 def undeclared(item, pair: VendorPair) -> str | None:
     """Why the pair cannot run the case, from the vendors' declarations alone: a feature the case needs that a
     side does not declare (in the vendor's own words where its vendor.toml says why, `gaps`), or an
-    `any_features` feature neither side declares. None if the declarations allow the case."""
+    `any_features` feature neither side declares (in a case marked `probes`, the `probes` feature where vendors
+    play the prober and neither side declares it). None if the declarations allow the case."""
     marker = item.get_closest_marker("features")
     needed = set(marker.args) if marker else set()
     players = list(zip(pair.roles, (pair.a, pair.b)))
@@ -277,7 +253,10 @@ def undeclared(item, pair: VendorPair) -> str | None:
         return "; ".join(f"{name} {what} as {' and '.join(roles)} for {pair.protocol}{why}"
                          for (name, what, why), roles in said.items())
     either = item.get_closest_marker("any_features")
-    for feature in either.args if either else ():
+    features = list(either.args if either else ())
+    if item.get_closest_marker(PROBES) and pair.prober is None:  # vendors play the prober here: one side must
+        features.append(PROBES)
+    for feature in features:
         if all(v.missing_features(pair.protocol, {feature}, role) for role, v in players):
             stated = [f"{v.name} as {role}: {why}" for role, v in players
                       if (why := v.gap(pair.protocol, feature, role))]
@@ -308,126 +287,15 @@ def images(docker_client) -> Images:
 
 
 @pytest.fixture(scope="session")
-def host(docker_client, images) -> HostCapabilities:
-    return probe(docker_client, images.tools())
-
-
-_VERSIONS: dict[tuple[str, str], str] = {}  # (vendor, image id) -> version: asked once per worker
-_PACKAGES: dict[str, dict[str, str]] = {}  # image id -> its Debian packages: listed once per worker
-
-
-@dataclass
-class PairLab:
-    """A pair's lab plus the folder its artifacts go to. Protocol fixtures build on it."""
-    lab: Lab
-    pair: VendorPair
-    dir: Path
-    images: Images
-    nodes: dict[str, Node] = field(default_factory=dict)  # by role
-    finalizers: list = field(default_factory=list)
-    versions: dict[str, str] = field(default_factory=dict)  # vendor -> version, read from its running daemon
-    # vendor -> {"id": image id, "packages": {name: version}}; packages only the first time this worker saw the
-    # image (the controller keeps them per image: sent once, not with every cell's record)
-    image_facts: dict[str, dict] = field(default_factory=dict)
-    marks: dict[str, float] = field(default_factory=dict)  # phase (results.MARKS) -> when it was reached
-    measurements: dict[str, float] = field(default_factory=dict)
-
-    def mark(self, phase: str) -> None:
-        """The case reached `phase` (one of results.MARKS) now: the benchmark's per-phase times."""
-        if phase not in MARKS:
-            raise ValueError(f"unknown phase {phase!r}; known: {', '.join(MARKS)}")
-        self.marks[phase] = time.monotonic()
-
-    def measure(self, name: str, value: float) -> None:
-        """A figure the case measured, kept in matrix.json (and shown on the matrix page)."""
-        self.measurements[name] = round(float(value), 3)
-
-    def node(self, role: str, **kwargs) -> Node:
-        vendor = self.pair.vendor(role)
-        image = self.images.ensure(vendor.name, vendor.folder)
-        node = self.lab.node(f"{role}", image, **kwargs)
-        self.nodes[role] = node
-        return node
-
-    def companion(self, role: str, companion: Companion, network, timeout: float = 30) -> Node:
-        """Create, fill and start a companion node of the role's vendor (vendor.Companion); return it once its
-        log shows `ready_log`. Its log is collected with the pair's."""
-        vendor = self.pair.vendor(role)
-        image = self.images.ensure(f"{vendor.name}-{companion.name}", companion.folder)
-        name = f"{role}-{companion.name}"
-        node = self.lab.node(name, image, network)
-        node.put_files(companion.files)
-        node.start()
-        self.nodes[name] = node
-        if companion.ready_log:
-            wait_for(lambda: node.ensure_running() or companion.ready_log in node.logs(), timeout=timeout,
-                     interval=0.1, what=f"{vendor.name}'s {companion.name} to log {companion.ready_log!r}")
-        return node
-
-    def log_name(self, role: str) -> str:
-        return f"{role}-{self.pair.vendor(role).name}"
-
-    def install(self, role: str, files: dict[str, str]) -> None:
-        """Put rendered configs into the role's node and keep a copy under configs/ for the report."""
-        self.nodes[role].put_files(files)
-        folder = self.dir / "configs" / self.log_name(role)
-        for path, content in files.items():
-            copy = folder / path.lstrip("/")
-            copy.parent.mkdir(parents=True, exist_ok=True)
-            copy.write_text(content)
-
-    def record_version(self, role: str, read) -> None:
-        """Note the version of the role's daemon (`read()` asks the running daemon) and what its image is made
-        of (its id and Debian packages), once per image."""
-        vendor = self.pair.vendor(role)
-        image_id = self.nodes[role].container.image.id
-        key = (vendor.name, image_id)
-        if key not in _VERSIONS:
-            text = read().strip()
-            _VERSIONS[key] = text.splitlines()[0] if text else "unknown"
-        self.versions[vendor.name] = _VERSIONS[key]
-        facts = self.image_facts.setdefault(vendor.name, {"id": image_id})  # both roles may be one vendor
-        if image_id not in _PACKAGES:
-            _PACKAGES[image_id] = debian_packages(self.nodes[role])
-            facts["packages"] = _PACKAGES[image_id]
-
-    def on_teardown(self, fn) -> None:
-        """Run `fn` before logs are collected and the lab closes (e.g. stop a capture)."""
-        self.finalizers.append(fn)
-
-    def collect(self) -> None:
-        """Run the teardown steps and write every node's log. An unusable capture (CaptureError) is raised once
-        the rest is collected: a cell whose evidence cannot back its verdict is broken, even if the case never
-        read the wire itself."""
-        unusable = None
-        for fn in reversed(self.finalizers):
-            try:
-                fn()
-            except CaptureError as exc:
-                unusable = unusable or exc
-            except Exception as exc:  # keep collecting: the rest of the evidence still matters
-                log.warning("%s: teardown step failed: %s", self.pair.id, exc)
-        for role, node in self.nodes.items():
-            name = self.log_name(role) if role in self.pair.roles else role  # a companion: "<role>-<name>"
-            (self.dir / f"{name}.log").write_text(node.logs())
-        if unusable:
-            raise unusable
-
-
-def debian_packages(node: Node) -> dict[str, str]:
-    """Name -> version of every Debian package installed in the node's image: what was tested, beyond what the
-    daemon says of itself. Empty (and a warning) for an image without dpkg."""
-    try:
-        out = node.exec(["dpkg-query", "-W", "-f", "${Package}\t${Version}\n"], timeout=30, check=True,
-                        what="the image's Debian packages (dpkg-query)").output
-    except HarnessError as exc:  # a user's image need not be Debian's; the case itself goes on
-        log.warning("%s: no package list: %s", node.name, exc)
-        return {}
-    return dict(sorted(line.split("\t", 1) for line in out.splitlines() if "\t" in line))
+def host(pytestconfig, docker_client, images) -> HostCapabilities:
+    _registry(pytestconfig)
+    return probe(docker_client, images.tools(), pytestconfig.oi_capabilities)
 
 
 @pytest.fixture
-def pair_lab(request, vendor_pair, docker_client, images, host):
+def pair_lab(request, vendor_pair: VendorPair, docker_client, images: Images,
+             host: HostCapabilities) -> Iterator[PairLab]:
+    """The cell's lab (harness.pairlab.PairLab), its evidence collected and the lab closed after the case."""
     config = request.config
     run: Run = config.oi_run
     folder = pair_dir(run.reports_dir, vendor_pair.protocol, vendor_pair.case, vendor_pair.a.name, vendor_pair.b.name)
@@ -641,7 +509,8 @@ class MatrixRecorder:
         if known is None or attempt > self.attempts[report.nodeid]:
             fresh = CaseResult(props["protocol"], props["case"], props["a"], props["b"], props["verdict"],
                                props["reason"], round(report.duration, 3), props["pcap"], props.get("clause", ""),
-                               props.get("title", ""), reference=bool(props.get("reference")))
+                               props.get("title", ""), reference=bool(props.get("reference")),
+                               probe=props.get("probe"))
             if known is not None:  # a rerun began: the try before it is done
                 fresh.tries = [*known.tries, {"verdict": known.verdict, "reason": known.reason,
                                               "duration_s": known.duration_s, "try": self.attempts[report.nodeid]}]

@@ -77,6 +77,9 @@ class CaseResult:
     reference: bool = False
     # --compare: this cell's verdict in the run compared with; None when that run did not have the cell.
     previous: str | None = None
+    # "a" or "b": the side the harness's built-in probe played (harness.pairlab); it is no vendor, so it has no
+    # conformance page and the pages list it after the vendors. None in every other cell.
+    probe: str | None = None
 
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""
@@ -291,6 +294,7 @@ RECORD_SCHEMA: dict[str, Check] = {
     "flaky": _flag,
     "reference": _flag,
     "previous": _optional(_VERDICT),
+    "probe": _one_of(None, "a", "b"),
 }
 REQUIRED = {f.name for f in fields(CaseResult) if f.default is MISSING and f.default_factory is MISSING}
 

@@ -12,7 +12,12 @@
                                            # may ask for; "@role": only in that role
 
     [protocols.ipsec.host]                 # optional: host capabilities (harness.host) a feature needs
-    child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so
+    child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so:
+                                           # names the core or a protocol package declares, or the vendor's own
+
+    [capabilities.openvswitch]             # optional: a host capability only this vendor uses, added to the
+    meaning = "the openvswitch kernel datapath"  # host probe: "host lacks <meaning>"; the probe is a shell
+    probe = "succeeds genl ctrl get name ovs_datapath"  # snippet printing "yes" or "no <why>" (harness.host)
 
     [protocols.ipsec.gaps]                 # optional: why a feature (or "feature@role") is NOT declared, e.g.
     rekey = "adapter gap: ..."             # the adapter does not drive it yet; a case needing it is skipped
@@ -32,11 +37,11 @@ from pathlib import Path
 
 from harness import protocols
 from harness.errors import ConfigError
+from harness.host import CORE, Capability, declarations
 from harness.tomlfile import read_toml
-from harness.host import CAPABILITIES
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
-TOP_KEYS = ("name", "description", "adapter", "reference", "protocols")
+TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities")
 PROTOCOL_KEYS = ("roles", "features", "host", "gaps")
 
 
@@ -68,6 +73,7 @@ class Vendor:
     adapter: str
     protocols: dict[str, Support] = field(default_factory=dict)
     reference: bool = False  # the harness's own reference peer (vendor.toml `reference = true`)
+    capabilities: dict[str, Capability] = field(default_factory=dict)  # host capabilities it declares
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
@@ -137,7 +143,7 @@ def _feature(name: str, proto: str, legal: set[str], where: str, field_name: str
         raise ConfigError(where, field_name, f"{name!r}: {role!r} is not one of {sorted(legal)}")
 
 
-def _support(proto: str, table, where: str) -> Support:
+def _support(proto: str, table, where: str, own: dict[str, Capability]) -> Support:
     prefix = f"protocols.{proto}"
     if proto not in protocols.known():
         raise ConfigError(where, prefix, f"unknown protocol; known: {', '.join(protocols.known())}")
@@ -159,10 +165,12 @@ def _support(proto: str, table, where: str) -> Support:
         needs[feature] = _strings(caps, where, f"{prefix}.host.{feature}")
         if feature not in {f.partition("@")[0] for f in features}:
             raise ConfigError(where, f"{prefix}.host.{feature}", "names a feature not in features")
-        unknown = needs[feature] - set(CAPABILITIES)
+        known = [*CORE, *(n for p in protocols.known() for n in protocols.host_capabilities(p)), *own]
+        unknown = needs[feature] - set(known)
         if unknown:
             raise ConfigError(where, f"{prefix}.host.{feature}",
-                              f"unknown host capability {sorted(unknown)}; known: {', '.join(CAPABILITIES)}")
+                              f"unknown host capability {sorted(unknown)}; known: {', '.join(known)} (or declare "
+                              f"it: [capabilities.<name>])")
     gaps = table.get("gaps", {})
     if not isinstance(gaps, dict):
         raise ConfigError(where, f"{prefix}.gaps", 'must be a table of feature = "why it is not declared"')
@@ -199,14 +207,25 @@ def load_vendor(folder: Path) -> Vendor:
     declared = data.get("protocols")
     if not isinstance(declared, dict) or not declared:
         raise ConfigError(where, "protocols", "declare at least one [protocols.<name>] table")
-    support = {proto: _support(proto, table, where) for proto, table in declared.items()}
-    return Vendor(data["name"], folder, data["description"], data["adapter"], support, reference)
+    capabilities = declarations(data.get("capabilities", {}), where, "capabilities.")
+    for name in capabilities:
+        owner = "harness.host" if name in CORE else next(
+            (f"harness.protocols.{p}" for p in protocols.known() if name in protocols.host_capabilities(p)), None)
+        if owner:
+            raise ConfigError(where, f"capabilities.{name}", f"host capability already declared by {owner}")
+    support = {proto: _support(proto, table, where, capabilities) for proto, table in declared.items()}
+    return Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities)
 
 
 def load_registry(vendors_dir: Path, only: list[str] | None = None) -> dict[str, Vendor]:
     """Every vendor under `vendors_dir` (a folder with a vendor.toml), optionally narrowed to `only`."""
     found = {p.name: load_vendor(p) for p in sorted(vendors_dir.iterdir())
              if p.is_dir() and (p / "vendor.toml").exists()}
+    return narrow(found, only)
+
+
+def narrow(found: dict[str, Vendor], only: list[str] | None) -> dict[str, Vendor]:
+    """The vendors named in `only` (all when it names none); an unknown name is an error."""
     if only:
         unknown = [v for v in only if v not in found]
         if unknown:
@@ -223,14 +242,17 @@ def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vend
 
 
 class HarnessPeer(Vendor):
-    """The harness's own active peer standing in one role (a conformance probe): it needs no declaration
-    and lacks no feature, because the case itself drives it."""
+    """The harness's built-in probe: the prober of the cases marked `probes` in a protocol that declares
+    PROBE_ROLE (harness.pairlab has the one model of the harness's misbehaving peer; a protocol without
+    PROBE_ROLE has vendors declaring the feature `probes` misbehave instead, e.g. scapy-l2tp). It is no vendor
+    folder: no image (a plain node of the tools image sends what the case builds), no declaration, no feature
+    lacking, since the case itself drives it; its cells are named after it, `probe -> <vendor>`."""
 
     def __init__(self):
-        super().__init__("probe", Path(__file__).parent, "the harness's own active peer (scapy)", "", reference=True)
+        super().__init__("probe", Path(__file__).parent, "the harness's built-in probe (scapy)", "", reference=True)
 
     def plays(self, protocol: str, role: str) -> bool:
-        return True
+        return role == protocols.probe_role(protocol)
 
     def missing_features(self, protocol: str, features, role: str) -> list[str]:
         return []

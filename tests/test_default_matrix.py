@@ -19,7 +19,8 @@ from l2tp_tshark import disagreements as l2tp_disagreements
 from vxlan_tshark import disagreements
 
 from harness import expectations
-from harness.host import CAPABILITIES
+from harness.host import declared
+from harness.vendor import load_registry
 
 RUN_TIMEOUT_S = 900
 SHIPPED = ROOT / "expectations" / "default.toml"
@@ -41,7 +42,7 @@ def test_the_default_matrix(tmp_path, browser):
              and not (r["expectation"] or {}).get("reason")]
     assert not loose, f"failed or skipped cells pinned without a reason pattern: {loose}"
     host = expectations.host_answers(json.loads((tmp_path / "run.json").read_text())["host"])
-    rules = expectations.load(SHIPPED, set(CAPABILITIES))
+    rules = expectations.load(SHIPPED, set(declared(load_registry(ROOT / "vendors").values())))
     cells = [key(r) for r in records]
     stale = [e.match for e in rules.entries if e.holds_on(host) and not any(fnmatch.fnmatchcase(c, e.match)
                                                                              for c in cells)]

@@ -8,8 +8,10 @@ import sys
 from support import ROOT
 
 from harness.cli import matrix_consequences
-from harness.host import CAPABILITIES, HostCapabilities
+from harness.host import HostCapabilities, declared
 from harness.vendor import load_registry
+
+CAPABILITIES = declared(load_registry(ROOT / "vendors").values())
 
 
 def test_doctor_reports_engine_registry_capabilities_and_consequences():
@@ -27,10 +29,11 @@ def test_doctor_reports_engine_registry_capabilities_and_consequences():
 
 def test_consequences_name_the_vendor_feature_and_the_missing_capability():
     registry = load_registry(ROOT / "vendors")
-    nothing = HostCapabilities({name: False for name in CAPABILITIES}, {"kernel-esp": "Requested type not found"})
+    nothing = HostCapabilities({name: False for name in CAPABILITIES}, {"kernel-esp": "Requested type not found"},
+                               CAPABILITIES)
     lines = matrix_consequences(registry, nothing)
     assert ("libreswan ipsec: cases needing child_sa skip (host lacks ESP in the kernel's XFRM "
             "(Requested type not found))") in lines
     assert any(line.startswith("linux vxlan: cases needing geneve skip") for line in lines)
-    everything = HostCapabilities({name: True for name in CAPABILITIES}, {})
+    everything = HostCapabilities({name: True for name in CAPABILITIES}, {}, CAPABILITIES)
     assert matrix_consequences(registry, everything) == ["every declared vendor feature can run here"]

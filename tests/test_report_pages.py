@@ -2,6 +2,8 @@
 that exist, every reason escaped, the conformance pages grouped by RFC with both roles."""
 import json
 import re
+import subprocess
+import sys
 from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
@@ -16,9 +18,9 @@ from harness.report.conformance import split_clause
 EVIL = '<script>alert("x")</script> & "quoted"'
 
 
-def record(protocol, case, a, b, verdict, reason="", clause="", title=""):
+def record(protocol, case, a, b, verdict, reason="", clause="", title="", probe=None):
     return {"protocol": protocol, "case": case, "a": a, "b": b, "verdict": verdict, "reason": reason,
-            "duration_s": 1.5, "pcap": None, "clause": clause, "title": title}
+            "duration_s": 1.5, "pcap": None, "clause": clause, "title": title, "probe": probe}
 
 
 PSK = ("RFC 7296 1.1.1", "RFC 7296 1.1.1/1.2: IKE_SA_INIT and IKE_AUTH set up the first CHILD SA")
@@ -29,9 +31,9 @@ RECORDS = [
     record("ipsec", "psk_tunnel", "libreswan", "libreswan", "skipped", "host lacks ESP in the kernel's XFRM", *PSK),
     record("ipsec", "cookie", "strongswan", "strongswan", "passed", "", "RFC 7296 2.6", "RFC 7296 2.6: a COOKIE"),
     record("ipsec", "truncated_request", "probe", "strongswan", "failed", "answered: N(INVALID_SYNTAX)",
-           "RFC 7296 2.21.1", "RFC 7296 2.21.1/3.10.1: a truncated request is not answered"),
+           "RFC 7296 2.21.1", "RFC 7296 2.21.1/3.10.1: a truncated request is not answered", probe="a"),
     record("ipsec", "truncated_request", "probe", "libreswan", "passed", "",
-           "RFC 7296 2.21.1", "RFC 7296 2.21.1/3.10.1: a truncated request is not answered"),
+           "RFC 7296 2.21.1", "RFC 7296 2.21.1/3.10.1: a truncated request is not answered", probe="a"),
     record("ipsec", "ike_only", "strongswan", "strongswan", "passed", "", "RFC 6023", "RFC 6023: childless"),
     record("l2tp", "tunnel", "xl2tpd", "xl2tpd", "passed", "", "RFC 2661 5.1", "RFC 2661 5.1: a tunnel"),
     record("l2tp", "hello", "xl2tpd", "xl2tpd", "skipped", "host lacks l2tp_ppp", "", "Hello keeps it up"),
@@ -218,3 +220,35 @@ def test_measured_overlay_tax_gets_a_table_per_protocol(tmp_path):
 
 def test_no_measurements_no_tax_table(reports):
     assert "Overlay tax" not in (reports / "matrix.html").read_text()
+
+
+def test_the_pages_know_the_harness_probe_from_the_records_not_from_a_name(tmp_path):
+    """A record says which side the harness's built-in probe played (`probe`): that side gets no conformance page
+    and comes after the vendors, whatever it is called; a vendor that happens to be called "probe" is a vendor."""
+    title = "RFC 7348 5: reserved bits are ignored"
+    (tmp_path / "matrix.json").write_text(json.dumps([
+        record("vxlan", "reserved_flags", "a-injector", "linux", "passed", "", "RFC 7348 5", title, probe="a"),
+        record("vxlan", "reserved_flags", "a-injector", "ovs", "failed", "dropped", "RFC 7348 5", title, probe="a"),
+        record("vxlan", "reserved_flags", "linux", "ovs", "failed", "dropped", "RFC 7348 5", title),
+        record("vxlan", "unicast", "zebra", "probe", "passed", "", "RFC 7348 4", "RFC 7348 4: unicast"),
+        record("vxlan", "unicast", "probe", "zebra", "passed", "", "RFC 7348 4", "RFC 7348 4: unicast"),
+    ]))
+    write_pages(tmp_path)
+    assert sorted(p.name for p in (tmp_path / "conformance").iterdir()) == [
+        "linux.html", "ovs.html", "probe.html", "zebra.html"]
+    html = (tmp_path / "matrix.html").read_text()
+    assert "<i>a-injector</i> is the harness" in html and "<i>probe</i> is the harness" not in html
+    order = [(c["data-case"], c["data-a"], c["data-b"]) for c in cells(tmp_path / "matrix.html")]
+    assert order == [("reserved_flags", "linux", "ovs"), ("reserved_flags", "a-injector", "linux"),
+                     ("reserved_flags", "a-injector", "ovs"), ("unicast", "probe", "zebra"), ("unicast", "zebra", "probe")]
+    listed = [(a["data-a"], a["data-b"]) for a, _ in Elements(html[html.index('id="problems"'):]).all("li")]
+    assert listed[:2] == [("linux", "ovs"), ("a-injector", "ovs")]
+
+
+def test_the_pages_never_ask_the_vendor_registry():
+    """The report reads records only: importing it loads no vendor registry (a run's folder renders anywhere)."""
+    code = ("import sys, harness.report.matrix, harness.report.conformance, harness.report.history; "
+            "print(sorted(m for m in sys.modules if m in ('harness.vendor', 'harness.protocols')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         cwd=Path(__file__).resolve().parent.parent)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr

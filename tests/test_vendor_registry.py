@@ -7,6 +7,7 @@ import pytest
 
 from harness import protocols
 from harness.errors import ConfigError
+from harness.host import declared, probe_script
 from harness.vendor import HARNESS_PEER, load_registry, ordered_pairs
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,6 +124,48 @@ def test_bad_host_needs_name_the_field(tmp_path, host, problem):
     assert caught.value.where == str(folder / "vendor.toml") and caught.value.field.startswith("protocols.ipsec.host.")
 
 
+OWN = '[capabilities.crypto-offload]\nmeaning = "an ESP offload device"\nprobe = "succeeds test -e /dev/esp0"\n'
+
+
+def test_a_vendor_declares_a_capability_only_it_uses(tmp_path):
+    """Its name is then valid in its own host needs, probed with the others, and known to expectations."""
+    declare(tmp_path, "v", vendor_toml("v", extra='[protocols.ipsec.host]\npsk = ["crypto-offload"]\n' + OWN))
+    declare(tmp_path, "w", vendor_toml("w"))
+    registry = load_registry(tmp_path)
+    assert registry["v"].host_needs("ipsec", {"psk"}) == {"psk": frozenset({"crypto-offload"})}
+    capabilities = declared(registry.values())
+    assert capabilities["crypto-offload"].source == str(tmp_path / "v" / "vendor.toml")
+    assert "echo \"crypto-offload $(" in probe_script(capabilities)
+    assert {"crypto-offload", "kernel-esp", "tun"} <= set(capabilities)
+    assert "crypto-offload" not in declared(load_registry(tmp_path, ["w"]).values())  # --vendors w: not declared
+    with pytest.raises(ConfigError, match="unknown host capability"):  # another vendor's is not yours
+        declare(tmp_path, "x", vendor_toml("x", extra='[protocols.ipsec.host]\npsk = ["crypto-offload"]\n'))
+        load_registry(tmp_path)
+
+
+@pytest.mark.parametrize("extra, field, problem", [
+    ('[capabilities.kernel-esp]\nmeaning = "ESP"\nprobe = "echo yes"\n', "capabilities.kernel-esp",
+     "already declared by harness.protocols.ipsec"),
+    ('[capabilities.tun]\nmeaning = "TUN"\nprobe = "echo yes"\n', "capabilities.tun",
+     "already declared by harness.host"),
+    ('[capabilities.x]\nmeaning = "x"\n', "capabilities.x.probe", "shell snippet"),
+    ('capabilities = ["x"]\n', "capabilities", "must be a table"),
+])
+def test_a_bad_capability_declaration_names_the_field(tmp_path, extra, field, problem):
+    folder = declare(tmp_path, "v", vendor_toml("v") + extra if extra.startswith("[") else extra + vendor_toml("v"))
+    with pytest.raises(ConfigError, match=problem) as caught:
+        load_registry(tmp_path)
+    assert (caught.value.where, caught.value.field) == (str(folder / "vendor.toml"), field)
+
+
+def test_two_vendors_cannot_declare_one_capability(tmp_path):
+    declare(tmp_path, "v", vendor_toml("v", extra=OWN))
+    declare(tmp_path, "w", vendor_toml("w", extra=OWN))
+    with pytest.raises(ConfigError, match=f"already declared by {tmp_path / 'v' / 'vendor.toml'}") as caught:
+        declared(load_registry(tmp_path).values())
+    assert caught.value.where == str(tmp_path / "w" / "vendor.toml")
+
+
 def test_an_unknown_feature_names_the_features_the_protocols_cases_use(tmp_path):
     folder = declare(tmp_path, "v", vendor_toml("v").replace('features = ["psk"]', 'features = ["psk", "rekeying"]'))
     with pytest.raises(ConfigError) as caught:
@@ -220,6 +263,10 @@ def feature_marks() -> list[tuple[str, str, str]]:
                 assert all(isinstance(a, ast.Constant) and isinstance(a.value, str) for a in mark.args), \
                     f"{where}: feature names must be literal strings, so they can be checked"
                 found += [(protocol[0], a.value, where) for a in mark.args]
+        probing = [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == "probes"
+                   and isinstance(node.value, ast.Attribute) and node.value.attr == "mark"]
+        if probing and protocol and protocols.probe_role(protocol[0]) is None:  # vendors declaring it misbehave
+            found.append((protocol[0], "probes", f"{path.relative_to(ROOT)}:{probing[0].lineno}"))
     return found
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import ConfigError
-from harness.report.matrix import ENV, PROBE, Cell, cell, run_facts, split_title, summary, vendor_key, vendor_order
+from harness.report.matrix import ENV, Cell, Order, cell, run_facts, split_title, summary, vendors
 from harness.results import CaseResult, name_problem, record_label
 
 CLAUSE = re.compile(r"(RFC (\d+))\s*(.*)")
@@ -54,15 +54,16 @@ class Group:
 
 def groups(reports_dir: Path, vendor: str, results: list[CaseResult]) -> list[Group]:
     by_rfc: dict[tuple[str, str], list[Row]] = {}
+    order = Order.of(results)
     for protocol, case in sorted({(r.protocol, r.case) for r in results}):
         records = [r for r in results if (r.protocol, r.case) == (protocol, case)]
         clause, title = records[0].clause, records[0].title
         rfc, section = split_clause(clause)
         refs, text = split_title(clause, title)
         row = Row(case, section, refs, text,
-                  [(r.b, cell(reports_dir, r, "../")) for r in sorted(records, key=lambda r: vendor_key(r.b))
+                  [(r.b, cell(reports_dir, r, "../")) for r in sorted(records, key=lambda r: order.key(r.b))
                    if r.a == vendor],
-                  [(r.a, cell(reports_dir, r, "../")) for r in sorted(records, key=lambda r: vendor_key(r.a))
+                  [(r.a, cell(reports_dir, r, "../")) for r in sorted(records, key=lambda r: order.key(r.a))
                    if r.b == vendor])
         by_rfc.setdefault((protocol, rfc), []).append(row)
     return [Group(protocol, rfc, sorted(rows, key=lambda row: (_section_key(row.section), row.case)))
@@ -87,11 +88,12 @@ def write(reports_dir: Path, results: list[CaseResult]) -> list[Path]:
     lacks = {name: str(answer).removeprefix("no").strip().removeprefix("(").removesuffix(")")
              for name, answer in facts["host"].items() if not str(answer).startswith("yes")}
     written = []
-    for vendor in vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE):
+    for vendor in vendors(results):
         mine = [r for r in results if vendor in (r.a, r.b)]
         skips = Counter(r.reason for r in mine if r.verdict == "skipped")
         page = ENV.get_template("conformance.html.j2").render(
             vendor=vendor, version=facts["versions"].get(vendor, ""), facts=facts, lacks=lacks,
+            probes=sorted(Order.of(mine).probes),
             summaries=[summary(p, [r for r in mine if r.protocol == p]) for p in sorted({r.protocol for r in mine})],
             skips=skips.most_common(), groups=groups(reports_dir, vendor, mine))
         path = folder / f"{vendor}.html"

@@ -13,7 +13,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from harness.history import RunFolder, Step, timeline
-from harness.report.matrix import ENV, Cell, cell, run_facts, vendor_key
+from harness.report.matrix import ENV, Cell, Order, cell, run_facts
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,15 @@ def _prefix(run: RunFolder, page_dir: Path) -> str:
 
 def rows(runs: list[RunFolder], page_dir: Path) -> list[Row]:
     prefixes = [_prefix(run, page_dir) for run in runs]
-    out = []
+    out, results = [], []
     for key, steps in timeline(runs).items():
         first = next(step.result for step in steps if step.result)
         entries = [Entry(step, cell(run.folder, step.result, prefix) if step.result else None)
                    for step, run, prefix in zip(steps, runs, prefixes)]
         out.append(Row(first.protocol, first.case, first.a, first.b, key, entries))
-    return sorted(out, key=lambda row: (row.protocol, row.case, vendor_key(row.a), vendor_key(row.b)))
+        results += [step.result for step in steps if step.result]
+    order = Order.of(results)
+    return sorted(out, key=lambda row: (row.protocol, row.case, order.key(row.a), order.key(row.b)))
 
 
 def write(out: Path, runs: list[RunFolder]) -> Path:

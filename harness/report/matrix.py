@@ -9,7 +9,8 @@ lists the figures per pair: relative to the host that ran them, never a benchmar
 CSS, no script, nothing fetched, so it works offline and from an archived reports folder.
 
 What both pages share lives here too: the jinja2 environment (autoescaped), the run's facts, vendor order,
-and `Cell`, one record with the links to the files that exist in its pair folder.
+and `Cell`, one record with the links to the files that exist in its pair folder. Everything comes from the
+records: a page needs no vendor registry (the side the harness's built-in probe played is the record's `probe`).
 """
 from __future__ import annotations
 
@@ -25,22 +26,33 @@ import jinja2
 
 from harness import history
 from harness.results import VERDICTS, CaseResult, pair_dir
-from harness.vendor import HARNESS_PEER
 
-PROBE = HARNESS_PEER.name  # "probe": the harness's own active peer
 PROBLEMS = ("failed", "broken")
 
 ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
 
 
-def vendor_key(name: str) -> tuple[bool, str]:
-    """Alphabetical, the harness's probe last: the same order on every page and every run."""
-    return name == PROBE, name
+@dataclass(frozen=True)
+class Order:
+    """Vendors alphabetical, the harness's built-in probe last: the same order on every page and every run. The
+    probe is known by the records alone (`probe`: the side it played), never by a name."""
+    probes: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, results) -> "Order":
+        return cls(frozenset(getattr(r, r.probe) for r in results if r.probe))
+
+    def key(self, name: str) -> tuple[bool, str]:
+        return name in self.probes, name
+
+    def sorted(self, names) -> list[str]:
+        return sorted(set(names), key=self.key)
 
 
-def vendor_order(names) -> list[str]:
-    return sorted(set(names), key=vendor_key)
+def vendors(results: list[CaseResult]) -> list[str]:
+    """The vendors the records name, in page order: not the sides the harness's built-in probe played."""
+    return Order.of(results).sorted(getattr(r, side) for r in results for side in ("a", "b") if side != r.probe)
 
 
 @dataclass(frozen=True)
@@ -162,11 +174,11 @@ class Grid:
 
 
 def grids(reports_dir: Path, results: list[CaseResult]) -> list[Grid]:
-    out = []
+    out, order = [], Order.of(results)
     for case in sorted({r.case for r in results}):
         rows = [r for r in results if r.case == case]
         refs, text = split_title(rows[0].clause, rows[0].title)
-        out.append(Grid(case, refs, text, vendor_order(r.a for r in rows), vendor_order(r.b for r in rows),
+        out.append(Grid(case, refs, text, order.sorted(r.a for r in rows), order.sorted(r.b for r in rows),
                         {(r.a, r.b): cell(reports_dir, r) for r in rows}))
     return out
 
@@ -208,8 +220,9 @@ def _mbps(value: float | None) -> str:
 
 def tax_table(results: list[CaseResult]) -> TaxTable | None:
     """The overlay tax of every pair-case that measured some of it (in matrix order); None if none did."""
+    order = Order.of(results)
     measured = sorted((r for r in results if any(k in r.measurements for k in TAX_FIGURES)),
-                      key=lambda r: (r.case, vendor_key(r.a), vendor_key(r.b)))
+                      key=lambda r: (r.case, order.key(r.a), order.key(r.b)))
     if not measured:
         return None
     rows = []
@@ -251,19 +264,21 @@ def write(reports_dir: Path, results: list[CaseResult]) -> Path:
         rows = [r for r in results if r.protocol == name]
         protocols.append({"name": name, "summary": summary(name, rows), "grids": grids(reports_dir, rows),
                           "tax": tax_table(rows)})
-    ordered = sorted(results, key=lambda r: (_outcome_key(r), r.protocol, r.case, vendor_key(r.a), vendor_key(r.b)))
+    order = Order.of(results)
+    ordered = sorted(results, key=lambda r: (_outcome_key(r), r.protocol, r.case, order.key(r.a), order.key(r.b)))
     problems = [cell(reports_dir, r) for r in ordered if r.verdict in PROBLEMS]
     judged = any(r.outcome for r in results)
     surprises = [cell(reports_dir, r) for r in ordered if r.outcome in ("unexpected", "fixed")]
     flaky = [cell(reports_dir, r) for r in ordered if r.flaky]
-    vendors = vendor_order(name for r in results for name in (r.a, r.b) if name != PROBE)
+    names = vendors(results)
     facts = run_facts(reports_dir)
     changes = [(cell(reports_dir, r), what) for r, what in history.changes(results)]
     page = ENV.get_template("matrix.html.j2").render(
-        facts=facts, protocols=protocols, problems=problems, vendors=vendors, judged=judged,
+        facts=facts, protocols=protocols, problems=problems, vendors=names, probes=sorted(order.probes),
+        judged=judged,
         surprises=surprises, flaky=flaky, expected=sum(r.outcome == "expected" for r in results),
-        conformance={v: f"conformance/{quote(v)}.html" for v in vendors}, changes=changes,
-        tested=[t for t in tested(vendors, facts) if t.version or t.image])
+        conformance={v: f"conformance/{quote(v)}.html" for v in names}, changes=changes,
+        tested=[t for t in tested(names, facts) if t.version or t.image])
     path = reports_dir / "matrix.html"
     path.write_text(page)
     return path

@@ -9,7 +9,7 @@ from harness.protocols.ipsec import probe
 from harness.protocols.ipsec.ikev2_names import KEY_EXCHANGE_METHODS
 from harness.protocols.ipsec.scenario import IkeProposal, Scenario
 
-pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.harness_peer("initiator"), pytest.mark.features("psk")]
+pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.probes, pytest.mark.features("psk")]
 
 ACCEPTABLE = IkeProposal()  # AES-CBC-128, HMAC-SHA2-256-128, PRF-HMAC-SHA2-256, MODP_2048
 RESPONDER = Scenario(ike=(ACCEPTABLE,))  # the responder accepts that proposal and no other

@@ -8,7 +8,7 @@ import pytest
 from harness.protocols.l2tp.fixtures import CONTROL_TIMEOUT_S
 from harness.protocols.l2tp.scenario import Scenario
 
-pytestmark = [pytest.mark.protocol("l2tp"), pytest.mark.any_features("probes")]
+pytestmark = [pytest.mark.protocol("l2tp"), pytest.mark.probes]
 UNKNOWN_VENDOR = 32473  # the vendor id of the probe's unknown AVP (RFC 5612's documentation enterprise number)
 # How long after a probe a StopCCN still counts as the answer to it: a peer objecting to the probe says so at once,
 # or once it has retransmitted what it had outstanding (RFC 2661 5.8 recommends 1 s, doubling): three of those.

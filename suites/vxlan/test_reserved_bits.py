@@ -6,7 +6,7 @@ import pytest
 from harness.protocols.vxlan.frames import arp_request, echo_request, vxlan
 from harness.protocols.vxlan.scenario import Scenario
 
-pytestmark = [pytest.mark.protocol("vxlan"), pytest.mark.features("vxlan"), pytest.mark.harness_peer("vtep1")]
+pytestmark = [pytest.mark.protocol("vxlan"), pytest.mark.features("vxlan"), pytest.mark.probes]
 
 CONTROL = 0x4f00  # ICMP identifier of the clean control frame
 

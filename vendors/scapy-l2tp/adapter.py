@@ -5,16 +5,16 @@ through a FIFO: connect, disconnect, and probe (the robustness misbehaviour, see
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.protocols.l2tp.roles import L2tpEndpoint
 from harness.protocols.l2tp.scenario import Scenario, Side
+from harness.shipping import harness_files
 from harness.waiting import wait_for
 
-HERE = Path(__file__).resolve().parent
-CODEC = HERE.parents[1] / "harness" / "protocols" / "l2tp"
 HOME = "/opt/scapy-l2tp"
+# The harness's codec and PPP endpoint, as a package beside peer.py (which imports them from there).
+SHIPPED = ("harness.protocols.l2tp.avp", "harness.protocols.l2tp.codec", "harness.protocols.l2tp.ppp")
 CONFIG = "/etc/scapy-l2tp/config.json"
 RUN = "/run/scapy-l2tp"
 INTERFACE = "ppp0"
@@ -35,12 +35,7 @@ class ScapyL2tp(L2tpEndpoint):
             "ppp_auth": scenario.ppp_auth, "username": scenario.username, "password": scenario.password,
             "interface": INTERFACE, "mru": MTU,
         }
-        files = {CONFIG: json.dumps(config, indent=2) + "\n",
-                 # the codec as a package beside peer.py: harness/protocols/l2tp/{avp,codec,ppp}.py
-                 f"{HOME}/harness/__init__.py": "", f"{HOME}/harness/protocols/__init__.py": ""}
-        for name in ("__init__.py", "avp.py", "codec.py", "ppp.py"):
-            files[f"{HOME}/harness/protocols/l2tp/{name}"] = (CODEC / name).read_text()
-        return files
+        return {CONFIG: json.dumps(config, indent=2) + "\n", **harness_files(*SHIPPED, under=HOME)}
 
     def wait_ready(self, timeout: float) -> None:
         def ready() -> bool:

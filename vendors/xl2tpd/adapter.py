@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.protocols.l2tp.roles import L2tpEndpoint
 from harness.protocols.l2tp.scenario import L2TP_PORT, Scenario, Side
+from harness.shipping import harness_files
 from harness.waiting import wait_for
 
-PPP_PROGRAM = Path(__file__).resolve().parents[2] / "harness" / "protocols" / "l2tp" / "ppp.py"
+PPP_PROGRAM = "harness.protocols.l2tp.ppp"  # the harness's user-space PPP endpoint, shipped at /usr/sbin/pppd
 CONTROL_PIPE = "/var/run/xl2tpd/l2tp-control"
 CALL = "interop"  # the LAC section's name: what xl2tpd-control connect-lac / disconnect-lac name
 INTERFACE = "ppp0"
@@ -118,7 +118,7 @@ class Xl2tpd(L2tpEndpoint):
         return {
             "/etc/l2tp-ppp.json": json.dumps(config, indent=2) + "\n",
             # The node's run-xl2tpd makes it executable: the harness copies files in with mode 0644.
-            "/usr/sbin/pppd": PPP_PROGRAM.read_text(),
+            **harness_files(PPP_PROGRAM, at="/usr/sbin/pppd"),
             PPP_OPTIONS: "# read by pppd only; the user-space endpoint reads /etc/l2tp-ppp.json\n",
         }
 

@@ -1,6 +1,17 @@
 """IPsec (IKEv2 + ESP): the scenario model, the role interface vendors implement, the wire reader, and the
 `ipsec_pair` fixture the suites use."""
 ROLES = ("initiator", "responder")
+# The harness's built-in probe plays the initiator in the cases marked `probes` (IKE_SA_INIT requests built by
+# probe.py, sent from a node of its own: fixtures.IPsecProbe): one cell per responder, probe -> <vendor>.
+PROBE_ROLE = "initiator"
+
+# Host capabilities (harness.host) an IPsec vendor may need: its probe adds an ESP SA in a namespace of its own.
+HOST_CAPABILITIES = {
+    "kernel-esp": {"meaning": "ESP in the kernel's XFRM",
+                   "probe": "succeeds ip xfrm state add src 198.18.255.1 dst 198.18.255.2 proto esp spi 0x100 "
+                            "mode tunnel enc 'cbc(aes)' 0x00112233445566778899aabbccddeeff auth-trunc 'hmac(sha256)' "
+                            "0x00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff 128"},
+}
 
 # What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
 # `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.

@@ -1,9 +1,10 @@
 """The `ipsec_pair` fixture: an initiator and a responder from two vendors on one lab network, with the
 initiator's wire captured. Suites call `establish(scenario)` and then judge the tunnel and the wire.
 
-The `ipsec_probe` fixture: the harness's own initiator (scapy requests from a lab node of its own) against
-one vendor's responder, with the responder's wire captured. Suites call `start(scenario)`, `send(...)` the
-requests `probe` builds, and judge `response_to(request)` as the wire shows it."""
+The `ipsec_probe` fixture, for the cases marked `probes`: the harness's built-in probe plays the initiator
+(PROBE_ROLE; scapy requests from a lab node of its own, harness.pairlab) against one vendor's responder, with the
+responder's wire captured. Suites call `start(scenario)`, `send(...)` the requests `probe` builds, and judge
+`response_to(request)` as the wire shows it."""
 from __future__ import annotations
 
 import os
@@ -17,8 +18,11 @@ from scapy.layers.inet import ICMP, IP
 
 from harness.capture import Capture
 from harness.errors import ConfigError, HarnessError
+from harness.host import HostCapabilities
 from harness.faults import Impairment
+from harness.images import Images
 from harness.lab import Node
+from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
 from harness.protocols.ipsec import ROLES, pki, probe
@@ -30,7 +34,6 @@ from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, unexported
 from harness.protocols.ipsec.transcript import (DecryptedMessage, DecryptedMessages, bind_ike_keys, decrypt_ike,
                                                 esp_inner, transcript)
 from harness.protocols.ipsec.wire import Wire
-from harness.vendor import HARNESS_PEER
 
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
@@ -128,7 +131,7 @@ def _together(exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]]) -> t
 
 
 class IPsecPair(CapturedWire):
-    def __init__(self, pair_lab, host, tools_image: str):
+    def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
         self.pair_lab = pair_lab
         self.network = pair_lab.lab.network()
         self.tools_image = tools_image
@@ -281,20 +284,20 @@ class IPsecPair(CapturedWire):
 
 
 class IPsecProbe(CapturedWire):
-    """The harness's own initiator against one vendor's responder (a conformance probe). The probe is a lab
-    node of its own, from the tools image, which the responder is configured to take as its peer; it sends
-    IKE_SA_INIT requests built by `probe` and the responder's wire is captured: verdicts read that."""
+    """The harness's built-in probe, the prober, as the initiator against one vendor's responder, the judged side
+    (harness.pairlab). The probe is a lab node of its own (PairLab.probe_node), which the responder is configured
+    to take as its peer; it sends IKE_SA_INIT requests built by `probe` and the responder's wire is captured:
+    verdicts read that."""
 
-    def __init__(self, pair_lab, host, tools_image: str):
-        if pair_lab.pair.vendor(INITIATOR) is not HARNESS_PEER:
-            raise ConfigError(pair_lab.pair.case, "pytestmark",
-                              "ipsec_probe needs pytest.mark.harness_peer('initiator')")
+    def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
+        if pair_lab.prober != INITIATOR:
+            raise ConfigError(pair_lab.pair.case, "pytestmark", "ipsec_probe needs pytest.mark.probes")
         self.pair_lab = pair_lab
         self.tools_image = tools_image
         network = pair_lab.lab.network()
         self.responder = pair_lab.node(RESPONDER, network=network)
         self.endpoint: IPsecEndpoint = pair_lab.pair.vendor(RESPONDER).adapter_class()(self.responder, host)
-        self.node = pair_lab.lab.node("probe", tools_image, network, command=["sleep", "infinity"])
+        self.node = pair_lab.probe_node(network)
         self.capture = Capture(pair_lab.lab, self.responder, tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self._peer: UdpPeer | None = None
@@ -362,10 +365,10 @@ class IPsecProbe(CapturedWire):
 
 
 @pytest.fixture
-def ipsec_pair(pair_lab, host, images) -> IPsecPair:
+def ipsec_pair(pair_lab: PairLab, host: HostCapabilities, images: Images) -> IPsecPair:
     return IPsecPair(pair_lab, host, images.tools())
 
 
 @pytest.fixture
-def ipsec_probe(pair_lab, host, images) -> IPsecProbe:
+def ipsec_probe(pair_lab: PairLab, host: HostCapabilities, images: Images) -> IPsecProbe:
     return IPsecProbe(pair_lab, host, images.tools())

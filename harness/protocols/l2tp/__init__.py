@@ -2,6 +2,14 @@
 authentication). A pair is a LAC, which places the call and sends SCCRQ, and an LNS, which answers it."""
 ROLES = ("lac", "lns")
 
+# Host capabilities (harness.host) an L2TP vendor may need: the kernel's L2TP and PPP (pppd needs /dev/ppp).
+HOST_CAPABILITIES = {
+    "kernel-l2tp": {"meaning": "L2TP in the kernel", "probe": "succeeds ip l2tp show tunnel"},
+    "ppp": {"meaning": "PPP in the kernel (/dev/ppp)",
+            "probe": 'if grep -qw ppp /proc/devices; then echo yes; '
+                     'else echo "no /proc/devices has no ppp (ppp_generic not loaded)"; fi'},
+}
+
 # What a vendor may declare in vendor.toml (`features`, `gaps`) and a case may ask for (the `features` and
 # `any_features` marks): nothing else is accepted, so a misspelt name is an error, never a silent skip.
 FEATURES = {
@@ -9,5 +17,7 @@ FEATURES = {
     "data_plane": "IPv4 over PPP through the session (ping both ways, iperf3)",
     "hidden_avps": "hides AVPs with the tunnel secret when asked (RFC 2661 4.3)",
     "hello": "sends Hello after the hello_interval_s of silence a case asks for (RFC 2661 6.5)",
+    # Vendors declaring it play the prober in the cases marked `probes` (harness.pairlab): the reference peer
+    # scapy-l2tp, since a misbehaviour in the middle of a handshake needs a whole implementation.
     "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
 }

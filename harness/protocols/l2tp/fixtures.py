@@ -1,6 +1,10 @@
 """The `l2tp_pair` fixture: a LAC and an LNS from two vendors on one lab network (plus any companion node a
 vendor brings, e.g. l2tpns' RADIUS server), the LAC's wire captured. Suites call `start(scenario)`, then
-`connect()` (the LAC places the call), and judge the session, pings through it and the wire."""
+`connect()` (the LAC places the call), and judge the session, pings through it and the wire.
+
+In the cases marked `probes` (the robustness cases) the prober is a vendor declaring the feature `probes`
+(harness.pairlab): `start(scenario, probe=...)` has that side misbehave so (scenario.PROBES, through
+`Side.misbehave` and `L2tpEndpoint.probe`), and the case judges the other, `tested`."""
 from __future__ import annotations
 
 import time
@@ -11,8 +15,11 @@ from typing import Callable
 import pytest
 
 from harness.capture import Capture
-from harness.errors import LabTimeout
+from harness.errors import ConfigError, LabTimeout
+from harness.host import HostCapabilities
+from harness.images import Images
 from harness.lab import Node
+from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
 from harness.protocols.l2tp.dissector import render_ladder
@@ -38,7 +45,7 @@ class Session:
 
 
 class L2tpPair:
-    def __init__(self, pair_lab, host, tools_image: str):
+    def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
         self.pair_lab = pair_lab
         self.network = pair_lab.lab.network()
         self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=self.network) for role in ROLES}
@@ -57,18 +64,15 @@ class L2tpPair:
                     hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
                     remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None)
 
-    def declares(self, role: str, feature: str) -> bool:
-        return not self.pair_lab.pair.vendor(role).missing_features("l2tp", {feature}, role)
-
     @property
     def prober(self) -> str | None:
-        """The side that plays a robustness probe: the first declaring "probes" (the LAC when both do)."""
-        return next((role for role in ROLES if self.declares(role, "probes")), None) if self.probe_name else None
+        """The side that plays the robustness probe started: the pair's prober (harness.pairlab)."""
+        return self.pair_lab.prober if self.probe_name else None
 
     @property
     def tested(self) -> str | None:
-        """The side a robustness probe judges: the other one."""
-        return {LAC: LNS, LNS: LAC}.get(self.prober)
+        """The side a robustness probe judges: the other one (harness.pairlab's judged side)."""
+        return self.pair_lab.judged if self.probe_name else None
 
     def address(self, role: str) -> str:
         return self.nodes[role].address
@@ -78,6 +82,8 @@ class L2tpPair:
         captured from its first packet. `probe` (scenario.PROBES) makes the probing side misbehave so."""
         if probe is not None and probe not in PROBES:
             raise ValueError(f"probe must be one of {sorted(PROBES)}, not {probe!r}")
+        if probe is not None and self.pair_lab.prober is None:
+            raise ConfigError(self.pair_lab.pair.case, "pytestmark", "start(probe=...) needs pytest.mark.probes")
         self.scenario, self.probe_name = scenario, probe
         for role, endpoint in self.endpoints.items():
             side = self.side(role, scenario)
@@ -188,5 +194,5 @@ class L2tpPair:
 
 
 @pytest.fixture
-def l2tp_pair(pair_lab, host, images) -> L2tpPair:
+def l2tp_pair(pair_lab: PairLab, host: HostCapabilities, images: Images) -> L2tpPair:
     return L2tpPair(pair_lab, host, images.tools())

@@ -2,9 +2,9 @@
 Suites call `start(scenario)`, send traffic between the inner hosts, and judge the pings and the wire.
 
 A scenario with three VTEPs gets a second instance of the second vendor as vtep3 (head-end replication,
-MAC moves). When the harness's own peer plays vtep1 (`pytest.mark.harness_peer("vtep1")`, a conformance
-probe), vtep1 is a plain node of the tools image that sends frames the harness built, and the vendor's
-vtep2 is the one captured."""
+MAC moves). In the cases marked `probes` the harness's built-in probe is the prober and plays vtep1 (PROBE_ROLE,
+harness.pairlab): vtep1 is then a plain node of the tools image that sends frames the harness built
+(`inject`), and the judged side, the vendor's vtep2, is the one captured."""
 from __future__ import annotations
 
 import os
@@ -15,7 +15,10 @@ import pytest
 
 from harness.capture import Capture
 from harness.errors import CaptureError
+from harness.host import HostCapabilities
+from harness.images import Images
 from harness.lab import Node
+from harness.pairlab import PairLab
 from harness.peer import Reply, UdpPeer
 from harness.ping import Ping, ping
 from harness.protocols.vxlan import ROLES
@@ -24,7 +27,6 @@ from harness.protocols.vxlan.scenario import VXLAN_PORT, Scenario, Segment, Side
 from harness.protocols.vxlan.ladder import write_ladder
 from harness.protocols.vxlan.transcript import transcript
 from harness.protocols.vxlan.wire import Wire
-from harness.vendor import HARNESS_PEER
 
 SETUP_TIMEOUT_S = 30
 NAMES = ("vtep1", "vtep2", "vtep3")
@@ -32,12 +34,11 @@ INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
 
 
 class VxlanPair:
-    def __init__(self, pair_lab, host, tools_image: str):
+    def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
         self.pair_lab = pair_lab
         self.host = host
         self.tools_image = tools_image
         self.network = pair_lab.lab.network()
-        self.probe = pair_lab.pair.vendor(ROLES[0]) is HARNESS_PEER
         self.nodes: dict[str, Node] = {}
         self.endpoints: dict[str, VtepEndpoint] = {}
         self.sides: dict[str, Side] = {}
@@ -57,9 +58,8 @@ class VxlanPair:
         self.scenario = scenario
         names = NAMES[:scenario.vtep_count]
         for name in names:
-            if name == ROLES[0] and self.probe:
-                self.nodes[name] = self.pair_lab.lab.node("probe", self.tools_image, self.network,
-                                                         command=["sleep", "infinity"])
+            if name == self.pair_lab.prober:  # the built-in probe: no daemon, only the frames a case injects
+                self.nodes[name] = self.pair_lab.probe_node(self.network)
             else:
                 self.nodes[name] = self.pair_lab.node(name, network=self.network)
                 self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(self.nodes[name], self.host)
@@ -76,7 +76,7 @@ class VxlanPair:
                 self.pair_lab.install(name, endpoint.render(scenario, self.sides[name]))
         with ThreadPoolExecutor(len(self.nodes)) as pool:  # each start is ~0.3 s, mostly the engine waiting
             list(pool.map(lambda node: node.start(), self.nodes.values()))
-        captured = ROLES[1] if self.probe else ROLES[0]
+        captured = self.pair_lab.judged or ROLES[0]
         # Before any VTEP is built, so the wire is complete from its first frame (the nodes send nothing yet).
         self.capture = Capture(self.pair_lab.lab, self.nodes[captured], self.tools_image).start()
         self.pair_lab.mark("lab up")
@@ -138,7 +138,7 @@ class VxlanPair:
     def inject(self, src: str, dst: str, payloads: list[bytes], *, wait: float = INJECT_WAIT_S) -> list[Reply]:
         """Send overlay payloads (frames.vxlan(...)) as UDP from `src`'s underlay address to `dst`'s VTEP port.
         From a peer in `src`'s namespace on a port of its own when `src` is a vendor's VTEP; from the VTEP
-        port itself when `src` is the harness's probe."""
+        port itself when `src` is the harness's built-in probe."""
         if src not in self._peers:
             self._peers[src] = UdpPeer(self.pair_lab.lab, self.nodes[src], self.tools_image, name="inject")
         sport = self.sides[src].port if src not in self.endpoints else 40000 + int.from_bytes(os.urandom(1), "big")
@@ -164,8 +164,7 @@ class VxlanPair:
         """Every VTEP's last log lines and its forwarding table: the failure message of a case."""
         lines = []
         for name, node in self.nodes.items():
-            lines.append(f"--- {name} ({self.vendor_name(name) if name in self.endpoints else 'probe'}) "
-                         f"{node.address}, log (last lines)")
+            lines.append(f"--- {name} ({self.vendor_name(name)}) {node.address}, log (last lines)")
             lines.append("\n".join(node.logs().rstrip().splitlines()[-8:]))
         return "\n".join(lines)
 
@@ -174,8 +173,8 @@ class VxlanPair:
             self.capture.stop(self._pcap)
 
     def _write_transcript(self) -> None:
-        """transcript.txt and ladder.svg beside the capture (the probe's lifeline is named by the vendor
-        registry's HARNESS_PEER, "probe")."""
+        """transcript.txt and ladder.svg beside the capture (the built-in probe's lifeline is named after it,
+        "probe")."""
         if self._pcap.exists():  # from the Wire the case read (or reads now): the pcap is read once
             try:
                 wire = self.wire()
@@ -186,5 +185,5 @@ class VxlanPair:
 
 
 @pytest.fixture
-def vxlan_pair(pair_lab, host, images) -> VxlanPair:
+def vxlan_pair(pair_lab: PairLab, host: HostCapabilities, images: Images) -> VxlanPair:
     return VxlanPair(pair_lab, host, images.tools())
