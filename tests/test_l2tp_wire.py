@@ -65,7 +65,7 @@ def test_hidden_avps_stay_hidden_without_the_secret_and_open_with_it(capture):
 def test_transcript_summarises_then_lists_every_message(capture):
     text = transcript(capture)
     assert f"{LAC} > {LNS}: 4 control message(s): SCCRQ SCCCN ICRQ malformed" in text
-    assert "tunnel ids: [0, 17, 33]" in text and "malformed: 1 message(s)" in text
+    assert "tunnel ids: 0, 17, 33; session ids: 9" in text and "malformed: 1 message(s)" in text
     assert "Host Name" in text and "SCCRP tunnel 17 session 0 Ns 0 Nr 1" in text
 
 

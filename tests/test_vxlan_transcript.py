@@ -47,7 +47,7 @@ def test_transcript_of_a_ping_exchange():
         f"{V2} > {V1}: 4 frame(s), UDP port 4789, 2 source port(s)",
         "",
     ]
-    assert lines[7] == (f"0.003000 #4 {V1}:51000 > {V2}:4789 VXLAN vni=100 flags=0x08 | 02:4f:49:64:00:01 > "
+    assert lines[7] == (f"#4 0.003000 {V1}:51000 > {V2}:4789 VXLAN vni=100 flags=0x08 (I) | 02:4f:49:64:00:01 > "
                         "02:4f:49:64:00:02 IPv4 198.19.100.1 > 198.19.100.2 ICMP echo-request id=20297 seq=1 len=84 DF")
     assert len(lines) == 13
 
@@ -55,23 +55,23 @@ def test_transcript_of_a_ping_exchange():
 def test_transcript_flags_what_is_wrong():
     reserved = transcript(VXLAN_DATA / "vxlan_reserved.pcap")
     assert "reserved bits set: 3 frame(s)" in reserved and "I flag clear: 1 frame(s)" in reserved
-    assert "flags=0x88 [reserved bits set: R flags 0x80] |" in reserved
+    assert "flags=0x88 (I) [reserved bits set: R flags 0x80] |" in reserved
     geneve = transcript(VXLAN_DATA / "geneve.pcap")
     assert "overlay frames: 5 (GENEVE 5)" in geneve
-    assert ("C=1 proto=0x6558 option class=0xfff0 type=0x01 data=4f490001 "
-            "option class=0xfff0 type=0x81 critical") in geneve
+    assert ("C=1 proto=0x6558 (Ethernet) option class=0xfff0 (Experimental) type=0x01 len=8 data=0x4f490001 "
+            "option class=0xfff0 (Experimental) type=0x81 critical len=8 data=0x0000000a") in geneve
     fragments = transcript(VXLAN_DATA / "vxlan_fragments.pcap")
     assert "outer IP fragments: 3 (of 2 overlay datagram(s))" in fragments
-    assert f"\n    0.000000 #1 {V1} > {V2} fragment id=0x1234 offset=0 MF len=1480\n" in fragments
+    assert f"\n    #1 0.000000 {V1} > {V2} fragment id=0x1234 offset=0 MF len=1480\n" in fragments
     malformed = transcript(VXLAN_DATA / "vxlan_malformed.pcap")
     assert "malformed: 8 frame(s)" in malformed
-    assert f"0.000000 #1 {V1}:49152 > {V2}:4789 VXLAN malformed: VXLAN header cut short (3 of 8 bytes)" in malformed
+    assert f"#1 0.000000 {V1}:49152 > {V2}:4789 VXLAN malformed: VXLAN header cut short (3 of 8 bytes)" in malformed
 
 
 def test_transcript_and_ladder_show_icmp_errors():
     text = transcript(VXLAN_DATA / "vxlan_port_unreachable.pcap")
     assert "ICMP errors about overlay datagrams: 2 (port-unreachable 2)" in text
-    assert f"#2 {V2} > {V1} ICMP port-unreachable about UDP 41863 > 4789 (VXLAN vni=100)" in text
+    assert f"#2 0.001000 {V2} > {V1} ICMP port-unreachable about UDP 41863 > 4789 (VXLAN vni=100)" in text
     root = ET.fromstring(ladder(VXLAN_DATA / "vxlan_port_unreachable.pcap"))
     red = [t.text for t in root.iter(f"{SVG}text") if t.get("fill") == "#c62828"]
     assert red.count("ICMP port-unreachable") == 2 and "about UDP 41863 > 4789 (VXLAN, VNI 100)" in red
@@ -100,7 +100,8 @@ def test_ladder_notes_header_problems_in_red():
     assert any("reserved bits set: flags 0x88" in t for t in red)
     assert any("I flag clear (flags 0x00)" in t for t in red)
     geneve = svg_texts(ladder(VXLAN_DATA / "geneve.pcap"))
-    assert any("option class=0xfff0 type=0x81 critical" in t for t in geneve)
+    assert any("option class=0xfff0 (Experimental) type=0x81 critical len=8" in t for t in geneve)
+    assert "data=0x0000000a" in geneve   # the note wraps there
 
 
 def test_write_ladder_names_the_roles(tmp_path):

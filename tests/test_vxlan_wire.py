@@ -130,7 +130,7 @@ def test_geneve_header_and_options():
     assert critical.flags == 0x40 and critical.header.critical_options[0].data == bytes.fromhex("0000000a")
     assert critical_without_c.header.critical_options and not critical_without_c.header.c_bit
     assert "[C bit clear with a critical option]" in critical_without_c.describe()
-    assert "option class=0xfff0 type=0x81 critical data=0000000a" in critical.describe()
+    assert "option class=0xfff0 (Experimental) type=0x81 critical len=8 data=0x0000000a" in critical.describe()
     assert direct.header.protocol == 0x0800 and direct.inner.src is None and direct.inner.ip.dst == H2
     assert direct.malformed is None
 
@@ -155,7 +155,7 @@ def test_ipv6_underlay():
     request, reply = wire.frames()
     assert (request.src, request.dst, request.df) == ("2001:db8::2", "2001:db8::3", None)
     assert request.udp_checksum != 0 and request.inner.icmp.seq == 1 and reply.inner.echo == "reply"
-    assert wire.describe().startswith("0.000000 #1 [2001:db8::2]:49152 > [2001:db8::3]:4789 VXLAN vni=100")
+    assert wire.describe().startswith("#1 0.000000 [2001:db8::2]:49152 > [2001:db8::3]:4789 VXLAN vni=100")
 
 
 def test_linux_cooked_capture(tmp_path):
@@ -209,8 +209,8 @@ def test_icmp_errors_about_overlay_datagrams():
     assert (v6.version, v6.kind, v6.src, v6.vni) == (6, "port-unreachable", "2001:db8::3", 100)
     assert wire.icmp_errors("port-unreachable") == (v4, v6) and wire.icmp_errors("ttl-exceeded") == ()
     lines = wire.describe().splitlines()   # in capture order; the error about UDP 53 is not ours
-    assert lines[1] == f"0.001000 #2 {V2} > {V1} ICMP port-unreachable about UDP 41863 > 4789 (VXLAN vni=100)"
-    assert lines[3].startswith("0.003000 #4 [2001:db8::3] > [2001:db8::2] ICMPv6 port-unreachable") and len(lines) == 4
+    assert lines[1] == f"#2 0.001000 {V2} > {V1} ICMP port-unreachable about UDP 41863 > 4789 (VXLAN vni=100)"
+    assert lines[3].startswith("#4 0.003000 2001:db8::3 > 2001:db8::2 ICMPv6 port-unreachable") and len(lines) == 4
 
 
 # --- damage ----------------------------------------------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_describe_is_one_line_per_frame_with_times_from_the_capture_start():
     wire = read("vxlan_ping_4789.pcap")
     lines = wire.describe().splitlines()
     assert len(lines) == 8
-    assert lines[2] == (f"0.003000 #4 {V1}:51000 > {V2}:4789 VXLAN vni=100 flags=0x08 | {M1} > {M2} "
+    assert lines[2] == (f"#4 0.003000 {V1}:51000 > {V2}:4789 VXLAN vni=100 flags=0x08 (I) | {M1} > {M2} "
                         f"IPv4 {H1} > {H2} ICMP echo-request id=20297 seq=1 len=84 DF")
     assert lines[0].endswith(f"| {M1} > ff:ff:ff:ff:ff:ff ARP who-has {H2} tell {H1}")
     assert lines[1].endswith(f"ARP reply {H2} is-at {M2}")

@@ -12,10 +12,11 @@ Knows no protocol. A protocol package turns what it read from a capture into gen
                  title="ipsec / psk_tunnel / strongswan -> libreswan")
 
 Lifelines are columns (src/dst are their indices, or the Lifeline objects themselves); time runs down, with
-the seconds since the first event in the left column. Width is fixed, height grows with the events, text
-wraps and is never smaller than 12px. The output is one self-contained XML document: presentation
-attributes only (no CSS, scripts or external fonts), every text escaped, characters XML cannot carry shown
-as \\xNN.
+the seconds since the first event (or since `start`, the capture's first frame, so the times read as in the
+transcript and Wireshark) in the left column, and under it an arrow's frame number when it has one. Width is
+fixed, height grows with the events, text wraps and is never smaller than 12px. The output is one
+self-contained XML document: presentation attributes only (no CSS, scripts or external fonts), every text
+escaped, characters XML cannot carry shown as \\xNN.
 """
 from __future__ import annotations
 
@@ -65,7 +66,8 @@ def _notes(notes) -> tuple[Note, ...]:
 
 @dataclass(frozen=True)
 class Arrow:
-    """One message from lifeline `src` to `dst`; `error` draws it (and its label) red, `dashed` marks a reply."""
+    """One message from lifeline `src` to `dst`; `error` draws it (and its label) red, `dashed` marks a reply;
+    `number`: the frame that carried it, as Wireshark numbers frames."""
     time: float
     src: Union[int, Lifeline]
     dst: Union[int, Lifeline]
@@ -73,6 +75,7 @@ class Arrow:
     notes: Sequence[Union[str, Note]] = ()
     error: bool = False
     dashed: bool = False
+    number: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "notes", _notes(self.notes))
@@ -255,8 +258,9 @@ def _note_fill(note: Note, default: str = INK) -> str:
     return ERROR if note.error else DIM if note.dim else default
 
 
-def render(lifelines: Sequence[Lifeline], events: Iterable[Event], title: str = "") -> str:
-    """The chart as an SVG document (a string). Events are drawn in time order (ties keep their order)."""
+def render(lifelines: Sequence[Lifeline], events: Iterable[Event], title: str = "", start: float | None = None) -> str:
+    """The chart as an SVG document (a string). Events are drawn in time order (ties keep their order); times
+    count from `start` when given, else from the first event."""
     lifelines = list(lifelines)
     if not lifelines:
         lifelines = [Lifeline("(nobody)")]
@@ -265,7 +269,7 @@ def render(lifelines: Sequence[Lifeline], events: Iterable[Event], title: str = 
         if isinstance(event, (Arrow, Band)):
             _index(lifelines, event.src), _index(lifelines, event.dst)
     timed = [e.time for e in events if e.time is not None and math.isfinite(e.time)]
-    t0 = min(timed) if timed else 0.0
+    t0 = start if start is not None and math.isfinite(start) else min(timed) if timed else 0.0
     ordered = sorted(events, key=lambda e: (e.time is None or not math.isfinite(e.time),
                                             e.time if e.time is not None and math.isfinite(e.time) else 0.0))
     if len(ordered) > MAX_EVENTS:  # a flood: the picture stops, saying how much it leaves out
@@ -374,6 +378,8 @@ def _arrow(svg: _Svg, event: Arrow, lifelines, xs, y: float, t0: float) -> float
     svg.add(f'<polygon points="{tip:.1f},{head_y:.1f} {tip - direction * 12:.1f},{head_y - 5:.1f} '
             f'{tip - direction * 12:.1f},{head_y + 5:.1f}" fill="{colour}"/>')
     svg.text(TIME_COLUMN - 6, line_y + 4, _fmt_time(_since(event.time, t0)), size=TIME_SIZE, anchor="end", fill=DIM)
+    if event.number is not None:
+        svg.text(TIME_COLUMN - 6, line_y + 4 + LINE, f"#{event.number}", size=TIME_SIZE, anchor="end", fill=DIM)
     ty = line_y + (8 if a != b else 14)
     for note in notes:
         ty += LINE

@@ -9,6 +9,10 @@ tunnel secret and the Random Vector that precedes it.
 
 Builders, one per attribute, take the value positionally: `host_name("lac")`, `result_code(2, 6, "busy")`,
 `protocol_version()`; `mandatory=` overrides the M bit RFC 2661 gives the attribute.
+
+How a value reads (`Avp.text()`, for the transcript and the ladder alike) is declared with it: each value field's
+class says whether it is text, binary (hex), flags (their names) or a number with its RFC 2661 meaning, and an
+AVP with several values names them in `labels`.
 """
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ import hashlib
 import struct
 from typing import Callable
 
-from scapy.fields import (BitField, ByteField, ConditionalField, FlagsField, IntField,
-                          ShortEnumField, ShortField, StrLenField, XIntField, XLongField)
+from scapy.fields import (BitField, ByteField, ConditionalField, FlagsField, IntField, LongField,
+                          ShortEnumField, ShortField, StrLenField)
 from scapy.packet import Packet
+
+from harness.protocols.l2tp.ppp import LCP, describe_options, octets, printable, quoted
 
 HEADER_LEN = 6
 HEADER_FIELDS = 6       # M, H, reserved, length, vendor_id, attr_type
@@ -65,6 +71,80 @@ FRAMING = ["sync", "async"]         # bit 31 is S, bit 30 is A (RFC 2661 4.4.3, 
 BEARER = ["digital", "analog"]      # bit 31 is D, bit 30 is A
 
 
+def _octets(x) -> bytes:
+    """A value as bytes: a built AVP may still hold the str it was given."""
+    return x.encode() if isinstance(x, str) else bytes(x or b"")
+
+
+class TextField(StrLenField):
+    """A value that is text (a host name, a number to dial): shown as text, non-printables escaped."""
+
+    def i2repr(self, pkt, x):
+        return printable(_octets(x)) or "(empty)"
+
+
+class MessageField(StrLenField):
+    """Free text inside a value with other fields (an error message): shown quoted, so it reads apart."""
+
+    def i2repr(self, pkt, x):
+        return quoted(_octets(x))
+
+
+class OctetsField(StrLenField):
+    """A binary value (a challenge, a digest, a hidden body): shown as hex."""
+
+    def i2repr(self, pkt, x):
+        return octets(_octets(x))
+
+
+class LcpOptionsField(StrLenField):
+    """LCP options as a CONFREQ carries them (RFC 2661 4.4.5: the body from the first option on)."""
+
+    def i2repr(self, pkt, x):
+        return ", ".join(describe_options(LCP, _octets(x))) or "(no options)"
+
+
+class MeaningEnumField(ShortEnumField):
+    """A number RFC 2661 gives meanings to: shown as the number and, where it has one, its meaning."""
+
+    def i2repr(self, pkt, x):
+        meaning = self.i2s.get(x) if isinstance(x, int) else None
+        return f"{x} ({meaning})" if meaning else str(x)
+
+
+class NamedFlagsField(FlagsField):
+    """A bit mask: the names of the bits set ("sync, async"), any other bit as a number, "none" for 0."""
+
+    def i2repr(self, pkt, x):
+        value = int(x or 0)
+        names = [name for bit, name in enumerate(self.names) if value >> bit & 1]
+        other = value & ~((1 << len(self.names)) - 1)
+        if other:
+            names.append(f"other bits 0x{other:0{self.size // 4}x}")
+        return ", ".join(names) or "none"
+
+
+class HexIntField(IntField):
+    """An opaque 32-bit value (a character map): hex, all 8 digits."""
+
+    def i2repr(self, pkt, x):
+        return f"0x{(x or 0):08x}"
+
+
+class HexLongField(LongField):
+    """An opaque 64-bit value (the tie breaker): hex, all 16 digits."""
+
+    def i2repr(self, pkt, x):
+        return f"0x{(x or 0):016x}"
+
+
+class HexShortField(ShortField):
+    """A 16-bit value in a vendor's own format (the firmware revision, RFC 2661 4.4.3): hex, all 4 digits."""
+
+    def i2repr(self, pkt, x):
+        return f"0x{(x or 0):04x}"
+
+
 class _Length(BitField):
     """The 10-bit AVP length; None until post_build counts the built AVP."""
 
@@ -102,7 +182,8 @@ def _unbounded() -> int:
 class Avp(Packet):
     """An AVP as the wire has it: typed layers subclass this, and an AVP no typed layer fits stays one."""
     name = "L2TP AVP"
-    fields_desc = _header(0, 1) + [StrLenField("value", b"", length_from=_rest())]
+    fields_desc = _header(0, 1) + [OctetsField("value", b"", length_from=_rest())]
+    labels: dict[str, str] = {}     # value field -> its name in text() when the AVP has several ("": none)
 
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
@@ -135,15 +216,21 @@ class Avp(Packet):
             return f"vendor {self.vendor_id} attribute {self.attr_type}"
         return AVP_NAMES.get(self.attr_type, f"attribute {self.attr_type}")
 
+    def _value_fields(self) -> list[tuple]:
+        """(field, value) of each value field present: no header fields, no reserved padding."""
+        present = []
+        for f in self.fields_desc[HEADER_FIELDS:]:
+            if isinstance(f, ConditionalField):
+                if not f._evalcond(self):
+                    continue
+                f = f.fld
+            if f.name != "pad":
+                present.append((f, self.getfieldval(f.name)))
+        return present
+
     def values(self) -> dict:
         """The value fields present in this AVP, by name (no header fields, no reserved padding)."""
-        out = {}
-        for f in self.fields_desc[HEADER_FIELDS:]:
-            if isinstance(f, ConditionalField) and not f._evalcond(self):
-                continue
-            if f.name != "pad":
-                out[f.name] = self.getfieldval(f.name)
-        return out
+        return {f.name: value for f, value in self._value_fields()}
 
     @property
     def avp_value(self):
@@ -153,17 +240,31 @@ class Avp(Packet):
             return next(iter(values.values()))
         return values or None
 
+    def text(self, message_type: str | None = None) -> str:
+        """The value as an engineer reads it, from how each value field is declared: one value alone, several
+        as "label value, ..."; "" when the attribute has none. `message_type` (the carrying message's, e.g.
+        "CDN") is for values whose meaning depends on it."""
+        shown = self._value_fields()
+        if len(shown) == 1:
+            f, value = shown[0]
+            return f.i2repr(self, value)
+        return ", ".join(" ".join(filter(None, (self.labels.get(f.name, f.name.replace("_", " ")), f.i2repr(self, v))))
+                         for f, v in shown)
+
 
 class AvpHidden(Avp):
     """An AVP with the H bit (RFC 2661 4.3): the value is the MD5-hidden subformat, readable with the secret."""
     name = "L2TP hidden AVP"
-    fields_desc = _header(0, 1, hidden=1) + [StrLenField("hidden", b"", length_from=_rest())]
+    fields_desc = _header(0, 1, hidden=1) + [OctetsField("hidden", b"", length_from=_rest())]
+
+    def text(self, message_type: str | None = None) -> str:
+        return f"hidden {octets(self.hidden)}"
 
 
 @_typed(2)
 class AvpMessageType(Avp):
     name = "Message Type"
-    fields_desc = _header(0, 1) + [ShortEnumField("message_type", 1, MESSAGE_TYPES)]
+    fields_desc = _header(0, 1) + [MeaningEnumField("message_type", 1, MESSAGE_TYPES)]
 
 
 @_typed(2, _unbounded(), never=(3,))
@@ -172,10 +273,20 @@ class AvpResultCode(Avp):
     name = "Result Code"
     fields_desc = _header(1, 1) + [
         ShortField("result_code", 0),
-        ConditionalField(ShortEnumField("error_code", None, ERROR_CODES),
+        ConditionalField(MeaningEnumField("error_code", None, ERROR_CODES),
                          lambda p: p.fields.get("error_code") is not None if p.length is None else p.length >= 10),
-        ConditionalField(StrLenField("error_message", b"", length_from=_rest(4)),
+        ConditionalField(MessageField("error_message", b"", length_from=_rest(4)),
                          lambda p: bool(p.fields.get("error_message")) if p.length is None else p.length > 10)]
+    labels = {"result_code": "", "error_code": "error", "error_message": "message"}
+
+    def text(self, message_type: str | None = None) -> str:
+        """RFC 2661 4.4.2: the result code's meaning is the StopCCN's or the CDN's, by the message carrying it."""
+        shown = super().text(message_type)
+        meaning = {"StopCCN": STOPCCN_RESULTS, "CDN": CDN_RESULTS}.get(message_type or "", {}).get(self.result_code)
+        if not meaning:
+            return shown
+        head, comma, rest = shown.partition(", ")
+        return f"{head} ({meaning}){comma}{rest}"
 
 
 @_typed(2)
@@ -183,41 +294,44 @@ class AvpProtocolVersion(Avp):
     name = "Protocol Version"
     fields_desc = _header(2, 1) + [ByteField("version", 1), ByteField("revision", 0)]
 
+    def text(self, message_type: str | None = None) -> str:
+        return f"{self.version}.{self.revision}"
+
 
 @_typed(4)
 class AvpFramingCapabilities(Avp):
     name = "Framing Capabilities"
-    fields_desc = _header(3, 1) + [FlagsField("framing", 3, 32, FRAMING)]
+    fields_desc = _header(3, 1) + [NamedFlagsField("framing", 3, 32, FRAMING)]
 
 
 @_typed(4)
 class AvpBearerCapabilities(Avp):
     name = "Bearer Capabilities"
-    fields_desc = _header(4, 1) + [FlagsField("bearer", 0, 32, BEARER)]
+    fields_desc = _header(4, 1) + [NamedFlagsField("bearer", 0, 32, BEARER)]
 
 
 @_typed(8)
 class AvpTieBreaker(Avp):
     name = "Tie Breaker"
-    fields_desc = _header(5, 0) + [XLongField("tie_breaker", 0)]
+    fields_desc = _header(5, 0) + [HexLongField("tie_breaker", 0)]
 
 
 @_typed(2)
 class AvpFirmwareRevision(Avp):
     name = "Firmware Revision"
-    fields_desc = _header(6, 0) + [ShortField("firmware_revision", 0)]
+    fields_desc = _header(6, 0) + [HexShortField("firmware_revision", 0)]
 
 
 @_typed(1, _unbounded())
 class AvpHostName(Avp):
     name = "Host Name"
-    fields_desc = _header(7, 1) + [StrLenField("host_name", b"", length_from=_rest())]
+    fields_desc = _header(7, 1) + [TextField("host_name", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpVendorName(Avp):
     name = "Vendor Name"
-    fields_desc = _header(8, 0) + [StrLenField("vendor_name", b"", length_from=_rest())]
+    fields_desc = _header(8, 0) + [TextField("vendor_name", b"", length_from=_rest())]
 
 
 @_typed(2)
@@ -235,20 +349,21 @@ class AvpReceiveWindowSize(Avp):
 @_typed(1, _unbounded())
 class AvpChallenge(Avp):
     name = "Challenge"
-    fields_desc = _header(11, 1) + [StrLenField("challenge", b"", length_from=_rest())]
+    fields_desc = _header(11, 1) + [OctetsField("challenge", b"", length_from=_rest())]
 
 
 @_typed(3, _unbounded())
 class AvpQ931CauseCode(Avp):
     name = "Q.931 Cause Code"
     fields_desc = _header(12, 1) + [ShortField("cause_code", 0), ByteField("cause_msg", 0),
-                                    StrLenField("advisory", b"", length_from=_rest(3))]
+                                    MessageField("advisory", b"", length_from=_rest(3))]
+    labels = {"cause_code": "cause", "cause_msg": "message type", "advisory": "advisory"}
 
 
 @_typed(16)
 class AvpChallengeResponse(Avp):
     name = "Challenge Response"
-    fields_desc = _header(13, 1) + [StrLenField("response", b"\0" * 16, length_from=_rest())]
+    fields_desc = _header(13, 1) + [OctetsField("response", b"\0" * 16, length_from=_rest())]
 
 
 @_typed(2)
@@ -278,31 +393,31 @@ class AvpMaximumBps(Avp):
 @_typed(4)
 class AvpBearerType(Avp):
     name = "Bearer Type"
-    fields_desc = _header(18, 1) + [FlagsField("bearer", 0, 32, BEARER)]
+    fields_desc = _header(18, 1) + [NamedFlagsField("bearer", 0, 32, BEARER)]
 
 
 @_typed(4)
 class AvpFramingType(Avp):
     name = "Framing Type"
-    fields_desc = _header(19, 1) + [FlagsField("framing", 1, 32, FRAMING)]
+    fields_desc = _header(19, 1) + [NamedFlagsField("framing", 1, 32, FRAMING)]
 
 
 @_typed(0, _unbounded())
 class AvpCalledNumber(Avp):
     name = "Called Number"
-    fields_desc = _header(21, 1) + [StrLenField("number", b"", length_from=_rest())]
+    fields_desc = _header(21, 1) + [TextField("number", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpCallingNumber(Avp):
     name = "Calling Number"
-    fields_desc = _header(22, 1) + [StrLenField("number", b"", length_from=_rest())]
+    fields_desc = _header(22, 1) + [TextField("number", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpSubAddress(Avp):
     name = "Sub-Address"
-    fields_desc = _header(23, 1) + [StrLenField("sub_address", b"", length_from=_rest())]
+    fields_desc = _header(23, 1) + [TextField("sub_address", b"", length_from=_rest())]
 
 
 @_typed(4)
@@ -320,37 +435,37 @@ class AvpPhysicalChannelId(Avp):
 @_typed(0, _unbounded())
 class AvpInitialReceivedLcpConfreq(Avp):
     name = "Initial Received LCP CONFREQ"
-    fields_desc = _header(26, 0) + [StrLenField("lcp_options", b"", length_from=_rest())]
+    fields_desc = _header(26, 0) + [LcpOptionsField("lcp_options", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpLastSentLcpConfreq(Avp):
     name = "Last Sent LCP CONFREQ"
-    fields_desc = _header(27, 0) + [StrLenField("lcp_options", b"", length_from=_rest())]
+    fields_desc = _header(27, 0) + [LcpOptionsField("lcp_options", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpLastReceivedLcpConfreq(Avp):
     name = "Last Received LCP CONFREQ"
-    fields_desc = _header(28, 0) + [StrLenField("lcp_options", b"", length_from=_rest())]
+    fields_desc = _header(28, 0) + [LcpOptionsField("lcp_options", b"", length_from=_rest())]
 
 
 @_typed(2)
 class AvpProxyAuthenType(Avp):
     name = "Proxy Authen Type"
-    fields_desc = _header(29, 0) + [ShortEnumField("authen_type", 0, PROXY_AUTHEN_TYPES)]
+    fields_desc = _header(29, 0) + [MeaningEnumField("authen_type", 0, PROXY_AUTHEN_TYPES)]
 
 
 @_typed(0, _unbounded())
 class AvpProxyAuthenName(Avp):
     name = "Proxy Authen Name"
-    fields_desc = _header(30, 0) + [StrLenField("authen_name", b"", length_from=_rest())]
+    fields_desc = _header(30, 0) + [TextField("authen_name", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpProxyAuthenChallenge(Avp):
     name = "Proxy Authen Challenge"
-    fields_desc = _header(31, 0) + [StrLenField("authen_challenge", b"", length_from=_rest())]
+    fields_desc = _header(31, 0) + [OctetsField("authen_challenge", b"", length_from=_rest())]
 
 
 @_typed(2)
@@ -362,7 +477,7 @@ class AvpProxyAuthenId(Avp):
 @_typed(0, _unbounded())
 class AvpProxyAuthenResponse(Avp):
     name = "Proxy Authen Response"
-    fields_desc = _header(33, 0) + [StrLenField("authen_response", b"", length_from=_rest())]
+    fields_desc = _header(33, 0) + [OctetsField("authen_response", b"", length_from=_rest())]
 
 
 @_typed(26)
@@ -371,25 +486,29 @@ class AvpCallErrors(Avp):
     fields_desc = _header(34, 1) + [ShortField("pad", 0), IntField("crc_errors", 0), IntField("framing_errors", 0),
                                     IntField("hardware_overruns", 0), IntField("buffer_overruns", 0),
                                     IntField("timeout_errors", 0), IntField("alignment_errors", 0)]
+    labels = {"crc_errors": "CRC errors", "framing_errors": "framing errors", "hardware_overruns": "hardware overruns",
+              "buffer_overruns": "buffer overruns", "timeout_errors": "timeout errors",
+              "alignment_errors": "alignment errors"}
 
 
 @_typed(10)
 class AvpAccm(Avp):
     name = "ACCM"
-    fields_desc = _header(35, 1) + [ShortField("pad", 0), XIntField("send_accm", 0xFFFFFFFF),
-                                    XIntField("receive_accm", 0xFFFFFFFF)]
+    fields_desc = _header(35, 1) + [ShortField("pad", 0), HexIntField("send_accm", 0xFFFFFFFF),
+                                    HexIntField("receive_accm", 0xFFFFFFFF)]
+    labels = {"send_accm": "send", "receive_accm": "receive"}
 
 
 @_typed(1, _unbounded())
 class AvpRandomVector(Avp):
     name = "Random Vector"
-    fields_desc = _header(36, 1) + [StrLenField("random_vector", b"", length_from=_rest())]
+    fields_desc = _header(36, 1) + [OctetsField("random_vector", b"", length_from=_rest())]
 
 
 @_typed(0, _unbounded())
 class AvpPrivateGroupId(Avp):
     name = "Private Group ID"
-    fields_desc = _header(37, 0) + [StrLenField("group_id", b"", length_from=_rest())]
+    fields_desc = _header(37, 0) + [TextField("group_id", b"", length_from=_rest())]
 
 
 @_typed(4)

@@ -21,6 +21,7 @@ from scapy.packet import Packet, Raw
 
 from harness.protocols.l2tp.avp import (AVP_CLASSES, AVP_NAMES, HEADER_LEN, MAX_LENGTH, MESSAGE_TYPES, Avp, AvpHidden,
                                         AvpMessageType, AvpRandomVector, unhide)
+from harness.protocols.l2tp.ppp import describe_frame
 
 PORT = 1701
 VERSION = 2
@@ -120,11 +121,12 @@ class AvpEntry:
         """The clear value (see Avp.avp_value); None while the AVP stays hidden."""
         return None if isinstance(self.layer, AvpHidden) else self.layer.avp_value
 
-    def describe(self) -> str:
+    def describe(self, message_type: str | None = None) -> str:
+        """"Name [MH] value", the value as avp.py declares it reads (`message_type`: the carrying message's,
+        for values whose meaning depends on it)."""
         flags = "M" if self.mandatory else "-"
         flags += "H" if self.is_hidden else "-"
-        value = "<hidden>" if self.value is None and self.is_hidden else self.value
-        return f"{self.name} [{flags}] {value!r}"
+        return f"{self.name} [{flags}] {self.layer.text(message_type)}".rstrip()
 
 
 @dataclass
@@ -142,6 +144,7 @@ class L2tpMessage:
     offset_size: int | None = None
     avps: list[AvpEntry] = field(default_factory=list)
     ppp: Packet | None = None
+    ppp_frame: bytes = b""          # the PPP frame of a data message as on the wire (for its description)
 
     @property
     def malformed(self) -> bool:
@@ -188,14 +191,17 @@ class L2tpMessage:
         found = self.all(key)
         return found[0] if found else None
 
+    def header_text(self) -> str:
+        """The ids and sequence numbers, as far as the header could be read: "tunnel 17 session 0 Ns 0 Nr 1"."""
+        fields = (("tunnel", self.tunnel_id), ("session", self.session_id), ("Ns", self.ns), ("Nr", self.nr))
+        return " ".join(f"{name} {value}" for name, value in fields if value is not None)
+
     def describe(self) -> str:
-        kind = self.message_type or ("data" if self.is_control is False else "?")
-        parts = [kind, f"tunnel {self.tunnel_id} session {self.session_id}"]
-        if self.ns is not None:
-            parts.append(f"Ns {self.ns} Nr {self.nr}")
-        lines = [" ".join(parts)] + [f"  {e.describe()}" for e in self.avps]
+        kind = self.message_type or {False: "data", True: "control"}.get(self.is_control, "unreadable")
+        lines = [" ".join(filter(None, (kind, self.header_text())))]
+        lines += [f"  {e.describe(self.message_type)}" for e in self.avps]
         if self.ppp is not None:
-            lines.append(f"  {self.ppp.summary()}")
+            lines.append(f"  PPP {describe_frame(self.ppp_frame)}")
         lines += [f"  malformed: {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -262,6 +268,7 @@ def _read(message: L2tpMessage, data: bytes, secret: bytes | None) -> None:
     if bits & T_BIT:
         _read_avps(message, data[pos:end], pos, secret)
     elif pos < end:
+        message.ppp_frame = data[pos:end]
         try:
             message.ppp = PPP(data[pos:end])
         except Exception as exc:        # scapy's HDLC/PPP layers raise on frames cut inside their header

@@ -29,6 +29,7 @@ def render_ladder(capture, nodes: Mapping[str, str] = {}, title: str = "") -> st
     """One lifeline per address (named by `nodes`: address -> name, where known), one arrow per message: its
     type (data: the PPP it carries), the ids and Ns/Nr, the AVPs; ZLBs dashed, damage in red. `capture`: a
     Wire already read, or a capture's path."""
+    from harness.protocols.l2tp.ppp import frame_summary
     from harness.protocols.l2tp.wire import Wire
     from harness.report.ladder import Arrow, Lifeline, Note, render
     wire = capture if isinstance(capture, Wire) else Wire.from_pcap(capture)
@@ -44,11 +45,14 @@ def render_ladder(capture, nodes: Mapping[str, str] = {}, title: str = "") -> st
 
     for d in wire.datagrams:
         message = d.message
-        notes = [Note(f"tunnel {message.tunnel_id} session {message.session_id}"
-                      + (f", Ns {message.ns} Nr {message.nr}" if message.ns is not None else ""), dim=True)]
-        notes += [Note(e.describe()) for e in message.avps[1:]]
+        notes = [Note(message.header_text(), dim=True)] if message.header_text() else []
+        notes += [Note(e.describe(message.message_type)) for e in message.avps[1:]]
+        label = d.kind
+        if d.kind == "data":
+            carried, details = frame_summary(message.ppp_frame) if message.ppp_frame else ("PPP", [])
+            label = f"data: {carried}"
+            notes += [Note(detail) for detail in details]
         notes += [Note(f"malformed: {e}", error=True) for e in message.errors]
-        label = d.kind if d.kind != "data" else f"data: {message.ppp.summary() if message.ppp else 'PPP'}"
         events.append(Arrow(d.time, at(d.src), at(d.dst), label, notes, error=bool(message.errors),
-                            dashed=d.kind == "ZLB"))
-    return render(lifelines or [Lifeline("no L2TP on the wire", "")], events, title=title)
+                            dashed=d.kind == "ZLB", number=d.number))
+    return render(lifelines or [Lifeline("no L2TP on the wire", "")], events, title=title, start=wire.start)

@@ -131,11 +131,6 @@ AUTH_CODE_NAMES = {PAP: {1: "Authenticate-Request", 2: "Authenticate-Ack", 3: "A
                    CHAP: {1: "Challenge", 2: "Response", 3: "Success", 4: "Failure"}}
 
 
-def describe_packet(protocol: int, code: int, ident: int, data: bytes) -> str:
-    names = AUTH_CODE_NAMES.get(protocol, CODE_NAMES)
-    return f"{PROTOCOL_NAMES.get(protocol, hex(protocol))} {names.get(code, code)} id {ident} {data.hex()}"
-
-
 # LCP options (RFC 1661 6, RFC 1662 7)
 MRU, ACCM, AUTH, MAGIC, PFC, ACFC = 1, 2, 3, 5, 7, 8
 # IPCP option (RFC 1332 3.3)
@@ -168,6 +163,242 @@ def parse_options(data: bytes) -> list[tuple[int, bytes]] | None:
 
 def options_bytes(options: list[tuple[int, bytes]]) -> bytes:
     return b"".join(bytes([kind, 2 + len(value)]) + value for kind, value in options)
+
+
+# --- what a PPP frame says, as text: this endpoint's log, and the L2TP transcript and ladder -------------------
+# Values read as an engineer reads them: text as text, binary as hex, addresses dotted, numbers with their
+# RFC names. Here, not in a shared module, because this file runs alone (standard library only) in containers.
+
+def printable(data: bytes) -> str:
+    """Text as it reads: UTF-8 where it decodes; control characters, backslashes and bytes that do not decode
+    as \\xNN, so nothing is hidden and nothing reads as a Python literal."""
+    out = []
+    for char in bytes(data).decode("utf-8", "surrogateescape"):
+        point = ord(char)
+        if 0xDC80 <= point <= 0xDCFF:  # a byte that is not UTF-8
+            out.append(f"\\x{point - 0xDC00:02x}")
+        elif point < 0x20 or 0x7F <= point < 0xA0 or char == "\\":
+            out.append(f"\\x{point:02x}")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def quoted(data: bytes) -> str:
+    """Text set apart from what surrounds it: in double quotes, a quote inside escaped."""
+    return '"' + printable(data).replace('"', "\\x22") + '"'
+
+
+def octets(data: bytes) -> str:
+    """Binary as hex, 0x-prefixed (Wireshark's way with bytes); "(empty)" for none."""
+    return f"0x{bytes(data).hex()}" if data else "(empty)"
+
+
+def text_or_octets(data: bytes) -> str:
+    """Data a protocol leaves uninterpreted: quoted when it is all printable ASCII (a pppd message), hex else."""
+    data = bytes(data)
+    return quoted(data) if data and all(0x20 <= b < 0x7F for b in data) else octets(data)
+
+
+IPV6CP, CCP, IPV6 = 0x8057, 0x80FD, 0x0057
+EAP, LQR = 0xC227, 0xC025
+PROTOCOL_NAMES.update({IPV6CP: "IPV6CP", CCP: "CCP", IPV6: "IPv6", EAP: "EAP", LQR: "LQR"})
+LCP_CODE_NAMES = {**CODE_NAMES, 12: "Identification", 13: "Time-Remaining"}  # RFC 1570 2.2, 2.3
+NCP_CODES = range(1, 8)     # RFC 1661 10: a network control protocol has LCP's codes 1 to 7
+LCP_OPTION_NAMES = {1: "Maximum-Receive-Unit", 2: "Async-Control-Character-Map", 3: "Authentication-Protocol",
+                    4: "Quality-Protocol", 5: "Magic-Number", 7: "Protocol-Field-Compression",
+                    8: "Address-and-Control-Field-Compression", 13: "Callback", 17: "Multilink-MRRU",
+                    18: "Multilink-Short-Sequence-Number-Header-Format", 19: "Multilink-Endpoint-Discriminator"}
+IPCP_OPTION_NAMES = {1: "IP-Addresses", 2: "IP-Compression-Protocol", 3: "IP-Address", 129: "Primary-DNS-Address",
+                     130: "Primary-NBNS-Address", 131: "Secondary-DNS-Address", 132: "Secondary-NBNS-Address"}
+IPV6CP_OPTION_NAMES = {1: "Interface-Identifier", 2: "IPv6-Compression-Protocol"}  # RFC 5072 4
+OPTION_NAMES = {LCP: LCP_OPTION_NAMES, IPCP: IPCP_OPTION_NAMES, IPV6CP: IPV6CP_OPTION_NAMES}
+CHAP_ALGORITHMS = {5: "MD5", 0x80: "MS-CHAP", 0x81: "MS-CHAP-v2"}  # RFC 1994 3, RFC 2433, RFC 2759
+IP_COMPRESSION = {0x002D: "Van Jacobson"}   # RFC 1332 3.2
+IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 58: "ICMPv6"}
+ICMP_NAMES = {0: "echo-reply", 3: "dest-unreach", 8: "echo-request", 11: "time-exceeded",
+              128: "echo-request", 129: "echo-reply"}   # 128, 129: ICMPv6
+
+
+def protocol_name(protocol: int) -> str:
+    return PROTOCOL_NAMES.get(protocol, f"protocol 0x{protocol:04x}")
+
+
+def _number(data: bytes) -> int:
+    return int.from_bytes(data, "big")
+
+
+def _protocol_value(data: bytes) -> str:
+    """A 2-byte protocol number and what follows it (Authentication- and Quality-Protocol options)."""
+    if len(data) < 2:
+        return octets(data)
+    protocol = _number(data[:2])
+    text = f"{protocol_name(protocol)} (0x{protocol:04x})"
+    rest = data[2:]
+    if protocol == CHAP and len(rest) == 1:
+        return f"{text} algorithm {CHAP_ALGORITHMS.get(rest[0], 'unknown')} ({rest[0]})"
+    if protocol == LQR and len(rest) == 4:
+        return f"{text} reporting period {_number(rest)}"
+    return f"{text} {octets(rest)}" if rest else text
+
+
+def _ipv4(data: bytes) -> str:
+    return ".".join(str(b) for b in data) if len(data) == 4 else octets(data)
+
+
+def option_value(protocol: int, kind: int, data: bytes) -> str:
+    """One option's value, as its RFC defines it (RFC 1661 6, RFC 1662 7.1, RFC 1332 3, RFC 1877, RFC 5072);
+    hex where the option is unknown or its size is not the RFC's."""
+    sized = {(LCP, 1): 2, (LCP, 2): 4, (LCP, 5): 4, (LCP, 7): 0, (LCP, 8): 0, (LCP, 17): 2, (LCP, 18): 0,
+             (IPCP, 3): 4, (IPCP, 129): 4, (IPCP, 130): 4, (IPCP, 131): 4, (IPCP, 132): 4, (IPCP, 1): 8}
+    size = sized.get((protocol, kind))
+    if size is not None and len(data) != size:
+        return f"{octets(data)} (a {len(data)}-byte value, the RFC's is {size})"
+    if protocol == LCP:
+        if kind in (1, 17):
+            return str(_number(data))
+        if kind in (2, 5):
+            return f"0x{_number(data):08x}"
+        if kind in (3, 4):
+            return _protocol_value(data)
+        if kind == 13 and data:
+            return f"operation {data[0]}" + (f" message {text_or_octets(data[1:])}" if data[1:] else "")
+        if kind == 19 and data:
+            return f"class {data[0]} address {octets(data[1:])}"
+    elif protocol == IPCP:
+        if kind == 1:
+            return f"{_ipv4(data[:4])} {_ipv4(data[4:])}"
+        if kind == 2 and len(data) >= 2:
+            compression = _number(data[:2])
+            text = f"{IP_COMPRESSION.get(compression, 'unknown')} (0x{compression:04x})"
+            if compression == 0x002D and len(data) == 4:
+                return f"{text} max slot {data[2]} compress slot {data[3]}"
+            return f"{text} {octets(data[2:])}" if data[2:] else text
+        if kind in (3, 129, 130, 131, 132):
+            return _ipv4(data)
+    elif protocol == IPV6CP and kind == 1 and len(data) == 8:
+        return ":".join(data[i:i + 2].hex() for i in range(0, 8, 2))
+    return octets(data) if data else ""
+
+
+def describe_options(protocol: int, data: bytes) -> list[str]:
+    """Each option of a Configure packet as "Name value"; where the list stops making sense, what is left as
+    hex with the reason."""
+    names = OPTION_NAMES.get(protocol, {})
+    shown, at = [], 0
+    while at < len(data):
+        if len(data) - at < 2 or data[at + 1] < 2 or at + data[at + 1] > len(data):
+            shown.append(f"unreadable option at byte {at}: {octets(data[at:])}")
+            break
+        kind, end = data[at], at + data[at + 1]
+        value = option_value(protocol, kind, data[at + 2:end])
+        shown.append(" ".join(part for part in (names.get(kind, f"option {kind}"), value) if part))
+        at = end
+    return shown
+
+
+def _magic(data: bytes) -> list[str]:
+    return [f"magic 0x{_number(data[:4]):08x}"] if len(data) >= 4 else [f"magic cut short: {octets(data)}"]
+
+
+def _body(protocol: int, code: int, data: bytes) -> list[str]:
+    """What a control packet carries after its header, by protocol and code."""
+    if protocol == PAP:
+        if code == 1 and data and len(data) > data[0]:
+            peer = data[1:1 + data[0]]
+            rest = data[1 + data[0]:]
+            if rest and len(rest) > rest[0]:
+                return [f"peer-id {quoted(peer)}", f"password {quoted(rest[1:1 + rest[0]])}"]
+        if code in (2, 3) and data and len(data) > data[0]:
+            return [f"message {quoted(data[1:1 + data[0]])}"]
+    elif protocol == CHAP:
+        if code in (1, 2) and data and len(data) > data[0]:
+            return [f"value {octets(data[1:1 + data[0]])}", f"name {quoted(data[1 + data[0]:])}"]
+        if code in (3, 4):
+            return [f"message {quoted(data)}"] if data else []
+    elif code in (CONF_REQ, CONF_ACK, CONF_NAK, CONF_REJ):
+        return describe_options(protocol, data)
+    elif code in (TERM_REQ, TERM_ACK):
+        return [f"data {text_or_octets(data)}"] if data else []
+    elif code == CODE_REJ:
+        return [f"rejected packet {octets(data)}"]
+    elif code == PROTO_REJ and len(data) >= 2:
+        rejected = _number(data[:2])
+        return [f"rejected protocol {protocol_name(rejected)} (0x{rejected:04x})"] + (
+            [f"information {octets(data[2:])}"] if data[2:] else [])
+    elif protocol == LCP and code in (ECHO_REQ, ECHO_REPLY, DISCARD_REQ, 12):
+        return _magic(data) + ([f"data {text_or_octets(data[4:])}"] if data[4:] else [])
+    elif protocol == LCP and code == 13 and len(data) >= 8:
+        return _magic(data) + [f"seconds remaining {_number(data[4:8])}"] + (
+            [f"message {text_or_octets(data[8:])}"] if data[8:] else [])
+    return [f"data {octets(data)}"] if data else []
+
+
+def _code_name(protocol: int, code: int) -> str:
+    names = AUTH_CODE_NAMES.get(protocol) or (LCP_CODE_NAMES if protocol == LCP else
+                                              {c: CODE_NAMES[c] for c in NCP_CODES})
+    return names.get(code, f"code {code}")
+
+
+def describe_packet(protocol: int, code: int, ident: int, data: bytes) -> str:
+    """One control packet (its header read): "LCP Configure-Request id 7: Maximum-Receive-Unit 1400, ...". """
+    headline, details = packet_summary(protocol, code, ident, data)
+    return f"{headline}: {', '.join(details)}" if details else headline
+
+
+def packet_summary(protocol: int, code: int, ident: int, data: bytes) -> tuple[str, list[str]]:
+    return f"{protocol_name(protocol)} {_code_name(protocol, code)} id {ident}", _body(protocol, code, data)
+
+
+def _ip_summary(version: int, info: bytes) -> tuple[str, list[str]]:
+    """An IP packet a PPP frame carries: addresses, protocol, ports or ICMP type, length."""
+    if version == 4:
+        if len(info) < 20 or info[0] >> 4 != 4:
+            return "IPv4", [f"header cut short or not IPv4: {octets(info[:40])}"]
+        header, proto, length = (info[0] & 0x0F) * 4, info[9], _number(info[2:4])
+        src, dst = _ipv4(info[12:16]), _ipv4(info[16:20])
+    else:
+        if len(info) < 40 or info[0] >> 4 != 6:
+            return "IPv6", [f"header cut short or not IPv6: {octets(info[:40])}"]
+        header, proto, length = 40, info[6], _number(info[4:6])
+        src, dst = str(ipaddress.IPv6Address(info[8:24])), str(ipaddress.IPv6Address(info[24:40]))
+    upper = info[header:]
+    name = IP_PROTOCOLS.get(proto, f"protocol {proto}")
+    if proto in (6, 17) and len(upper) >= 4:
+        sport, dport = _number(upper[:2]), _number(upper[2:4])
+        src, dst = (f"[{src}]:{sport}", f"[{dst}]:{dport}") if version == 6 else (f"{src}:{sport}", f"{dst}:{dport}")
+    elif proto in (1, 58) and len(upper) >= 2:
+        name += f" {ICMP_NAMES.get(upper[0], f'type {upper[0]} code {upper[1]}')}"
+    return f"IPv{version} {src} > {dst} {name} len={length}", []
+
+
+def frame_summary(payload: bytes) -> tuple[str, list[str]]:
+    """What one PPP frame (address and control fields optional, protocol field compressed or not) carries: a
+    headline ("LCP Configure-Request id 1", "IPv4 198.19.200.1 > 198.19.200.2 ICMP echo-request len=84") and
+    its details ("Maximum-Receive-Unit 1400", ...). Never raises."""
+    parsed = split_protocol(bytes(payload))
+    if parsed is None:
+        return "PPP frame cut short", [octets(payload)] if payload else []
+    protocol, info = parsed
+    if protocol in (IPV4, IPV6):
+        return _ip_summary(4 if protocol == IPV4 else 6, info)
+    if protocol in (LCP, PAP, CHAP) or protocol & 0xC000 == 0x8000:  # RFC 1661 2: 8xxx-bxxx are NCPs
+        if len(info) < 4:
+            return f"{protocol_name(protocol)} packet cut short", [octets(info)] if info else []
+        code, ident, length = struct.unpack("!BBH", info[:4])
+        headline, details = packet_summary(protocol, code, ident, info[4:min(length, len(info))])
+        if length < 4 or length > len(info):
+            details.append(f"length {length}, {len(info)} bytes on the wire")
+        elif length < len(info):
+            details.append(f"{len(info) - length} byte(s) of padding")
+        return headline, details
+    return f"{protocol_name(protocol)} {len(info)} bytes", []
+
+
+def describe_frame(payload: bytes) -> str:
+    """frame_summary on one line: "LCP Configure-Request id 1: Maximum-Receive-Unit 1400, Magic-Number ..."."""
+    headline, details = frame_summary(payload)
+    return f"{headline}: {', '.join(details)}" if details else headline
 
 
 # --- the option negotiation automaton (RFC 1661 4), shared by LCP and IPCP --------------------------------------

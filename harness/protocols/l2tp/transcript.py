@@ -19,7 +19,8 @@ def summary(wire: Wire) -> list[str]:
         lines.append(f"{src} > {dst}: {count} data message(s)")
     tunnels = sorted({d.message.tunnel_id for d in wire.datagrams if d.message.tunnel_id is not None})
     sessions = sorted({d.message.session_id for d in wire.datagrams if d.message.session_id})
-    lines.append(f"tunnel ids: {tunnels}; session ids: {sessions}")
+    lines.append(f"tunnel ids: {', '.join(map(str, tunnels)) or 'none'}; "
+                 f"session ids: {', '.join(map(str, sessions)) or 'none'}")
     if wire.malformed():
         lines.append(f"malformed: {len(wire.malformed())} message(s)")
     return lines

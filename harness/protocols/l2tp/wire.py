@@ -16,6 +16,7 @@ from scapy.layers.ppp import PPP_LCP_Configure
 from harness.packets import Frames
 from harness.protocols.l2tp.codec import L2tpMessage, decode, header_length
 from harness.protocols.l2tp.scenario import L2TP_PORT
+from harness.textfmt import DETAIL, message_line
 
 OUTER_IPV4_UDP = 20 + 8
 PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
@@ -54,8 +55,8 @@ class L2tpDatagram:
 
     def describe(self, t0: float = 0.0) -> str:
         head, *rest = self.message.describe().splitlines()
-        return "\n".join([f"{self.time - t0:.6f} #{self.number} {self.src}:{self.sport} > {self.dst}:{self.dport} "
-                          f"{head}", *(f"    {line.strip()}" for line in rest)])
+        return "\n".join([message_line(self.number, self.time, t0, self.src, self.dst, head, self.sport, self.dport),
+                          *(f"{DETAIL}{line.strip()}" for line in rest)])
 
 
 @dataclass(frozen=True)

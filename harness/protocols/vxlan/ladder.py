@@ -95,12 +95,13 @@ def ladder_events(wire: Wire, nodes: Sequence[Lifeline] = ()) -> tuple[list[Life
                                              or (frame.inner.arp is not None and frame.inner.arp.op == 2))
         problem = any(note.error for note in notes) and not _only_critical_options(frame, notes)
         events.append(Arrow(frame.time, src, dst, frame_label(frame), notes, error=problem,
-                            dashed=reply))
+                            dashed=reply, number=frame.number))
     for error in wire.icmp_errors():
         vni = f", VNI {error.vni}" if error.vni is not None else ""
         events.append(Arrow(error.time, at(error.src), at(error.dst), f"ICMP {error.kind}",
                             [Note(f"about UDP {error.quoted_sport} > {error.quoted_dport} "
-                                  f"({error.encapsulation.upper()}{vni})", error=True)], error=True, dashed=True))
+                                  f"({error.encapsulation.upper()}{vni})", error=True)], error=True, dashed=True,
+                            number=error.number))
     if not events:
         events.append(Remark("no overlay frames on the wire"))
     return lifelines, events
@@ -111,7 +112,7 @@ def ladder(capture: Wire | str | os.PathLike, nodes: Sequence[Lifeline] = (), ti
     """The capture as an SVG ladder diagram."""
     wire = capture if isinstance(capture, Wire) else Wire.from_pcap(capture, ports)
     lifelines, events = ladder_events(wire, nodes)
-    return render(lifelines, events, title)
+    return render(lifelines, events, title, start=wire.start)
 
 
 def write_ladder(pair_lab, capture: Wire | str | os.PathLike, addresses: dict[str, str],

@@ -5,8 +5,8 @@ what is wrong), then one line per overlay frame, as harness.protocols.vxlan.wire
     VNI 100: 8 frame(s)
     198.18.0.2 > 198.18.0.3: 4 frame(s), UDP port 4789, 2 source port(s)
     ...
-    0.003000 #4 198.18.0.2:51000 > 198.18.0.3:4789 VXLAN vni=100 flags=0x08 | 02:4f:49:64:00:01 > 02:4f:49:64:00:02
-        IPv4 198.19.100.1 > 198.19.100.2 ICMP echo-request id=20297 seq=1 len=84 DF        (one line in the file)
+    #4 0.003000 198.18.0.2:51000 > 198.18.0.3:4789 VXLAN vni=100 flags=0x08 (I) | 02:4f:49:64:00:01 >
+        02:4f:49:64:00:02 IPv4 198.19.100.1 > 198.19.100.2 ICMP echo-request id=20297 seq=1 len=84 DF   (one line)
 
 A frame that came in outer IP fragments is followed by its fragments, indented; an ICMP error about an
 overlay datagram (port unreachable) has a line of its own, in capture order.
@@ -18,6 +18,7 @@ from collections import Counter
 from typing import Iterable, Mapping
 
 from harness.protocols.vxlan.wire import Wire
+from harness.textfmt import DETAIL
 
 
 def summary(wire: Wire) -> list[str]:
@@ -58,5 +59,5 @@ def transcript(capture: Wire | str | os.PathLike, ports: Iterable[int] | Mapping
     lines = summary(wire) + [""]
     for event in sorted([*wire.frames(), *wire.icmp_errors()], key=lambda e: e.number):
         lines.append(event.describe(wire.start))
-        lines += [f"    {piece.describe(wire.start)}" for piece in getattr(event, "fragments", ())]
+        lines += [f"{DETAIL}{piece.describe(wire.start)}" for piece in getattr(event, "fragments", ())]
     return "\n".join(lines)

@@ -38,6 +38,7 @@ from scapy.layers.l2 import ARP, Dot1Q, Ether  # (also registers the Ethernet an
 from scapy.packet import Packet
 
 from harness.packets import Frames, captured, network_layer
+from harness.textfmt import endpoint, message_line
 
 logging.getLogger("scapy").setLevel(logging.ERROR)  # its warnings about odd packets would read as errors
 
@@ -55,17 +56,16 @@ GENEVE_CRITICAL = 0x80          # the high bit of an option's type (RFC 8926 3.5
 ETHERNET_BRIDGING = 0x6558      # Geneve protocol type: an Ethernet frame follows (RFC 8926 3.4)
 ETHERNET_HEADER = 14
 
-ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88CC: "LLDP"}
+ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88CC: "LLDP",
+              ETHERNET_BRIDGING: "Ethernet"}
+# RFC 8926 7.2: Geneve option classes; the names IANA's registry gives the ones assigned so far.
+GENEVE_OPTION_CLASSES = {0x0100: "Linux", 0x0101: "Open vSwitch", 0x0102: "Open Virtual Networking (OVN)",
+                         0x0103: "In-band Network Telemetry (INT)", 0x0104: "VMware"}
 ARP_OPS = {1: "request", 2: "reply"}
 ICMP_TYPES = {0: "echo-reply", 3: "dest-unreach", 5: "redirect", 8: "echo-request", 11: "time-exceeded"}
 IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 ICMPV6_ECHO = {128: "echo-request", 129: "echo-reply"}
 IPV6_PASS_THROUGH_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrDestOpt)
-
-
-def _endpoint(address: str, port: int | None) -> str:
-    where = f"[{address}]" if ":" in address else address
-    return where if port is None else f"{where}:{port}"
 
 
 # --- the encapsulation headers --------------------------------------------------------------------------------
@@ -94,7 +94,7 @@ class VxlanHeader:
         return not (self.r_flags or self.reserved24 or self.reserved8)
 
     def describe(self) -> str:
-        text = f"VXLAN vni={self.vni} flags=0x{self.flags:02x}"
+        text = f"VXLAN vni={self.vni} flags=0x{self.flags:02x}" + (" (I)" if self.i_flag else "")
         if not self.i_flag:
             text += " [I flag clear: VNI not valid]"
         if not self.reserved_clear:
@@ -125,10 +125,20 @@ class GeneveOption:
     def critical(self) -> bool:
         return bool(self.type & GENEVE_CRITICAL)
 
+    @property
+    def class_name(self) -> str:
+        if self.cls in GENEVE_OPTION_CLASSES:
+            return GENEVE_OPTION_CLASSES[self.cls]
+        return "Standard" if self.cls <= 0x00FF else "Experimental" if self.cls >= 0xFFF0 else "Unassigned"
+
     def describe(self) -> str:
+        """Class (and its IANA name), type (the critical bit spelt out), length as Wireshark gives it (the
+        option's, its 4-byte header included), data in hex."""
         critical = " critical" if self.critical else ""
         reserved = f" R=0x{self.reserved:x}" if self.reserved else ""
-        return f"option class=0x{self.cls:04x} type=0x{self.type:02x}{critical}{reserved} data={self.data.hex() or '-'}"
+        data = f"0x{self.data.hex()}" if self.data else "-"
+        return (f"option class=0x{self.cls:04x} ({self.class_name}) type=0x{self.type:02x}{critical}{reserved} "
+                f"len={GENEVE_OPTION_HEADER.size + len(self.data)} data={data}")
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,8 @@ class GeneveHeader:
         if self.version:
             text += f" version={self.version}"
         text += f" O={int(self.o_bit)} C={int(self.c_bit)} proto=0x{self.protocol:04x}"
+        if self.protocol in ETHERTYPES:
+            text += f" ({ETHERTYPES[self.protocol]})"
         if self.critical_options and not self.c_bit:
             text += " [C bit clear with a critical option]"  # RFC 8926 3.4: it MUST be set then
         if not self.reserved_clear:
@@ -257,7 +269,7 @@ class InnerFrame:
 
     def _describe_ip(self) -> str:
         ip = self.ip
-        text = f"IPv{ip.version} {_endpoint(ip.src, self.sport)} > {_endpoint(ip.dst, self.dport)}"
+        text = f"IPv{ip.version} {endpoint(ip.src, self.sport)} > {endpoint(ip.dst, self.dport)}"
         text += f" {IP_PROTOCOLS.get(ip.proto, f'proto={ip.proto}')}"
         if self.icmp is not None:
             text += f" {self.icmp_kind}"
@@ -285,8 +297,8 @@ class OuterFragment:
 
     def describe(self, t0: float = 0.0) -> str:
         more = " MF" if self.more else ""
-        return (f"{self.time - t0:.6f} #{self.number} {_endpoint(self.src, None)} > {_endpoint(self.dst, None)} "
-                f"fragment id=0x{self.ip_id:04x} offset={self.offset}{more} len={self.length}")
+        return message_line(self.number, self.time, t0, self.src, self.dst,
+                            f"fragment id=0x{self.ip_id:04x} offset={self.offset}{more} len={self.length}")
 
 
 ICMP_ERROR_NAMES = {  # (version, type, code) -> name; the errors a VTEP's datagram draws
@@ -320,9 +332,9 @@ class IcmpError:
 
     def describe(self, t0: float = 0.0) -> str:
         vni = f" vni={self.vni}" if self.vni is not None else ""
-        return (f"{self.time - t0:.6f} #{self.number} {_endpoint(self.src, None)} > {_endpoint(self.dst, None)} "
-                f"ICMP{'v6' if self.version == 6 else ''} {self.kind} about UDP {self.quoted_sport} > "
-                f"{self.quoted_dport} ({self.encapsulation.upper()}{vni})")
+        return message_line(self.number, self.time, t0, self.src, self.dst,
+                            f"ICMP{'v6' if self.version == 6 else ''} {self.kind} about UDP {self.quoted_sport} > "
+                            f"{self.quoted_dport} ({self.encapsulation.upper()}{vni})")
 
 
 @dataclass(frozen=True)
@@ -384,9 +396,7 @@ class OverlayFrame:
 
     def describe(self, t0: float = 0.0) -> str:
         """One line: outer addressing, the header, then " | " and the inner frame."""
-        text = (f"{self.time - t0:.6f} #{self.number} {_endpoint(self.src, self.sport)} > "
-                f"{_endpoint(self.dst, self.dport)} ")
-        text += self.header.describe() if self.header is not None else self.encapsulation.upper()
+        text = self.header.describe() if self.header is not None else self.encapsulation.upper()
         if self.udp_checksum_status == "wrong":
             text += f" [outer UDP checksum 0x{self.udp_checksum:04x} wrong]"
         if self.fragments:
@@ -396,7 +406,7 @@ class OverlayFrame:
             text += f" | {inner}"
         if self.malformed:
             text += f" malformed: {self.malformed}"
-        return text
+        return message_line(self.number, self.time, t0, self.src, self.dst, text, self.sport, self.dport)
 
 
 class OverlayFrames(tuple):
