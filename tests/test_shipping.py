@@ -19,12 +19,14 @@ L2TP = ROOT / "harness" / "protocols" / "l2tp"
 
 
 def test_modules_are_laid_out_as_packages_below_a_folder():
-    files = harness_files("harness.protocols.l2tp.avp", "harness.protocols.l2tp.codec", under="/opt/peer")
+    files = harness_files("harness.protocols.l2tp.avp", "harness.protocols.l2tp.codec", "harness.protocols.l2tp.ppp",
+                          under="/opt/peer")
     assert files == {"/opt/peer/harness/__init__.py": "", "/opt/peer/harness/protocols/__init__.py": "",
                      "/opt/peer/harness/protocols/l2tp/__init__.py": "",
                      "/opt/peer/harness/protocols/l2tp/avp.py": (L2TP / "avp.py").read_text(),
-                     "/opt/peer/harness/protocols/l2tp/codec.py": (L2TP / "codec.py").read_text()}
-    named_package = harness_files("harness.protocols.l2tp", "harness.protocols.l2tp.avp", under="/x")
+                     "/opt/peer/harness/protocols/l2tp/codec.py": (L2TP / "codec.py").read_text(),
+                     "/opt/peer/harness/protocols/l2tp/ppp.py": (L2TP / "ppp.py").read_text()}
+    named_package = harness_files("harness.protocols.l2tp", "harness.protocols.l2tp.ppp", under="/x")
     assert named_package["/x/harness/protocols/l2tp/__init__.py"] == (L2TP / "__init__.py").read_text()
 
 
@@ -34,8 +36,8 @@ def test_one_module_is_placed_as_a_program():
 
 
 @pytest.mark.parametrize("modules, place, problem", [
-    (("harness.protocols.l2tp.codec",), {"under": "/x"}, r"codec imports harness.protocols.l2tp.avp, which is not "
-                                                        r"shipped with it: name it too"),
+    (("harness.protocols.l2tp.codec", "harness.protocols.l2tp.ppp"), {"under": "/x"},
+     r"codec imports harness.protocols.l2tp.avp, which is not shipped with it: name it too"),
     (("harness.protocols.l2tp.codec",), {"at": "/x/codec"}, r"a program at /x/codec runs alone"),
     (("json",), {"under": "/x"}, "not a harness module"),
     (("harness.protocols.l2tp.nothing",), {"under": "/x"}, "no harness module"),
