@@ -2,6 +2,7 @@
 set up, a data message, a damaged datagram; and `overlay-interop transcript` on it."""
 from __future__ import annotations
 
+import struct
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ from scapy.utils import wrpcap
 
 from support import ROOT
 
+from harness.packets import Datagram
 from harness.protocols.l2tp import avp as A
 from harness.protocols.l2tp import dissector
 from harness.protocols.l2tp.codec import control, data, encode, zlb
@@ -87,8 +89,8 @@ def test_the_transcript_command_reads_l2tp(capture, tmp_path):
 
 
 def test_the_dissector_claims_udp_1701_only():
-    class D:
-        def __init__(self, sport, dport, proto=17):
-            self.sport, self.dport, self.ip_proto = sport, dport, proto
-    assert dissector.claims(D(1701, 40000)) and dissector.claims(D(40000, 1701))
-    assert not dissector.claims(D(4789, 4789)) and not dissector.claims(D(1701, 1701, proto=6))
+    def d(sport, dport, proto=17):
+        payload = struct.pack("!HH", sport, dport) + bytes(8)
+        return Datagram(1, 0.0, 4, "198.18.0.2", "198.18.0.3", proto, payload, 20 + len(payload))
+    assert dissector.claims(d(1701, 40000)) and dissector.claims(d(40000, 1701))
+    assert not dissector.claims(d(4789, 4789)) and not dissector.claims(d(1701, 1701, proto=6))
