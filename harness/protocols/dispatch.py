@@ -4,12 +4,15 @@ protocol is what each protocol's transcript then shows.
 
 The rules, in order:
 1. The IP protocols of the table claim their datagrams whatever they carry: ESP (50), L2TPv3 over IP (115).
-2. UDP: of the two ports, the lower one decides when the table has it, else the higher one. This is how Wireshark
-   decides, so the transcript agrees with it frame by frame; it gives both directions of a conversation to the
-   same decoder; and well-known ports are low where senders pick high ephemeral source ports (RFC 7348 5 and
-   RFC 8926 3.3 ask VTEPs for 49152-65535). So UDP 4500 -> 8472 is IPsec (NAT-T), 8472 -> 4789 is VXLAN.
-   A port named by the caller (a VTEP configured on another port) joins the table for that reader, like
-   Wireshark's "Decode As".
+2. UDP: a port the caller names for this capture (a VTEP configured on another port; `Dispatch.with_ports`)
+   decides first, as Wireshark's "Decode As" does; then, of the two ports, the lower one decides when the table
+   has it, else the higher one. Lower first is how Wireshark decides between two registered ports, so the
+   transcript agrees with tshark frame by frame; it gives both directions of a conversation to the same decoder;
+   and well-known ports are low where senders pick high source ports (RFC 7348 5 and RFC 8926 3.3 ask VTEPs for
+   49152-65535, and NAT-T's 4500 is on one side of every ESP-in-UDP datagram, RFC 3948 2.2). So UDP
+   4500 -> 8472 is IPsec (NAT-T, a peer behind a NAT that mapped it to 8472) where nothing else is said, and
+   VXLAN for a reader told its VTEPs use 8472; 8472 -> 4789 is VXLAN either way. Unlike Wireshark, the table
+   never looks at the bytes to turn a datagram away: a datagram to a port is that port's protocol's to judge.
 3. What the table has no row for is nobody's (TCP, ICMP, ...); a reader may still look at ICMP errors quoting its
    own datagrams (the VXLAN reader does). A fragment that never became whole is claimed by its IP protocol, or by
    its ports when its first piece came; without them it is nobody's.
@@ -55,8 +58,9 @@ TABLE = (
 class Dispatch:
     """The table, and the rules above."""
 
-    def __init__(self, rows=TABLE):
+    def __init__(self, rows=TABLE, given=()):
         self.rows = tuple(rows)
+        self.given: dict[int, Row] = {row.number: row for row in given}   # UDP ports named for one capture
         self.udp: dict[int, Row] = {}
         self.ip: dict[int, Row] = {}
         for row in self.rows:
@@ -66,11 +70,11 @@ class Dispatch:
             table[row.number] = row
 
     def with_ports(self, protocol: str, ports: Mapping[int, str]) -> Dispatch:
-        """This table with UDP ports given to `protocol` ({port: format}), overriding the rows they had."""
-        extra = {int(port): Row(UDP, int(port), protocol, fmt, f"{fmt} on a port given for this capture")
-                 for port, fmt in ports.items()}
-        return Dispatch([row for row in self.rows if not (row.carrier == UDP and row.number in extra)]
-                        + list(extra.values()))
+        """This table with UDP ports named for one capture and given to `protocol` ({port: format}): they decide
+        before the table's."""
+        given = {**self.given, **{int(port): Row(UDP, int(port), protocol, fmt, f"{fmt}: a port named for this capture")
+                                  for port, fmt in ports.items()}}
+        return Dispatch(self.rows, given.values())
 
     def claim(self, datagram) -> Row | None:
         """The row that claims a datagram (anything with `proto` and `ports`), or None."""
@@ -81,6 +85,10 @@ class Dispatch:
         if ports is None:
             return None
         low, high = (ports[0], ports[1]) if ports[0] <= ports[1] else (ports[1], ports[0])
+        if self.given:
+            row = self.given.get(low) or self.given.get(high)
+            if row is not None:
+                return row
         return self.udp.get(low) or self.udp.get(high)
 
     def owner(self, datagram) -> str | None:
@@ -88,7 +96,7 @@ class Dispatch:
         return row.protocol if row else None
 
     def describe(self) -> str:
-        return "\n".join(row.describe() for row in self.rows)
+        return "\n".join(row.describe() for row in (*self.given.values(), *self.rows))
 
 
 DISPATCH = Dispatch()

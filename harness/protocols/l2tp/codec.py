@@ -11,8 +11,10 @@ decode the UDP payload with `decode`, or stack `UDP(sport=1701, dport=1701) / co
 """
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from scapy.fields import (BitField, ConditionalField, FieldLenField, PacketListField, ShortField,
                           StrLenField)
@@ -24,6 +26,8 @@ from harness.protocols.l2tp.avp import (AVP_CLASSES, AVP_NAMES, HEADER_LEN, MAX_
 
 PORT = 1701
 VERSION = 2
+PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
+PPP_IPV4, PPP_IPV6 = 0x0021, 0x0057
 T_BIT, L_BIT, S_BIT, O_BIT, P_BIT = 0x8000, 0x4000, 0x0800, 0x0200, 0x0100
 
 
@@ -141,7 +145,58 @@ class L2tpMessage:
     nr: int | None = None
     offset_size: int | None = None
     avps: list[AvpEntry] = field(default_factory=list)
-    ppp: Packet | None = None
+    frame: bytes | None = None      # a data message's PPP frame as on the wire; `ppp` is scapy's reading of it
+
+    @cached_property
+    def ppp(self) -> Packet | None:
+        """scapy's dissection of the PPP frame, made on first use: a busy capture carries thousands of data
+        messages, and a transcript needs only what `ppp_summary` reads with struct."""
+        if self.frame is None:
+            return None
+        try:
+            return PPP(self.frame)
+        except Exception:               # scapy's HDLC/PPP layers raise on frames cut inside their header
+            return Raw(self.frame)
+
+    @property
+    def ppp_protocol(self) -> int | None:
+        """The PPP Protocol field of a data message (RFC 1661 2; Address and Control, RFC 1662 3.1, skipped;
+        one byte when compressed: its low bit is set)."""
+        frame = self.frame or b""
+        at = 2 if frame[:2] == PPP_ADDRESS_CONTROL else 0
+        if len(frame) > at and frame[at] & 1:
+            return frame[at]
+        return struct.unpack_from("!H", frame, at)[0] if len(frame) >= at + 2 else None
+
+    def ppp_summary(self) -> str:
+        """One line for the PPP frame: IP read with struct ("PPP IPv4 198.19.200.2 > 198.19.200.1 ICMP
+        echo-request id=9 seq=1 len=84"), anything else (LCP, IPCP, CHAP ...) as scapy summarises it."""
+        frame, protocol = self.frame or b"", self.ppp_protocol
+        at = 2 if frame[:2] == PPP_ADDRESS_CONTROL else 0
+        packet = frame[at + (1 if frame[at:at + 1] and frame[at] & 1 else 2):]
+        if protocol == PPP_IPV4 and len(packet) >= 20:
+            total, proto = struct.unpack_from("!H5xB", packet, 2)
+            text = f"PPP IPv4 {socket.inet_ntoa(packet[12:16])} > {socket.inet_ntoa(packet[16:20])}"
+            upper = packet[(packet[0] & 0x0F) * 4:]
+        elif protocol == PPP_IPV6 and len(packet) >= 40:
+            total, proto = struct.unpack_from("!HB", packet, 4)
+            text = (f"PPP IPv6 {socket.inet_ntop(socket.AF_INET6, packet[8:24])} > "
+                    f"{socket.inet_ntop(socket.AF_INET6, packet[24:40])}")
+            upper = packet[40:]
+        else:
+            return self.ppp.summary() if self.ppp is not None else "PPP"
+        if proto in (1, 58) and len(upper) >= 8:
+            kind, code, _sum, ident, seq = struct.unpack_from("!BBHHH", upper)
+            echo = {(1, 8): "echo-request", (1, 0): "echo-reply", (58, 128): "echo-request",
+                    (58, 129): "echo-reply"}.get((proto, kind))
+            text += (f" ICMP{'v6' if proto == 58 else ''} "
+                     + (f"{echo} id={ident} seq={seq}" if echo else f"type={kind} code={code}"))
+        elif proto in (6, 17) and len(upper) >= 4:
+            text += f" {'TCP' if proto == 6 else 'UDP'} {struct.unpack_from('!H', upper)[0]} > " \
+                    f"{struct.unpack_from('!H', upper, 2)[0]}"
+        else:
+            text += f" proto={proto}"
+        return f"{text} len={total}"
 
     @property
     def malformed(self) -> bool:
@@ -194,8 +249,8 @@ class L2tpMessage:
         if self.ns is not None:
             parts.append(f"Ns {self.ns} Nr {self.nr}")
         lines = [" ".join(parts)] + [f"  {e.describe()}" for e in self.avps]
-        if self.ppp is not None:
-            lines.append(f"  {self.ppp.summary()}")
+        if self.frame is not None:
+            lines.append(f"  {self.ppp_summary()}")
         lines += [f"  malformed: {e}" for e in self.errors]
         return "\n".join(lines)
 
@@ -262,11 +317,10 @@ def _read(message: L2tpMessage, data: bytes, secret: bytes | None) -> None:
     if bits & T_BIT:
         _read_avps(message, data[pos:end], pos, secret)
     elif pos < end:
-        try:
-            message.ppp = PPP(data[pos:end])
-        except Exception as exc:        # scapy's HDLC/PPP layers raise on frames cut inside their header
-            message.ppp = Raw(data[pos:end])
-            message.errors.append(f"PPP frame of {end - pos} byte(s) unreadable: {exc}")
+        message.frame = data[pos:end]   # dissected on first use (L2tpMessage.ppp)
+        if message.ppp_protocol is None:
+            message.errors.append(f"PPP frame of {end - pos} byte(s) unreadable: its Protocol field is cut "
+                                  f"short (RFC 1661 2)")
     else:
         message.errors.append("data message without a PPP frame")
 

@@ -26,6 +26,7 @@ OUTER_IPV4_UDP = 20 + 8
 PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
 PPP_PROTOCOL = 2                    # RFC 1661 2: two bytes unless Protocol-Field-Compression was negotiated
 LCP_CONFIGURE_ACK = 2
+PPP_LCP = 0xC021
 LCP_PFC, LCP_ACFC = 7, 8            # RFC 1661 6.5, 6.6: Protocol- and Address-and-Control-Field-Compression
 
 
@@ -140,7 +141,7 @@ class Wire:
         `before`, a capture time): only once it agreed to, by a Configure-Ack of its own carrying ACFC / PFC
         (RFC 1661 6.5, 6.6: the option is the receiver's request to get frames so; by default both MUST be sent
         in full)."""
-        agreed = {option.type for d in self.data(src=src) if d.message.ppp is not None
+        agreed = {option.type for d in self.data(src=src) if d.message.ppp_protocol == PPP_LCP
                   and (before is None or d.time <= before)
                   for lcp in [d.message.ppp.getlayer(PPP_LCP_Configure)]
                   if lcp is not None and lcp.code == LCP_CONFIGURE_ACK for option in lcp.options}
