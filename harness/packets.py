@@ -57,6 +57,9 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 BYTE_ORDER_MAGIC = {b"\x1a\x2b\x3c\x4d": ">", b"\x4d\x3c\x2b\x1a": "<"}
 FCS_PRESENT = 0x04000000        # the P bit of the pcap link-type field: bits 28-31 hold the FCS length
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_PB, PCAPNG_SPB, PCAPNG_EPB = 0x0A0D0D0A, 1, 2, 3, 6
+# Blocks that hold no packet but that Wireshark shows, and numbers, as frames of their own
+PCAPNG_RECORDS = {9: "systemd journal entry", 0x00000BAD: "pcapng custom block", 0x40000BAD: "pcapng custom block",
+                  0x204: "sysdig event", 0x208: "sysdig event"}
 IF_TSRESOL, IF_FCSLEN, IF_TSOFFSET, EPB_FLAGS = 9, 13, 14, 2
 
 ETHERNET, RAW_IP, LINUX_SLL, LINUX_SLL2, NULL, LOOP = 1, 101, 113, 276, 0, 108
@@ -98,12 +101,15 @@ class NotACapture(HarnessError):
 
 class Frame:
     """One captured frame: its number (from 1, as Wireshark counts), time (seconds since the epoch), link type,
-    and the bytes as captured (a Frame Check Sequence the file declares is stripped)."""
-    __slots__ = ("number", "time", "linktype", "data", "wirelen", "interface")
+    and the bytes as captured (a Frame Check Sequence the file declares is stripped). A pcapng record Wireshark
+    counts as a frame though it holds no packet (a custom block, a systemd journal entry) has linktype None and
+    says what it is in `record`."""
+    __slots__ = ("number", "time", "linktype", "data", "wirelen", "interface", "record")
 
-    def __init__(self, number: int, time: float, linktype: int, data: bytes, wirelen: int, interface: int = 0):
+    def __init__(self, number: int, time: float, linktype: int | None, data: bytes, wirelen: int,
+                 interface: int = 0, record: str | None = None):
         self.number, self.time, self.linktype, self.data = number, time, linktype, data
-        self.wirelen, self.interface = wirelen, interface
+        self.wirelen, self.interface, self.record = wirelen, interface, record
 
     def packet(self):
         """scapy's dissection of the frame, for a reader that wants it (slow: only on demand)."""
@@ -292,8 +298,13 @@ class Records:
                 if linktype not in self.linktypes:
                     self.linktypes.append(linktype)
                 continue
+            if kind in PCAPNG_RECORDS:
+                number += 1
+                self.frames = number
+                yield Frame(number, last_time, None, b"", 0, record=PCAPNG_RECORDS[kind])
+                continue
             if kind not in (PCAPNG_EPB, PCAPNG_PB, PCAPNG_SPB):
-                continue  # name resolution, statistics, secrets, custom: nothing of the wire
+                continue  # name resolution, statistics, decryption secrets: not frames
             number += 1
             self.frames = number
             if kind == PCAPNG_SPB:
@@ -578,6 +589,8 @@ class _Assembler:
 
     def _network(self, frame: Frame):
         data, linktype = frame.data, frame.linktype
+        if linktype is None:
+            return frame.record or "record"
         if linktype == ETHERNET:
             if len(data) < 14:
                 return "Ethernet header cut short"

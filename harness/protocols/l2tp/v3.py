@@ -71,11 +71,12 @@ class L2tpv3Message:
     def describe(self) -> str:
         parts = [self.message_type]
         if self.control:
-            parts.append(f"control connection {self.connection_id}")
+            parts.append(f"control connection 0x{self.connection_id:08x}" if self.connection_id is not None
+                         else "control connection ?")
             if self.ns is not None:
                 parts.append(f"Ns {self.ns} Nr {self.nr}")
         elif self.session_id is not None:
-            parts.append(f"session {self.session_id}")
+            parts.append(f"session 0x{self.session_id:08x}")
         parts.append(f"over {self.over} ({HEADER_ONLY})")
         return "\n".join([" ".join(parts), *(f"  malformed: {e}" for e in self.errors)])
 

@@ -158,7 +158,7 @@ class VxlanGpeHeader:
         """(name, the ethertype it is decoded as) of what follows: Next Protocol with P set, else Ethernet."""
         if not self.p_flag:
             return "Ethernet", ETHERNET_BRIDGING
-        return GPE_NEXT_PROTOCOLS.get(self.next_protocol, (f"next protocol {self.next_protocol}", None))
+        return GPE_NEXT_PROTOCOLS.get(self.next_protocol, ("unassigned", None))
 
     def describe(self) -> str:
         bits = [name for flag, name in ((GPE_I, "I"), (GPE_P, "P"), (GPE_B, "B"), (GPE_O, "O")) if self.flags & flag]
