@@ -73,8 +73,8 @@ IPV4_ETHERTYPE, IPV6_ETHERTYPE = 0x0800, 0x86DD
 ETHERTYPES = {0x0806: "ARP", 0x8035: "RARP", 0x88CC: "LLDP", 0x8847: "MPLS", 0x8848: "MPLS", 0x8863: "PPPoE",
               0x8864: "PPPoE", 0x888E: "EAPOL", 0x88F7: "PTP", 0x8809: "LACP", 0x88E5: "MACsec", 0x9000: "loopback",
               0x894F: "NSH", 0x6558: "Ethernet bridging", 0x22F0: "AVTP", 0x88B5: "local experimental"}
-# BSD loopback: the address family in the capturing host's byte order (RFC-less: what the BSDs, macOS and
-# Linux wrote); 24, 28 and 30 are AF_INET6 on NetBSD/OpenBSD, FreeBSD and macOS.
+# BSD loopback: the address family, in the capturing host's byte order (no RFC: what the BSDs, macOS and Linux
+# write); AF_INET6 is 24 on NetBSD and OpenBSD, 28 on FreeBSD, 30 on macOS, 10 on Linux.
 LOOPBACK_FAMILIES = {2: 4, 24: 6, 28: 6, 30: 6, 10: 6}
 
 IP_PROTOCOLS = {0: "IPv6 hop-by-hop", 1: "ICMP", 2: "IGMP", 4: "IPv4 in IP", 6: "TCP", 17: "UDP",
@@ -161,13 +161,14 @@ class Records:
 
     def __init__(self, source):
         self._stream, self.name, self._close = _open(source)
+        self._read = _exactly(self._stream)
         self.format: str | None = None
         self.linktypes: list[int] = []
         self.problem: str | None = None
         self.notes: list[str] = []
         self.frames = 0
         try:
-            self._magic = self._stream.read(4)
+            self._magic = self._read(4)
         except OSError as exc:
             self.close()
             raise NotACapture(f"{self.name}: cannot read it ({exc.strerror or exc})") from None
@@ -202,7 +203,7 @@ class Records:
 
     def _pcap(self) -> Iterator[Frame]:
         endian, units = PCAP_MAGICS[self._magic]
-        read = self._stream.read
+        read = self._read
         header = read(PCAP_HEADER - 4)
         if len(header) < PCAP_HEADER - 4:
             self.problem = f"no whole pcap header ({4 + len(header)} of {PCAP_HEADER} bytes)"
@@ -236,7 +237,7 @@ class Records:
             yield Frame(number, (seconds * units + fraction) / units, linktype, data, wirelen)
 
     def _pcapng(self) -> Iterator[Frame]:
-        read = self._stream.read
+        read = self._read
         endian = "<"
         interfaces: list[_Interface] = []
         offset, number, pending, last_time = 0, 0, self._magic, 0.0
@@ -346,6 +347,28 @@ class Records:
             if fcs and len(data) >= wirelen and len(data) >= fcs:
                 data = data[:-fcs]
             yield Frame(number, time, interface.linktype, data, wirelen, index)
+
+
+def _exactly(stream):
+    """read(n): n bytes, or fewer only at the end of the stream. A buffered file, stdin or a FIFO opened by path
+    already reads so; a raw stream or a socket may hand over less and more later."""
+    read = stream.read
+
+    def exactly(n: int) -> bytes:
+        data = read(n)
+        if data is None:  # a non-blocking stream with nothing yet: the reader is not for those
+            return b""
+        if len(data) == n or not data:
+            return data
+        parts, have = [data], len(data)
+        while have < n:
+            more = read(n - have)
+            if not more:
+                break
+            parts.append(more)
+            have += len(more)
+        return b"".join(parts)
+    return exactly
 
 
 def _options(body: bytes, start: int, endian: str) -> Iterator[tuple[int, bytes]]:
@@ -513,9 +536,13 @@ class _Pieces:
         self.started = started
         self.problems: list[str] = []
 
-    def add(self, fragment: Fragment, data: bytes, head: tuple | None) -> bytes | None:
-        """The whole payload once the last missing piece arrives, else None."""
+    def add(self, fragment: Fragment, data: bytes, head: tuple | None, claimed: int) -> bytes | None:
+        """The whole payload once the last missing piece arrives, else None. `claimed`: the fragment's length as
+        its IP header says (more than `data` when the snapshot length cut the frame)."""
         self.fragments.append(fragment)
+        if claimed > len(data):
+            self.problems.append(f"frame {fragment.number} kept {len(data)} of the fragment's {claimed} bytes "
+                                 f"(the capture's snapshot length)")
         if fragment.offset in self.data:
             same = self.data[fragment.offset] == data
             self.problems.append(f"frame {fragment.number} repeats the fragment at offset {fragment.offset}"
@@ -524,7 +551,7 @@ class _Pieces:
         if head is not None:
             self.head = head
         if not fragment.more:
-            end = fragment.offset + len(data)
+            end = fragment.offset + max(claimed, len(data))
             if self.end is not None and end != self.end:
                 self.problems.append(f"frame {fragment.number} ends the datagram at {end}, another fragment at "
                                      f"{self.end}")
@@ -664,7 +691,7 @@ class _Assembler:
             return (Datagram(frame.number, frame.time, 4, src, dst, proto, payload, total, ip_id, df, cut=cut,
                              linktype=frame.linktype),)
         head = (4, src, dst, proto, ip_id, df, header, frame.linktype) if offset == 0 else None
-        return self._piece((4, src, dst, proto, ip_id), frame, offset, more, payload, head,
+        return self._piece((4, src, dst, proto, ip_id), frame, offset, more, payload, total - header, head,
                            (4, src, dst, proto, ip_id, df, header, frame.linktype))
 
     def _ipv6(self, frame: Frame, data: bytes, at: int):
@@ -691,11 +718,11 @@ class _Assembler:
         offset, more = offset_flags & 0xFFF8, bool(offset_flags & 1)
         header = position - at   # the unfragmentable part, without the fragment header
         info = (6, src, dst, following, ip_id, None, header, frame.linktype)
-        return self._piece((6, src, dst, ip_id), frame, offset, more, data[position + 8:end],
+        return self._piece((6, src, dst, ip_id), frame, offset, more, data[position + 8:end], end - position - 8,
                            info if offset == 0 else None, info)
 
-    def _piece(self, key: tuple, frame: Frame, offset: int, more: bool, data: bytes, head: tuple | None,
-               info: tuple) -> tuple[Datagram, ...]:
+    def _piece(self, key: tuple, frame: Frame, offset: int, more: bool, data: bytes, claimed: int,
+               head: tuple | None, info: tuple) -> tuple[Datagram, ...]:
         out = []
         pieces = self.pending.get(key)
         if pieces is not None and frame.time - pieces.started > REASSEMBLY_TIMEOUT:
@@ -703,7 +730,7 @@ class _Assembler:
             pieces = None
         if pieces is None:
             pieces = self.pending[key] = _Pieces(frame.time, info)
-        whole = pieces.add(Fragment(frame.number, frame.time, offset, more, len(data)), data, head)
+        whole = pieces.add(Fragment(frame.number, frame.time, offset, more, len(data)), data, head, claimed)
         if whole is not None:
             del self.pending[key]
             out.append(self._whole(frame, pieces, whole))

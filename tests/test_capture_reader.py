@@ -294,6 +294,15 @@ def test_overlapping_and_repeated_fragments_are_reported_not_raised(tmp_path):
     assert "fragments overlap at offset 64 with other bytes (RFC 5722" in datagram.problem
 
 
+def test_a_fragment_cut_by_the_snapshot_length_leaves_its_datagram_incomplete(tmp_path):
+    _whole, pieces = _ipv4_pieces()
+    path = write(tmp_path, "snapped.pcap", pcap([pieces[0], pieces[1], (pieces[2][:200], len(pieces[2])), pieces[3]],
+                                                snaplen=200))
+    (datagram,) = list(Datagrams(path))
+    assert not datagram.complete and datagram.numbers == (1, 2, 3, 4)
+    assert "frame 3 kept 166 of the fragment's 1024 bytes (the capture's snapshot length)" in datagram.problem
+
+
 def test_reassembly_gives_up_after_60_seconds(tmp_path):
     """An identification comes round again: a piece more than 60 s after the first does not join it (RFC 8200
     4.5), the old pieces are reported incomplete."""
@@ -443,6 +452,19 @@ def test_the_command_reads_a_fifo_and_ends_when_its_writer_is_gone(tmp_path):
             assert "VXLAN vni=100" in out.decode()
         else:
             assert (command.returncode, err.decode()) == (1, f"overlay-interop: error: {fifo}: an empty file\n")
+
+
+def test_a_stream_that_hands_over_a_few_bytes_at_a_time_reads_whole():
+    """A pipe or socket read raw gives less than asked for; only an empty read is the end."""
+    class Dribble:
+        def __init__(self, data: bytes):
+            self.data = data
+
+        def read(self, n: int) -> bytes:
+            chunk, self.data = self.data[:min(n, 7)], self.data[min(n, 7):]
+            return chunk
+    records = Records(Dribble(_mixed()))
+    assert [f.number for f in records] == [1, 2, 3] and records.problem is None
 
 
 def test_a_capture_read_into_memory_serves_every_reader():
