@@ -312,8 +312,8 @@ def test_vxlan_gpe_flags_next_protocol_vni_and_inner_payload(tmp_path):
     assert no_i.i_flag is False and "[I flag clear: VNI not valid]" in no_i.describe()
     assert "next=unassigned (99)" in unassigned.describe() and unassigned.inner.length == 3
     assert p_clear.header.payload == ("Ethernet", 0x6558) and p_clear.inner.src == M1   # P clear: as VXLAN
-    assert v4.describe(v4.time).startswith(f"0.000000 #1 {V1}:50000 > {V2}:4790 VXLAN-GPE vni=100 flags=0x0c "
-                                    f"(ver 0, I, P) next=IPv4 (1) | IPv4 {H1} > {H2} ICMP echo-request")
+    assert (f"{V1}:50000 > {V2}:4790 VXLAN-GPE vni=100 flags=0x0c (ver 0, I, P) next=IPv4 (1) | IPv4 {H1} > {H2} "
+            f"ICMP echo-request") in v4.describe()
 
 
 @pytest.mark.skipif(not __import__("shutil").which("tshark"), reason="tshark is not installed")

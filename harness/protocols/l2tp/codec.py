@@ -145,24 +145,24 @@ class L2tpMessage:
     nr: int | None = None
     offset_size: int | None = None
     avps: list[AvpEntry] = field(default_factory=list)
-    frame: bytes | None = None      # a data message's PPP frame as on the wire; `ppp` is scapy's reading of it
+    ppp_frame: bytes = b""          # a data message's PPP frame as on the wire; `ppp` is scapy's reading of it
 
     @cached_property
     def ppp(self) -> Packet | None:
         """scapy's dissection of the PPP frame, made on first use: a busy capture carries thousands of data
         messages, and a transcript needs only what `ppp_summary` reads with struct."""
-        if self.frame is None:
+        if not self.ppp_frame:
             return None
         try:
-            return PPP(self.frame)
+            return PPP(self.ppp_frame)
         except Exception:               # scapy's HDLC/PPP layers raise on frames cut inside their header
-            return Raw(self.frame)
+            return Raw(self.ppp_frame)
 
     @property
     def ppp_protocol(self) -> int | None:
         """The PPP Protocol field of a data message (RFC 1661 2; Address and Control, RFC 1662 3.1, skipped;
         one byte when compressed: its low bit is set)."""
-        frame = self.frame or b""
+        frame = self.ppp_frame
         at = 2 if frame[:2] == PPP_ADDRESS_CONTROL else 0
         if len(frame) > at and frame[at] & 1:
             return frame[at]
@@ -171,7 +171,7 @@ class L2tpMessage:
     def ppp_summary(self) -> str:
         """One line for the PPP frame: IP read with struct ("PPP IPv4 198.19.200.2 > 198.19.200.1 ICMP
         echo-request id=9 seq=1 len=84"), anything else (LCP, IPCP, CHAP ...) as scapy summarises it."""
-        frame, protocol = self.frame or b"", self.ppp_protocol
+        frame, protocol = self.ppp_frame, self.ppp_protocol
         at = 2 if frame[:2] == PPP_ADDRESS_CONTROL else 0
         packet = frame[at + (1 if frame[at:at + 1] and frame[at] & 1 else 2):]
         if protocol == PPP_IPV4 and len(packet) >= 20:
@@ -249,7 +249,7 @@ class L2tpMessage:
         if self.ns is not None:
             parts.append(f"Ns {self.ns} Nr {self.nr}")
         lines = [" ".join(parts)] + [f"  {e.describe()}" for e in self.avps]
-        if self.frame is not None:
+        if self.ppp_frame:   # not `self.ppp`: that would have scapy dissect every data message
             lines.append(f"  {self.ppp_summary()}")
         lines += [f"  malformed: {e}" for e in self.errors]
         return "\n".join(lines)
@@ -317,7 +317,7 @@ def _read(message: L2tpMessage, data: bytes, secret: bytes | None) -> None:
     if bits & T_BIT:
         _read_avps(message, data[pos:end], pos, secret)
     elif pos < end:
-        message.frame = data[pos:end]   # dissected on first use (L2tpMessage.ppp)
+        message.ppp_frame = data[pos:end]   # dissected on first use (L2tpMessage.ppp)
         if message.ppp_protocol is None:
             message.errors.append(f"PPP frame of {end - pos} byte(s) unreadable: its Protocol field is cut "
                                   f"short (RFC 1661 2)")

@@ -50,7 +50,7 @@ def render_ladder(capture, nodes: Mapping[str, str] = {}, title: str = "") -> st
                       + (f", Ns {message.ns} Nr {message.nr}" if message.ns is not None else ""), dim=True)]
         notes += [Note(e.describe()) for e in message.avps[1:]]
         notes += [Note(f"malformed: {e}", error=True) for e in message.errors]
-        label = d.kind if d.kind != "data" else f"data: {message.ppp_summary() if message.frame else 'PPP'}"
+        label = d.kind if d.kind != "data" else f"data: {message.ppp_summary() if message.ppp_frame else 'PPP'}"
         events.append(Arrow(d.time, at(d.src), at(d.dst), label, notes, error=bool(message.errors),
                             dashed=d.kind == "ZLB"))
     return render(lifelines or [Lifeline("no L2TP on the wire", "")], events, title=title)

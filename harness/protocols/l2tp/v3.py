@@ -42,6 +42,7 @@ class L2tpv3Message:
     message_code: int | None = None           # the Message Type AVP's value, when the first AVP is one
     avps: list = field(default_factory=list)
     ppp = None
+    ppp_frame = b""
     offset_size = None
     is_control = None
 
@@ -68,17 +69,21 @@ class L2tpv3Message:
             return "L2TPv3 ZLB" if self.length == CONTROL_HEADER.size and not self.errors else "L2TPv3 control"
         return f"L2TPv3 {V3_MESSAGE_TYPES.get(self.message_code, f'message type {self.message_code}')}"
 
-    def describe(self) -> str:
-        parts = [self.message_type]
-        if self.control:
-            parts.append(f"control connection 0x{self.connection_id:08x}" if self.connection_id is not None
-                         else "control connection ?")
+    def header_text(self) -> str:
+        """The ids and sequence numbers, as far as the header could be read: "control connection 0x11223344 Ns 0
+        Nr 0", "session 0x1234abcd"."""
+        parts = []
+        if self.control and self.connection_id is not None:
+            parts.append(f"control connection 0x{self.connection_id:08x}")
             if self.ns is not None:
                 parts.append(f"Ns {self.ns} Nr {self.nr}")
         elif self.session_id is not None:
             parts.append(f"session 0x{self.session_id:08x}")
-        parts.append(f"over {self.over} ({HEADER_ONLY})")
-        return "\n".join([" ".join(parts), *(f"  malformed: {e}" for e in self.errors)])
+        return " ".join(parts)
+
+    def describe(self) -> str:
+        head = " ".join(filter(None, (self.message_type, self.header_text(), f"over {self.over} ({HEADER_ONLY})")))
+        return "\n".join([head, *(f"  malformed: {e}" for e in self.errors)])
 
 
 def decode(data: bytes, over: str = "UDP") -> L2tpv3Message:
