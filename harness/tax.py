@@ -19,16 +19,12 @@ overlay run's bytes left over the underlay.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass
 
-from scapy.layers.inet import IP, TCP, UDP
-from scapy.layers.inet6 import IPv6
-
 from harness.errors import HarnessError, LabTimeout
 from harness.lab import Node
-from harness.packets import Frames
+from harness.packets import Datagrams
 from harness.ping import Ping, ping
 from harness.waiting import wait_for
 
@@ -39,6 +35,7 @@ SERVER_TIMEOUT_S = 10
 CONNECT_TIMEOUT_MS = 3000
 UNDERLAY_INTERFACE = "eth0"  # a lab node's only network
 HEAD = 8  # bytes of payload kept per captured packet: enough for an SPI or a marker
+TCP, UDP = 6, 17
 
 RTT = re.compile(r"rtt min/avg/max/mdev = [\d.]+/([\d.]+)/[\d.]+/[\d.]+ ms")
 
@@ -185,30 +182,27 @@ def measure(client: Node, server: Node, *, overlay: tuple[str, str], underlay: s
 
 @dataclass(frozen=True)
 class IpPacket:
-    """A captured packet's outermost IP header, as far as the overhead needs it."""
-    number: int  # in the capture, 1-based (as Wireshark and the protocol wire readers count)
+    """A captured IP datagram's outermost header, as far as the overhead needs it."""
+    number: int  # in the capture, 1-based (as Wireshark and the protocol wire readers count; reassembled: its last)
     src: str
     dst: str
-    proto: int
-    length: int  # the whole IP packet: IPv4 total length, IPv6 payload length + 40
+    proto: int   # the upper layer (IPv6: past the extension headers)
+    length: int  # the whole IP datagram: IPv4 total length, IPv6 payload length + 40 (reassembled: all of it)
     sport: int | None = None  # UDP and TCP
     dport: int | None = None
     head: bytes = b""  # the first bytes past the UDP header (past the IP header for anything but UDP)
 
 
-def ip_packets(pcap: str | os.PathLike, *, src: str | None = None, dst: str | None = None) -> list[IpPacket]:
-    """The IP packets of a capture (from `src`, to `dst` if given), in capture order. Never raises on what the
-    capture holds: a frame without IP is skipped, a missing capture is empty."""
+def ip_packets(pcap, *, src: str | None = None, dst: str | None = None) -> list[IpPacket]:
+    """The IP datagrams of a capture (from `src`, to `dst` if given), in capture order, read by the harness's one
+    capture reader (harness.packets). Never raises on what the capture holds: a frame without IP is skipped, a
+    missing capture is empty."""
     packets = []
-    for number, frame in Frames(pcap):
-        ip = frame.getlayer(IP)
-        ip = frame.getlayer(IPv6) if ip is None else ip
-        if ip is None or (src and ip.src != src) or (dst and ip.dst != dst):
+    for d in Datagrams(pcap):
+        if (src and d.src != src) or (dst and d.dst != dst):
             continue
-        v4 = isinstance(ip, IP)
-        transport = ip.payload if isinstance(ip.payload, (UDP, TCP)) else None
-        past = ip.payload.payload if isinstance(ip.payload, UDP) else ip.payload
-        packets.append(IpPacket(number, ip.src, ip.dst, ip.proto if v4 else ip.nh, ip.len if v4 else ip.plen + 40,
-                                transport.sport if transport else None, transport.dport if transport else None,
-                                bytes(past)[:HEAD]))
+        ports = d.ports if d.proto in (TCP, UDP) else None
+        past = d.payload[8:] if d.proto == UDP else d.payload
+        packets.append(IpPacket(d.number, d.src, d.dst, d.proto, d.length, ports[0] if ports else None,
+                                ports[1] if ports else None, bytes(past[:HEAD])))
     return packets

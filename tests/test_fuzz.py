@@ -9,6 +9,7 @@ would otherwise be what keeps a decoder bug from raising. Examples are derandomi
 everywhere; the whole module takes under 20 seconds."""
 from __future__ import annotations
 
+import io
 import socket
 import struct
 import xml.etree.ElementTree as ET
@@ -20,11 +21,10 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from scapy.layers.l2 import Ether
-from scapy.packet import Raw
-
 from support import DATA, ROOT, load
 from harness import transcript_cli
+from harness.packets import Datagram, Datagrams
+from harness.protocols import dispatch
 from harness.protocols.ipsec import crypto
 from harness.protocols.ipsec import dissector as ipsec_dissector
 from harness.protocols.ipsec import wire as ipsec_wire
@@ -452,7 +452,8 @@ def overlay_segment(draw):
 def test_every_overlay_datagram_is_a_frame_decoded_or_marked_malformed(segments, addresses):
     """Below Wire.from_pcap's per-frame safety net: each datagram to an overlay port is one frame, its
     inner frame decoded or the frame marked malformed; the transcript and the ladder describe them all."""
-    segments = [s for s in segments if len(s) >= 4 and set(struct.unpack_from("!HH", s)) & set(OVERLAY_PORTS)]
+    segments = [s for s in segments if len(s) >= 4 and set(struct.unpack_from("!HH", s)) & set(OVERLAY_PORTS)
+                and dispatch.owner(Datagram(1, 0.0, 4, I, R, 17, s, 20 + len(s))) == "vxlan"]  # not 1701 -> 4789
     reader = vxlan_wire._Reader()
     for number, segment in enumerate(segments, 1):
         reader._add_udp(number, float(number), *addresses, segment, ip_id=number, df=True)
@@ -507,24 +508,15 @@ def ethernet_frame(draw):
                                 flags_offset=(0x2000 if more else 0) | start // 8))
 
 
-def as_the_pcap_reader_dissects(data: bytes):
-    """scapy's PcapReader: a frame its link layer cannot dissect becomes Raw."""
-    try:
-        return Ether(data)
-    except Exception:
-        return Raw(data)
-
-
 @settings(fuzz, max_examples=150)
 @given(st.lists(ethernet_frame(), min_size=1, max_size=8))
 def test_frames_through_both_capture_readers_never_raise(frames):
-    """add_frame, below both readers' per-frame safety net: link and IP layers (scapy's), IP reassembly,
+    """Below both readers' per-datagram safety net: link and IP layers and IP reassembly (harness.packets),
     then the IPsec and overlay decoders; then each protocol's transcript and ladder of what was read."""
     ipsec, overlay = IpsecReader(), vxlan_wire._Reader()
-    for number, data in enumerate(frames, 1):
-        packet = as_the_pcap_reader_dissects(data)
-        ipsec.add_frame(float(number), packet)
-        overlay.add_frame(number, float(number), packet)
+    for datagram in Datagrams(io.BytesIO(make.pcap(frames))):
+        ipsec.add(datagram)
+        overlay.add(datagram)
     wire = ipsec.wire()
     decrypted = decrypt_ike(wire, [TEST_KEYS])
     decrypted.describe()
@@ -542,16 +534,17 @@ MAGICS = [*transcript_cli.PCAP_MAGICS, transcript_cli.PCAPNG_MAGIC]
     lambda rest: m + rest)), damaged(CAPTURE_FILES, capture_length_fields), damaged(CAPTURE_FILES,
                                                                                      capture_length_fields)))
 def test_any_file_is_read_as_a_capture_or_refused_in_one_line(scratch, data):
-    """read_capture's contract: a Capture (damage listed), or NotACapture; each frame is then sorted by
-    `datagram`, which never raises. Both protocols' readers, transcripts and ladders never raise on a file."""
+    """read_capture's contract: a Capture (damage listed), or NotACapture; its datagrams are then sorted by the
+    dispatch table, which never raises. Both protocols' readers, transcripts and ladders never raise on a file."""
     scratch.write_bytes(data)
     try:
         capture = transcript_cli.read_capture(scratch)
     except transcript_cli.NotACapture:
         assert data[:4] not in MAGICS
     else:
-        for frame in capture.frames:
-            transcript_cli.datagram(frame).describe()
+        for datagram in capture.datagrams:
+            datagram.describe()
+            dispatch.claim(datagram)
     for dissector in (ipsec_dissector, vxlan_dissector):
         dissector.transcript(scratch)
         ET.fromstring(dissector.ladder(scratch))

@@ -189,6 +189,26 @@ def test_data_messages_carry_ppp():
     assert msg.ppp.haslayer(HDLC) and msg.ppp.haslayer(PPP_LCP_Configure)
 
 
+@pytest.mark.parametrize("framing", [b"\xff\x03\x00\x21", b"\x00\x21", b"\xff\x03\x21", b"\x21"],
+                         ids=["full", "no address and control", "one-byte protocol", "both compressed"])
+def test_data_messages_are_described_without_scapy_dissecting_them(framing):
+    """A busy capture carries thousands of data messages: decoding and describing one reads its PPP frame with
+    struct; scapy dissects it only when asked (`ppp`), and reads the same addresses."""
+    from scapy.layers.inet import ICMP
+    packet = bytes(IP(src="198.19.200.2", dst="198.19.200.1") / ICMP(type=8, id=9, seq=4) / Raw(bytes(20)))
+    msg = decode(struct.pack("!HHH", 0x0002, 7, 3) + framing + packet)
+    assert msg.ppp_protocol == 0x21 and not msg.malformed
+    line = msg.describe().splitlines()[1]
+    assert "ppp" not in vars(msg)   # not dissected (a cached property lands in the instance once computed)
+    ip = msg.ppp[IP]
+    assert f"{ip.src} > {ip.dst}" in line and "echo-request" in line and str(ip.len) in line, line
+    udp = decode(struct.pack("!HHH", 0x0002, 7, 3) + framing + bytes(IP(src="1.1.1.1", dst="2.2.2.2")
+                                                                     / UDP(sport=53, dport=4000)))
+    assert "1.1.1.1" in udp.describe() and "4000" in udp.describe() and "ppp" not in vars(udp)
+    cut = decode(struct.pack("!HHH", 0x0002, 7, 3) + b"\x00")
+    assert cut.malformed and "Protocol field is cut short" in cut.reason
+
+
 def test_unknown_and_vendor_avps_stay_raw_with_their_m_bit():
     msg = decode(encode(control(1, avps=[A.message_type("HELLO"), A.vendor_avp(4242, 1, b"ours", mandatory=True),
                                          A.vendor_avp(0, 200, b"\x01\x02"), A.vendor_avp(0, 20, b"")])))

@@ -8,17 +8,17 @@ import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
-from support import DATA, ROOT
+from support import DATA, ROOT, load
 from harness import transcript_cli
 from harness.protocols.ipsec import crypto
 
 MALFORMED = DATA / "malformed"
 CAPTURES = sorted([*DATA.glob("*.pcap"), *MALFORMED.glob("*.pcap"), *MALFORMED.glob("*.pcapng")])
 PSK = "strongswan_psk_tunnel"
+make = load("malformed_make", MALFORMED / "make.py")
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -54,9 +54,9 @@ def test_any_capture_is_transcribed_without_a_traceback(capture):
 
 
 @pytest.mark.parametrize("name, expected", [
-    ("truncated.pcap", "malformed: frame 9 is cut short (135 of 270 bytes)"),
-    ("truncated_header.pcap", "malformed: the file header is cut short (10 of 24 bytes)"),
-    ("garbage_after_header.pcap", "malformed: record 1 at byte 24 claims"),
+    ("truncated.pcap", "malformed: record 9 cut short (135 of 270 bytes)"),
+    ("truncated_header.pcap", "malformed: no whole pcap header (10 of 24 bytes)"),
+    ("garbage_after_header.pcap", "malformed: record 1 claims"),
     ("truncated.pcapng", "malformed: block at byte 1128 claims 548 bytes with 372 left"),
     ("linktype_user0.pcap", "malformed: linktype 147: no decoder for this link layer"),
     ("ike_huge_length.pcap", "5 malformed packet(s) skipped"),
@@ -129,16 +129,21 @@ def test_an_empty_file_is_not_a_capture(tmp_path):
     assert result.returncode == 1 and result.stderr == f"overlay-interop: error: {empty}: an empty file\n"
 
 
-def test_protocols_join_the_dispatch_by_shipping_a_dissector():
-    assert "ipsec" in transcript_cli.dissectors()
-    vxlan = SimpleNamespace(claims=lambda d: d.ip_proto == 17 and 4789 in (d.sport, d.dport))
+def test_protocols_join_the_dispatch_by_shipping_a_dissector(tmp_path):
+    """A protocol's frames are counted when the dispatch table names it and it ships a dissector; a datagram is
+    counted once (UDP 4500 -> 8472: the lower port decides, IPsec)."""
+    assert {"ipsec", "vxlan", "l2tp"} <= set(transcript_cli.dissectors())
     ipsec = transcript_cli.dissectors()["ipsec"]
-    frames = [transcript_cli.Datagram("IPv4", 17, 4789, 4789), transcript_cli.Datagram("IPv4", 17, 500, 500),
-              transcript_cli.Datagram("IPv4", 50), transcript_cli.Datagram("ARP"),
-              transcript_cli.Datagram("IPv4", 17, 1701, 1701)]
-    counts, others = transcript_cli._claimed({"ipsec": ipsec, "vxlan": vxlan}, frames)
-    assert counts == {"vxlan": 1, "ipsec": 2}
-    assert others == {"ARP": 1, "UDP port 1701": 1}
+    i, r = "198.18.9.2", "198.18.9.3"
+    frames = [make.ether(make.ipv4(i, r, 17, make.udp(4789, 4789, bytes(8)))),
+              make.ether(make.ipv4(i, r, 17, make.udp(500, 500, bytes(8)))), make.ether(make.ipv4(i, r, 50, bytes(8))),
+              make.ether(bytes(28), ethertype=0x0806), make.ether(make.ipv4(i, r, 17, make.udp(1701, 1701, bytes(8)))),
+              make.ether(make.ipv4(i, r, 17, make.udp(4500, 8472, bytes(8))))]
+    (tmp_path / "mixed.pcap").write_bytes(make.pcap(frames))
+    capture = transcript_cli.read_capture(tmp_path / "mixed.pcap")
+    counts, others = transcript_cli._claimed({"ipsec": ipsec}, capture)   # vxlan and l2tp without a dissector
+    assert counts == {"ipsec": 3}
+    assert others == {"ARP": 1, "UDP port 1701": 1, "UDP port 4789": 1}
 
 
 def test_auth_with_a_degenerate_signature_oid_does_not_raise():

@@ -3,6 +3,7 @@ on the captures of tests/data/vxlan, and agreement with tshark (tests/vxlan_tsha
 from __future__ import annotations
 
 import os
+import struct
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,6 +15,7 @@ import pytest
 from support import DATA, ROOT
 import vxlan_tshark
 from harness import transcript_cli
+from harness.packets import Datagram
 from harness.protocols.vxlan import dissector
 from harness.protocols.vxlan.ladder import ladder, write_ladder
 from harness.protocols.vxlan.transcript import transcript
@@ -119,13 +121,17 @@ def test_write_ladder_names_the_roles(tmp_path):
 
 def test_the_dissector_claims_overlay_udp():
     assert transcript_cli.dissectors()["vxlan"] is dissector
-    datagram = transcript_cli.Datagram
-    assert dissector.claims(datagram("IPv4", 17, 51000, 4789))
-    assert dissector.claims(datagram("IPv4", 17, 8472, 40000))
-    assert dissector.claims(datagram("IPv6", 17, 50000, 6081))
-    assert not dissector.claims(datagram("IPv4", 17, 500, 500))
-    assert not dissector.claims(datagram("IPv4", 6, 51000, 4789))
-    assert not dissector.claims(datagram("ARP"))
+
+    def datagram(version, proto, sport, dport):
+        payload = struct.pack("!HH", sport, dport) + bytes(12)
+        return Datagram(1, 0.0, version, V1, V2, proto, payload, 20 + len(payload))
+    assert dissector.claims(datagram(4, 17, 51000, 4789))
+    assert dissector.claims(datagram(4, 17, 8472, 40000))
+    assert dissector.claims(datagram(6, 17, 50000, 6081))
+    assert dissector.claims(datagram(4, 17, 50000, 4790))   # VXLAN-GPE
+    assert not dissector.claims(datagram(4, 17, 500, 500))
+    assert not dissector.claims(datagram(4, 6, 51000, 4789))
+    assert not dissector.claims(datagram(4, 17, 4500, 8472))  # the lower port decides: NAT-T, not VXLAN
 
 
 def test_the_command_on_a_vxlan_capture_with_a_ladder(tmp_path):

@@ -270,3 +270,62 @@ def test_describe_is_one_line_per_frame_with_times_from_the_capture_start():
     assert isinstance(sliced, OverlayFrames) and sliced.describe().splitlines() == lines[2:4]
     assert OverlayFrames().describe() == "no overlay frames on the wire"
     assert "3 outer IP fragment(s)" in read("vxlan_fragments.pcap").describe()
+
+
+# --- VXLAN-GPE (UDP 4790) --------------------------------------------------------------------------------------
+
+def _gpe(flags: int, next_protocol: int, vni: int, reserved16: int = 0, reserved8: int = 0) -> bytes:
+    return struct.pack("!BHBI", flags, reserved16, next_protocol, (vni << 8) | reserved8)
+
+
+def _gpe_capture(tmp_path):
+    from scapy.layers.inet import ICMP
+    from scapy.layers.inet6 import IPv6
+    inner4 = bytes(IP(src=H1, dst=H2) / ICMP(id=1, seq=2))
+    inner6 = bytes(IPv6(src="2001:db8:1::1", dst="2001:db8:1::2") / UDP(sport=1, dport=2))
+    ethernet = bytes(Ether(src=M1, dst=M2) / IP(src=H1, dst=H2) / ICMP(id=3, seq=4))
+    nsh = bytes.fromhex("0fc6010300000100") + inner4
+    bodies = [_gpe(0x0C, 1, 100) + inner4, _gpe(0x0C, 2, 200) + inner6, _gpe(0x0C, 3, 300) + ethernet,
+              _gpe(0x0C, 4, 400) + nsh, _gpe(0x0F, 1, 500) + inner4, _gpe(0xDC, 1, 600, 5, 9) + inner4,
+              _gpe(0x04, 1, 700) + inner4, _gpe(0x0C, 99, 800) + b"abc", _gpe(0x08, 0, 900) + ethernet]
+    pcap = tmp_path / "gpe.pcap"
+    wrpcap(str(pcap), [Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:03") / IP(src=V1, dst=V2)
+                       / UDP(sport=50000, dport=4790) / Raw(body) for body in bodies])
+    return pcap
+
+
+def test_vxlan_gpe_flags_next_protocol_vni_and_inner_payload(tmp_path):
+    """draft-ietf-nvo3-vxlan-gpe 3.2: flags R R Ver I P B O, Next Protocol (1 IPv4, 2 IPv6, 3 Ethernet, 4 NSH),
+    the VNI; what follows is decoded as the Next Protocol says."""
+    frames = Wire.from_pcap(_gpe_capture(tmp_path)).frames()
+    assert [f.encapsulation for f in frames] == ["vxlan-gpe"] * 9
+    assert [f.vni for f in frames] == [100, 200, 300, 400, 500, 600, 700, 800, 900]
+    v4, v6, ethernet, nsh, b_and_o, reserved, no_i, unassigned, p_clear = frames
+    assert (v4.header.next_protocol, v4.header.payload[0], v4.inner.ip.src, v4.inner.icmp.seq) == (1, "IPv4", H1, 2)
+    assert v4.inner.src is None and v4.reserved_clear and v4.i_flag and v4.malformed is None
+    assert (v6.inner.ip.version, v6.inner.ip.src, v6.inner.sport) == (6, "2001:db8:1::1", 1)
+    assert (ethernet.inner.src, ethernet.inner.icmp.seq) == (M1, 4)
+    assert nsh.header.payload[0] == "NSH" and nsh.inner.ethertype == 0x894F and "NSH len=" in nsh.describe()
+    assert b_and_o.header.b_flag and b_and_o.header.o_flag and "(ver 0, I, P, B, O)" in b_and_o.describe()
+    assert reserved.header.version == 1 and not reserved.reserved_clear
+    assert "[reserved bits set: R flags 0xc0, 16-bit 0x0005, 8-bit 0x09]" in reserved.describe()
+    assert no_i.i_flag is False and "[I flag clear: VNI not valid]" in no_i.describe()
+    assert "next=unassigned (99)" in unassigned.describe() and unassigned.inner.length == 3
+    assert p_clear.header.payload == ("Ethernet", 0x6558) and p_clear.inner.src == M1   # P clear: as VXLAN
+    assert (f"{V1}:50000 > {V2}:4790 VXLAN-GPE vni=100 flags=0x0c (ver 0, I, P) next=IPv4 (1) | IPv4 {H1} > {H2} "
+            f"ICMP echo-request") in v4.describe()
+
+
+@pytest.mark.skipif(not __import__("shutil").which("tshark"), reason="tshark is not installed")
+def test_tshark_reads_vxlan_gpe_the_same(tmp_path):
+    """VNI and Next Protocol of every frame, and the inner addresses where the Next Protocol is set (Wireshark
+    reads a P-clear frame as data; the draft says it is Ethernet, as in VXLAN)."""
+    pcap = _gpe_capture(tmp_path)
+    out = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-E", "separator=|", "-E", "occurrence=a",
+                          "-e", "frame.number", "-e", "vxlan.vni", "-e", "vxlan.next_proto", "-e", "ip.src",
+                          "-e", "ipv6.src"], capture_output=True, text=True, check=True, timeout=60).stdout
+    theirs = {int(n): (int(vni), int(nxt), [a for a in (v4 + "," + v6).split(",") if a][1:2])
+              for n, vni, nxt, v4, v6 in (line.split("|") for line in out.splitlines())}
+    for frame in Wire.from_pcap(pcap).frames():
+        inner = [frame.inner.ip.src] if frame.inner.ip and frame.header.p_flag and frame.vni != 400 else []
+        assert theirs[frame.number] == (frame.vni, frame.header.next_protocol, inner), frame.describe()

@@ -1,11 +1,12 @@
 """IPsec for `overlay-interop transcript`: which frames are IPsec, and the transcript (and ladder) of a capture
 a user has, decrypted with keys taken from daemon logs (--keys-from).
 
-The command (harness.transcript_cli) finds this module by name, as it finds any protocol's `dissector`:
+The command (harness.transcript_cli) finds this module by name, as it finds any protocol's `dissector`; which
+datagrams are IPsec's (IKE on UDP 500 and 4500, ESP-in-UDP on 4500, ESP) the dispatch table says
+(harness.protocols.dispatch):
 
-    claims(datagram) -> bool                             this frame is IPsec (IKE on UDP 500/4500, ESP, ESP-in-UDP)
-    transcript(path, keys_from=(), vendors={}) -> str    the decrypted transcript (harness.protocols.ipsec.transcript)
-    ladder(path, keys_from=(), vendors={}) -> str        the ladder diagram, SVG
+    transcript(capture, keys_from=(), vendors={}) -> str  the decrypted transcript (harness.protocols.ipsec.transcript)
+    ladder(capture, keys_from=(), vendors={}) -> str      the ladder diagram, SVG
 
 Keys: which vendor wrote a log is not ours to know. Every vendor of the registry that speaks IPsec and ships a
 `keylog.py` with `parse(log_text) -> (ike_keys, esp_keys)` (vendors/strongswan/keylog.py does) is asked for
@@ -18,18 +19,21 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from harness.errors import HarnessError
+from harness.protocols.dispatch import owner
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.wire import IPPROTO_ESP, IPPROTO_UDP, IPSEC_PORTS
 
 PROTOCOL = "ipsec"
 KEYLOG_MODULE = "keylog"
 
 
 def claims(datagram) -> bool:
-    """IKE (UDP 500, or 4500 behind the non-ESP marker), ESP-in-UDP (4500) and plain ESP (IP protocol 50)."""
-    if datagram.ip_proto == IPPROTO_ESP:
-        return True
-    return datagram.ip_proto == IPPROTO_UDP and (datagram.sport in IPSEC_PORTS or datagram.dport in IPSEC_PORTS)
+    """What the dispatch table gives IPsec: IKE (UDP 500, or 4500 behind the non-ESP marker), ESP-in-UDP (4500)
+    and plain ESP (IP protocol 50)."""
+    return owner(datagram) == PROTOCOL
+
+
+def _name(capture) -> str:
+    return Path(getattr(capture, "name", capture)).name
 
 
 def _parsers(vendors: Mapping) -> list[tuple[str, object]]:
@@ -78,13 +82,14 @@ def load_keys(logs: Sequence[Path], vendors: Mapping) -> tuple[list[IkeSaKeys], 
     return ike, esp, report
 
 
-def transcript(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+def transcript(capture, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    """`capture`: a harness.packets.Capture already read, or a capture's path."""
     from harness.protocols.ipsec.transcript import transcript as ipsec_transcript
     ike, esp, report = load_keys(keys_from, vendors)
-    return "\n".join([*report, ipsec_transcript(path, ike, esp)])
+    return "\n".join([*report, ipsec_transcript(capture, ike, esp)])
 
 
-def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+def ladder(capture, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
     from harness.protocols.ipsec.ladder import ladder as ipsec_ladder
     ike, esp, _report = load_keys(keys_from, vendors)
-    return ipsec_ladder(path, ike, esp, title=f"{PROTOCOL}: {Path(path).name}")
+    return ipsec_ladder(capture, ike, esp, title=f"{PROTOCOL}: {_name(capture)}")

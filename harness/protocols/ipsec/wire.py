@@ -4,24 +4,20 @@ Interop failures are judged from the capture, not from either implementation's o
 logs "proposal mismatch" and a peer that logs nothing at all look the same on the wire -- an IKE_SA_INIT
 answered by N(NO_PROPOSAL_CHOSEN) -- and that is what a verdict should rest on.
 
-scapy reads the capture and decodes the link and IP layers (Ethernet, Linux cooked v1/v2, raw IP; IPv4 and
-IPv6). From the IP payload on we decode the bytes ourselves: scapy binds IKEv2 to UDP 500 only, NAT-T and
-ISAKMP bindings depend on which scapy modules happen to be loaded, and rebuilding a dissected packet would
-recompute the very length fields whose damage we want to count. Nothing is decrypted here.
+The capture reader (harness.packets) gives the IP datagrams, reassembled, and the dispatch table
+(harness.protocols.dispatch) says which are IPsec's. From the IP payload on we decode the bytes ourselves: scapy
+binds IKEv2 to UDP 500 only, NAT-T and ISAKMP bindings depend on which scapy modules happen to be loaded, and
+rebuilding a dissected packet would recompute the very length fields whose damage we want to count. Nothing is
+decrypted here.
 """
 from __future__ import annotations
 
 import math
-import os
 import struct
 from dataclasses import dataclass, field, replace
 
-from scapy.layers.inet import IP
-from scapy.layers.inet6 import (IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop,
-                                IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting)
-from scapy.packet import Packet
-
-from harness.packets import Frames, captured, network_layer
+from harness.packets import Datagram, Datagrams
+from harness.protocols.dispatch import claim
 from harness.protocols.ipsec.ikev2_names import KEY_EXCHANGE_METHODS
 
 IKE_PORT = 500
@@ -29,6 +25,7 @@ NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-
 IPSEC_PORTS = (IKE_PORT, NAT_T_PORT)
 IPPROTO_UDP = 17
 IPPROTO_ESP = 50
+PROTOCOL = "ipsec"                     # its rows in the dispatch table
 
 NON_ESP_MARKER = bytes(4)              # RFC 3948 2.2: an ESP SPI is never zero, so four zero bytes mean IKE
 NAT_KEEPALIVE = b"\xff"                # RFC 3948 2.3: keeps the NAT mapping open; neither IKE nor ESP
@@ -176,10 +173,6 @@ NOTIFY_TYPES = {
     16443: "SUPPORTED_AUTH_METHODS",       # RFC 9593
     16444: "SA_RESOURCE_INFO",             # RFC 9611
 }
-
-# Headers that may sit between IPv6 and its upper layer (the fragment header is handled on its own).
-IPV6_PASS_THROUGH_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrSegmentRouting, IPv6ExtHdrDestOpt)
-
 
 def _name(table: dict[int, str], number: int) -> str:
     return table.get(number, str(number))
@@ -359,9 +352,10 @@ class Wire:
         object.__setattr__(self, "flows", tuple(self.flows))
 
     @classmethod
-    def from_pcap(cls, path: str | os.PathLike) -> Wire:
+    def from_pcap(cls, path) -> Wire:
         """Never raises: a missing, empty or unreadable capture is an empty Wire, so a verdict can say
-        "nothing on the wire" instead of the harness crashing on the evidence."""
+        "nothing on the wire" instead of the harness crashing on the evidence. `path`: a capture file, "-", or a
+        harness.packets.Capture already read."""
         transcript = _Transcript()
         transcript.read(path)
         return transcript.wire()
@@ -435,99 +429,42 @@ def _decode_notify(body: bytes) -> Notify:
                   data=bytes(body[NOTIFY_HEADER.size + spi_size:]))
 
 
-class _Fragments:
-    """IP reassembly. An IKE_AUTH carrying certificates outgrows the MTU when IKE fragmentation (RFC 7383)
-    is not negotiated, and the kernel then fragments it at the IP layer; without reassembly that message
-    would be missing from the transcript, or counted as truncated."""
-
-    def __init__(self) -> None:
-        self._parts: dict[tuple, dict[int, bytes]] = {}
-        self._ends: dict[tuple, int] = {}
-
-    def add(self, key: tuple, offset: int, more: bool, data: bytes) -> bytes | None:
-        """The whole datagram's payload once the last missing piece arrives, else None."""
-        parts = self._parts.setdefault(key, {})
-        parts[offset] = data
-        if not more:
-            self._ends[key] = offset + len(data)
-        end = self._ends.get(key)
-        if end is None:
-            return None
-        whole = bytearray()
-        for start in sorted(parts):
-            if start > len(whole):
-                return None
-            whole[start:start + len(parts[start])] = parts[start]
-        if len(whole) < end:
-            return None
-        del self._parts[key], self._ends[key]
-        return bytes(whole[:end])
-
-    def lost_ipsec(self) -> int:
-        """Incomplete datagrams that were IPsec (ESP, or UDP whose first fragment shows an IPsec port):
-        truncated evidence. Other fragmented traffic (VXLAN, L2TP) is not ours to count."""
-        def is_ipsec(key: tuple, parts: dict[int, bytes]) -> bool:
-            protocol = key[-1]
-            if protocol == IPPROTO_ESP:
-                return True
-            first = parts.get(0, b"")
-            if protocol != IPPROTO_UDP or len(first) < 4:
-                return False
-            sport, dport = struct.unpack_from("!HH", first)
-            return sport in IPSEC_PORTS or dport in IPSEC_PORTS
-        return sum(is_ipsec(key, parts) for key, parts in self._parts.items())
-
-
 class _Transcript:
-    """Accumulates what one capture shows, frame by frame, in capture order."""
+    """Accumulates what one capture shows, datagram by datagram, in capture order. The capture reader
+    (harness.packets) gives whole IP datagrams (reassembled: an IKE_AUTH carrying certificates outgrows the MTU
+    when IKE fragmentation, RFC 7383, is not negotiated, and the kernel fragments it at the IP layer); the
+    dispatch table (harness.protocols.dispatch) says which are IPsec's."""
 
     def __init__(self) -> None:
         self.messages: list[IkeMessage] = []
         self.flows: dict[tuple[int, str, str], EspFlow] = {}
         self.malformed = 0
-        self.fragments = _Fragments()
+        self.datagram: Datagram | None = None  # the one being read (its frame number, its fragments)
 
     def wire(self) -> Wire:
-        return Wire(IkeMessages(self.messages), tuple(self.flows.values()),
-                    self.malformed + self.fragments.lost_ipsec())
+        return Wire(IkeMessages(self.messages), tuple(self.flows.values()), self.malformed)
 
-    def read(self, path: str | os.PathLike) -> None:
-        frames = Frames(path)
-        for _, frame in frames:
+    def read(self, source) -> None:
+        """A capture: a path, "-", or a harness.packets.Capture already read."""
+        datagrams = Datagrams(source)
+        for datagram in datagrams:
             try:
-                self.add_frame(float(frame.time), frame)
-            except Exception:  # one undecodable frame must not cost the rest of the transcript
+                self.add(datagram)
+            except Exception:  # one undecodable datagram must not cost the rest of the transcript
                 self.malformed += 1
-        self.malformed += frames.damaged
+        self.malformed += datagrams.damaged
 
-    def add_frame(self, time: float, frame: Packet) -> None:
-        ip = network_layer(frame)
-        if isinstance(ip, IP):
-            self._add_ipv4(time, ip)
-        elif isinstance(ip, IPv6):
-            self._add_ipv6(time, ip)
-
-    def _add_ipv4(self, time: float, ip: IP) -> None:
-        payload = captured(ip.payload)
-        if ip.frag or ip.flags.MF:
-            payload = self.fragments.add((4, ip.src, ip.dst, ip.id, ip.proto), ip.frag * 8, bool(ip.flags.MF),
-                                         payload)
-            if payload is None:
-                return
-        self._add_datagram(time, ip.src, ip.dst, ip.proto, payload)
-
-    def _add_ipv6(self, time: float, ip: IPv6) -> None:
-        header = ip
-        while isinstance(header.payload, IPV6_PASS_THROUGH_HEADERS):
-            header = header.payload
-        fragment = header.payload
-        if isinstance(fragment, IPv6ExtHdrFragment):
-            payload = self.fragments.add((6, ip.src, ip.dst, fragment.id, fragment.nh), fragment.offset * 8,
-                                         bool(fragment.m), captured(fragment.payload))
-            if payload is not None:
-                self._add_datagram(time, ip.src, ip.dst, fragment.nh, payload)
+    def add(self, datagram: Datagram) -> None:
+        """One IP datagram of the capture: read if the dispatch table gives it to IPsec. One whose fragments did
+        not all come is truncated evidence: counted malformed."""
+        row = claim(datagram)
+        if row is None or row.protocol != PROTOCOL:
             return
-        self._add_datagram(time, ip.src, ip.dst, header.nh, captured(header.payload))
+        self.datagram = datagram
+        if not datagram.complete:
+            self.malformed += 1
+            return
+        self._add_datagram(datagram.time, datagram.src, datagram.dst, datagram.proto, datagram.payload)
 
     def _add_datagram(self, time: float, src: str, dst: str, protocol: int, payload: bytes) -> None:
         if protocol == IPPROTO_ESP:
@@ -539,10 +476,12 @@ class _Transcript:
         if len(segment) < 4:
             return  # not even the ports: nothing says this was IPsec
         sport, dport = struct.unpack_from("!HH", segment)
-        # The receiver's port decides how it parses; a NAT may have rewritten the sender's.
-        port = dport if dport in IPSEC_PORTS else sport
-        if port not in IPSEC_PORTS:
+        # As the dispatch table decides (harness.protocols.dispatch): the lower port first. A NAT may have
+        # rewritten either, but one side of NAT-T always talks from or to 4500 itself.
+        ours = [port for port in sorted((sport, dport)) if port in IPSEC_PORTS]
+        if not ours:
             return
+        port = ours[0]
         if len(segment) < UDP_HEADER.size:
             self.malformed += 1
             return

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from scapy.fields import (BitField, ConditionalField, FieldLenField, PacketListField, ShortField,
                           StrLenField)
@@ -25,6 +26,7 @@ from harness.protocols.l2tp.ppp import describe_frame
 
 PORT = 1701
 VERSION = 2
+PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
 T_BIT, L_BIT, S_BIT, O_BIT, P_BIT = 0x8000, 0x4000, 0x0800, 0x0200, 0x0100
 
 
@@ -143,8 +145,28 @@ class L2tpMessage:
     nr: int | None = None
     offset_size: int | None = None
     avps: list[AvpEntry] = field(default_factory=list)
-    ppp: Packet | None = None
-    ppp_frame: bytes = b""          # the PPP frame of a data message as on the wire (for its description)
+    ppp_frame: bytes = b""          # a data message's PPP frame as on the wire; `ppp` is scapy's reading of it
+
+    @cached_property
+    def ppp(self) -> Packet | None:
+        """scapy's dissection of the PPP frame, made on first use: a busy capture carries thousands of data
+        messages, and a transcript needs only what ppp.describe_frame reads with struct."""
+        if not self.ppp_frame:
+            return None
+        try:
+            return PPP(self.ppp_frame)
+        except Exception:               # scapy's HDLC/PPP layers raise on frames cut inside their header
+            return Raw(self.ppp_frame)
+
+    @property
+    def ppp_protocol(self) -> int | None:
+        """The PPP Protocol field of a data message (RFC 1661 2; Address and Control, RFC 1662 3.1, skipped;
+        one byte when compressed: its low bit is set)."""
+        frame = self.ppp_frame
+        at = 2 if frame[:2] == PPP_ADDRESS_CONTROL else 0
+        if len(frame) > at and frame[at] & 1:
+            return frame[at]
+        return struct.unpack_from("!H", frame, at)[0] if len(frame) >= at + 2 else None
 
     @property
     def malformed(self) -> bool:
@@ -200,7 +222,7 @@ class L2tpMessage:
         kind = self.message_type or {False: "data", True: "control"}.get(self.is_control, "unreadable")
         lines = [" ".join(filter(None, (kind, self.header_text())))]
         lines += [f"  {e.describe(self.message_type)}" for e in self.avps]
-        if self.ppp is not None:
+        if self.ppp_frame:   # not `self.ppp`: that would have scapy dissect every data message
             lines.append(f"  PPP {describe_frame(self.ppp_frame)}")
         lines += [f"  malformed: {e}" for e in self.errors]
         return "\n".join(lines)
@@ -268,12 +290,10 @@ def _read(message: L2tpMessage, data: bytes, secret: bytes | None) -> None:
     if bits & T_BIT:
         _read_avps(message, data[pos:end], pos, secret)
     elif pos < end:
-        message.ppp_frame = data[pos:end]
-        try:
-            message.ppp = PPP(data[pos:end])
-        except Exception as exc:        # scapy's HDLC/PPP layers raise on frames cut inside their header
-            message.ppp = Raw(data[pos:end])
-            message.errors.append(f"PPP frame of {end - pos} byte(s) unreadable: {exc}")
+        message.ppp_frame = data[pos:end]   # dissected on first use (L2tpMessage.ppp)
+        if message.ppp_protocol is None:
+            message.errors.append(f"PPP frame of {end - pos} byte(s) unreadable: its Protocol field is cut "
+                                  f"short (RFC 1661 2)")
     else:
         message.errors.append("data message without a PPP frame")
 

@@ -1,28 +1,30 @@
-"""L2TP for `overlay-interop transcript`: which frames are L2TP (UDP 1701), their transcript, and a ladder
-diagram (one lifeline per address, one arrow per message). The tunnel secret is not in any log the command
-reads, so hidden AVPs stay hidden here (the transcript shows them as such)."""
+"""L2TP for `overlay-interop transcript`: the transcript of what the dispatch table (harness.protocols.dispatch)
+gives L2TP (UDP 1701 over IPv4 and IPv6; L2TPv3 over IP, protocol 115), and a ladder diagram (one lifeline per
+address, one arrow per message). The tunnel secret is not in any log the command reads, so hidden AVPs stay
+hidden here (the transcript shows them as such)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from harness.protocols.l2tp.scenario import L2TP_PORT
+from harness.protocols.dispatch import owner
 
 PROTOCOL = "l2tp"
-IPPROTO_UDP = 17
 
 
 def claims(datagram) -> bool:
-    return datagram.ip_proto == IPPROTO_UDP and L2TP_PORT in (datagram.sport, datagram.dport)
+    """What the dispatch table gives this protocol."""
+    return owner(datagram) == PROTOCOL
 
 
-def transcript(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+def transcript(capture, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    """`capture`: a harness.packets.Capture already read, or a capture's path."""
     from harness.protocols.l2tp.transcript import transcript as l2tp_transcript
-    return l2tp_transcript(path)
+    return l2tp_transcript(capture)
 
 
-def ladder(path: Path, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
-    return render_ladder(path, title=f"{PROTOCOL}: {Path(path).name}")
+def ladder(capture, keys_from: Sequence[Path] = (), vendors: Mapping = {}) -> str:
+    return render_ladder(capture, title=f"{PROTOCOL}: {Path(getattr(capture, 'name', capture)).name}")
 
 
 def render_ladder(capture, nodes: Mapping[str, str] = {}, title: str = "") -> str:

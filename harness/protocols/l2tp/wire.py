@@ -1,39 +1,45 @@
-"""The L2TP wire: every UDP datagram to or from port 1701 in a capture, decoded by the codec. Control messages
-(SCCRQ ... ZLB) with their tunnel and session ids and Ns/Nr, and data messages with the PPP they carry. Never
-raises on what a capture holds: an unreadable frame is counted, a damaged message is marked malformed.
+"""The L2TP wire: every L2TP datagram in a capture (UDP port 1701 over IPv4 or IPv6, reassembled where the IP
+layer fragmented it), decoded by the codec. Control messages (SCCRQ ... ZLB) with their tunnel and session ids and
+Ns/Nr, and data messages with the PPP they carry. L2TPv3 (RFC 3931: over UDP, told apart by its version field,
+and over IP protocol 115) is recognised and its header shown (harness.protocols.l2tp.v3: header only). Never
+raises on what a capture holds: an unreadable datagram is counted, a damaged message is marked malformed.
 
 A control message sent again while unacknowledged (RFC 2661 5.8) is a retransmission: readers see each message
 once unless they ask for `retransmissions=True`, as the IPsec wire does with IKE."""
 from __future__ import annotations
 
-import os
+import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from scapy.layers.inet import IP, UDP
 from scapy.layers.ppp import PPP_LCP_Configure
 
-from harness.packets import Frames
+from harness.packets import Datagrams
+from harness.protocols.dispatch import claim
+from harness.protocols.l2tp import v3
 from harness.protocols.l2tp.codec import L2tpMessage, decode, header_length
-from harness.protocols.l2tp.scenario import L2TP_PORT
 from harness.textfmt import DETAIL, message_line
+
+PROTOCOL = "l2tp"                   # its rows in the dispatch table
+UDP_HEADER = struct.Struct("!HHHH")
 
 OUTER_IPV4_UDP = 20 + 8
 PPP_ADDRESS_CONTROL = b"\xff\x03"  # RFC 1662 3.1: all-stations address, unnumbered information
 PPP_PROTOCOL = 2                    # RFC 1661 2: two bytes unless Protocol-Field-Compression was negotiated
 LCP_CONFIGURE_ACK = 2
+PPP_LCP = 0xC021
 LCP_PFC, LCP_ACFC = 7, 8            # RFC 1661 6.5, 6.6: Protocol- and Address-and-Control-Field-Compression
 
 
 @dataclass(frozen=True)
 class L2tpDatagram:
-    number: int  # the frame's number in the capture (1-based, as Wireshark counts)
+    number: int  # the frame's number in the capture (1-based, as Wireshark counts; a reassembled one: its last)
     time: float
     src: str
     dst: str
-    sport: int
-    dport: int
-    message: L2tpMessage
+    sport: int | None  # None over IP (L2TPv3, protocol 115)
+    dport: int | None
+    message: L2tpMessage | v3.L2tpv3Message
 
     @property
     def retransmission_key(self) -> tuple | None:
@@ -41,7 +47,7 @@ class L2tpDatagram:
         content; only Nr is brought up to date, so Nr is left out); None for what is never retransmitted: data
         messages, ZLBs (not acknowledged, so never sent again) and messages too damaged to have an Ns."""
         m = self.message
-        if not m.is_control or self.kind in ("ZLB", "malformed") or m.ns is None:
+        if not m.is_control or self.kind in ("ZLB", "malformed") or m.ns is None or m.version != 2:
             return None
         body = m.data[header_length(m.flags, m.offset_size or 0):]
         return self.src, self.dst, self.sport, self.dport, m.flags, m.tunnel_id, m.session_id, m.ns, body
@@ -81,21 +87,25 @@ class Wire:
     start: float = 0.0
 
     @classmethod
-    def from_pcap(cls, path: str | os.PathLike, secret: bytes | str | None = None) -> "Wire":
-        """With the tunnel `secret`, hidden AVPs are unhidden. A missing or unreadable capture is an empty Wire."""
-        datagrams, unreadable, start = [], 0, None
-        for number, packet in Frames(path):  # cut short (a capture read while it goes on): what was read stands
-            start = float(packet.time) if start is None else start
+    def from_pcap(cls, path, secret: bytes | str | None = None) -> "Wire":
+        """With the tunnel `secret`, hidden AVPs are unhidden. A missing or unreadable capture is an empty Wire; one
+        cut short (a capture read while it goes on) keeps what was read. `path`: a capture file, "-", or a
+        harness.packets.Capture already read."""
+        datagrams, unreadable = [], 0
+        found = Datagrams(path)
+        for datagram in found:
+            row = claim(datagram)
+            if row is None or row.protocol != PROTOCOL:
+                continue
             try:
-                udp = packet[UDP] if packet.haslayer(UDP) else None
-                if udp is None or L2TP_PORT not in (udp.sport, udp.dport):
-                    continue
-                payload = bytes(udp.payload)
-                datagrams.append(L2tpDatagram(number, float(packet.time), packet[IP].src, packet[IP].dst,
-                                              udp.sport, udp.dport, decode(payload, secret)))
-            except Exception:  # one frame that breaks the reader costs only itself
+                read = _read(datagram, row.format, secret)
+            except Exception:  # one datagram that breaks the reader costs only itself
+                read = None
+            if read is None:
                 unreadable += 1
-        return cls(tuple(datagrams), unreadable, start or 0.0)
+            else:
+                datagrams.append(read)
+        return cls(tuple(datagrams), unreadable, found.start or 0.0)
 
     @cached_property
     def retransmitted(self) -> dict[int, int]:
@@ -127,7 +137,7 @@ class Wire:
         `before`, a capture time): only once it agreed to, by a Configure-Ack of its own carrying ACFC / PFC
         (RFC 1661 6.5, 6.6: the option is the receiver's request to get frames so; by default both MUST be sent
         in full)."""
-        agreed = {option.type for d in self.data(src=src) if d.message.ppp is not None
+        agreed = {option.type for d in self.data(src=src) if d.message.ppp_protocol == PPP_LCP
                   and (before is None or d.time <= before)
                   for lcp in [d.message.ppp.getlayer(PPP_LCP_Configure)]
                   if lcp is not None and lcp.code == LCP_CONFIGURE_ACK for option in lcp.options}
@@ -207,5 +217,24 @@ class Wire:
                                            if d.number in self.retransmitted else "")
                  for d in self.datagrams] or ["no L2TP on the wire"]
         if self.unreadable:
-            lines.append(f"{self.unreadable} frame(s) on UDP {L2TP_PORT} not readable")
+            lines.append(f"{self.unreadable} L2TP datagram(s) not readable (IP fragments missing, or no UDP header)")
         return "\n".join(lines)
+
+
+def _read(datagram, form: str, secret: bytes | str | None) -> L2tpDatagram | None:
+    """One datagram the dispatch table gave L2TP; None when not even its UDP header is there to read."""
+    if not datagram.complete:
+        return None
+    if form == "l2tpv3-ip":
+        return L2tpDatagram(datagram.number, datagram.time, datagram.src, datagram.dst, None, None,
+                            v3.decode(datagram.payload, over="IP"))
+    segment = datagram.payload
+    if len(segment) < UDP_HEADER.size:
+        return None
+    sport, dport, length, _checksum = UDP_HEADER.unpack_from(segment)
+    body = segment[UDP_HEADER.size:length] if length >= UDP_HEADER.size else segment[UDP_HEADER.size:]
+    if len(body) >= 2 and body[1] & 0x0F == v3.VERSION:  # RFC 3931 4.1.2.1: the version field tells them apart
+        message = v3.decode(body, over="UDP")
+    else:
+        message = decode(body, secret)
+    return L2tpDatagram(datagram.number, datagram.time, datagram.src, datagram.dst, sport, dport, message)

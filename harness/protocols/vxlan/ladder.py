@@ -18,7 +18,7 @@ import os
 from typing import Iterable, Mapping, Sequence
 
 from harness.report.ladder import Arrow, Lifeline, Note, Remark, render
-from harness.protocols.vxlan.wire import IP_PROTOCOLS, GeneveHeader, OverlayFrame, VxlanHeader, Wire
+from harness.protocols.vxlan.wire import IP_PROTOCOLS, GeneveHeader, OverlayFrame, VxlanGpeHeader, VxlanHeader, Wire
 
 
 def frame_notes(frame: OverlayFrame) -> list[Note]:
@@ -35,6 +35,17 @@ def frame_notes(frame: OverlayFrame) -> list[Note]:
         if not header.reserved_clear:
             notes.append(Note(f"reserved bits set: flags 0x{header.flags:02x}, 24-bit 0x{header.reserved24:06x}, "
                               f"8-bit 0x{header.reserved8:02x}", error=True))
+    elif isinstance(header, VxlanGpeHeader):
+        notes.append(Note(f"next protocol: {header.payload[0]}" + ("" if header.p_flag else " (P clear)"), dim=True))
+        if header.version:
+            notes.append(Note(f"VXLAN-GPE version {header.version}", error=True))
+        if not header.i_flag:
+            notes.append(Note(f"I flag clear (flags 0x{header.flags:02x}): VNI not valid", error=True))
+        if not header.reserved_clear:
+            notes.append(Note(f"reserved bits set: flags 0x{header.flags:02x}, 16-bit 0x{header.reserved16:04x}, "
+                              f"8-bit 0x{header.reserved8:02x}", error=True))
+        notes += [Note(text, dim=True) for flag, text in ((header.b_flag, "B: BUM traffic"),
+                                                          (header.o_flag, "O: OAM packet")) if flag]
     elif isinstance(header, GeneveHeader):
         if header.version:
             notes.append(Note(f"Geneve version {header.version}", error=True))

@@ -1,7 +1,8 @@
-"""What the wire shows of a VXLAN (RFC 7348) or Geneve (RFC 8926) overlay: every encapsulated frame, with
-its outer addressing, its encapsulation header bit by bit, and a summary of the inner Ethernet frame.
+"""What the wire shows of a VXLAN (RFC 7348), VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe) or Geneve (RFC 8926)
+overlay: every encapsulated frame, with its outer addressing, its encapsulation header bit by bit, and a summary
+of the inner frame.
 
-    wire = Wire.from_pcap(pcap)                         # UDP 4789 and 8472 (VXLAN), 6081 (Geneve)
+    wire = Wire.from_pcap(pcap)                         # UDP 4789 and 8472 (VXLAN), 4790 (GPE), 6081 (Geneve)
     assert wire.vnis() == (100,), wire.describe()
     requests = wire.echoes(vni=100).requests()
     assert all(f.reserved_clear for f in wire.frames()), wire.describe()
@@ -10,10 +11,11 @@ its outer addressing, its encapsulation header bit by bit, and a summary of the 
 Interop failures are judged from the capture, not from either VTEP's own account: a VTEP that sends to 8472
 while its peer listens on 4789 says nothing about it, but the wire shows frames that are never answered.
 
-scapy reads the capture and decodes the outer link and IP layers (as harness.protocols.ipsec.wire does);
-the 8-byte VXLAN header and the Geneve header we decode ourselves with struct, because scapy's VXLAN layer
-binds ports, flags and the GBP/GPE extensions differently across versions, and a reserved bit that scapy
-folds into a named flag is exactly what a test must see. The inner Ethernet frame is scapy's again.
+The capture reader (harness.packets) gives the outer IP datagrams, reassembled, and the dispatch table
+(harness.protocols.dispatch) says which UDP datagrams are overlay traffic. The encapsulation headers and the
+inner frame (Ethernet, 802.1Q, ARP, IPv4/IPv6, ICMP, the ports of UDP and TCP) are decoded with struct: scapy's
+VXLAN layer binds ports, flags and the GBP/GPE extensions differently across versions, a reserved bit that scapy
+folds into a named flag is exactly what a test must see, and a busy capture has thousands of frames.
 
 Outer IP fragments of an overlay datagram are reassembled: the frame is decoded once, from the whole
 datagram, and keeps the pieces it came in (`OverlayFrame.fragments`; `Wire.fragments()` lists them all).
@@ -24,40 +26,42 @@ is kept with `malformed` set to the reason.
 """
 from __future__ import annotations
 
-import logging
-import os
 import socket
 import struct
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
-from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting
-from scapy.layers.l2 import ARP, Dot1Q, Ether  # (also registers the Ethernet and Linux cooked link types)
-from scapy.packet import Packet
-
-from harness.packets import Frames, captured, network_layer
+from harness.packets import Datagram, Datagrams
+from harness.protocols.dispatch import DISPATCH, Dispatch
 from harness.textfmt import endpoint, message_line
 
-logging.getLogger("scapy").setLevel(logging.ERROR)  # its warnings about odd packets would read as errors
-
+PROTOCOL = "vxlan"              # its rows in the dispatch table
 VXLAN_PORTS = (4789, 8472)      # IANA (RFC 7348 5), and the Linux kernel's historical default
+VXLAN_GPE_PORTS = (4790,)       # IANA (draft-ietf-nvo3-vxlan-gpe 3.3)
 GENEVE_PORTS = (6081,)          # IANA (RFC 8926 3.3)
+ENCAPSULATIONS = ("vxlan", "geneve", "vxlan-gpe")
 IPPROTO_UDP = 17
 
 UDP_HEADER = struct.Struct("!HHHH")             # sport, dport, length, checksum
 VXLAN_HEADER = struct.Struct("!B3sI")           # flags, 24 reserved bits, VNI (24) + 8 reserved bits
+VXLAN_GPE_HEADER = struct.Struct("!BHBI")       # flags, 16 reserved bits, next protocol, VNI (24) + 8 reserved
 GENEVE_HEADER = struct.Struct("!BBHI")          # ver/opt len, O/C/reserved, protocol type, VNI + reserved
 GENEVE_OPTION_HEADER = struct.Struct("!HBB")    # class, type, R bits/length (in 4-byte words)
 VXLAN_I_FLAG = 0x08             # RFC 7348 5: "MUST be set to 1 for a valid VXLAN Network ID"
+# draft-ietf-nvo3-vxlan-gpe 3.2: R R Ver(2) I P B O
+GPE_VERSION, GPE_I, GPE_P, GPE_B, GPE_O, GPE_RESERVED = 0x30, 0x08, 0x04, 0x02, 0x01, 0xC0
+# The IANA "VXLAN-GPE Next Protocol" registry (draft-ietf-nvo3-vxlan-gpe), with the ethertype decoded inside
+GPE_NEXT_PROTOCOLS = {1: ("IPv4", 0x0800), 2: ("IPv6", 0x86DD), 3: ("Ethernet", 0x6558), 4: ("NSH", 0x894F),
+                      5: ("MPLS", 0x8847)}
 GENEVE_O_BIT, GENEVE_C_BIT = 0x80, 0x40
 GENEVE_CRITICAL = 0x80          # the high bit of an option's type (RFC 8926 3.5.1)
 ETHERNET_BRIDGING = 0x6558      # Geneve protocol type: an Ethernet frame follows (RFC 8926 3.4)
 ETHERNET_HEADER = 14
+VLAN_TAGS = (0x8100, 0x88A8)    # 802.1Q, 802.1ad (one tag is read; an inner one shows as its ethertype)
 
 ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q", 0x88CC: "LLDP",
-              ETHERNET_BRIDGING: "Ethernet"}
+              ETHERNET_BRIDGING: "Ethernet", 0x894F: "NSH", 0x8847: "MPLS"}
 # RFC 8926 7.2: Geneve option classes; the names IANA's registry gives the ones assigned so far.
 GENEVE_OPTION_CLASSES = {0x0100: "Linux", 0x0101: "Open vSwitch", 0x0102: "Open Virtual Networking (OVN)",
                          0x0103: "In-band Network Telemetry (INT)", 0x0104: "VMware"}
@@ -65,7 +69,6 @@ ARP_OPS = {1: "request", 2: "reply"}
 ICMP_TYPES = {0: "echo-reply", 3: "dest-unreach", 5: "redirect", 8: "echo-request", 11: "time-exceeded"}
 IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6"}
 ICMPV6_ECHO = {128: "echo-request", 129: "echo-reply"}
-IPV6_PASS_THROUGH_HEADERS = (IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, IPv6ExtHdrDestOpt)
 
 
 # --- the encapsulation headers --------------------------------------------------------------------------------
@@ -111,6 +114,64 @@ def _reserved_parts(header: VxlanHeader) -> str:
     if header.reserved8:
         parts.append(f"8-bit 0x{header.reserved8:02x}")
     return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class VxlanGpeHeader:
+    """The 8 bytes of draft-ietf-nvo3-vxlan-gpe 3.2: flags (2 reserved R bits, Ver, and I, P, B, O), 16 reserved
+    bits, Next Protocol (P set: what follows; clear: Ethernet, as in VXLAN), the VNI, and 8 reserved bits."""
+    flags: int
+    reserved16: int
+    next_protocol: int
+    vni: int
+    reserved8: int
+
+    @property
+    def version(self) -> int:
+        return (self.flags & GPE_VERSION) >> 4
+
+    @property
+    def i_flag(self) -> bool:
+        return bool(self.flags & GPE_I)
+
+    @property
+    def p_flag(self) -> bool:
+        return bool(self.flags & GPE_P)
+
+    @property
+    def b_flag(self) -> bool:
+        """Ingress-replicated BUM traffic (broadcast, unknown unicast, multicast)."""
+        return bool(self.flags & GPE_B)
+
+    @property
+    def o_flag(self) -> bool:
+        """An OAM packet."""
+        return bool(self.flags & GPE_O)
+
+    @property
+    def reserved_clear(self) -> bool:
+        return not (self.flags & GPE_RESERVED or self.reserved16 or self.reserved8)
+
+    @property
+    def payload(self) -> tuple[str, int | None]:
+        """(name, the ethertype it is decoded as) of what follows: Next Protocol with P set, else Ethernet."""
+        if not self.p_flag:
+            return "Ethernet", ETHERNET_BRIDGING
+        return GPE_NEXT_PROTOCOLS.get(self.next_protocol, ("unassigned", None))
+
+    def describe(self) -> str:
+        bits = [name for flag, name in ((GPE_I, "I"), (GPE_P, "P"), (GPE_B, "B"), (GPE_O, "O")) if self.flags & flag]
+        text = (f"VXLAN-GPE vni={self.vni} flags=0x{self.flags:02x} ({', '.join([f'ver {self.version}', *bits])})"
+                f" next={self.payload[0]}")
+        text += f" ({self.next_protocol})" if self.p_flag else " (P clear)"
+        if not self.i_flag:
+            text += " [I flag clear: VNI not valid]"
+        if not self.reserved_clear:
+            parts = [f"R flags 0x{self.flags & GPE_RESERVED:02x}" if self.flags & GPE_RESERVED else "",
+                     f"16-bit 0x{self.reserved16:04x}" if self.reserved16 else "",
+                     f"8-bit 0x{self.reserved8:02x}" if self.reserved8 else ""]
+            text += f" [reserved bits set: {', '.join(p for p in parts if p)}]"
+        return text
 
 
 @dataclass(frozen=True)
@@ -345,7 +406,7 @@ class OverlayFrame:
     dst: str
     sport: int
     dport: int
-    encapsulation: str          # "vxlan" or "geneve", by the UDP port
+    encapsulation: str          # "vxlan", "vxlan-gpe" or "geneve", by the UDP port
     ip_id: int = 0              # outer IPv4 identification (IPv6: 0, or the fragment header's)
     df: bool | None = None      # outer IPv4 DF flag; None over IPv6
     udp_checksum: int = 0
@@ -353,7 +414,7 @@ class OverlayFrame:
     # checksum offload leaves for its NIC: what a capture on the sending node shows), "wrong", or
     # "unverified" (the datagram is not all in the capture).
     udp_checksum_status: str = "unverified"
-    header: VxlanHeader | GeneveHeader | None = None
+    header: VxlanHeader | VxlanGpeHeader | GeneveHeader | None = None
     inner: InnerFrame | None = None
     fragments: tuple[OuterFragment, ...] = ()   # the pieces it arrived in, when the outer IP fragmented it
     malformed: str | None = None                # why (part of) it could not be read
@@ -364,8 +425,8 @@ class OverlayFrame:
 
     @property
     def flags(self) -> int | None:
-        """VXLAN: the flags byte. Geneve: the second header byte (O, C and the 6 reserved bits)."""
-        if isinstance(self.header, VxlanHeader):
+        """VXLAN, VXLAN-GPE: the flags byte. Geneve: the second header byte (O, C and the 6 reserved bits)."""
+        if isinstance(self.header, (VxlanHeader, VxlanGpeHeader)):
             return self.header.flags
         if isinstance(self.header, GeneveHeader):
             return (GENEVE_O_BIT * self.header.o_bit) | (GENEVE_C_BIT * self.header.c_bit) | self.header.reserved6
@@ -373,7 +434,7 @@ class OverlayFrame:
 
     @property
     def i_flag(self) -> bool | None:
-        return self.header.i_flag if isinstance(self.header, VxlanHeader) else None
+        return self.header.i_flag if isinstance(self.header, (VxlanHeader, VxlanGpeHeader)) else None
 
     @property
     def reserved_clear(self) -> bool | None:
@@ -448,9 +509,10 @@ class Wire:
         object.__setattr__(self, "errors", tuple(self.errors))
 
     @classmethod
-    def from_pcap(cls, path: str | os.PathLike, ports: Iterable[int] | Mapping[int, str] = ()) -> Wire:
-        """Never raises: a missing, empty or unreadable capture is an empty Wire. `ports` adds UDP ports
-        to read as overlay traffic: port numbers (VXLAN), or {port: "vxlan" | "geneve"}."""
+    def from_pcap(cls, path, ports: Iterable[int] | Mapping[int, str] = ()) -> Wire:
+        """Never raises: a missing, empty or unreadable capture is an empty Wire. `path`: a capture file, "-", or a
+        harness.packets.Capture already read. `ports` adds UDP ports to read as overlay traffic: port numbers
+        (VXLAN), or {port: "vxlan" | "geneve" | "vxlan-gpe"}."""
         reader = _Reader(ports)
         reader.read(path)
         return reader.wire()
@@ -588,169 +650,173 @@ def udp_checksum_status(src: str, dst: str, segment: bytes) -> str:
     return "wrong"
 
 
+def decode_vxlan_gpe(data: bytes) -> VxlanGpeHeader:
+    if len(data) < VXLAN_GPE_HEADER.size:
+        raise _Malformed(f"VXLAN-GPE header cut short ({len(data)} of {VXLAN_GPE_HEADER.size} bytes)")
+    flags, reserved16, next_protocol, word = VXLAN_GPE_HEADER.unpack_from(data)
+    return VxlanGpeHeader(flags, reserved16, next_protocol, word >> 8, word & 0xFF)
+
+
 def decode_inner(data: bytes, protocol: int = ETHERNET_BRIDGING) -> tuple[InnerFrame, str | None]:
-    """The inner frame's summary and, if it is cut short or undecodable, why. Never raises."""
+    """The inner frame's summary and, if it is cut short or undecodable, why. Never raises. `protocol`: what the
+    encapsulation says follows, as an ethertype (0x6558: an Ethernet frame)."""
     try:
         return _decode_inner(bytes(data), protocol)
-    except Exception as exc:  # scapy on bytes it was never meant to see
+    except Exception as exc:  # a bug of ours on bytes nobody expected
         return InnerFrame(length=len(data)), f"inner frame undecodable ({type(exc).__name__})"
 
 
+def _mac(data: bytes) -> str:
+    return data.hex(":")
+
+
 def _decode_inner(data: bytes, protocol: int) -> tuple[InnerFrame, str | None]:
-    if protocol != ETHERNET_BRIDGING:  # Geneve may carry IP directly: no inner Ethernet header
+    if protocol != ETHERNET_BRIDGING:  # Geneve and VXLAN-GPE may carry IP directly: no inner Ethernet header
+        inner = InnerFrame(ethertype=protocol, length=len(data))
         if protocol in (0x0800, 0x86DD):
-            packet = (IP if protocol == 0x0800 else IPv6)(data) if data else None
-            return _decode_ip(packet, InnerFrame(ethertype=protocol, length=len(data)))
-        return InnerFrame(ethertype=protocol, length=len(data)), None
+            return _decode_ip(data, inner, protocol)
+        return inner, None
     if len(data) < ETHERNET_HEADER:
         return InnerFrame(length=len(data)), f"inner Ethernet header cut short ({len(data)} of {ETHERNET_HEADER} bytes)"
-    frame = Ether(data)
-    ethertype, vlan, payload = frame.type, None, frame.payload
-    if isinstance(payload, Dot1Q):
-        vlan, ethertype, payload = payload.vlan, payload.type, payload.payload
-    inner = InnerFrame(src=frame.src.lower(), dst=frame.dst.lower(), ethertype=ethertype, vlan=vlan, length=len(data))
-    if isinstance(payload, ARP):
-        if len(captured(payload)) < 28:
-            return inner, "inner ARP packet cut short"
-        return replace(inner, arp=Arp(payload.op, str(payload.hwsrc).lower(), str(payload.psrc),
-                                      str(payload.pdst))), None
-    if isinstance(payload, (IP, IPv6)):
-        return _decode_ip(payload, inner)
+    ethertype, vlan, at = (data[12] << 8) | data[13], None, ETHERNET_HEADER
+    if ethertype in VLAN_TAGS and len(data) >= at + 4:
+        vlan, ethertype, at = ((data[at] << 8) | data[at + 1]) & 0x0FFF, (data[at + 2] << 8) | data[at + 3], at + 4
+    inner = InnerFrame(src=_mac(data[6:12]), dst=_mac(data[0:6]), ethertype=ethertype, vlan=vlan, length=len(data))
+    payload = data[at:]
+    if ethertype == 0x0806 and payload:
+        return _decode_arp(payload, inner)
+    if ethertype in (0x0800, 0x86DD) and payload:
+        return _decode_ip(payload, inner, ethertype)
     if ethertype in (0x0800, 0x86DD, 0x0806):
         return inner, f"inner {ETHERTYPES[ethertype]} header cut short"
     return inner, None
 
 
-def _decode_ip(packet: Packet | None, inner: InnerFrame) -> tuple[InnerFrame, str | None]:
+def _decode_arp(data: bytes, inner: InnerFrame) -> tuple[InnerFrame, str | None]:
+    """RFC 826: hardware and protocol types and lengths, the operation, then the four addresses."""
+    if len(data) < 8:
+        return inner, "inner ARP header cut short"
+    if len(data) < 28:
+        return inner, "inner ARP packet cut short"
+    hlen, plen, op = data[4], data[5], (data[6] << 8) | data[7]
+    if (hlen, plen) != (6, 4):
+        sha, spa, tpa = data[8:8 + hlen], data[8 + hlen:8 + hlen + plen], data[8 + 2 * hlen + plen:8 + 2 * (hlen + plen)]
+        return replace(inner, arp=Arp(op, _mac(sha), spa.hex(), tpa.hex())), None
+    return replace(inner, arp=Arp(op, _mac(data[8:14]), socket.inet_ntoa(data[14:18]),
+                                  socket.inet_ntoa(data[24:28]))), None
+
+
+def _decode_ip(data: bytes, inner: InnerFrame, ethertype: int) -> tuple[InnerFrame, str | None]:
     fields: dict = {}
-    packet_bytes = captured(packet) if packet is not None else b""
-    if isinstance(packet, IP) and len(packet_bytes) >= 20:
-        fields["ip"] = InnerIp(4, packet.src, packet.dst, packet.proto, packet.len, df=bool(packet.flags.DF))
-        have, want = len(packet_bytes), packet.len
-    elif isinstance(packet, IPv6) and len(packet_bytes) >= 40:
-        fields["ip"] = InnerIp(6, packet.src, packet.dst, packet.nh, packet.plen)
-        have, want = len(packet_bytes) - 40, packet.plen
+    if ethertype == 0x0800 and len(data) >= 20:
+        header = max((data[0] & 0x0F) * 4, 20)
+        total, flags, proto = struct.unpack_from("!H2xH1xB", data, 2)
+        fields["ip"] = InnerIp(4, socket.inet_ntoa(data[12:16]), socket.inet_ntoa(data[16:20]), proto, total,
+                               df=bool(flags & 0x4000))
+        have, want = len(data), total
+        upper = data[header:total] if not flags & 0x1FFF else b""   # a later fragment carries no header of its own
+        icmpv6 = False
+    elif ethertype == 0x86DD and len(data) >= 40:
+        plen, proto = struct.unpack_from("!HB", data, 4)
+        fields["ip"] = InnerIp(6, socket.inet_ntop(socket.AF_INET6, data[8:24]),
+                               socket.inet_ntop(socket.AF_INET6, data[24:40]), proto, plen)
+        have, want = len(data) - 40, plen
+        upper = data[40:40 + plen]
+        icmpv6 = proto == 58
     else:
-        return inner, "inner IP header cut short"
-    upper = packet.payload
-    if isinstance(upper, ICMP) and len(captured(upper)) >= 8:
-        echo = upper.type in (0, 8)
-        fields["icmp"] = Icmp(upper.type, upper.code, upper.id if echo else None, upper.seq if echo else None)
-    elif isinstance(packet, IPv6) and packet.nh == 58 and len(captured(upper)) >= 8:
-        raw = captured(upper)  # ICMPv6 echo: type, code, checksum, id, seq
-        kind, code, _sum, ident, seq = struct.unpack_from("!BBHHH", raw)
+        return inner, f"inner {ETHERTYPES[ethertype]} header cut short"
+    proto = fields["ip"].proto
+    if fields["ip"].version == 4 and proto == 1 and len(upper) >= 8:
+        kind, code, _sum, ident, seq = struct.unpack_from("!BBHHH", upper)
+        echo = kind in (0, 8)
+        fields["icmp"] = Icmp(kind, code, ident if echo else None, seq if echo else None)
+    elif icmpv6 and len(upper) >= 8:
+        kind, code, _sum, ident, seq = struct.unpack_from("!BBHHH", upper)
         echo = kind in ICMPV6_ECHO
         fields["icmp"] = Icmp(kind, code, ident if echo else None, seq if echo else None)
-    elif isinstance(upper, (UDP, TCP)) and len(captured(upper)) >= 4:
-        fields["sport"], fields["dport"] = upper.sport, upper.dport
+    elif proto in (6, 17) and len(upper) >= 4:
+        fields["sport"], fields["dport"] = struct.unpack_from("!HH", upper)
     problem = f"inner IPv{fields['ip'].version} packet cut short ({have} of {want} bytes)" if have < want else None
     return replace(inner, **fields), problem
 
 
 def _port_map(extra: Iterable[int] | Mapping[int, str]) -> dict[int, str]:
-    ports = {port: "vxlan" for port in VXLAN_PORTS} | {port: "geneve" for port in GENEVE_PORTS}
+    """Ports given for one capture: {port: encapsulation}; bare port numbers are VXLAN."""
     if isinstance(extra, Mapping):
         for port, kind in extra.items():
-            if kind not in ("vxlan", "geneve"):
-                raise ValueError(f"encapsulation must be vxlan or geneve, not {kind!r}")
-            ports[int(port)] = kind
-    else:
-        ports |= {int(port): "vxlan" for port in extra}
-    return ports
-
-
-@dataclass
-class _Pieces:
-    """The outer fragments of one IP datagram seen so far."""
-    fragments: list[OuterFragment] = field(default_factory=list)
-    data: dict[int, bytes] = field(default_factory=dict)   # by offset
-    end: int | None = None
-    df: bool | None = None
-
-    def add(self, fragment: OuterFragment, data: bytes) -> bytes | None:
-        """The whole datagram once the last missing piece arrives, else None."""
-        self.fragments.append(fragment)
-        self.data[fragment.offset] = data
-        if not fragment.more:
-            self.end = fragment.offset + len(data)
-        if self.end is None:
-            return None
-        whole = bytearray()
-        for start in sorted(self.data):
-            if start > len(whole):
-                return None
-            whole[start:start + len(self.data[start])] = self.data[start]
-        return bytes(whole[:self.end]) if len(whole) >= self.end else None
+            if kind not in ENCAPSULATIONS:
+                raise ValueError(f"encapsulation must be vxlan or geneve (or vxlan-gpe), not {kind!r}")
+        return {int(port): kind for port, kind in extra.items()}
+    return {int(port): "vxlan" for port in extra}
 
 
 class _Reader:
-    """Accumulates what one capture shows, frame by frame, in capture order."""
+    """Accumulates what one capture shows, datagram by datagram, in capture order."""
 
     def __init__(self, ports: Iterable[int] | Mapping[int, str] = ()) -> None:
-        self.ports = _port_map(ports)
+        extra = _port_map(ports)
+        self.dispatch: Dispatch = DISPATCH.with_ports(PROTOCOL, extra) if extra else DISPATCH
         self.frames: list[OverlayFrame] = []
-        self.pieces: dict[tuple, _Pieces] = {}
         self.fragments: list[OuterFragment] = []
         self.errors: list[IcmpError] = []
         self.start: float | None = None
 
     def wire(self) -> Wire:
-        for pieces in self.pieces.values():  # incomplete datagrams: what the first fragment shows, if ours
-            first = pieces.data.get(0)
-            if first is not None and self._encapsulation(first) is not None:
-                head = pieces.fragments[[f.offset for f in pieces.fragments].index(0)]
-                self.fragments += pieces.fragments
-                self.frames.append(self._decode(head.number, head.time, head.src, head.dst, first, ip_id=head.ip_id,
-                                                df=pieces.df, fragments=tuple(pieces.fragments),
-                                                missing=True))
-        frames = sorted((f for f in self.frames if f is not None), key=lambda f: f.number)
+        frames = sorted(self.frames, key=lambda f: f.number)
         return Wire(OverlayFrames(frames), tuple(sorted(self.fragments, key=lambda f: f.number)), tuple(self.errors),
                     self.start or 0.0)
 
-    def read(self, path: str | os.PathLike) -> None:
-        for number, frame in Frames(path):
-            time = float(frame.time)
+    def read(self, source) -> None:
+        datagrams = Datagrams(source)
+        for datagram in datagrams:
             if self.start is None:
-                self.start = time
+                self.start = datagrams.start
             try:
-                self.add_frame(number, time, frame)
-            except Exception as exc:  # one undecodable frame must not cost the rest of the capture
-                self._add_undecodable(number, time, frame, exc)
+                self.add(datagram)
+            except Exception as exc:  # one undecodable datagram must not cost the rest of the capture
+                self._add_undecodable(datagram, exc)
+        if self.start is None:
+            self.start = datagrams.start
 
-    def add_frame(self, number: int, time: float, frame: Packet) -> None:
-        ip = network_layer(frame)
-        if isinstance(ip, IP):
-            self._add_ipv4(number, time, ip)
-        elif isinstance(ip, IPv6):
-            self._add_ipv6(number, time, ip)
+    def add(self, datagram: Datagram) -> None:
+        """One outer IP datagram: an overlay frame if the dispatch table gives it to this protocol, an ICMP error
+        if it quotes one."""
+        if datagram.proto == IPPROTO_UDP:
+            kind = self._encapsulation(datagram.payload)
+            if kind is not None:
+                self._add_overlay(datagram, kind)
+        elif datagram.complete and datagram.proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+            self._add_icmp_error(datagram.number, datagram.time, datagram.src, datagram.dst, datagram.version,
+                                 datagram.payload)
 
-    def _add_ipv4(self, number: int, time: float, ip: IP) -> None:
-        payload = captured(ip.payload)
-        df = bool(ip.flags.DF)
-        if ip.frag or ip.flags.MF:
-            fragment = OuterFragment(number, time, ip.src, ip.dst, ip.id, ip.frag * 8, bool(ip.flags.MF), len(payload))
-            self._add_fragment((4, ip.src, ip.dst, ip.id, ip.proto), fragment, payload, df, ip.proto)
+    def _encapsulation(self, segment: bytes) -> str | None:
+        """The overlay a UDP segment belongs to, by the dispatch table, or None when it is not this protocol's."""
+        if len(segment) < 4:
+            return None
+        row = self.dispatch.claim(_Ports(struct.unpack_from("!HH", segment)))
+        return row.format if row is not None and row.protocol == PROTOCOL else None
+
+    def _add_overlay(self, datagram: Datagram, kind: str) -> None:
+        df = datagram.df if datagram.version == 4 else None
+        if not datagram.fragments:
+            self._add_udp(datagram.number, datagram.time, datagram.src, datagram.dst, datagram.payload,
+                          ip_id=datagram.ip_id, df=df)
             return
-        if ip.proto == IPPROTO_UDP:
-            self._add_udp(number, time, ip.src, ip.dst, payload, ip_id=ip.id, df=df)
-        elif ip.proto == IPPROTO_ICMP:
-            self._add_icmp_error(number, time, ip.src, ip.dst, 4, payload)
+        pieces = tuple(OuterFragment(f.number, f.time, datagram.src, datagram.dst, datagram.ip_id, f.offset,
+                                     f.more, f.length) for f in datagram.fragments)
+        self.fragments += pieces
+        head = next((f for f in pieces if f.offset == 0), None)
+        time = head.time if head is not None else datagram.time
+        self.frames.append(self._decode(datagram.number, time, datagram.src, datagram.dst, datagram.payload,
+                                        kind, ip_id=datagram.ip_id, df=df, fragments=pieces,
+                                        missing=not datagram.complete))
 
-    def _add_ipv6(self, number: int, time: float, ip: IPv6) -> None:
-        header = ip
-        while isinstance(header.payload, IPV6_PASS_THROUGH_HEADERS):
-            header = header.payload
-        payload = header.payload
-        if isinstance(payload, IPv6ExtHdrFragment):
-            data = captured(payload.payload)
-            fragment = OuterFragment(number, time, ip.src, ip.dst, payload.id, payload.offset * 8, bool(payload.m),
-                                     len(data))
-            self._add_fragment((6, ip.src, ip.dst, payload.id, payload.nh), fragment, data, None, payload.nh)
-            return
-        if header.nh == IPPROTO_UDP:
-            self._add_udp(number, time, ip.src, ip.dst, captured(payload), ip_id=0, df=None)
-        elif header.nh == IPPROTO_ICMPV6:
-            self._add_icmp_error(number, time, ip.src, ip.dst, 6, captured(payload))
+    def _add_udp(self, number: int, time: float, src: str, dst: str, segment: bytes, *, ip_id: int,
+                 df: bool | None) -> None:
+        """A UDP datagram that came whole, if it is overlay traffic."""
+        kind = self._encapsulation(segment)
+        if kind is not None:
+            self.frames.append(self._decode(number, time, src, dst, segment, kind, ip_id=ip_id, df=df))
 
     def _add_icmp_error(self, number: int, time: float, src: str, dst: str, version: int, icmp: bytes) -> None:
         """An ICMP error quoting a UDP datagram to or from an overlay port (RFC 792, RFC 4443 3: the quote is
@@ -773,47 +839,18 @@ class _Reader:
         vni = None
         try:
             body = udp[UDP_HEADER.size:]
-            vni = decode_vxlan(body).vni if kind == "vxlan" else decode_geneve(body)[0].vni
+            vni = (decode_vxlan(body).vni if kind == "vxlan" else decode_vxlan_gpe(body).vni if kind == "vxlan-gpe"
+                   else decode_geneve(body)[0].vni)
         except _Partial as exc:
             vni = exc.header.vni
         except _Malformed:
             pass
         self.errors.append(IcmpError(number, time, src, dst, version, icmp[0], icmp[1], sport, dport, kind, vni))
 
-    def _add_fragment(self, key: tuple, fragment: OuterFragment, data: bytes, df: bool | None, proto: int) -> None:
-        if proto != IPPROTO_UDP:
-            return
-        pieces = self.pieces.setdefault(key, _Pieces())
-        if fragment.offset == 0:
-            pieces.df = df
-        whole = pieces.add(fragment, data)
-        if whole is None:
-            return
-        del self.pieces[key]
-        if self._encapsulation(whole) is None:
-            return
-        self.fragments += pieces.fragments
-        head = next(f for f in pieces.fragments if f.offset == 0)
-        self.frames.append(self._decode(fragment.number, head.time, fragment.src, fragment.dst, whole,
-                                        ip_id=fragment.ip_id, df=pieces.df, fragments=tuple(pieces.fragments)))
-
-    def _encapsulation(self, segment: bytes) -> str | None:
-        """The overlay a UDP segment belongs to, by its ports (the receiver's port first)."""
-        if len(segment) < 4:
-            return None
-        sport, dport = struct.unpack_from("!HH", segment)
-        return self.ports.get(dport) or self.ports.get(sport)
-
-    def _add_udp(self, number: int, time: float, src: str, dst: str, segment: bytes, *, ip_id: int,
-                 df: bool | None) -> None:
-        if self._encapsulation(segment) is not None:
-            self.frames.append(self._decode(number, time, src, dst, segment, ip_id=ip_id, df=df))
-
-    def _decode(self, number: int, time: float, src: str, dst: str, segment: bytes, *, ip_id: int,
+    def _decode(self, number: int, time: float, src: str, dst: str, segment: bytes, kind: str, *, ip_id: int,
                 df: bool | None, fragments: tuple[OuterFragment, ...] = (), missing: bool = False) -> OverlayFrame:
         """One overlay datagram (UDP header on), whatever its bytes hold."""
         sport, dport = struct.unpack_from("!HH", segment)
-        kind = self.ports.get(dport) or self.ports[sport]
         frame = OverlayFrame(number, time, src, dst, sport, dport, kind, ip_id=ip_id, df=df, fragments=fragments)
         if len(segment) < UDP_HEADER.size:
             return replace(frame, malformed=f"UDP header cut short ({len(segment)} of {UDP_HEADER.size} bytes)")
@@ -835,6 +872,9 @@ class _Reader:
         try:
             if frame.encapsulation == "vxlan":
                 header, start, protocol = decode_vxlan(body), VXLAN_HEADER.size, ETHERNET_BRIDGING
+            elif frame.encapsulation == "vxlan-gpe":
+                header, start = decode_vxlan_gpe(body), VXLAN_GPE_HEADER.size
+                protocol = header.payload[1]
             else:
                 header, start = decode_geneve(body)
                 protocol = header.protocol
@@ -842,21 +882,27 @@ class _Reader:
             return replace(frame, header=exc.header, malformed=_join(reason, str(exc)))
         except _Malformed as exc:
             return replace(frame, malformed=_join(reason, str(exc)))
+        if protocol is None:  # a VXLAN-GPE next protocol no registry names
+            return replace(frame, header=header, inner=InnerFrame(length=len(body) - start), malformed=reason)
         inner, problem = decode_inner(body[start:], protocol)
         return replace(frame, header=header, inner=inner, malformed=_join(reason, problem))
 
-    def _add_undecodable(self, number: int, time: float, frame: Packet, exc: Exception) -> None:
-        """A frame scapy could not take apart: kept only if it is plainly to or from an overlay port."""
-        try:
-            ip = network_layer(frame)
-            segment = captured(ip.payload) if ip is not None else b""
-        except Exception:
-            return
-        if ip is not None and self._encapsulation(segment) is not None:
-            sport, dport = struct.unpack_from("!HH", segment)
-            self.frames.append(OverlayFrame(number, time, ip.src, ip.dst, sport, dport,
-                                            self.ports.get(dport) or self.ports[sport],
-                                            malformed=f"undecodable ({type(exc).__name__})"))
+    def _add_undecodable(self, datagram: Datagram, exc: Exception) -> None:
+        """A datagram our decoding failed on: kept, marked, if it is plainly overlay traffic."""
+        kind = self._encapsulation(datagram.payload) if datagram.proto == IPPROTO_UDP else None
+        if kind is not None:
+            sport, dport = struct.unpack_from("!HH", datagram.payload)
+            self.frames.append(OverlayFrame(datagram.number, datagram.time, datagram.src, datagram.dst, sport, dport,
+                                            kind, malformed=f"undecodable ({type(exc).__name__})"))
+
+
+class _Ports:
+    """A UDP datagram as the dispatch table looks at it."""
+    __slots__ = ("ports",)
+    proto = IPPROTO_UDP
+
+    def __init__(self, ports: tuple[int, int]):
+        self.ports = ports
 
 
 def _join(*reasons: str | None) -> str | None:
