@@ -38,7 +38,7 @@ def decoded(tmp_path, message: bytes) -> DecryptedMessage:
 
 
 def proposals(request: DecryptedMessage) -> list[tuple[int, str, tuple[str, ...]]]:
-    return [(p.number, p.protocol, p.transforms) for p in request.payload("SA").proposals]
+    return [(p.number, p.protocol, p.algorithms) for p in request.sa.proposals]
 
 
 def generic_headers(message: bytes) -> list[tuple[int, int, int]]:
@@ -123,9 +123,9 @@ def test_the_ke_payload_can_name_a_group_the_sa_does_not_offer(tmp_path):
 def test_an_unknown_payload_follows_nonce_with_the_critical_bit_where_rfc_7296_puts_it(tmp_path, critical, flags):
     message = probe.ike_sa_init((ACCEPTABLE,), extra_payloads=(probe.UnknownPayload(critical=critical),))
     request = decoded(tmp_path, message)
-    assert request.message.payloads == ("SA", "KE", "Nonce", "100")
+    assert request.message.names == ("SA", "KE", "Nonce", "100")
     unknown = request.payload(str(probe.UNASSIGNED_PAYLOAD_TYPE))
-    assert unknown.critical is critical and unknown.body == bytes(4)
+    assert unknown.critical == critical and unknown.body == bytes(4)
     # The C bit is the top bit of its byte and the RESERVED bits stay zero (scapy's "critical" flag is bit 0).
     assert generic_headers(message)[-2:] == [(40, 0, 4 + probe.NONCE_LENGTH), (100, flags, 8)]
     assert struct.unpack_from("!I", message, 24)[0] == len(message)
