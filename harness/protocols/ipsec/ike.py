@@ -45,6 +45,7 @@ GENERIC_HEADER_SIZE = 4         # next payload, critical bit and reserved bits, 
 IKEV1, IKEV2 = 1, 2
 HEADER_FLAGS = ["E", "C", "A", "I", "V", "R", "bit6", "bit7"]  # IKEv1: E C A (RFC 2408 3.1); IKEv2: I V R (3.1)
 FLAG_INITIATOR, FLAG_RESPONSE = 0x08, 0x20
+ADDKE1 = 6                      # RFC 9370 2.2.2: transform types 6 to 12 are the additional key exchanges
 
 
 # --- names --------------------------------------------------------------------------------------------------
@@ -477,9 +478,11 @@ class Transform(Layer):
     @property
     def algorithm(self) -> str:
         """The transform as the scenario names it: the ID's name with the key length appended
-        ("ENCR_AES_CBC_128", "MODP_2048", "NO_ESN", "ENCR_1000" for an ID no name is known for)."""
+        ("ENCR_AES_CBC_128", "MODP_2048", "NO_ESN", "ENCR_1000" for an ID no name is known for); an additional
+        key exchange (RFC 9370) with its type, which says which round it is ("ADDKE1=ML_KEM_768")."""
         key_length = self.key_length
-        return f"{self.id}_{key_length}" if key_length is not None else str(self.id)
+        name = f"{self.id}_{key_length}" if key_length is not None else str(self.id)
+        return f"{self.type}={name}" if int(self.type) >= ADDKE1 else name
 
     def describe(self) -> str:
         return self.algorithm
@@ -1098,8 +1101,9 @@ class _NotifyBase(Payload):
         try:
             return super().__getattr__(attr)
         except AttributeError:
-            if attr in DATA_FIELDS:
-                return None
+            if attr in DATA_FIELDS:   # a property of typed data (hashes), or a field this notify's data lacks
+                data = self.payload
+                return getattr(data, attr, None) if isinstance(data, NotifyData) else None
             raise
 
     @property

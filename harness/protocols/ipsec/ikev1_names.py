@@ -177,7 +177,7 @@ VENDOR_IDS: tuple[tuple[str, bytes], ...] = (
     ("draft-huttunen-ipsec-esp-in-udp-00.txt", _md5("draft-huttunen-ipsec-esp-in-udp-00.txt")),
     ("ESPThruNAT", _md5("ESPThruNAT")),
     ("RFC 3706 DPD (Dead Peer Detection)", bytes.fromhex("afcad71368a1f1c96b8696fc77570100")),
-    ("draft-ietf-ipsra-isakmp-xauth-06.txt", _md5("draft-ietf-ipsra-isakmp-xauth-06.txt", 8)),
+    ("XAUTH", _md5("draft-ietf-ipsra-isakmp-xauth-06.txt", 8)),    # draft-beaulieu-ike-xauth-02
     ("CISCO-UNITY", _md5("CISCO-UNITY", 14)),
     ("Cisco Fragmentation", _md5("FRAGMENTATION")),
     ("Cisco VPN 3000 Series", bytes.fromhex("1f07f70eaa6514d3b0fa96542a50")),
@@ -193,7 +193,7 @@ VENDOR_IDS: tuple[tuple[str, bytes], ...] = (
     ("KAME/racoon", _md5("KAME/racoon")),
     ("MS NT5 ISAKMPOAKLEY", _md5("MS NT5 ISAKMPOAKLEY")),
     ("MS-Negotiation Discovery Capable", _md5("MS-Negotiation Discovery Capable")),
-    ("IKE CGA version 1", _md5("IKE CGA version 1")),
+    ("IKE CGA Version 1", _md5("IKE CGA version 1")),
     ("MS-MamieExists", _md5("MS-MamieExists")),
     ("Microsoft Vid-Initial-Contact", _md5("Vid-Initial-Contact")),
     ("GSSAPI", _md5("GSSAPI")),
