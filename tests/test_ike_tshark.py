@@ -19,6 +19,7 @@ import pytest
 
 from support import DATA, load
 from harness.protocols.ipsec import ike
+from harness.protocols.ipsec.keyfiles import write_key_files
 from harness.protocols.ipsec.keys import IkeSaKeys, IkeV1SaKeys
 from harness.protocols.ipsec.transcript import NO_KEYS, decrypt_ike
 
@@ -110,7 +111,7 @@ def fields(message) -> dict[str, list[str]]:
         "isakmp.tf.type": [str(t.type.number) for t in v2_transforms],
         **{f"isakmp.tf.id.{name}": [str(t.id.number) for t in v2_transforms if t.type == number]
            for number, name in V2_IDS.items()},
-        "isakmp.tf.id": [str(t.id.number) for t in v2_transforms if t.type.number >= ike.ADDKE1],
+        "isakmp.tf.id": [str(t.id.number) for t in v2_transforms if ike.ADDKE1 <= t.type.number <= ike.ADDKE7],
         "isakmp.ike2.attr.key_length": [str(t.key_length) for t in v2_transforms if t.key_length is not None],
         "isakmp.key_exchange.dh_group": [str(k.group.number) for k in of(found, ike.KeyExchange)],
         "isakmp.id.type": [str(i.id_type.number) for i in of(found, (ike.IDi, ike.V1Identification, ike.NatOa))],
@@ -167,14 +168,13 @@ def tshark(capture: str, names: list[str], config: Path) -> list[dict[str, list[
 
 
 def key_tables(folder: Path) -> Path:
-    """Wireshark's two IKE key tables, as a person would write them (hex bare, algorithm names quoted)."""
-    folder.mkdir(exist_ok=True)
-    (folder / "ikev1_decryption_table").write_text(
-        "".join(f"{cookie.hex()},{key.hex()}\n" for cookie, key in make.IKEV1_KEYS.items()))
-    (folder / "ikev2_decryption_table").write_text("".join(
-        f'{sa["ispi"].hex()},{sa["rspi"].hex()},{sa["sk_ei"].hex()},{sa["sk_er"].hex()},"AES-CBC-128 [RFC3602]",'
-        f'{sa["sk_ai"].hex()},{sa["sk_ar"].hex()},"HMAC_SHA2_256_128 [RFC4868]"\n' for sa in (make.SA_A, make.SA_B)))
-    return folder
+    """Wireshark's two IKE key tables, as the harness writes them for a pair (keyfiles.write_key_files): tshark
+    reading them is also the check of the files."""
+    written = write_key_files(folder, KEYS, [])
+    assert [p.name for p in written] == ["ikev2_decryption_table", "esp_sa", "ikev1_decryption_table", "preferences"]
+    assert (folder / "keys" / "ikev1_decryption_table").read_text() == "".join(
+        f"{cookie.hex()},{key.hex()}\n" for cookie, key in make.IKEV1_KEYS.items())
+    return folder / "keys"
 
 
 @needs_tshark
@@ -182,7 +182,7 @@ def key_tables(folder: Path) -> Path:
 def test_tshark_agrees_field_by_field(capture, tmp_path):
     mine = ours(capture)
     names = list(mine[0])
-    theirs = tshark(capture, names, key_tables(tmp_path / "keys"))
+    theirs = tshark(capture, names, key_tables(tmp_path))
     assert len(theirs) == len(mine)
     differences = [f"frame {n} {name}: tshark {theirs[n - 1][name]} harness {row[name]}"
                    for n, row in enumerate(mine, 1) for name in names if row[name] != theirs[n - 1][name]]

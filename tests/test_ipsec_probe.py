@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -11,7 +12,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from harness.protocols.ipsec import probe
+from support import ROOT, load
+from harness.protocols.ipsec import ike, probe
+from harness.protocols.ipsec.fixtures import IPsecProbe
 from harness.protocols.ipsec.scenario import IkeProposal
 from harness.protocols.ipsec.transcript import DecryptedMessage, decrypt_ike
 from harness.protocols.ipsec.wire import IKE_HEADER, Wire
@@ -149,3 +152,79 @@ def test_a_transform_name_must_be_iana_or_type_and_number():
         probe.ike_sa_init((replace(ACCEPTABLE, encryption="ENCR_NOPE"),))
     with pytest.raises(ValueError, match="no IANA transform id for PRF_12"):
         probe.ike_sa_init((replace(ACCEPTABLE, encryption="PRF_12"),))
+
+
+# --- the conformance cases themselves, judging responses built with the same description -------------------------
+
+conformance = load("suite_ipsec_conformance", ROOT / "suites" / "ipsec" / "test_conformance.py")
+
+
+class ProbeStandIn:
+    """What a conformance case asks of ipsec_probe, over a capture of the probe's requests and `responder`'s
+    answers; response_to and describe are the fixture's own."""
+
+    def __init__(self, tmp_path, responder):
+        self.path, self.responder_answers, self.datagrams = tmp_path / "probe.pcap", responder, []
+        self.responder = SimpleNamespace(address=RESPONDER)
+
+    def start(self, scenario):
+        pass
+
+    def send(self, *requests):
+        for request in requests:
+            self.datagrams.append((PROBE, RESPONDER, request))
+            answer = self.responder_answers(ike.decode(request)) if ike.decode(request) else None
+            if answer is not None and not ike.problems(ike.decode(request)):
+                self.datagrams.append((RESPONDER, PROBE, bytes(answer)))
+        wrpcap(str(self.path), [Ether() / IP(src=s, dst=d) / UDP(sport=500, dport=500) / Raw(m)
+                                for s, d, m in self.datagrams])
+
+    def wire(self):
+        return Wire.from_pcap(self.path)
+
+    def decrypted(self):
+        return decrypt_ike(self.wire())
+
+    response_to = IPsecProbe.response_to
+    describe = IPsecProbe.describe
+
+
+def response(request, *payloads) -> ike.Isakmp:
+    return ike.Isakmp(ispi=request.ispi, rspi=b"\x99" * 8, exchange="IKE_SA_INIT", flags=ike.FLAG_RESPONSE,
+                      payloads=list(payloads))
+
+
+def chooses(number: int):
+    def answer(request):
+        transforms = [ike.transform(kind, name) for kind, name in probe._typed_names(ACCEPTABLE)]
+        return response(request, ike.SecurityAssociation(proposals=[ike.Proposal(number=number, transforms=transforms)]),
+                        ike.KeyExchange(group=ACCEPTABLE.group, key_data=bytes(256)), ike.Nonce(nonce=bytes(32)))
+    return answer
+
+
+def test_the_acceptable_proposal_case_reads_the_chosen_proposal_and_group(tmp_path):
+    conformance.test_acceptable_proposal(ProbeStandIn(tmp_path, chooses(1)))
+    with pytest.raises(AssertionError, match="expected proposal #1"):
+        conformance.test_acceptable_proposal(ProbeStandIn(tmp_path, chooses(2)))
+
+
+@pytest.mark.parametrize("group, passes", [("MODP_2048", True), ("MODP_3072", False)])
+def test_the_invalid_ke_case_reads_the_group_the_notify_types(tmp_path, group, passes):
+    """RFC 7296 3.10.1: the notify's two data octets are the group: the case reads them as ike.GroupData does."""
+    stand_in = ProbeStandIn(tmp_path, lambda request: response(request, ike.notify("INVALID_KE_PAYLOAD", group=group)))
+    if passes:
+        conformance.test_invalid_ke_payload(stand_in)
+    else:
+        with pytest.raises(AssertionError, match="expected the group MODP_2048 as two octets in the notify, got 000f"):
+            conformance.test_invalid_ke_payload(stand_in)
+
+
+@pytest.mark.parametrize("payload_type, passes", [(probe.UNASSIGNED_PAYLOAD_TYPE, True), (99, False)])
+def test_the_critical_payload_case_reads_the_payload_type_the_notify_types(tmp_path, payload_type, passes):
+    stand_in = ProbeStandIn(tmp_path, lambda request: response(
+        request, ike.notify("UNSUPPORTED_CRITICAL_PAYLOAD", payload_type=payload_type)))
+    if passes:
+        conformance.test_unknown_critical_payload(stand_in)
+    else:
+        with pytest.raises(AssertionError, match="expected the payload type 100 as one octet in the notify, got 63"):
+            conformance.test_unknown_critical_payload(stand_in)

@@ -45,7 +45,7 @@ GENERIC_HEADER_SIZE = 4         # next payload, critical bit and reserved bits, 
 IKEV1, IKEV2 = 1, 2
 HEADER_FLAGS = ["E", "C", "A", "I", "V", "R", "bit6", "bit7"]  # IKEv1: E C A (RFC 2408 3.1); IKEv2: I V R (3.1)
 FLAG_INITIATOR, FLAG_RESPONSE = 0x08, 0x20
-ADDKE1 = 6                      # RFC 9370 2.2.2: transform types 6 to 12 are the additional key exchanges
+ADDKE1, ADDKE7 = 6, 12          # RFC 9370 2.2.2: transform types 6 to 12 are the additional key exchanges
 
 
 # --- names --------------------------------------------------------------------------------------------------
@@ -482,7 +482,7 @@ class Transform(Layer):
         key exchange (RFC 9370) with its type, which says which round it is ("ADDKE1=ML_KEM_768")."""
         key_length = self.key_length
         name = f"{self.id}_{key_length}" if key_length is not None else str(self.id)
-        return f"{self.type}={name}" if int(self.type) >= ADDKE1 else name
+        return f"{self.type}={name}" if ADDKE1 <= int(self.type) <= ADDKE7 else name
 
     def describe(self) -> str:
         return self.algorithm

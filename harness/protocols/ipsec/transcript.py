@@ -288,31 +288,32 @@ class _V1Keyring:
     def _open(self, message: IkeMessage, keys: IkeV1SaKeys, sa: _V1Sa) -> tuple[tuple, str | None]:
         encryption = keys.encryption or sa.attribute("Encryption Algorithm")
         key_length = keys.key_length or sa.attribute("Key Length")
-        hash_name = keys.hash or sa.attribute("Hash Algorithm")
+        hash_name = str(keys.hash or sa.attribute("Hash Algorithm"))
         if encryption is None:
             return (), "undecryptable: no phase 1 SA on the wire says the cipher (give it with the keys)"
         block = crypto.v1_block_size(str(encryption))
         if block is None:
             return (), f"undecryptable: unsupported algorithm {encryption}"
+        phase1_iv = keys.iv
+        if phase1_iv is None and sa.gxi is not None and sa.gxr is not None:
+            phase1_iv = crypto.v1_phase1_iv(hash_name, sa.gxi, sa.gxr, block)
         message_id = message.message_id
         iv = sa.next_iv.get(message_id)
-        if iv is None and message_id == 0:
-            iv = keys.iv
-            if iv is None and (sa.gxi is None or sa.gxr is None):
-                return (), "undecryptable: the phase 1 IV needs both KE payloads, and the capture lacks them"
-            if iv is None:
-                iv = crypto.v1_phase1_iv(str(hash_name), sa.gxi, sa.gxr, block)
-        elif iv is None:
-            last_phase1 = sa.next_iv.get(0)
+        if iv is None:
+            # Phase 1 starts from its IV; another exchange from its ID and the last phase 1 block -- the phase 1 IV
+            # itself when no phase 1 message was encrypted (Aggressive Mode in the clear).
+            last_phase1 = sa.next_iv.get(0, phase1_iv)
             if last_phase1 is None:
-                return (), "undecryptable: no encrypted phase 1 message on the wire to derive this exchange's IV from"
-            iv = crypto.v1_phase2_iv(str(hash_name), last_phase1, message_id, block)
+                return (), "undecryptable: the phase 1 IV needs both KE payloads, and the capture lacks them"
+            iv = last_phase1 if message_id == 0 else crypto.v1_phase2_iv(hash_name, last_phase1, message_id, block)
         if iv is None:
             return (), f"undecryptable: unsupported hash {hash_name} for the IV"
+        body = message.decoded.encrypted_body or b""
+        if body and len(body) % block == 0:   # the chain goes on from the ciphertext, whatever the key
+            sa.next_iv[message_id] = body[-block:]
         opened = crypto.decrypt_v1(message.data, keys.enc_key, str(encryption), iv, key_length)
         if not opened.ok:
             return (), f"undecryptable: {opened.problem}"
-        sa.next_iv[message_id] = opened.last_block
         payloads, problem = ike.decode_chain(opened.first_payload, opened.chain, ike.IKEV1)
         if problem is not None:   # CBC has no checksum: a wrong key or IV shows as payloads that do not read
             return payloads, f"undecryptable: the opened payloads do not read (a wrong key or IV?): {problem}"
