@@ -28,7 +28,7 @@ from harness import transcript_cli
 from harness.protocols.ipsec import crypto, ike
 from harness.protocols.ipsec import dissector as ipsec_dissector
 from harness.protocols.ipsec import wire as ipsec_wire
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
 from harness.protocols.ipsec.ladder import ladder_events as ipsec_ladder_events, message_notes
 from harness.protocols.ipsec.transcript import EspPacket, _Reader as IpsecReader, decrypt_ike, open_esp
 from harness.protocols.vxlan import dissector as vxlan_dissector
@@ -63,23 +63,32 @@ def _ike_keys(case: str) -> list[IkeSaKeys]:
 
 
 def _ike_seeds():
-    """Every IKE message on the wire; the encrypted ones with the keys that open them; every payload chain,
-    in the clear and opened."""
-    messages, sealed, chains = {}, {}, {}
-    for case in IKE_CAPTURES:
-        wire = ipsec_wire.Wire.from_pcap(DATA / f"{case}.pcap")
-        for decrypted in decrypt_ike(wire, _ike_keys(case)):
+    """Every IKE message on the wire (IKEv2 and IKEv1); the encrypted ones with the keys that open them; every
+    payload chain, in the clear and opened."""
+    messages, sealed, sealed_v1, chains = {}, {}, {}, {}
+    captures = [(DATA / f"{case}.pcap", _ike_keys(case)) for case in IKE_CAPTURES]
+    captures += [(DATA / "ike" / name, IKE_KEYS) for name in ike_captures.CAPTURES]
+    for path, keys in captures:
+        wire = ipsec_wire.Wire.from_pcap(path)
+        for decrypted in decrypt_ike(wire, keys):
             data = decrypted.message.data
             messages[data] = None
             chains[(data[16], data[28:])] = None
-            if decrypted.keys is not None:
+            if isinstance(decrypted.keys, IkeSaKeys):
                 sealed[data] = decrypted.keys
                 opened = crypto.decrypt_sk(data, decrypted.keys)
                 chains[(opened.first_payload, opened.chain)] = None
-    return list(messages), list(sealed.items()), list(chains)
+            elif isinstance(decrypted.keys, IkeV1SaKeys):
+                sealed_v1[data] = None
+                chains[(data[16], bytes(decrypted.payloads and ike.Isakmp(payloads=list(decrypted.payloads)))[28:])] = None
+    return list(messages), list(sealed.items()), list(sealed_v1), list(chains)
 
 
-IKE_MESSAGES, SEALED_MESSAGES, PAYLOAD_CHAINS = _ike_seeds()
+ike_captures = load("make_ike_pcaps", DATA / "ike" / "make_ike_pcaps.py")
+IKE_KEYS = [IkeV1SaKeys(cookie, key) for cookie, key in ike_captures.IKEV1_KEYS.items()] + [
+    IkeSaKeys(sa["ispi"], sa["rspi"], "ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", sa["sk_ei"], sa["sk_er"],
+              sa["sk_ai"], sa["sk_ar"]) for sa in (ike_captures.SA_A, ike_captures.SA_B)]
+IKE_MESSAGES, SEALED_MESSAGES, SEALED_V1_MESSAGES, PAYLOAD_CHAINS = _ike_seeds()
 
 
 def _frames() -> list[bytes]:
@@ -118,6 +127,7 @@ def test_the_seeds_are_there():
     """An empty seed list would quietly turn the damaged-input properties into random-bytes ones."""
     assert len(IKE_MESSAGES) > 20 and len(SEALED_MESSAGES) > 20 and len(PAYLOAD_CHAINS) > 20
     assert any(m[16] == 53 for m, _keys in SEALED_MESSAGES)   # an SKF fragment, from strongswan_fragmentation
+    assert len(SEALED_V1_MESSAGES) > 15 and any(m[17] == 0x10 and not m[19] & 1 for m in IKE_MESSAGES)  # IKEv1
     assert len(FRAMES) > 50 and len(OVERLAY_SEGMENTS) > 20 and len(INNER_FRAMES) > 5 and ICMP_ERRORS
     assert len(CAPTURE_FILES) > 15
 
@@ -289,7 +299,8 @@ def test_every_ipsec_frame_of_a_capture_is_accounted_for(scratch, segments):
     """The same through the capture reader: well-framed Ethernet/IPv4/UDP frames with any payload."""
     frames = [make.ether(make.ipv4(I, R, 17, make.udp(port, port, marker + body)))
               for (port, marker), body in segments]
-    keepalives = sum(marker + body == ipsec_wire.NAT_KEEPALIVE for (_port, marker), body in segments)
+    keepalives = sum(port == 4500 and marker + body == ipsec_wire.NAT_KEEPALIVE   # RFC 3948 2.3: on 4500
+                     for (port, marker), body in segments)
     scratch.write_bytes(make.pcap(frames))
     wire = ipsec_wire.Wire.from_pcap(scratch)
     whole = sum(m.problem is None for m in wire.messages)
@@ -365,6 +376,21 @@ def test_opened_payloads_reach_every_decoder_and_the_ladder(chains):
     for message in decrypted:
         message_notes(message)
     ET.fromstring(render(*ipsec_ladder_events(decrypted, ipsec_wire.Wire(messages))))
+
+
+@settings(fuzz, max_examples=300)
+@given(st.lists(damaged(SEALED_V1_MESSAGES, ike_length_fields), min_size=1, max_size=6))
+def test_ikev1_messages_open_or_say_why(messages):
+    """IKEv1 opening (crypto.decrypt_v1 along the transcript's IV chain), on damaged encrypted messages after the
+    clear phase 1 of their SA: never raises; each message opens, or says why (a wrong IV shows as payloads that do
+    not read)."""
+    clear = [m for m in IKE_MESSAGES if m[17] == 0x10 and not m[19] & 1]
+    wire = [ipsec_wire._decode_ike(data, time=float(n), src=I, dst=R, sport=500, dport=500)
+            for n, data in enumerate(clear + messages) if len(data) >= ipsec_wire.IKE_HEADER.size]
+    for message in decrypt_ike(wire, IKE_KEYS)[len(clear):]:   # a message cut below a header is the reader's
+        assert message.problem is None or message.problem.strip(), message
+        message.describe()
+        message_notes(message)
 
 
 ESP_KEYS = EspSaKeys(0x0000ABCD, I, R, "ENCR_NULL", "AUTH_HMAC_SHA2_256_128", b"", bytes(range(32)))

@@ -163,9 +163,10 @@ class ProbeStandIn:
     """What a conformance case asks of ipsec_probe, over a capture of the probe's requests and `responder`'s
     answers; response_to and describe are the fixture's own."""
 
-    def __init__(self, tmp_path, responder):
+    def __init__(self, tmp_path, responder, *, answers_damaged: bool = False):
         self.path, self.responder_answers, self.datagrams = tmp_path / "probe.pcap", responder, []
         self.responder = SimpleNamespace(address=RESPONDER)
+        self.answers_damaged = answers_damaged
 
     def start(self, scenario):
         pass
@@ -174,7 +175,7 @@ class ProbeStandIn:
         for request in requests:
             self.datagrams.append((PROBE, RESPONDER, request))
             answer = self.responder_answers(ike.decode(request)) if ike.decode(request) else None
-            if answer is not None and not ike.problems(ike.decode(request)):
+            if answer is not None and (self.answers_damaged or not ike.problems(ike.decode(request))):
                 self.datagrams.append((RESPONDER, PROBE, bytes(answer)))
         wrpcap(str(self.path), [Ether() / IP(src=s, dst=d) / UDP(sport=500, dport=500) / Raw(m)
                                 for s, d, m in self.datagrams])
@@ -228,3 +229,11 @@ def test_the_critical_payload_case_reads_the_payload_type_the_notify_types(tmp_p
     else:
         with pytest.raises(AssertionError, match="expected the payload type 100 as one octet in the notify, got 63"):
             conformance.test_unknown_critical_payload(stand_in)
+
+
+def test_the_truncated_request_case_sees_the_cut_request_on_the_wire_and_no_answer_to_it(tmp_path):
+    """The cut request is a damaged message now (its header readable, shown with why): counted as malformed, left
+    out of the conversation the case judges."""
+    conformance.test_truncated_request(ProbeStandIn(tmp_path, chooses(1)))
+    with pytest.raises(AssertionError, match="the responder answered the truncated request"):
+        conformance.test_truncated_request(ProbeStandIn(tmp_path, chooses(1), answers_damaged=True))
