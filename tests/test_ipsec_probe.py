@@ -198,8 +198,9 @@ def response(request, *payloads) -> ike.Isakmp:
 def chooses(number: int):
     def answer(request):
         transforms = [ike.transform(kind, name) for kind, name in probe._typed_names(ACCEPTABLE)]
-        return response(request, ike.SecurityAssociation(proposals=[ike.Proposal(number=number, transforms=transforms)]),
-                        ike.KeyExchange(group=ACCEPTABLE.group, key_data=bytes(256)), ike.Nonce(nonce=bytes(32)))
+        sa = ike.SecurityAssociation(proposals=[ike.Proposal(number=number, transforms=transforms)])
+        return response(request, sa, ike.KeyExchange(group=ACCEPTABLE.group, key_data=bytes(256)),
+                        ike.Nonce(nonce=bytes(32)))
     return answer
 
 

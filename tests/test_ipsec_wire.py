@@ -17,7 +17,8 @@ from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap, wrpcapng
 
 import harness.protocols.ipsec.wire as wire_module
-from harness.protocols.ipsec.wire import NOTIFY_TYPES, PAYLOAD_TYPES, EspFlow, IkeMessages, Wire
+from harness.protocols.ipsec.ikev2_names import NOTIFY_TYPES, PAYLOAD_TYPES
+from harness.protocols.ipsec.wire import EspFlow, IkeMessages, Wire
 
 DATA = Path(__file__).parent / "data"
 SYNTHETIC = DATA / "ipsec_synthetic.pcap"

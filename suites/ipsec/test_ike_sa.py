@@ -154,8 +154,9 @@ def test_cookie(ipsec_pair):
     assert [m.is_response for m in init] == [False, True, False, True], init.describe()
     cookie = init[1].notify("COOKIE")
     assert cookie is not None and init[1].names == ("Notify",), f"expected N(COOKIE) alone:\n{init.describe()}"
+    assert cookie.cookie is not None, f"RFC 7296 2.6: a cookie is 1 to 64 octets, got {len(cookie.data)}"
     retried = init[2].notify("COOKIE")
-    assert init[2].names[0] == "Notify" and retried is not None and retried.data == cookie.data, \
+    assert init[2].names[0] == "Notify" and retried is not None and retried.cookie == cookie.cookie, \
         f"the retry must start with the responder's cookie:\n{init.describe()}"
     assert not init[3].errors, init.describe()
 

@@ -6,12 +6,14 @@ versions share (RFC 7296 3.1 keeps RFC 2408's) followed by the payload chain. Nu
 back as `Name`s -- a str (the IANA or RFC name) that also equals its number -- so that a case reads
 
     message = decode(data)
-    message.exchange == "IKE_SA_INIT"
-    notify(message, "INVALID_KE_PAYLOAD").group == "MODP_2048"      # the notify's typed data
+    message.exchange == "IKE_SA_INIT" == 34
     message.payloads[0].proposals[0].transforms[0].algorithm == "ENCR_AES_CBC_128"
 
 and a suite asks the same of a message on the wire (`wire.IkeMessage`) or opened (`transcript.DecryptedMessage`),
-which both take PayloadLookup's accessors: `payload("KE")`, `notify("COOKIE")`, `sa`, `names`, `errors`.
+which both take PayloadLookup's accessors:
+
+    message.notify("INVALID_KE_PAYLOAD").group == "MODP_2048"        # the notify's typed data
+    message.payload("KE").group, message.sa.proposals[0].transforms, message.names, message.errors
 
 Decoding never raises. The chain and every substructure are walked by the lengths their headers give, checked
 against the bytes there are: where a length overruns, a count disagrees or a field is cut short, what came before is
@@ -118,23 +120,19 @@ class Registry:
         return name in self.numbers
 
 
-def _registry(table: Mapping[int, str], unknown: str = "{}") -> Registry:
-    return Registry(table, unknown)
-
-
-EXCHANGES = {IKEV1: _registry(v1names.EXCHANGE_TYPES), IKEV2: _registry(v2names.EXCHANGE_TYPES)}
-PAYLOAD_NAMES = {IKEV1: _registry(v1names.PAYLOAD_TYPES), IKEV2: _registry(v2names.PAYLOAD_TYPES)}
-NOTIFY_NAMES = {IKEV1: _registry(v1names.NOTIFY_TYPES), IKEV2: _registry(v2names.NOTIFY_TYPES)}
-V2_PROTOCOLS = _registry({**v2names.PROTOCOL_IDS, 4: "FC_ESP_HEADER", 5: "FC_CT_AUTHENTICATION"})
-V1_PROTOCOLS = _registry(v1names.PROTOCOL_IDS)
-DOI = _registry(v1names.DOMAINS_OF_INTERPRETATION)
-KE_METHODS = _registry(v2names.KEY_EXCHANGE_METHODS)
-TRANSFORM_TYPES = _registry(v2names.TRANSFORM_TYPES, "TYPE{}")
-TRANSFORM_IDS = {t: _registry(table, f"{v2names.TRANSFORM_TYPES[t]}_{{}}")
+EXCHANGES = {IKEV1: Registry(v1names.EXCHANGE_TYPES), IKEV2: Registry(v2names.EXCHANGE_TYPES)}
+PAYLOAD_NAMES = {IKEV1: Registry(v1names.PAYLOAD_TYPES), IKEV2: Registry(v2names.PAYLOAD_TYPES)}
+NOTIFY_NAMES = {IKEV1: Registry(v1names.NOTIFY_TYPES), IKEV2: Registry(v2names.NOTIFY_TYPES)}
+V2_PROTOCOLS = Registry({**v2names.PROTOCOL_IDS, 4: "FC_ESP_HEADER", 5: "FC_CT_AUTHENTICATION"})
+V1_PROTOCOLS = Registry(v1names.PROTOCOL_IDS)
+DOI = Registry(v1names.DOMAINS_OF_INTERPRETATION)
+KE_METHODS = Registry(v2names.KEY_EXCHANGE_METHODS)
+TRANSFORM_TYPES = Registry(v2names.TRANSFORM_TYPES, "TYPE{}")
+TRANSFORM_IDS = {t: Registry(table, f"{v2names.TRANSFORM_TYPES[t]}_{{}}")
                  for t, table in v2names.TRANSFORM_IDS.items()}
-V1_TRANSFORM_IDS = {p: _registry(table, f"{v1names.PROTOCOL_IDS[p].removeprefix('PROTO_')}_{{}}")
+V1_TRANSFORM_IDS = {p: Registry(table, f"{v1names.PROTOCOL_IDS[p].removeprefix('PROTO_')}_{{}}")
                     for p, table in v1names.TRANSFORM_IDS.items()}
-IP_PROTOCOLS = _registry({0: "any", 1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPv6",
+IP_PROTOCOLS = Registry({0: "any", 1: "ICMP", 6: "TCP", 17: "UDP", 47: "GRE", 50: "ESP", 51: "AH", 58: "ICMPv6",
                           115: "L2TP", 132: "SCTP"})
 
 
@@ -365,20 +363,20 @@ class Attribute(Layer):
 
 
 def _values(table: Mapping[int, Mapping[int, str]]) -> dict[int, Registry]:
-    return {number: _registry(names) for number, names in table.items()}
+    return {number: Registry(names) for number, names in table.items()}
 
 
 class TransformAttribute(Attribute):
     """IKEv2 transform attributes (RFC 7296 3.3.5): Key Length is the only one."""
     name = "IKEv2 Transform Attribute"
-    types = _registry({14: "Key Length"})
+    types = Registry({14: "Key Length"})
     numeric = frozenset({14})
 
 
 class IkeAttribute(Attribute):
     """IKEv1 phase 1 attributes (RFC 2409 Appendix A)."""
     name = "IKE Attribute"
-    types = _registry(v1names.IKE_ATTRIBUTES)
+    types = Registry(v1names.IKE_ATTRIBUTES)
     values = _values(v1names.IKE_ATTRIBUTE_VALUES)
     numeric = frozenset({12, 14, 15})
 
@@ -386,7 +384,7 @@ class IkeAttribute(Attribute):
 class IpsecAttribute(Attribute):
     """IKEv1 phase 2 attributes (RFC 2407 4.5)."""
     name = "IPsec Attribute"
-    types = _registry(v1names.IPSEC_ATTRIBUTES)
+    types = Registry(v1names.IPSEC_ATTRIBUTES)
     values = _values(v1names.IPSEC_ATTRIBUTE_VALUES)
     numeric = frozenset({2, 6, 7, 8, 12})
 
@@ -415,8 +413,8 @@ def _cfg_value(number: int, data: bytes, addresses: frozenset[int], text: frozen
     return data
 
 
-CFG_V1_TYPES = _registry(v1names.CFG_ATTRIBUTES)
-CFG_V2_TYPES = _registry(v2names.CFG_ATTRIBUTES)
+CFG_V1_TYPES = Registry(v1names.CFG_ATTRIBUTES)
+CFG_V2_TYPES = Registry(v2names.CFG_ATTRIBUTES)
 
 
 class ModeConfigAttribute(Attribute):
@@ -583,7 +581,7 @@ class V1Proposal(Proposal):
         return f"#{self.number} {self.protocol}{spi}: {transforms}"
 
 
-TS_TYPES = _registry(v2names.TS_TYPES)
+TS_TYPES = Registry(v2names.TS_TYPES)
 
 
 class TrafficSelector(Layer):
@@ -714,7 +712,7 @@ class KeyExchange(Payload):
         return f"{self.kind} {self.group}"
 
 
-ID_TYPES = _registry(v2names.ID_TYPES)
+ID_TYPES = Registry(v2names.ID_TYPES)
 
 
 @_payload(IKEV2, 35)
@@ -739,15 +737,13 @@ class IDi(Payload):
         return f"{self.kind} {self.id_type} {self.value}".rstrip()
 
 
-Identification = IDi
-
 
 @_payload(IKEV2, 36)
 class IDr(IDi):
     pass
 
 
-CERT_ENCODINGS = _registry(v2names.CERT_ENCODINGS)
+CERT_ENCODINGS = Registry(v2names.CERT_ENCODINGS)
 
 
 def _subject(der: bytes) -> str:
@@ -785,7 +781,7 @@ class CertificateRequest(Payload):
         return f"{self.kind} {self.encoding} CAs={self.authorities}"
 
 
-AUTH_METHODS = _registry(v2names.AUTH_METHODS, "method-{}")
+AUTH_METHODS = Registry(v2names.AUTH_METHODS, "method-{}")
 
 
 def _oids(der: bytes) -> list[str | None]:
@@ -818,8 +814,8 @@ def _oids(der: bytes) -> list[str | None]:
 class Authentication(Payload):
     """RFC 7296 3.8: the method and the authentication data (RFC 7427: an AlgorithmIdentifier first)."""
     name = "IKEv2 AUTH"
-    fields_desc = _generic() + [NamedField("method", 2, AUTH_METHODS, "B"), XStrFixedLenField("reserved2", b"\0" * 3, 3),
-                                XStrField("auth_data", b"")]
+    fields_desc = _generic() + [NamedField("method", 2, AUTH_METHODS, "B"),
+                                XStrFixedLenField("reserved2", b"\0" * 3, 3), XStrField("auth_data", b"")]
 
     def post_dissect(self, s):
         data = self.auth_data or b""
@@ -940,7 +936,7 @@ class WindowSizeData(NotifyData):
 @_data(IKEV2, 16387, size=(3, 3))
 class IpcompData(NotifyData):
     """IPCOMP_SUPPORTED (RFC 7296 3.10.1): the CPI and the IPComp transform."""
-    fields_desc = [ShortField("cpi", 0), NamedField("ipcomp_transform", 2, _registry(
+    fields_desc = [ShortField("cpi", 0), NamedField("ipcomp_transform", 2, Registry(
         {1: "IPCOMP_OUI", 2: "IPCOMP_DEFLATE", 3: "IPCOMP_LZS", 4: "IPCOMP_LZJH"}), "B")]
 
 
@@ -980,7 +976,7 @@ class LifetimeData(NotifyData):
     fields_desc = [IntField("lifetime", 0)]
 
 
-GATEWAY_TYPES = _registry(v2names.GATEWAY_IDENTITY_TYPES)
+GATEWAY_TYPES = Registry(v2names.GATEWAY_IDENTITY_TYPES)
 
 
 @_data(IKEV2, 16407, 16408, size=(2, None))
@@ -1016,7 +1012,7 @@ class PasswordMethodsData(NotifyData):
     fields_desc = [FieldListField("methods", [], ShortField("", 0))]
 
 
-HASH_IDS = _registry(v2names.HASH_ALGORITHM_IDS)
+HASH_IDS = Registry(v2names.HASH_ALGORITHM_IDS)
 
 
 @_data(IKEV2, 16431, size=(0, None), even=True)
@@ -1033,7 +1029,7 @@ class HashAlgorithmsData(NotifyData):
         return " ".join(self.hashes)
 
 
-PPK_ID_TYPES = _registry(v2names.PPK_ID_TYPES)
+PPK_ID_TYPES = Registry(v2names.PPK_ID_TYPES)
 
 
 @_data(IKEV2, 16436, size=(1, None))
@@ -1063,7 +1059,7 @@ class SequenceData(NotifyData):
 @_data(IKEV1, 24577, size=(4, 4))
 class ReplayStatusData(NotifyData):
     """REPLAY-STATUS (RFC 2407 4.6.3.2): whether the sender checks for replays."""
-    fields_desc = [NamedField("replay_detection", 0, _registry({0: "disabled", 1: "enabled"}), "I")]
+    fields_desc = [NamedField("replay_detection", 0, Registry({0: "disabled", 1: "enabled"}), "I")]
 
 
 def _lifetime_attributes(pkt: Packet, _data: bytes = b""):
@@ -1212,8 +1208,6 @@ class TSi(Payload):
         return " ".join([self.kind, *(s.describe() for s in self.selectors if isinstance(s, Layer))])
 
 
-TrafficSelectors = TSi
-
 
 @_payload(IKEV2, 45)
 class TSr(TSi):
@@ -1244,7 +1238,7 @@ class EncryptedFragment(Payload):
         return f"{self.kind} {self.fragment_number}/{self.total_fragments}"
 
 
-CFG_TYPES = _registry(v2names.CFG_TYPES)
+CFG_TYPES = Registry(v2names.CFG_TYPES)
 
 
 @_payload(IKEV2, 47)
@@ -1260,8 +1254,8 @@ class Configuration(Payload):
                          *(a.describe() for a in self.attributes if isinstance(a, ConfigurationAttribute))])
 
 
-EAP_CODES = _registry(v2names.EAP_CODES, "code-{}")
-EAP_TYPES = _registry(v2names.EAP_TYPES)
+EAP_CODES = Registry(v2names.EAP_CODES, "code-{}")
+EAP_TYPES = Registry(v2names.EAP_TYPES)
 
 
 @_payload(IKEV2, 48)
@@ -1313,7 +1307,7 @@ class V1KeyExchange(Payload):
         return f"{self.kind} {len(self.key_data or b'')} bytes"
 
 
-V1_ID_TYPES = _registry(v1names.ID_TYPES)
+V1_ID_TYPES = Registry(v1names.ID_TYPES)
 
 
 @_payload(IKEV1, 5)
@@ -1350,7 +1344,7 @@ class V1Identification(Payload):
         return f"{self.kind} {self.id_type} {self.value}{where}".rstrip()
 
 
-V1_CERT_ENCODINGS = _registry(v1names.CERT_ENCODINGS)
+V1_CERT_ENCODINGS = Registry(v1names.CERT_ENCODINGS)
 
 
 @_payload(IKEV1, 6)
@@ -1428,7 +1422,7 @@ class V1VendorId(VendorId):
     name = "ISAKMP Vendor ID"
 
 
-V1_CFG_TYPES = _registry(v1names.CFG_TYPES)
+V1_CFG_TYPES = Registry(v1names.CFG_TYPES)
 
 
 @_payload(IKEV1, 14)
@@ -1463,8 +1457,8 @@ class NatD(Payload):
 class NatOa(Payload):
     """NAT-OA (RFC 3947 5.2): the sender's original address."""
     name = "ISAKMP NAT-OA"
-    fields_desc = _generic() + [NamedField("id_type", 1, V1_ID_TYPES, "B"), XStrFixedLenField("reserved2", b"\0" * 3, 3),
-                                XStrField("address_data", b"")]
+    fields_desc = _generic() + [NamedField("id_type", 1, V1_ID_TYPES, "B"),
+                                XStrFixedLenField("reserved2", b"\0" * 3, 3), XStrField("address_data", b"")]
 
     @property
     def address(self) -> str:

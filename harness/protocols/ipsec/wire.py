@@ -26,8 +26,6 @@ from scapy.packet import Packet
 from harness.packets import Frames, captured, network_layer
 from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.ike import KNOWN_EXCHANGES, PayloadLookup, check_known
-from harness.protocols.ipsec.ikev2_names import (ENCRYPTED_PAYLOADS, EXCHANGE_TYPES, FIRST_STATUS_NOTIFY,  # noqa: F401
-                                                 NOTIFY_TYPES, PAYLOAD_TYPES)
 
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port

@@ -10,7 +10,7 @@ tshark, given the keys below in its ikev1_decryption_table / ikev2_decryption_ta
 they are sealed right (and so that the harness opens them right).
 
 ikev1_main_mode.pcap (I = 198.18.0.2, R = 198.18.0.3; IKE SA 1 cookies 1111.../2222..., AES-CBC-128/SHA/PSK)
-   1  I->R 500   Main Mode #0     SA (2 transforms) VID x5 (RFC 3947, draft NAT-T -02\\n, DPD, strongSwan, fragmentation)
+   1  I->R 500   Main Mode #0     SA (2 transforms) VID x5 (RFC 3947, draft NAT-T -02\\n, DPD, strongSwan, frag.)
    2  R->I 500   Main Mode        SA (the chosen transform) VID x2
    3  I->R 500   Main Mode        KE Nonce NAT-D NAT-D
    4  R->I 500   Main Mode        KE Nonce NAT-D NAT-D
