@@ -351,3 +351,10 @@ def test_skeyid_e_longer_than_the_key_is_cut_to_the_key():
     shorter = [IkeV1SaKeys(make.MAIN_ICOOKIE, make.MAIN_KEY[:8])]
     assert {m.problem for m in decrypt_ike(MAIN, shorter) if m.message.encrypted} == {
         "undecryptable: AES-CBC needs a 16-byte key, got 8"}
+
+
+def test_header_flags_are_named_per_version():
+    v1 = _decode_ike(message(version=1, flags=0x03), time=0.0, src="a", dst="b", sport=500, dport=500)
+    v2 = _decode_ike(message(flags=0x28), time=0.0, src="a", dst="b", sport=500, dport=500)
+    assert (v1.flag_names, v2.flag_names) == (("E", "C"), ("I", "R"))
+    assert v1.describe().endswith("Main Mode #0 encrypted (C: commit)")

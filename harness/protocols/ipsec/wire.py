@@ -106,6 +106,12 @@ class IkeMessage(PayloadLookup):
         return int(self.decoded.flags)
 
     @property
+    def flag_names(self) -> tuple[str, ...]:
+        """The header flags set, by their names in this version: IKEv1 E, C, A (RFC 2408 3.1); IKEv2 I, V, R."""
+        names = ("E", "C", "A") if self.version == ike.IKEV1 else ("I", "V", "R")
+        return tuple(name for name in names if self.flags & (1 << ike.HEADER_FLAGS.index(name)))
+
+    @property
     def is_initiator(self) -> bool | None:
         """IKEv2's I flag: sent by the original initiator of the IKE SA. None for IKEv1, which has no such flag."""
         return bool(self.flags & FLAG_INITIATOR) if self.version == ike.IKEV2 else None
@@ -133,8 +139,11 @@ class IkeMessage(PayloadLookup):
     def headline_tokens(self) -> list[str]:
         """A word per payload (a notify with its error's data); IKEv1's encrypted body is "encrypted"."""
         tokens = [p.summary() if isinstance(p, ike.NOTIFY_CLASSES) else str(p.kind) for p in self.payloads]
-        if self.version == ike.IKEV1 and self.encrypted:
-            tokens.append("encrypted")
+        if self.version == ike.IKEV1:
+            if self.encrypted:
+                tokens.append("encrypted")
+            tokens += [f"({name}: {meaning})" for name, meaning in (("C", "commit"), ("A", "authentication only"))
+                       if name in self.flag_names]
         return tokens
 
     def _headline_words(self) -> list[str]:
