@@ -25,10 +25,10 @@ from support import DATA, ROOT, load
 from harness import transcript_cli
 from harness.packets import Datagram, Datagrams
 from harness.protocols import dispatch
-from harness.protocols.ipsec import crypto
+from harness.protocols.ipsec import crypto, ike
 from harness.protocols.ipsec import dissector as ipsec_dissector
 from harness.protocols.ipsec import wire as ipsec_wire
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
 from harness.protocols.ipsec.ladder import ladder_events as ipsec_ladder_events, message_notes
 from harness.protocols.ipsec.transcript import EspPacket, _Reader as IpsecReader, decrypt_ike, open_esp
 from harness.protocols.vxlan import dissector as vxlan_dissector
@@ -63,23 +63,32 @@ def _ike_keys(case: str) -> list[IkeSaKeys]:
 
 
 def _ike_seeds():
-    """Every IKE message on the wire; the encrypted ones with the keys that open them; every payload chain,
-    in the clear and opened."""
-    messages, sealed, chains = {}, {}, {}
-    for case in IKE_CAPTURES:
-        wire = ipsec_wire.Wire.from_pcap(DATA / f"{case}.pcap")
-        for decrypted in decrypt_ike(wire, _ike_keys(case)):
+    """Every IKE message on the wire (IKEv2 and IKEv1); the encrypted ones with the keys that open them; every
+    payload chain, in the clear and opened."""
+    messages, sealed, sealed_v1, chains = {}, {}, {}, {}
+    captures = [(DATA / f"{case}.pcap", _ike_keys(case)) for case in IKE_CAPTURES]
+    captures += [(DATA / "ike" / name, IKE_KEYS) for name in ike_captures.CAPTURES]
+    for path, keys in captures:
+        wire = ipsec_wire.Wire.from_pcap(path)
+        for decrypted in decrypt_ike(wire, keys):
             data = decrypted.message.data
             messages[data] = None
             chains[(data[16], data[28:])] = None
-            if decrypted.keys is not None:
+            if isinstance(decrypted.keys, IkeSaKeys):
                 sealed[data] = decrypted.keys
                 opened = crypto.decrypt_sk(data, decrypted.keys)
                 chains[(opened.first_payload, opened.chain)] = None
-    return list(messages), list(sealed.items()), list(chains)
+            elif isinstance(decrypted.keys, IkeV1SaKeys):
+                sealed_v1[data] = None
+                chains[(data[16], bytes(decrypted.payloads and ike.Isakmp(payloads=list(decrypted.payloads)))[28:])] = None
+    return list(messages), list(sealed.items()), list(sealed_v1), list(chains)
 
 
-IKE_MESSAGES, SEALED_MESSAGES, PAYLOAD_CHAINS = _ike_seeds()
+ike_captures = load("make_ike_pcaps", DATA / "ike" / "make_ike_pcaps.py")
+IKE_KEYS = [IkeV1SaKeys(cookie, key) for cookie, key in ike_captures.IKEV1_KEYS.items()] + [
+    IkeSaKeys(sa["ispi"], sa["rspi"], "ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", sa["sk_ei"], sa["sk_er"],
+              sa["sk_ai"], sa["sk_ar"]) for sa in (ike_captures.SA_A, ike_captures.SA_B)]
+IKE_MESSAGES, SEALED_MESSAGES, SEALED_V1_MESSAGES, PAYLOAD_CHAINS = _ike_seeds()
 
 
 def _frames() -> list[bytes]:
@@ -118,6 +127,7 @@ def test_the_seeds_are_there():
     """An empty seed list would quietly turn the damaged-input properties into random-bytes ones."""
     assert len(IKE_MESSAGES) > 20 and len(SEALED_MESSAGES) > 20 and len(PAYLOAD_CHAINS) > 20
     assert any(m[16] == 53 for m, _keys in SEALED_MESSAGES)   # an SKF fragment, from strongswan_fragmentation
+    assert len(SEALED_V1_MESSAGES) > 15 and any(m[17] == 0x10 and not m[19] & 1 for m in IKE_MESSAGES)  # IKEv1
     assert len(FRAMES) > 50 and len(OVERLAY_SEGMENTS) > 20 and len(INNER_FRAMES) > 5 and ICMP_ERRORS
     assert len(CAPTURE_FILES) > 15
 
@@ -226,13 +236,17 @@ def scratch(tmp_path_factory) -> Path:
 @settings(fuzz, max_examples=1000)
 @given(sometimes_junk(damaged(IKE_MESSAGES, ike_length_fields)))
 def test_ike_message_decoder_decodes_or_raises_malformed(data):
-    """_decode_ike's contract: an IkeMessage, or _Malformed, which the capture reader counts."""
+    """_decode_ike's contract: an IkeMessage (its `problem` saying what could not be read), or _Malformed for fewer
+    bytes than a header, which the capture reader counts."""
     try:
         message = ipsec_wire._decode_ike(data, time=0.0, src=I, dst=R, sport=500, dport=500)
     except ipsec_wire._Malformed:
+        assert len(data) < ipsec_wire.IKE_HEADER.size
         return
     assert len(message.data) <= len(data)
+    assert message.problem is None or message.problem.strip(), message.problem
     message.describe()
+    message.names, message.notifies, message.errors, message.sa, message.vendor_ids
 
 
 def ipsec_body(port: int):
@@ -271,7 +285,8 @@ def test_every_ipsec_datagram_is_an_ike_message_an_esp_packet_or_malformed(datag
         transcript._add_datagram(float(number), I, R, protocol, payload)
     keepalives = sum(protocol == 17 and is_keepalive(payload) for protocol, payload in datagrams)
     wire = transcript.wire()
-    seen = len(wire.messages) + sum(f.packets for f in wire.flows) + wire.malformed + keepalives
+    whole = sum(m.problem is None for m in wire.messages)   # a damaged message is shown, and counted as malformed
+    seen = whole + sum(f.packets for f in wire.flows) + wire.malformed + keepalives
     assert seen == len(datagrams), wire.describe()
     wire.describe()
 
@@ -284,10 +299,12 @@ def test_every_ipsec_frame_of_a_capture_is_accounted_for(scratch, segments):
     """The same through the capture reader: well-framed Ethernet/IPv4/UDP frames with any payload."""
     frames = [make.ether(make.ipv4(I, R, 17, make.udp(port, port, marker + body)))
               for (port, marker), body in segments]
-    keepalives = sum(marker + body == ipsec_wire.NAT_KEEPALIVE for (_port, marker), body in segments)
+    keepalives = sum(port == 4500 and marker + body == ipsec_wire.NAT_KEEPALIVE   # RFC 3948 2.3: on 4500
+                     for (port, marker), body in segments)
     scratch.write_bytes(make.pcap(frames))
     wire = ipsec_wire.Wire.from_pcap(scratch)
-    assert len(wire.messages) + sum(f.packets for f in wire.flows) + wire.malformed + keepalives == len(frames)
+    whole = sum(m.problem is None for m in wire.messages)
+    assert whole + sum(f.packets for f in wire.flows) + wire.malformed + keepalives == len(frames)
 
 
 # --- IPsec: payloads, decryption -------------------------------------------------------------------------
@@ -305,12 +322,14 @@ def payload_chain(draw):
 @settings(fuzz, max_examples=1200)
 @given(payload_chain())
 def test_payload_chain_decoder_never_raises(chain):
-    """parse_payloads' contract: never raises; a chain that breaks off keeps what came before it."""
+    """decode_chain's contract, either version: never raises; a chain that breaks off keeps what came before it
+    and says why."""
     first, data = chain
-    result = crypto.parse_payloads(first, data)
-    assert result.problem is None or result.problem.startswith("malformed: "), result.problem
-    for payload in result.payloads:
-        payload.describe()
+    for version in (ike.IKEV2, ike.IKEV1):
+        payloads, problem = ike.decode_chain(first, data, version)
+        assert problem is None or problem.strip(), problem
+        for payload in payloads:
+            payload.describe()
 
 
 @settings(fuzz, max_examples=500)
@@ -357,6 +376,21 @@ def test_opened_payloads_reach_every_decoder_and_the_ladder(chains):
     for message in decrypted:
         message_notes(message)
     ET.fromstring(render(*ipsec_ladder_events(decrypted, ipsec_wire.Wire(messages))))
+
+
+@settings(fuzz, max_examples=300)
+@given(st.lists(damaged(SEALED_V1_MESSAGES, ike_length_fields), min_size=1, max_size=6))
+def test_ikev1_messages_open_or_say_why(messages):
+    """IKEv1 opening (crypto.decrypt_v1 along the transcript's IV chain), on damaged encrypted messages after the
+    clear phase 1 of their SA: never raises; each message opens, or says why (a wrong IV shows as payloads that do
+    not read)."""
+    clear = [m for m in IKE_MESSAGES if m[17] == 0x10 and not m[19] & 1]
+    wire = [ipsec_wire._decode_ike(data, time=float(n), src=I, dst=R, sport=500, dport=500)
+            for n, data in enumerate(clear + messages) if len(data) >= ipsec_wire.IKE_HEADER.size]
+    for message in decrypt_ike(wire, IKE_KEYS)[len(clear):]:   # a message cut below a header is the reader's
+        assert message.problem is None or message.problem.strip(), message
+        message.describe()
+        message_notes(message)
 
 
 ESP_KEYS = EspSaKeys(0x0000ABCD, I, R, "ENCR_NULL", "AUTH_HMAC_SHA2_256_128", b"", bytes(range(32)))

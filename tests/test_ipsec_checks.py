@@ -193,3 +193,42 @@ def test_ke_group_mismatch_fails_a_retry_in_another_group(tmp_path):
     """The old case checked the notify and the final answer, never the retry's own KE payload."""
     with pytest.raises(AssertionError, match=r"retry's KE payload must use the group the responder asked for"):
         ike_sa_suite.test_ke_group_mismatch(KePair(ke_retry_capture(tmp_path / "ke.pcap", retry_group=15)))
+
+
+# --- the COOKIE case reads the cookie as RFC 7296 2.6 types it ------------------------------------------------
+
+def cookie_capture(path, retried_cookie: bytes) -> str:
+    """A half-open load request, then: request, N(COOKIE) alone, the retry starting with N(COOKIE), the answer.
+    Built with the IKE description (harness.protocols.ipsec.ike)."""
+    from harness.protocols.ipsec import ike, probe
+    load_spi, spi, cookie = b"\x0a" * 8, b"\x0b" * 8, b"\xc0" * 16
+    request = ike.decode(probe.ike_sa_init((Scenario().ike[0],), spi=spi))
+    answer = [ike.SecurityAssociation(proposals=[ike.Proposal(transforms=[ike.transform(t, n) for t, n in
+                                                                        probe._typed_names(Scenario().ike[0])])]),
+              ike.KeyExchange(group="MODP_2048", key_data=bytes(256)), ike.Nonce(nonce=bytes(32))]
+    messages = [(INITIATOR, probe.ike_sa_init((Scenario().ike[0],), spi=load_spi)),
+                (INITIATOR, bytes(request)),
+                (RESPONDER, bytes(ike.Isakmp(ispi=spi, exchange="IKE_SA_INIT", flags=ike.FLAG_RESPONSE,
+                                             payloads=[ike.notify("COOKIE", cookie=cookie)]))),
+                (INITIATOR, bytes(ike.Isakmp(ispi=spi, exchange="IKE_SA_INIT", flags=ike.FLAG_INITIATOR,
+                                             payloads=[ike.notify("COOKIE", cookie=retried_cookie),
+                                                       *request.payloads]))),
+                (RESPONDER, bytes(ike.Isakmp(ispi=spi, rspi=b"\x0c" * 8, exchange="IKE_SA_INIT",
+                                             flags=ike.FLAG_RESPONSE, payloads=answer)))]
+    wrpcap(str(path), [Ether() / IP(src=src, dst=RESPONDER if src == INITIATOR else INITIATOR)
+                       / UDP(sport=500, dport=500) / Raw(data) for src, data in messages])
+    return str(path)
+
+
+class CookiePair(KePair):
+    load = ["answered"]
+    load_spis = frozenset({b"\x0a" * 8})
+
+
+def test_cookie_passes_a_retry_with_the_responders_cookie(tmp_path):
+    ike_sa_suite.test_cookie(CookiePair(cookie_capture(tmp_path / "cookie.pcap", b"\xc0" * 16)))
+
+
+def test_cookie_fails_a_retry_with_another_cookie(tmp_path):
+    with pytest.raises(AssertionError, match="the retry must start with the responder's cookie"):
+        ike_sa_suite.test_cookie(CookiePair(cookie_capture(tmp_path / "cookie.pcap", b"\xc1" * 16)))

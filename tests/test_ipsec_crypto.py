@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from support import load
-from harness.protocols.ipsec import crypto
+from harness.protocols.ipsec import crypto, ike
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.transcript import NO_KEYS, bind_ike_keys, decrypt_ike, esp_inner
 from harness.protocols.ipsec.wire import Wire
@@ -203,7 +203,7 @@ def test_psk_ike_auth_response_carries_the_child_sa_and_subnets():
     assert response.is_response and response.decrypted, response.describe()
     assert response.payload("IDr").value == "responder.lab" and response.payload("AUTH") is not None
     (proposal,) = response.payload("SA").proposals
-    assert (proposal.protocol, proposal.spi, proposal.transforms) == (
+    assert (proposal.protocol, proposal.spi, proposal.algorithms) == (
         "ESP", bytes.fromhex("e0e82121"), ("ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", "NO_ESN"))
     assert response.payload("TSi").networks() == ("198.19.1.0/24",)
     assert response.payload("TSr").networks() == ("198.19.2.0/24",)
@@ -212,7 +212,7 @@ def test_psk_ike_auth_response_carries_the_child_sa_and_subnets():
 
 def test_clear_ike_sa_init_payloads_are_decoded_too():
     request = decrypt_ike(pcap(PSK)).ike("IKE_SA_INIT")[0]
-    assert request.payload("SA").proposals[0].transforms == (
+    assert request.sa.proposals[0].algorithms == (
         "ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", "PRF_HMAC_SHA2_256", "MODP_2048")
     assert request.payload("KE").group == "MODP_2048"
     assert request.payload("Nonce").describe() == "Nonce 32 bytes"
@@ -276,9 +276,9 @@ def test_unknown_payload_names_are_refused():
 
 def test_a_broken_inner_chain_keeps_what_came_before():
     _first, chain = vectors.chain((35, struct.pack("!Bxxx", 2) + b"a.lab"), (39, struct.pack("!Bxxx", 2)))
-    parsed = crypto.parse_payloads(35, chain[:-3])
-    assert [p.describe() for p in parsed.payloads] == ["IDi FQDN a.lab"]
-    assert parsed.problem.startswith("malformed")
+    payloads, problem = ike.decode_chain(35, chain[:-3])
+    assert [p.describe() for p in payloads] == ["IDi FQDN a.lab"]
+    assert problem == "AUTH payload at byte 13: length 8 runs past the end (5 byte(s) left)"
 
 
 def test_real_gcm_capture_with_ike_rekeys_decrypts_every_message_from_either_log():
@@ -331,10 +331,11 @@ def test_rsassa_pss_names_its_hash():
                  der(0xA2, der(0x02, b"\x20")))
     algorithm = der(0x30, der(0x06, oid["pss"]), params)
     body = struct.pack("!Bxxx", 14) + bytes([len(algorithm)]) + algorithm + bytes(256)
-    assert crypto.DECODERS[39]("AUTH", False, body).describe() == "AUTH digital-signature RSASSA-PSS(SHA-256)"
+    assert ike.read_payload(2, 39, struct.pack("!BBH", 0, 0, 4 + len(body)) + body).describe() == \
+        "AUTH digital-signature RSASSA-PSS(SHA-256)"
     unknown = der(0x30, der(0x06, bytes.fromhex("2a0304")))
     body = struct.pack("!Bxxx", 14) + bytes([len(unknown)]) + unknown
-    assert crypto.DECODERS[39]("AUTH", False, body).signature == "1.2.3.4"
+    assert ike.read_payload(2, 39, struct.pack("!BBH", 0, 0, 4 + len(body)) + body).signature == "1.2.3.4"
 
 
 # --- AES-GCM vectors and fragments ------------------------------------------------------------------------

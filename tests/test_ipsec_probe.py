@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import IP, UDP
@@ -11,7 +12,9 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
-from harness.protocols.ipsec import probe
+from support import ROOT, load
+from harness.protocols.ipsec import ike, probe
+from harness.protocols.ipsec.fixtures import IPsecProbe
 from harness.protocols.ipsec.scenario import IkeProposal
 from harness.protocols.ipsec.transcript import DecryptedMessage, decrypt_ike
 from harness.protocols.ipsec.wire import IKE_HEADER, Wire
@@ -38,7 +41,7 @@ def decoded(tmp_path, message: bytes) -> DecryptedMessage:
 
 
 def proposals(request: DecryptedMessage) -> list[tuple[int, str, tuple[str, ...]]]:
-    return [(p.number, p.protocol, p.transforms) for p in request.payload("SA").proposals]
+    return [(p.number, p.protocol, p.algorithms) for p in request.sa.proposals]
 
 
 def generic_headers(message: bytes) -> list[tuple[int, int, int]]:
@@ -123,9 +126,9 @@ def test_the_ke_payload_can_name_a_group_the_sa_does_not_offer(tmp_path):
 def test_an_unknown_payload_follows_nonce_with_the_critical_bit_where_rfc_7296_puts_it(tmp_path, critical, flags):
     message = probe.ike_sa_init((ACCEPTABLE,), extra_payloads=(probe.UnknownPayload(critical=critical),))
     request = decoded(tmp_path, message)
-    assert request.message.payloads == ("SA", "KE", "Nonce", "100")
+    assert request.message.names == ("SA", "KE", "Nonce", "100")
     unknown = request.payload(str(probe.UNASSIGNED_PAYLOAD_TYPE))
-    assert unknown.critical is critical and unknown.body == bytes(4)
+    assert unknown.critical == critical and unknown.body == bytes(4)
     # The C bit is the top bit of its byte and the RESERVED bits stay zero (scapy's "critical" flag is bit 0).
     assert generic_headers(message)[-2:] == [(40, 0, 4 + probe.NONCE_LENGTH), (100, flags, 8)]
     assert struct.unpack_from("!I", message, 24)[0] == len(message)
@@ -149,3 +152,89 @@ def test_a_transform_name_must_be_iana_or_type_and_number():
         probe.ike_sa_init((replace(ACCEPTABLE, encryption="ENCR_NOPE"),))
     with pytest.raises(ValueError, match="no IANA transform id for PRF_12"):
         probe.ike_sa_init((replace(ACCEPTABLE, encryption="PRF_12"),))
+
+
+# --- the conformance cases themselves, judging responses built with the same description -------------------------
+
+conformance = load("suite_ipsec_conformance", ROOT / "suites" / "ipsec" / "test_conformance.py")
+
+
+class ProbeStandIn:
+    """What a conformance case asks of ipsec_probe, over a capture of the probe's requests and `responder`'s
+    answers; response_to and describe are the fixture's own."""
+
+    def __init__(self, tmp_path, responder, *, answers_damaged: bool = False):
+        self.path, self.responder_answers, self.datagrams = tmp_path / "probe.pcap", responder, []
+        self.responder = SimpleNamespace(address=RESPONDER)
+        self.answers_damaged = answers_damaged
+
+    def start(self, scenario):
+        pass
+
+    def send(self, *requests):
+        for request in requests:
+            self.datagrams.append((PROBE, RESPONDER, request))
+            answer = self.responder_answers(ike.decode(request)) if ike.decode(request) else None
+            if answer is not None and (self.answers_damaged or not ike.problems(ike.decode(request))):
+                self.datagrams.append((RESPONDER, PROBE, bytes(answer)))
+        wrpcap(str(self.path), [Ether() / IP(src=s, dst=d) / UDP(sport=500, dport=500) / Raw(m)
+                                for s, d, m in self.datagrams])
+
+    def wire(self):
+        return Wire.from_pcap(self.path)
+
+    def decrypted(self):
+        return decrypt_ike(self.wire())
+
+    response_to = IPsecProbe.response_to
+    describe = IPsecProbe.describe
+
+
+def response(request, *payloads) -> ike.Isakmp:
+    return ike.Isakmp(ispi=request.ispi, rspi=b"\x99" * 8, exchange="IKE_SA_INIT", flags=ike.FLAG_RESPONSE,
+                      payloads=list(payloads))
+
+
+def chooses(number: int):
+    def answer(request):
+        transforms = [ike.transform(kind, name) for kind, name in probe._typed_names(ACCEPTABLE)]
+        sa = ike.SecurityAssociation(proposals=[ike.Proposal(number=number, transforms=transforms)])
+        return response(request, sa, ike.KeyExchange(group=ACCEPTABLE.group, key_data=bytes(256)),
+                        ike.Nonce(nonce=bytes(32)))
+    return answer
+
+
+def test_the_acceptable_proposal_case_reads_the_chosen_proposal_and_group(tmp_path):
+    conformance.test_acceptable_proposal(ProbeStandIn(tmp_path, chooses(1)))
+    with pytest.raises(AssertionError, match="expected proposal #1"):
+        conformance.test_acceptable_proposal(ProbeStandIn(tmp_path, chooses(2)))
+
+
+@pytest.mark.parametrize("group, passes", [("MODP_2048", True), ("MODP_3072", False)])
+def test_the_invalid_ke_case_reads_the_group_the_notify_types(tmp_path, group, passes):
+    """RFC 7296 3.10.1: the notify's two data octets are the group: the case reads them as ike.GroupData does."""
+    stand_in = ProbeStandIn(tmp_path, lambda request: response(request, ike.notify("INVALID_KE_PAYLOAD", group=group)))
+    if passes:
+        conformance.test_invalid_ke_payload(stand_in)
+    else:
+        with pytest.raises(AssertionError, match="expected the group MODP_2048 as two octets in the notify, got 000f"):
+            conformance.test_invalid_ke_payload(stand_in)
+
+
+@pytest.mark.parametrize("payload_type, passes", [(probe.UNASSIGNED_PAYLOAD_TYPE, True), (99, False)])
+def test_the_critical_payload_case_reads_the_payload_type_the_notify_types(tmp_path, payload_type, passes):
+    stand_in = ProbeStandIn(tmp_path, lambda request: response(
+        request, ike.notify("UNSUPPORTED_CRITICAL_PAYLOAD", payload_type=payload_type)))
+    if passes:
+        conformance.test_unknown_critical_payload(stand_in)
+    else:
+        with pytest.raises(AssertionError, match="expected the payload type 100 as one octet in the notify, got 63"):
+            conformance.test_unknown_critical_payload(stand_in)
+
+
+def test_the_truncated_request_case_sees_the_cut_request_on_the_wire_and_no_answer_to_it(tmp_path):
+    """The cut request is a damaged message now (its header readable, shown with why): counted as malformed, left
+    out of the conversation the case judges."""
+    conformance.test_truncated_request(ProbeStandIn(tmp_path, chooses(1)))
+    with pytest.raises(AssertionError, match="the responder answered the truncated request"):
+        conformance.test_truncated_request(ProbeStandIn(tmp_path, chooses(1), answers_damaged=True))

@@ -17,7 +17,8 @@ from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap, wrpcapng
 
 import harness.protocols.ipsec.wire as wire_module
-from harness.protocols.ipsec.wire import NOTIFY_TYPES, PAYLOAD_TYPES, EspFlow, IkeMessages, Notify, Wire
+from harness.protocols.ipsec.ikev2_names import NOTIFY_TYPES, PAYLOAD_TYPES
+from harness.protocols.ipsec.wire import EspFlow, IkeMessages, Wire
 
 DATA = Path(__file__).parent / "data"
 SYNTHETIC = DATA / "ipsec_synthetic.pcap"
@@ -86,10 +87,11 @@ def test_invalid_ke_payload_answer(wire):
     offer, refusal = wire.ike()[:2]
     assert refusal.ispi == offer.ispi == bytes.fromhex("1111111111111111")
     assert refusal.rspi == bytes(8)
-    assert refusal.payloads == ("Notify",)
-    assert refusal.notifies == (Notify("INVALID_KE_PAYLOAD", 17, b"\x00\x0e"),)
+    assert refusal.names == ("Notify",)
+    assert [(n.type, n.data) for n in refusal.notifies] == [("INVALID_KE_PAYLOAD", b"\x00\x0e")]
     refused = refusal.notify("INVALID_KE_PAYLOAD")
     assert refused.is_error and int.from_bytes(refused.data, "big") == 14
+    assert refused.type == 17 and refused.group == "MODP_2048" and refused.group.number == 14
     assert refusal.errors == (refused,)
     assert not refusal.encrypted
 
@@ -97,12 +99,13 @@ def test_invalid_ke_payload_answer(wire):
 def test_sa_init_payloads_and_nat_detection(wire):
     offer, refusal, retry, answer = wire.ike("IKE_SA_INIT")
     for message in (offer, retry, answer):
-        assert message.payloads == SA_INIT_OFFER
-        assert [n.name for n in message.notifies] == ["NAT_DETECTION_SOURCE_IP", "NAT_DETECTION_DESTINATION_IP"]
+        assert message.names == SA_INIT_OFFER
+        assert [n.type for n in message.notifies] == ["NAT_DETECTION_SOURCE_IP", "NAT_DETECTION_DESTINATION_IP"]
         assert [n.type for n in message.notifies] == [16388, 16389]
         assert message.errors == ()
         assert not message.encrypted
     assert answer.notify("NAT_DETECTION_SOURCE_IP").data == b"S" * 20
+    assert answer.notify("NAT_DETECTION_SOURCE_IP").hash == b"S" * 20   # RFC 7296 2.23: typed as the hash it is
     assert answer.notify("NAT_DETECTION_DESTINATION_IP").data == b"D" * 20
     assert not answer.notify("NAT_DETECTION_SOURCE_IP").is_error
     assert answer.notify("COOKIE") is None
@@ -114,7 +117,7 @@ def test_ike_auth_behind_the_non_esp_marker_is_encrypted(wire):
     request, response = wire.ike("IKE_AUTH")
     for message in (request, response):
         assert (message.ispi, message.rspi) == (ISPI, RSPI)
-        assert message.payloads == ("Encrypted",)
+        assert message.names == ("Encrypted",)
         assert message.encrypted
         assert message.notifies == ()
 
@@ -159,7 +162,7 @@ def test_message_describe(wire):
     assert lines[0] == ("1700000000.000 198.18.0.2:500 -> 198.18.0.3:500 IKE_SA_INIT #0 request(I) "
                         "SA KE Nonce N(NAT_DETECTION_SOURCE_IP) N(NAT_DETECTION_DESTINATION_IP)")
     assert lines[1] == ("1700000000.100 198.18.0.3:500 -> 198.18.0.2:500 IKE_SA_INIT #0 response(R) "
-                        "N(INVALID_KE_PAYLOAD:000e)")
+                        "N(INVALID_KE_PAYLOAD: MODP_2048)")
     assert lines[4] == "1700000000.400 198.18.0.2:4500 -> 198.18.0.3:4500 IKE_AUTH #1 request(I) Encrypted"
 
 
@@ -167,12 +170,23 @@ def test_wire_describe_is_the_whole_transcript(wire):
     lines = wire.describe().splitlines()
     assert lines[:6] == wire.ike().describe().splitlines()
     assert len(lines[:6]) == 6
+    # The INFORMATIONAL whose Notify overruns it is shown with its header and why the rest is unreadable; the
+    # 3-byte datagram is not even a header, and is only counted.
     assert lines[6:] == [
+        "1700000001.400 198.18.0.2:500 -> 198.18.0.3:500 INFORMATIONAL #2 request(I)",
+        "    malformed: Notify payload at byte 28: length 200 runs past the end (12 byte(s) left)",
         "ESP spi=0xc0000001 198.18.0.2 -> 198.18.0.3 in UDP packets=3 seq=1..3",
         "ESP spi=0xc0000002 198.18.0.3 -> 198.18.0.2 in UDP packets=2 seq=1..2",
         "ESP spi=0xc0000003 198.18.0.4 -> 198.18.0.3 plain packets=1 seq=7..7",
-        "2 malformed packet(s) skipped",
+        "1 malformed packet(s) skipped",
     ]
+
+
+def test_a_damaged_message_keeps_its_header_and_why(wire):
+    (damaged,) = [m for m in wire.messages if m.problem]
+    assert (damaged.exchange, damaged.message_id, damaged.ispi, damaged.names) == ("INFORMATIONAL", 2, ISPI, ())
+    assert damaged.problem == "Notify payload at byte 28: length 200 runs past the end (12 byte(s) left)"
+    assert wire.ike("INFORMATIONAL", damaged=True) == (damaged,)
 
 
 # --- empty, missing and damaged captures -------------------------------------------------------------------
@@ -243,7 +257,8 @@ def test_notify_spi_is_not_part_of_the_data(tmp_path):
              / IKEv2_Notify(proto="ESP", SPI=b"\xc0\x00\x00\x01", type=16393, notify=b"extra"))
     wire = Wire.from_pcap(_write(tmp_path / "rekey.pcap", [_ether() / UDP(sport=500, dport=500) / rekey]))
     (message,) = wire.ike("CREATE_CHILD_SA")
-    assert message.notifies == (Notify("REKEY_SA", 16393, b"extra"),)
+    assert [(n.type, n.protocol, n.spi, n.data) for n in message.notifies] == [
+        ("REKEY_SA", "ESP", b"\xc0\x00\x00\x01", b"extra")]
 
 
 def test_keepalive_is_neither_ike_esp_nor_malformed(tmp_path):
@@ -251,12 +266,13 @@ def test_keepalive_is_neither_ike_esp_nor_malformed(tmp_path):
     assert (wire.ike(), wire.esp(), wire.malformed) == ((), (), 0)
 
 
-def test_ikev1_is_not_mistaken_for_ikev2(tmp_path):
+def test_ikev1_is_read_as_ikev1_not_mistaken_for_ikev2(tmp_path):
     # Main Mode, version 1.0, no payloads: well formed as far as the IKEv2 header layout goes.
     ikev1 = ISPI + bytes(8) + bytes([0, 0x10, 2, 0]) + bytes(4) + (28).to_bytes(4, "big")
     wire = Wire.from_pcap(_write(tmp_path / "v1.pcap", [_ether() / UDP(sport=500, dport=500) / Raw(ikev1)]))
-    assert wire.ike() == ()
-    assert wire.malformed == 1
+    (message,) = wire.ike("Main Mode")
+    assert (message.version, message.exchange.number, message.is_response, message.names) == (1, 2, None, ())
+    assert wire.malformed == 0
 
 
 def test_unrelated_udp_is_ignored(tmp_path):
@@ -289,7 +305,7 @@ def test_link_types_and_ipv6(tmp_path, link):
     frames, linktype = _over(link)
     wire = Wire.from_pcap(_write(tmp_path / f"{link}.pcap", frames, linktype=linktype))
     (message,) = wire.ike()
-    assert (message.exchange, message.message_id, message.payloads) == ("IKE_AUTH", 1, ("Encrypted",))
+    assert (message.exchange, message.message_id, message.names) == ("IKE_AUTH", 1, ("Encrypted",))
     (flow,) = wire.esp()
     assert (flow.spi, flow.packets, flow.first_seq, flow.encapsulated) == (0xC0000009, 1, 5, True)
     if link == "ipv6":
@@ -381,7 +397,7 @@ def test_payload_chain_agrees_with_scapys_dissection(wire):
         while isinstance(layer, IKEv2_Payload):
             scapy_names.append(type(layer).__name__.removeprefix("IKEv2_"))
             layer = layer.payload
-        assert list(message.payloads) == scapy_names
+        assert list(message.names) == scapy_names
         assert [n.type for n in message.notifies] == [n.type for n in frame[IKEv2].iterpayloads()
                                                       if isinstance(n, IKEv2_Notify)]
 
@@ -412,6 +428,6 @@ def test_unknown_numbers_fall_back_to_the_number(tmp_path):
     raw[28] = 60  # the notify is followed by an unassigned payload type
     wire = Wire.from_pcap(_write(tmp_path / "unknown.pcap", [_ether() / UDP(sport=500, dport=500) / Raw(raw)]))
     (seen,) = wire.ike()
-    assert (seen.exchange, seen.payloads) == ("99", ("Notify", "60"))
-    assert seen.notifies == (Notify("40000", 40000, b"x"),)
+    assert (seen.exchange, seen.names) == ("99", ("Notify", "60"))
+    assert [(n.type, n.type.number, n.data) for n in seen.notifies] == [("40000", 40000, b"x")]
     assert seen.describe().endswith("99 #3 response(R) N(40000) 60")

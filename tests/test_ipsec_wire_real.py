@@ -13,11 +13,11 @@ def test_psk_tunnel_capture():
     init = wire.ike("IKE_SA_INIT")
     assert [(m.src, m.dport, m.message_id, m.is_initiator, m.is_response) for m in init] == [
         ("198.18.1.2", 500, 0, True, False), ("198.18.1.3", 500, 0, False, True)]
-    assert init[0].payloads[:3] == ("SA", "KE", "Nonce") and not init[1].errors
+    assert init[0].names[:3] == ("SA", "KE", "Nonce") and not init[1].errors
     assert init[1].notify("NAT_DETECTION_SOURCE_IP") is not None
     assert init[1].ispi == init[0].ispi and init[1].rspi != bytes(8)
     auth = wire.ike("IKE_AUTH")
-    assert [(m.dport, m.message_id, m.is_response, m.payloads) for m in auth] == [
+    assert [(m.dport, m.message_id, m.is_response, m.names) for m in auth] == [
         (4500, 1, False, ("Encrypted",)), (4500, 1, True, ("Encrypted",))]
     assert [(f.spi, f.src, f.dst, f.encapsulated, f.packets, f.first_seq, f.last_seq) for f in wire.esp()] == [
         (0xE0E82121, "198.18.1.2", "198.18.1.3", True, 3, 1, 3),

@@ -10,10 +10,10 @@ from types import SimpleNamespace
 import pytest
 
 from support import DATA, ROOT, load
-from harness.protocols.ipsec import crypto
+from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.ladder import ladder, ladder_events, message_notes, write_ladder
 from harness.protocols.ipsec.transcript import DecryptedMessage
-from harness.protocols.ipsec.wire import IkeMessage, Notify, Wire
+from harness.protocols.ipsec.wire import IkeMessage, Wire
 from harness.report.ladder import (ERROR, WIDTH, Arrow, Band, Lifeline, Note, Remark, render, wrap)
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -141,7 +141,8 @@ def test_synthetic_capture_third_peer_invalid_ke_and_malformed():
     # The IKE message whose Notify overruns it is an arrow of its own, in red; the 3-byte datagram is counted.
     bad = chart.groups("arrow")[-1]
     assert chart.texts(bad)[0] == "INFORMATIONAL #2 request, malformed (40 bytes)"
-    assert " ".join(chart.texts(bad)[2:]) == "malformed: payload length 200 at offset 28 overruns the message"
+    assert " ".join(chart.texts(bad)[2:]) == ("malformed: Notify payload at byte 28: length 200 runs past the end "
+                                             "(12 byte(s) left)")
     assert {t.get("fill") for t in bad.iter(f"{SVG}text") if t.text.startswith("malformed")} == {ERROR}
     assert chart.texts(chart.groups("remark")[-1]) == ["1 more malformed packet(s) skipped"]
     assert "ESP spi 0xc0000003: 1 packet" in chart.labels("band")
@@ -159,11 +160,13 @@ def test_nothing_readable_is_a_chart_saying_so(name):
     assert "no IKE or ESP on the wire" in chart.all_text and len(chart.groups("lifeline")) == 2
 
 
-def _message(**overrides) -> IkeMessage:
-    fields = dict(time=0.0, src="198.18.1.2", dst="198.18.1.3", sport=4500, dport=4500, ispi=bytes(8),
-                  rspi=bytes(8), exchange="CREATE_CHILD_SA", message_id=5, is_initiator=True, is_response=False,
-                  payloads=("Encrypted",), notifies=(), encrypted=True)
-    return IkeMessage(**{**fields, **overrides})
+def _message(*, exchange="CREATE_CHILD_SA", message_id=5, is_initiator=True, is_response=False, time=0.0,
+             src="198.18.1.2", dst="198.18.1.3", payloads=None, tag=b"") -> IkeMessage:
+    """A message built with the IKE description: an SK payload holding `tag` unless payloads are given."""
+    flags = (ike.FLAG_INITIATOR if is_initiator else 0) | (ike.FLAG_RESPONSE if is_response else 0)
+    body = payloads if payloads is not None else [ike.Encrypted(next_payload=0, encrypted=tag or bytes(32))]
+    data = bytes(ike.Isakmp(exchange=exchange, flags=flags, message_id=message_id, payloads=body))
+    return IkeMessage(time=time, src=src, dst=dst, sport=4500, dport=4500, data=data)
 
 
 def test_retransmissions_are_abbreviated_and_create_child_sa_says_what_for():
@@ -172,11 +175,11 @@ def test_retransmissions_are_abbreviated_and_create_child_sa_says_what_for():
     assert labels.count("CREATE_CHILD_SA #0 request: rekey IKE SA") == 2
     assert labels.count("CREATE_CHILD_SA #0 response: rekey IKE SA") == 2
     assert {"CREATE_CHILD_SA #4 request: new CHILD SA", "CREATE_CHILD_SA #4 response: new CHILD SA"} <= set(labels)
-    rekey = crypto.NotifyPayload(type="Notify", notify=Notify("REKEY_SA", 16393, b""), protocol="ESP", spi=bytes(4))
-    sa = crypto.SecurityAssociationPayload(type="SA", proposals=(crypto.Proposal(1, "ESP", bytes(4), ()),))
-    request = DecryptedMessage(_message(data=b"request"), (rekey, sa))
+    rekey = ike.notify("REKEY_SA", protocol="ESP", spi=bytes(4))
+    sa = ike.SecurityAssociation(proposals=[ike.Proposal(number=1, protocol="ESP", spi=bytes(4))])
+    request = DecryptedMessage(_message(tag=b"request"), (rekey, sa))
     response = DecryptedMessage(_message(is_response=True, is_initiator=False, src="198.18.1.3", dst="198.18.1.2",
-                                         data=b"response"), (sa,))
+                                         tag=b"response"), (sa,))
     _lifelines, events = ladder_events([request, response], Wire())
     assert [e.label for e in events[:2]] == ["CREATE_CHILD_SA #5 request: rekey CHILD SA",
                                              "CREATE_CHILD_SA #5 response: rekey CHILD SA"]
@@ -185,8 +188,8 @@ def test_retransmissions_are_abbreviated_and_create_child_sa_says_what_for():
 
 
 def test_a_retransmission_shows_only_when_it_was_first_sent_and_its_errors():
-    request = _message(exchange="IKE_SA_INIT", encrypted=False, payloads=("Notify",), data=b"same bytes")
-    no_proposal = crypto.NotifyPayload(type="Notify", notify=Notify("NO_PROPOSAL_CHOSEN", 14, b""))
+    no_proposal = ike.notify("NO_PROPOSAL_CHOSEN")
+    request = _message(exchange="IKE_SA_INIT", payloads=[no_proposal])
     first = DecryptedMessage(request, (no_proposal,))
     again = DecryptedMessage(replace(request, time=2.5), (no_proposal,))
     lifelines, events = ladder_events([first, again], Wire())
@@ -195,11 +198,10 @@ def test_a_retransmission_shows_only_when_it_was_first_sent_and_its_errors():
 
 
 def test_notes_put_errors_first_and_keep_steering_notifies():
-    rekey = crypto.NotifyPayload(type="Notify", notify=Notify("REKEY_SA", 16393, b""), protocol="ESP",
-                                 spi=bytes.fromhex("c0ffee01"))
-    cookie = crypto.NotifyPayload(type="Notify", notify=Notify("COOKIE", 16390, b"\x01" * 16))
-    proposal_failure = crypto.NotifyPayload(type="Notify", notify=Notify("NO_PROPOSAL_CHOSEN", 14, b""))
-    fragmentation = crypto.NotifyPayload(type="Notify", notify=Notify("IKEV2_FRAGMENTATION_SUPPORTED", 16430, b""))
+    rekey = ike.notify("REKEY_SA", protocol="ESP", spi=bytes.fromhex("c0ffee01"))
+    cookie = ike.notify("COOKIE", cookie=b"\x01" * 16)
+    proposal_failure = ike.notify("NO_PROPOSAL_CHOSEN")
+    fragmentation = ike.notify("IKEV2_FRAGMENTATION_SUPPORTED")
     message = DecryptedMessage(_message(), (rekey, cookie, fragmentation, proposal_failure))
     assert message_notes(message) == [Note("N(NO_PROPOSAL_CHOSEN)", error=True), Note("N(REKEY_SA) ESP spi=0xc0ffee01"),
                                       Note("N(COOKIE)"), Note("+ N(IKEV2_FRAGMENTATION)", dim=True)]

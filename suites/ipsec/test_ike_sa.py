@@ -66,7 +66,7 @@ def test_ke_group_mismatch(ipsec_pair):
                                            responder_ike=(modp2048,)))
     assert tunnel.up, tunnel.explain()
 
-    init = ipsec_pair.decrypted().ike("IKE_SA_INIT")  # in the clear: its payloads decode without keys
+    init = ipsec_pair.decrypted().ike("IKE_SA_INIT")  # in the clear: typed without keys, shown in full
     assert [m.is_response for m in init] == [False, True, False, True], init.describe()
     invalid_ke = init[1].notify("INVALID_KE_PAYLOAD")
     assert invalid_ke is not None, init.describe()
@@ -138,7 +138,7 @@ def test_fragmentation(ipsec_pair):
     assert all(m.notify("IKEV2_FRAGMENTATION_SUPPORTED") for m in init), \
         f"both sides must announce fragmentation support:\n{init.describe()}"
     requests = [m for m in wire.ike("IKE_AUTH") if not m.is_response]
-    assert len(requests) >= 2 and all(m.payloads == ("EncryptedFragment",) for m in requests), \
+    assert len(requests) >= 2 and all(m.names == ("EncryptedFragment",) for m in requests), \
         f"expected the IKE_AUTH request in several SKF fragments:\n{wire.describe()}"
 
 
@@ -153,8 +153,10 @@ def test_cookie(ipsec_pair):
     init = IkeMessages(m for m in ipsec_pair.wire().ike("IKE_SA_INIT") if m.ispi not in ipsec_pair.load_spis)
     assert [m.is_response for m in init] == [False, True, False, True], init.describe()
     cookie = init[1].notify("COOKIE")
-    assert cookie is not None and init[1].payloads == ("Notify",), f"expected N(COOKIE) alone:\n{init.describe()}"
-    assert init[2].payloads[0] == "Notify" and init[2].notify("COOKIE") == cookie, \
+    assert cookie is not None and init[1].names == ("Notify",), f"expected N(COOKIE) alone:\n{init.describe()}"
+    assert cookie.cookie is not None, f"RFC 7296 2.6: a cookie is 1 to 64 octets, got {len(cookie.data)}"
+    retried = init[2].notify("COOKIE")
+    assert init[2].names[0] == "Notify" and retried is not None and retried.cookie == cookie.cookie, \
         f"the retry must start with the responder's cookie:\n{init.describe()}"
     assert not init[3].errors, init.describe()
 
@@ -167,7 +169,7 @@ def negotiates(ipsec_pair, suite: IkeProposal) -> None:
     response = [m for m in ipsec_pair.decrypted().ike("IKE_SA_INIT") if m.is_response][-1]
     [chosen] = [p for sa in response.payloads_of("SA") for p in sa.proposals]
     wanted = set(suite.transforms)
-    assert set(chosen.transforms) == wanted, f"responder chose {chosen.describe()}, expected {sorted(wanted)}"
+    assert set(chosen.algorithms) == wanted, f"responder chose {chosen.describe()}, expected {sorted(wanted)}"
 
 
 def test_proposal_aes128_sha256_modp2048(ipsec_pair):

@@ -36,7 +36,7 @@ def negotiated_esp(ipsec_pair, scenario: Scenario) -> tuple[EspProposal, str]:
             raise HarnessError(f"the exported IKE keys do not open the IKE_AUTH response:\n{auth.describe()}")
         chosen = [p for m in opened for sa in m.payloads_of("SA") for p in sa.proposals if p.protocol == "ESP"]
         assert len(chosen) == 1, f"the IKE_AUTH response does not choose one ESP proposal:\n{auth.describe()}"
-        transforms = chosen[0].transforms
+        transforms = chosen[0].algorithms
         encryption = next((t for t in transforms if t.startswith("ENCR_")), None)
         assert encryption, f"the responder's ESP proposal has no encryption transform:\n{auth.describe()}"
         integrity = next((t for t in transforms if t.startswith("AUTH_")), None)

@@ -1,25 +1,29 @@
-"""Opening what the daemons encrypted, with the keys they exported: IKEv2 SK/SKF payloads and ESP packets.
+"""Opening what the daemons encrypted, with the keys they exported or a person gave: IKEv2's SK and SKF payloads,
+IKEv1's encrypted messages, and ESP packets. What was opened is read by the IKE description
+(harness.protocols.ipsec.ike); nothing here knows a payload's layout.
 
-IKE (RFC 7296 3.14): the integrity checksum covers the whole message up to the checksum and is verified
-before anything is decrypted; AEAD ciphers (RFC 5282: AES-GCM, AES-CCM; RFC 7634: ChaCha20-Poly1305)
-authenticate the IKE header and the SK payload header as associated data instead. Fragments (SKF, RFC 7383)
-are opened one by one here and joined by the caller. A wrong key, a damaged byte or an algorithm we cannot
-run is never an exception: it is the `problem` of the result ("ICV mismatch"), which a transcript prints.
+IKEv2 (RFC 7296 3.14): the integrity checksum covers the whole message up to the checksum and is verified before
+anything is decrypted; AEAD ciphers (RFC 5282: AES-GCM, AES-CCM; RFC 7634: ChaCha20-Poly1305) authenticate the IKE
+header and the SK payload header as associated data instead. Fragments (SKF, RFC 7383) are opened one by one here
+and joined by the caller.
 
-The opened payload chain is decoded into typed payloads (IDi, AUTH, SA, TSi, Notify, ...) whose describe()
-gives one transcript line. The clear payloads of IKE_SA_INIT decode the same way.
+IKEv1 (RFC 2409 Appendix B): everything after the header is one CBC ciphertext, without an integrity check of its
+own. The IV chains from message to message: phase 1 starts from hash(g^xi | g^xr), each later message of an
+exchange from the last cipher block of the one before, and each phase 2 or informational exchange from
+hash(last phase 1 block | message ID). decrypt_v1 opens one message given its IV; the caller keeps the chain.
 
-ESP goes through scapy's SecurityAssociation (tunnel or transport mode, plain or UDP-encapsulated).
+A wrong key, a damaged byte or an algorithm we cannot run is never an exception: it is the `problem` of the result
+("ICV mismatch"), which a transcript prints. ESP goes through scapy's SecurityAssociation (tunnel or transport
+mode, plain or UDP-encapsulated).
 """
 from __future__ import annotations
 
 import functools
-import ipaddress
 import struct
 from dataclasses import dataclass, field
 
-from cryptography import x509
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.decrepit.ciphers import algorithms as decrepit
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, ChaCha20Poly1305
@@ -28,14 +32,13 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.ipsec import ESP, IPSecIntegrityError, SecurityAssociation
 from scapy.packet import Packet
 
-from harness.protocols.ipsec import ikev2_names as names
+from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.wire import (ENCRYPTED_PAYLOADS, FLAG_INITIATOR, GENERIC_PAYLOAD_HEADER, IKE_HEADER,
-                                          NOTIFY_HEADER, NOTIFY_TYPES, PAYLOAD_TYPES, Notify)
 
 SKF_PAYLOAD = 53  # RFC 7383: Encrypted Fragment
 FRAGMENT_HEADER = struct.Struct("!HH")      # RFC 7383 2.5: fragment number, total fragments
 ICV_MISMATCH = "ICV mismatch"
+FLAG_INITIATOR = ike.FLAG_INITIATOR
 
 
 # --- algorithms -------------------------------------------------------------------------------------------
@@ -121,17 +124,16 @@ def sender_keys(keys: IkeSaKeys, message: bytes) -> tuple[bytes, bytes]:
 def decrypt_sk(message: bytes, keys: IkeSaKeys) -> SkPlaintext:
     """Verify and open the SK (or SKF) payload of one whole IKE message (header included, no non-ESP marker).
     Never raises: a wrong key or a flipped byte is SkPlaintext(problem="ICV mismatch")."""
-    where = parse_payloads(message[16], message, IKE_HEADER.size).encrypted if len(message) > 16 else None
-    if where is None:
+    decoded = ike.decode(message)
+    found = ike.encrypted_payload(decoded) if decoded is not None and decoded.major == ike.IKEV2 else None
+    if found is None:
         return SkPlaintext(0, problem="no encrypted payload")
-    payload_type, offset, length = where
-    first_payload = message[offset]
-    header_size = GENERIC_PAYLOAD_HEADER.size
+    payload, offset = found
+    first_payload, length = payload.next_payload, payload.length
+    header_size = ike.GENERIC_HEADER_SIZE
     fragment = None
-    if payload_type == SKF_PAYLOAD:
-        if length < header_size + FRAGMENT_HEADER.size:
-            return SkPlaintext(first_payload, problem="truncated fragment header")
-        fragment = FRAGMENT_HEADER.unpack_from(message, offset + header_size)
+    if isinstance(payload, ike.EncryptedFragment):
+        fragment = (payload.fragment_number, payload.total_fragments)
         header_size += FRAGMENT_HEADER.size
     try:
         chain = _open(message, offset, length, header_size, keys)
@@ -198,441 +200,86 @@ def _aead_decrypt(cipher: _Encryption, key: bytes, nonce: bytes, ciphertext: byt
     return ChaCha20Poly1305(key).decrypt(nonce, ciphertext + tag, aad)
 
 
-# --- IKE: payloads ----------------------------------------------------------------------------------------
-
-def _name(table: dict[int, str], number: int, prefix: str = "") -> str:
-    return table.get(number, f"{prefix}{number}")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Payload:
-    """A payload shown by name only (CERT, CERTREQ, EAP bodies, ...); the typed ones below add fields."""
-    type: str
-    critical: bool = False
-    body: bytes = field(default=b"", repr=False)
-
-    def describe(self) -> str:
-        return self.type
-
-
-@dataclass(frozen=True, kw_only=True)
-class Identification(Payload):
-    id_type: str        # "FQDN", "IPv4", "RFC822", "KEY_ID", ... (ikev2_names.ID_TYPES)
-    value: str
-
-    def describe(self) -> str:
-        return f"{self.type} {self.id_type} {self.value}".rstrip()
-
-
-@dataclass(frozen=True, kw_only=True)
-class Authentication(Payload):
-    method: str         # "shared-key", "RSA-signature", "digital-signature", ...
-    signature: str | None = None  # for "digital-signature" (RFC 7427): "sha256WithRSAEncryption", ...
-
-    def describe(self) -> str:
-        return " ".join(filter(None, [self.type, self.method, self.signature]))
-
-
-@dataclass(frozen=True, kw_only=True)
-class NotifyPayload(Payload):
-    notify: Notify      # wire.py's Notify: name, type, data
-    protocol: str | None = None
-    spi: bytes = b""
-
-    def describe(self) -> str:
-        spi = f" {self.protocol} spi=0x{self.spi.hex()}" if self.spi else ""
-        return self.notify.describe() + spi
-
-
-@dataclass(frozen=True, kw_only=True)
-class Deletion(Payload):
-    protocol: str
-    spis: tuple[bytes, ...]
-
-    def describe(self) -> str:
-        return " ".join([self.type, self.protocol, *(f"0x{spi.hex()}" for spi in self.spis)])
-
-
-@dataclass(frozen=True)
-class TrafficSelector:
-    ts_type: str
-    ip_protocol: int    # 0: any
-    start_port: int
-    end_port: int
-    start: str
-    end: str
-
-    def networks(self) -> tuple[str, ...]:
-        """The range as CIDR blocks, e.g. ("198.19.1.0/24",)."""
-        try:
-            first, last = ipaddress.ip_address(self.start), ipaddress.ip_address(self.end)
-            return tuple(str(n) for n in ipaddress.summarize_address_range(first, last))
-        except (ValueError, TypeError):
-            return ()
-
-    def describe(self) -> str:
-        text = self.start if self.start == self.end else f"{self.start}-{self.end}"
-        if self.ip_protocol:
-            text += f" proto={self.ip_protocol}"
-        if (self.start_port, self.end_port) != (0, 65535):
-            ports = self.start_port if self.start_port == self.end_port else f"{self.start_port}-{self.end_port}"
-            text += f" port={ports}"
-        return text
-
-
-@dataclass(frozen=True, kw_only=True)
-class TrafficSelectors(Payload):
-    selectors: tuple[TrafficSelector, ...]
-
-    def networks(self) -> tuple[str, ...]:
-        return tuple(n for s in self.selectors for n in s.networks())
-
-    def describe(self) -> str:
-        return " ".join([self.type, *(s.describe() for s in self.selectors)])
-
-
-@dataclass(frozen=True)
-class Proposal:
-    number: int
-    protocol: str                   # "IKE", "AH", "ESP"
-    spi: bytes
-    transforms: tuple[str, ...]     # scenario names: "ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", "NO_ESN"
-
-    def describe(self) -> str:
-        spi = [f"spi=0x{self.spi.hex()}"] if self.spi else []
-        return " ".join([f"{self.protocol}:", *self.transforms, *spi])
-
-
-@dataclass(frozen=True, kw_only=True)
-class SecurityAssociationPayload(Payload):
-    proposals: tuple[Proposal, ...]
-
-    def describe(self) -> str:
-        return f"{self.type} " + " | ".join(p.describe() for p in self.proposals)
-
-
-@dataclass(frozen=True, kw_only=True)
-class KeyExchange(Payload):
-    group: str
-
-    def describe(self) -> str:
-        return f"{self.type} {self.group}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class NoncePayload(Payload):
-    def describe(self) -> str:
-        return f"{self.type} {len(self.body)} bytes"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Configuration(Payload):
-    cfg_type: str
-    attributes: tuple[str, ...]     # "INTERNAL_IP4_ADDRESS" when empty, "INTERNAL_IP4_ADDRESS=10.3.0.1" with a value
-
-    def describe(self) -> str:
-        return " ".join([self.type, self.cfg_type, *self.attributes])
-
-
-@dataclass(frozen=True, kw_only=True)
-class VendorIdPayload(Payload):
-    def describe(self) -> str:
-        return f"{self.type} {self.body[:16].hex()}{'...' if len(self.body) > 16 else ''}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Certificate(Payload):
-    """CERT (what is sent) or CERTREQ (the CAs asked for: 20-byte SHA-1 hashes of their public keys)."""
-    encoding: str
-    subject: str | None = None      # CERT, X.509: the certificate's subject
-    authorities: int | None = None  # CERTREQ: how many CA hashes
-
-    def describe(self) -> str:
-        if self.type == "CERTREQ":
-            return f"{self.type} {self.encoding} CAs={self.authorities}"
-        return " ".join(filter(None, [self.type, self.encoding, self.subject, f"{len(self.body) - 1} bytes"]))
-
-
-@dataclass(frozen=True, kw_only=True)
-class EapPayload(Payload):
-    code: str
-
-    def describe(self) -> str:
-        return f"{self.type} {self.code}"
-
-
-class _Malformed(Exception):
-    pass
-
-
-def _need(body: bytes, size: int, what: str) -> None:
-    if len(body) < size:
-        raise _Malformed(f"{what} shorter than {size} bytes")
-
-
-def _text(data: bytes) -> str:
-    return data.decode("utf-8", errors="backslashreplace")
-
-
-def _identification(kind: str, critical: bool, body: bytes) -> Identification:
-    _need(body, 4, kind)
-    id_type, data = body[0], body[4:]
-    if id_type in (names.ID_FQDN, names.ID_RFC822_ADDR):
-        value = _text(data)
-    elif id_type in (names.ID_IPV4_ADDR, names.ID_IPV6_ADDR) and len(data) in (4, 16):
-        value = str(ipaddress.ip_address(data))
-    elif id_type == names.ID_NULL:
-        value = ""
-    else:
-        value = data[:32].hex() + ("..." if len(data) > 32 else "")
-    return Identification(type=kind, critical=critical, body=body, id_type=_name(names.ID_TYPES, id_type),
-                          value=value)
-
-
-def _oids(der: bytes) -> list[str]:
-    """The object identifiers in a DER blob, in order (enough for an AlgorithmIdentifier and its params)."""
-    found, i = [], 0
-    while i + 2 <= len(der):
-        tag, length = der[i], der[i + 1]
-        if tag == 0x06 and length < 0x80 and i + 2 + length <= len(der) and length:
-            encoded, arcs, value = der[i + 2:i + 2 + length], [], 0
-            for byte in encoded:
-                value = value << 7 | byte & 0x7F
-                if not byte & 0x80:
-                    arcs.append(value)
-                    value = 0
-            if not arcs or value:  # the last byte still says "more follows": the OID is cut short
-                raise _Malformed(f"object identifier {encoded.hex()} is cut short")
-            first = min(arcs[0] // 40, 2)
-            found.append(".".join(map(str, [first, arcs[0] - 40 * first, *arcs[1:]])))
-            i += 2 + length
-        elif tag in (0x30, 0xA0, 0xA1, 0xA2) and length < 0x80:   # constructed: look inside
-            i += 2
-        else:
-            i += 2 + (length if length < 0x80 else 0)
-    return found
-
-
-def _signature_algorithm(data: bytes) -> str | None:
-    """RFC 7427 3: AUTH data = length of the AlgorithmIdentifier, the AlgorithmIdentifier, the signature.
-    RSASSA-PSS names its hash in the parameters."""
-    if not data or len(data) < 1 + data[0]:
-        return None
-    oids = _oids(data[1:1 + data[0]])
-    if not oids:
-        return None
-    name = names.SIGNATURE_ALGORITHMS.get(oids[0], oids[0])
-    hashes_named = [names.HASH_ALGORITHMS[o] for o in oids[1:] if o in names.HASH_ALGORITHMS]
-    return f"{name}({hashes_named[0]})" if oids[0] == names.RSASSA_PSS and hashes_named else name
-
-
-def _authentication(kind: str, critical: bool, body: bytes) -> Authentication:
-    _need(body, 4, kind)
-    signature = _signature_algorithm(body[4:]) if body[0] == names.AUTH_DIGITAL_SIGNATURE else None
-    return Authentication(type=kind, critical=critical, body=body,
-                          method=_name(names.AUTH_METHODS, body[0], "method-"), signature=signature)
-
-
-def _notify(kind: str, critical: bool, body: bytes) -> NotifyPayload:
-    _need(body, NOTIFY_HEADER.size, kind)
-    protocol, spi_size, notify_type = NOTIFY_HEADER.unpack_from(body)
-    spi_end = NOTIFY_HEADER.size + spi_size
-    _need(body, spi_end, "notify SPI")
-    notify = Notify(name=_name(NOTIFY_TYPES, notify_type), type=notify_type, data=bytes(body[spi_end:]))
-    return NotifyPayload(type=kind, critical=critical, body=body, notify=notify,
-                         protocol=names.PROTOCOL_IDS.get(protocol), spi=bytes(body[NOTIFY_HEADER.size:spi_end]))
-
-
-def _deletion(kind: str, critical: bool, body: bytes) -> Deletion:
-    _need(body, 4, kind)
-    protocol, spi_size, count = struct.unpack_from("!BBH", body)
-    _need(body, 4 + spi_size * count, "delete SPIs")
-    spis = tuple(bytes(body[4 + i * spi_size:4 + (i + 1) * spi_size]) for i in range(count)) if spi_size else ()
-    return Deletion(type=kind, critical=critical, body=body, protocol=_name(names.PROTOCOL_IDS, protocol), spis=spis)
-
-
-def _traffic_selectors(kind: str, critical: bool, body: bytes) -> TrafficSelectors:
-    _need(body, 4, kind)
-    selectors, offset = [], 4
-    for _ in range(body[0]):
-        _need(body, offset + 8, "traffic selector")
-        ts_type, ip_protocol, length, start_port, end_port = struct.unpack_from("!BBHHH", body, offset)
-        if length < 8 or offset + length > len(body):
-            raise _Malformed(f"traffic selector length {length}")
-        addresses = body[offset + 8:offset + length]
-        if ts_type in (names.TS_IPV4_ADDR_RANGE, names.TS_IPV6_ADDR_RANGE) and len(addresses) in (8, 32):
-            half = len(addresses) // 2
-            start, end = (str(ipaddress.ip_address(addresses[:half])), str(ipaddress.ip_address(addresses[half:])))
-        else:
-            start = end = addresses.hex()
-        selectors.append(TrafficSelector(_name(names.TS_TYPES, ts_type), ip_protocol, start_port, end_port,
-                                         start, end))
-        offset += length
-    return TrafficSelectors(type=kind, critical=critical, body=body, selectors=tuple(selectors))
-
-
-def _transform_name(transform_type: int, transform_id: int, key_length: int | None) -> str:
-    table = names.TRANSFORM_IDS.get(transform_type)
-    type_name = _name(names.TRANSFORM_TYPES, transform_type, "TYPE")
-    name = table.get(transform_id, f"{type_name}_{transform_id}") if table else f"{type_name}_{transform_id}"
-    return f"{name}_{key_length}" if key_length is not None else name
-
-
-def _proposal(data: bytes) -> Proposal:
-    _need(data, 8, "proposal")
-    number, protocol, spi_size, count = struct.unpack_from("!BBBB", data, 4)
-    offset = 8 + spi_size
-    _need(data, offset, "proposal SPI")
-    spi, transforms = bytes(data[8:offset]), []
-    for _ in range(count):
-        _need(data, offset + 8, "transform")
-        _last, _reserved, length, transform_type, _reserved2, transform_id = struct.unpack_from(
-            "!BBHBBH", data, offset)
-        if length < 8 or offset + length > len(data):
-            raise _Malformed(f"transform length {length}")
-        key_length, attribute = None, offset + 8
-        while attribute + 4 <= offset + length:
-            attribute_type, value = struct.unpack_from("!HH", data, attribute)
-            if attribute_type & 0x8000:             # TV format: the value is the two bytes
-                if attribute_type & 0x7FFF == names.KEY_LENGTH_ATTRIBUTE:
-                    key_length = value
-                attribute += 4
-            else:                                   # TLV: value is the length of what follows
-                attribute += 4 + value
-        transforms.append(_transform_name(transform_type, transform_id, key_length))
-        offset += length
-    return Proposal(number, _name(names.PROTOCOL_IDS, protocol), spi, tuple(transforms))
-
-
-def _security_association(kind: str, critical: bool, body: bytes) -> SecurityAssociationPayload:
-    proposals, offset = [], 0
-    while offset < len(body):
-        _need(body, offset + 8, "proposal")
-        last, _reserved, length = struct.unpack_from("!BBH", body, offset)
-        if length < 8 or offset + length > len(body):
-            raise _Malformed(f"proposal length {length}")
-        proposals.append(_proposal(body[offset:offset + length]))
-        offset += length
-        if not last:
-            break
-    return SecurityAssociationPayload(type=kind, critical=critical, body=body, proposals=tuple(proposals))
-
-
-def _key_exchange(kind: str, critical: bool, body: bytes) -> KeyExchange:
-    _need(body, 4, kind)
-    group = struct.unpack_from("!H", body)[0]
-    return KeyExchange(type=kind, critical=critical, body=body, group=_name(names.KEY_EXCHANGE_METHODS, group))
-
-
-def _cfg_value(attribute: int, value: bytes) -> str:
-    if not value:
-        return ""
-    if len(value) in (4, 16) and attribute in (1, 2, 3, 4, 6, 20, 8, 10, 12, 21):
-        return str(ipaddress.ip_address(value))
-    if len(value) == 17 and attribute in (8, 15, 18):   # IPv6 address and prefix length
-        return f"{ipaddress.ip_address(value[:16])}/{value[16]}"
-    if len(value) == 8 and attribute == 13:              # IPv4 subnet: address and netmask
-        return str(ipaddress.ip_network(f"{ipaddress.ip_address(value[:4])}/{ipaddress.ip_address(value[4:])}",
-                                         strict=False))
-    if attribute in (7, 25):
-        return _text(value)
-    return value.hex()
-
-
-def _configuration(kind: str, critical: bool, body: bytes) -> Configuration:
-    _need(body, 4, kind)
-    attributes, offset = [], 4
-    while offset + 4 <= len(body):
-        attribute, length = struct.unpack_from("!HH", body, offset)
-        attribute &= 0x7FFF
-        value = body[offset + 4:offset + 4 + length]
-        if len(value) < length:
-            raise _Malformed("configuration attribute overruns the payload")
-        text = _cfg_value(attribute, value)
-        name = _name(names.CFG_ATTRIBUTES, attribute, "ATTRIBUTE_")
-        attributes.append(f"{name}={text}" if text else name)
-        offset += 4 + length
-    return Configuration(type=kind, critical=critical, body=body, cfg_type=_name(names.CFG_TYPES, body[0]),
-                         attributes=tuple(attributes))
-
-
-def _certificate(kind: str, critical: bool, body: bytes) -> Certificate:
-    _need(body, 1, kind)
-    encoding, data = body[0], body[1:]
-    if kind == "CERTREQ":
-        return Certificate(type=kind, critical=critical, body=body, encoding=_name(names.CERT_ENCODINGS, encoding),
-                           authorities=len(data) // 20)
-    subject = None
-    if encoding == names.CERT_X509_SIGNATURE:
-        try:
-            subject = x509.load_der_x509_certificate(data).subject.rfc4514_string()
-        except ValueError:
-            subject = "(unparsable)"
-    return Certificate(type=kind, critical=critical, body=body, encoding=_name(names.CERT_ENCODINGS, encoding),
-                       subject=subject)
-
-
-EAP_CODES = {1: "Request", 2: "Response", 3: "Success", 4: "Failure"}
-
-
-def _eap(kind: str, critical: bool, body: bytes) -> EapPayload:
-    _need(body, 4, kind)
-    code = _name(EAP_CODES, body[0], "code-")
-    if body[0] in (1, 2) and len(body) > 4:
-        code += f" type={body[4]}"
-    return EapPayload(type=kind, critical=critical, body=body, code=code)
-
-
-def _plain(kind: str, critical: bool, body: bytes) -> Payload:
-    return Payload(type=kind, critical=critical, body=body)
-
-
-def _nonce(kind: str, critical: bool, body: bytes) -> NoncePayload:
-    return NoncePayload(type=kind, critical=critical, body=body)
-
-
-def _vendor_id(kind: str, critical: bool, body: bytes) -> VendorIdPayload:
-    return VendorIdPayload(type=kind, critical=critical, body=body)
-
-
-# Payload type -> decoder of its body (what follows the generic header). Anything else is a plain Payload.
-DECODERS = {
-    33: _security_association, 34: _key_exchange, 35: _identification, 36: _identification,
-    37: _certificate, 38: _certificate, 39: _authentication, 40: _nonce, 41: _notify, 42: _deletion, 43: _vendor_id, 44: _traffic_selectors,
-    45: _traffic_selectors, 47: _configuration, 48: _eap,
+# --- IKEv1: the encrypted body (RFC 2409 Appendix B) ---------------------------------------------------------
+
+# The phase 1 Encryption Algorithm attribute -> (cipher, block bytes, key bytes when no Key Length attribute says).
+V1_CIPHERS = {
+    "DES-CBC": (lambda key: decrepit.TripleDES(key * 3), 8, 8),    # single DES: 3DES with one key thrice
+    "3DES-CBC": (decrepit.TripleDES, 8, 24),
+    "AES-CBC": (algorithms.AES, 16, 16),
+    "CAMELLIA-CBC": (decrepit.Camellia, 16, 16),
+    "Blowfish-CBC": (decrepit.Blowfish, 8, 16),
+    "CAST-CBC": (decrepit.CAST5, 8, 16),
+    "IDEA-CBC": (decrepit.IDEA, 8, 16),
 }
+# The phase 1 Hash Algorithm attribute -> hash: what the IVs are derived with.
+V1_HASHES = {"MD5": hashes.MD5, "SHA": hashes.SHA1, "SHA2-256": hashes.SHA256, "SHA2-384": hashes.SHA384,
+             "SHA2-512": hashes.SHA512}
+
+
+def _digest(hash_name: str, data: bytes) -> bytes:
+    digest = hashes.Hash(V1_HASHES[hash_name]())
+    digest.update(data)
+    return digest.finalize()
+
+
+def v1_block_size(encryption: str) -> int | None:
+    known = V1_CIPHERS.get(encryption)
+    return known[1] if known else None
+
+
+def v1_phase1_iv(hash_name: str, gxi: bytes, gxr: bytes, block_size: int) -> bytes | None:
+    """RFC 2409 Appendix B: the IV of phase 1's first encrypted message is hash(g^xi | g^xr), cut to the block.
+    None for a hash we cannot compute."""
+    return _digest(hash_name, gxi + gxr)[:block_size] if hash_name in V1_HASHES else None
+
+
+def v1_phase2_iv(hash_name: str, last_phase1_block: bytes, message_id: int, block_size: int) -> bytes | None:
+    """RFC 2409 Appendix B: a Quick Mode's (and an informational exchange's) first IV is hash(the last phase 1 CBC
+    output block | its message ID), cut to the block."""
+    if hash_name not in V1_HASHES:
+        return None
+    return _digest(hash_name, last_phase1_block + struct.pack("!I", message_id))[:block_size]
 
 
 @dataclass(frozen=True)
-class PayloadChain:
-    payloads: tuple[Payload, ...]
-    encrypted: tuple[int, int, int] | None = None   # (type, offset, length) of an SK/SKF that ended the chain
-    problem: str | None = None                      # "malformed: ..." if the chain broke off
+class V1Plaintext:
+    """One IKEv1 message's body, opened: the payload chain (its padding still after it), and its last cipher
+    block -- the IV of the next message of the same exchange."""
+    first_payload: int
+    chain: bytes = field(default=b"", repr=False)
+    last_block: bytes = b""
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
 
 
-def parse_payloads(first_payload: int, data: bytes, offset: int = 0, end: int | None = None) -> PayloadChain:
-    """Decode a payload chain (the clear part of a message, or an opened SK payload). Stops at an SK/SKF
-    payload, which the caller opens. Never raises: a chain that breaks off keeps what came before it."""
-    end = len(data) if end is None else end
-    payloads: list[Payload] = []
-    next_payload = first_payload
-    while next_payload:
-        if offset + GENERIC_PAYLOAD_HEADER.size > end:
-            return PayloadChain(tuple(payloads), problem=f"malformed: payload chain runs past the end at {offset}")
-        following, flags, length = GENERIC_PAYLOAD_HEADER.unpack_from(data, offset)
-        if length < GENERIC_PAYLOAD_HEADER.size or offset + length > end:
-            return PayloadChain(tuple(payloads), problem=f"malformed: payload length {length} at {offset}")
-        if next_payload in ENCRYPTED_PAYLOADS:
-            return PayloadChain(tuple(payloads), encrypted=(next_payload, offset, length))
-        kind = _name(PAYLOAD_TYPES, next_payload)
-        body = bytes(data[offset + GENERIC_PAYLOAD_HEADER.size:offset + length])
-        try:
-            payloads.append(DECODERS.get(next_payload, _plain)(kind, bool(flags & 0x80), body))
-        except (_Malformed, ValueError, struct.error) as why:
-            payloads.append(Payload(type=kind, critical=bool(flags & 0x80), body=body))
-            return PayloadChain(tuple(payloads), problem=f"malformed: {kind}: {why}")
-        next_payload, offset = following, offset + length
-    return PayloadChain(tuple(payloads))
+def decrypt_v1(message: bytes, key: bytes, encryption: str, iv: bytes, key_length: int | None = None) -> V1Plaintext:
+    """Open the body of one IKEv1 message with the E flag (header included, no non-ESP marker), given its IV.
+    `key` is the cipher key (RFC 2409 Appendix B: derived from SKEYID_e; a longer one is cut to the key size);
+    `key_length` the phase 1 Key Length attribute in bits, where there was one. Never raises; CBC says nothing
+    about a wrong key, so the caller judges the plaintext by whether its payloads can be read."""
+    first = message[16] if len(message) > 16 else 0
+    if encryption not in V1_CIPHERS:
+        return V1Plaintext(first, problem=f"unsupported algorithm {encryption}")
+    make, block, default_size = V1_CIPHERS[encryption]
+    size = key_length // 8 if key_length else default_size
+    if len(key) < size:
+        return V1Plaintext(first, problem=f"{encryption} needs a {size}-byte key, got {len(key)}")
+    if len(iv) != block:
+        return V1Plaintext(first, problem=f"an IV of {len(iv)} bytes for a {block}-byte block")
+    decoded = ike.decode(message)
+    body = decoded.encrypted_body if decoded is not None and decoded.encrypted_body else b""
+    if not body or len(body) % block:
+        return V1Plaintext(first, problem=f"an encrypted body of {len(body)} bytes is not whole {block}-byte blocks")
+    try:
+        decryptor = Cipher(make(key[:size]), modes.CBC(iv)).decryptor()
+        plaintext = decryptor.update(body) + decryptor.finalize()
+    except ValueError as why:   # a key size the cipher does not take
+        return V1Plaintext(first, problem=f"{encryption}: {why}")
+    return V1Plaintext(first, plaintext, last_block=body[-block:])
 
 
 # --- ESP --------------------------------------------------------------------------------------------------

@@ -347,11 +347,13 @@ class IPsecProbe(CapturedWire):
                      if m.is_response and m.message.ispi == spi and m.message.src == self.responder.address), None)
 
     def describe(self) -> str:
-        """What the wire showed: every IKE message with its payloads, and datagrams not readable as IKE."""
+        """What the wire showed: every IKE message with its payloads (a damaged one with why), and datagrams not
+        even readable as an IKE header."""
         wire = self.wire()
         lines = [self.decrypted().describe()]
-        if wire.malformed:
-            lines.append(f"{wire.malformed} datagram(s) on the IKE port not readable as IKE (malformed)")
+        unreadable = wire.malformed - sum(m.problem is not None for m in wire.messages)
+        if unreadable > 0:
+            lines.append(f"{unreadable} datagram(s) on the IKE port not readable as IKE (malformed)")
         return "\n".join(lines)
 
     def _write_evidence(self) -> None:

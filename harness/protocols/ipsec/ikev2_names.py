@@ -1,11 +1,145 @@
-"""IANA "Internet Key Exchange Version 2 (IKEv2) Parameters" registries that only matter once a payload is
-opened: transforms, identities, authentication methods, traffic selectors, configuration attributes.
+"""The IANA "Internet Key Exchange Version 2 (IKEv2) Parameters" registries (RFC 7296 and its extensions): exchange,
+payload and notify types, transforms, identities, authentication methods, traffic selectors, configuration
+attributes, and what typed notify data name (hash algorithms, PPK identities, gateway identities).
 
-The message-level tables (exchange, payload and notify types) live in wire.py, which needs them to read the
-clear part of a message. Transform names follow the scenario's vocabulary (keys.py, scenario.py): an
-encryption transform with a key-length attribute is named with its size appended ("ENCR_AES_CBC_128").
+Transform names follow the scenario's vocabulary (keys.py, scenario.py): an encryption transform with a key-length
+attribute is named with its size appended ("ENCR_AES_CBC_128").
 """
 from __future__ import annotations
+
+# RFC 7296 3.1 and the IANA "IKEv2 Exchange Types" registry.
+EXCHANGE_TYPES = {
+    34: "IKE_SA_INIT",
+    35: "IKE_AUTH",
+    36: "CREATE_CHILD_SA",
+    37: "INFORMATIONAL",
+    38: "IKE_SESSION_RESUME",          # RFC 5723
+    43: "IKE_INTERMEDIATE",            # RFC 9242
+    44: "IKE_FOLLOWUP_KE",             # RFC 9370
+}
+
+# RFC 7296 3.2 and the IANA "IKEv2 Payload Types" registry. Names are single words so a transcript line
+# can be split on spaces.
+PAYLOAD_TYPES = {
+    33: "SA",
+    34: "KE",
+    35: "IDi",
+    36: "IDr",
+    37: "CERT",
+    38: "CERTREQ",
+    39: "AUTH",
+    40: "Nonce",
+    41: "Notify",
+    42: "Delete",
+    43: "VendorID",
+    44: "TSi",
+    45: "TSr",
+    46: "Encrypted",                   # SK
+    47: "CP",
+    48: "EAP",
+    49: "GSPM",                        # RFC 6467
+    50: "IDg",                         # G-IKEv2
+    51: "GSA",
+    52: "KD",
+    53: "EncryptedFragment",           # SKF, RFC 7383
+    54: "PS",                          # RFC 8019
+}
+NOTIFY_PAYLOAD, SK_PAYLOAD, SKF_PAYLOAD = 41, 46, 53
+# SK and SKF are always last; the next-payload field in their header names the first payload *inside* the
+# ciphertext, so the chain in the clear ends with them.
+ENCRYPTED_PAYLOADS = frozenset({SK_PAYLOAD, SKF_PAYLOAD})
+FIRST_STATUS_NOTIFY = 16384            # RFC 7296 3.10.1: types below this are errors
+
+# The IANA "IKEv2 Notify Message Types" registry (RFC 7296 3.10.1 and its extensions).
+NOTIFY_TYPES = {
+    # Error types
+    1: "UNSUPPORTED_CRITICAL_PAYLOAD",
+    4: "INVALID_IKE_SPI",
+    5: "INVALID_MAJOR_VERSION",
+    7: "INVALID_SYNTAX",
+    9: "INVALID_MESSAGE_ID",
+    11: "INVALID_SPI",
+    14: "NO_PROPOSAL_CHOSEN",
+    17: "INVALID_KE_PAYLOAD",
+    24: "AUTHENTICATION_FAILED",
+    34: "SINGLE_PAIR_REQUIRED",
+    35: "NO_ADDITIONAL_SAS",
+    36: "INTERNAL_ADDRESS_FAILURE",
+    37: "FAILED_CP_REQUIRED",
+    38: "TS_UNACCEPTABLE",
+    39: "INVALID_SELECTORS",
+    40: "UNACCEPTABLE_ADDRESSES",          # RFC 4555
+    41: "UNEXPECTED_NAT_DETECTED",         # RFC 4555
+    42: "USE_ASSIGNED_HoA",                # RFC 5026
+    43: "TEMPORARY_FAILURE",
+    44: "CHILD_SA_NOT_FOUND",
+    45: "INVALID_GROUP_ID",                # RFC 6407
+    46: "AUTHORIZATION_FAILED",            # RFC 6407
+    47: "STATE_NOT_FOUND",                 # RFC 9370
+    48: "TS_MAX_QUEUE",                    # RFC 9611
+    # Status types
+    16384: "INITIAL_CONTACT",
+    16385: "SET_WINDOW_SIZE",
+    16386: "ADDITIONAL_TS_POSSIBLE",
+    16387: "IPCOMP_SUPPORTED",
+    16388: "NAT_DETECTION_SOURCE_IP",
+    16389: "NAT_DETECTION_DESTINATION_IP",
+    16390: "COOKIE",
+    16391: "USE_TRANSPORT_MODE",
+    16392: "HTTP_CERT_LOOKUP_SUPPORTED",
+    16393: "REKEY_SA",
+    16394: "ESP_TFC_PADDING_NOT_SUPPORTED",
+    16395: "NON_FIRST_FRAGMENTS_ALSO",
+    16396: "MOBIKE_SUPPORTED",             # RFC 4555
+    16397: "ADDITIONAL_IP4_ADDRESS",
+    16398: "ADDITIONAL_IP6_ADDRESS",
+    16399: "NO_ADDITIONAL_ADDRESSES",
+    16400: "UPDATE_SA_ADDRESSES",
+    16401: "COOKIE2",
+    16402: "NO_NATS_ALLOWED",
+    16403: "AUTH_LIFETIME",                # RFC 4478
+    16404: "MULTIPLE_AUTH_SUPPORTED",      # RFC 4739
+    16405: "ANOTHER_AUTH_FOLLOWS",
+    16406: "REDIRECT_SUPPORTED",           # RFC 5685
+    16407: "REDIRECT",
+    16408: "REDIRECTED_FROM",
+    16409: "TICKET_LT_OPAQUE",             # RFC 5723
+    16410: "TICKET_REQUEST",
+    16411: "TICKET_ACK",
+    16412: "TICKET_NACK",
+    16413: "TICKET_OPAQUE",
+    16414: "LINK_ID",                      # RFC 5739
+    16415: "USE_WESP_MODE",                # RFC 5840
+    16416: "ROHC_SUPPORTED",               # RFC 5857
+    16417: "EAP_ONLY_AUTHENTICATION",      # RFC 5998
+    16418: "CHILDLESS_IKEV2_SUPPORTED",    # RFC 6023
+    16419: "QUICK_CRASH_DETECTION",        # RFC 6290
+    16420: "IKEV2_MESSAGE_ID_SYNC_SUPPORTED",  # RFC 6311
+    16421: "IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED",
+    16422: "IKEV2_MESSAGE_ID_SYNC",
+    16423: "IPSEC_REPLAY_COUNTER_SYNC",
+    16424: "SECURE_PASSWORD_METHODS",      # RFC 6467
+    16425: "PSK_PERSIST",                  # RFC 6631
+    16426: "PSK_CONFIRM",
+    16427: "ERX_SUPPORTED",                # RFC 6867
+    16428: "IFOM_CAPABILITY",
+    16429: "SENDER_REQUEST_ID",            # G-IKEv2
+    16430: "IKEV2_FRAGMENTATION_SUPPORTED",  # RFC 7383
+    16431: "SIGNATURE_HASH_ALGORITHMS",    # RFC 7427
+    16432: "CLONE_IKE_SA_SUPPORTED",       # RFC 7791
+    16433: "CLONE_IKE_SA",
+    16434: "PUZZLE",                       # RFC 8019
+    16435: "USE_PPK",                      # RFC 8784
+    16436: "PPK_IDENTITY",
+    16437: "NO_PPK_AUTH",
+    16438: "INTERMEDIATE_EXCHANGE_SUPPORTED",  # RFC 9242
+    16439: "IP4_ALLOWED",                  # RFC 8983
+    16440: "IP6_ALLOWED",
+    16441: "ADDITIONAL_KEY_EXCHANGE",      # RFC 9370
+    16442: "USE_AGGFRAG",                  # RFC 9347
+    16443: "SUPPORTED_AUTH_METHODS",       # RFC 9593
+    16444: "SA_RESOURCE_INFO",             # RFC 9611
+}
 
 # RFC 7296 3.3.1: protocol IDs in a proposal, a Notify and a Delete payload.
 PROTOCOL_IDS = {1: "IKE", 2: "AH", 3: "ESP"}
@@ -108,3 +242,16 @@ CFG_ATTRIBUTES = {
     20: "P_CSCF_IP4_ADDRESS", 21: "P_CSCF_IP6_ADDRESS", 22: "FTT_KAT", 23: "EXTERNAL_SOURCE_IP4_NAT_INFO",
     24: "TIMEOUT_PERIOD_FOR_LIVENESS_CHECK", 25: "INTERNAL_DNS_DOMAIN", 26: "INTERNAL_DNSSEC_TA",
 }
+
+# RFC 7427 4, "IKEv2 Hash Algorithms": the data of SIGNATURE_HASH_ALGORITHMS.
+HASH_ALGORITHM_IDS = {0: "RESERVED", 1: "SHA1", 2: "SHA2_256", 3: "SHA2_384", 4: "SHA2_512", 5: "IDENTITY",
+                      6: "STREEBOG_256", 7: "STREEBOG_512"}
+# RFC 8784 3, "IKEv2 PPK ID Types": the first byte of PPK_IDENTITY's data.
+PPK_ID_TYPES = {1: "PPK_ID_OPAQUE", 2: "PPK_ID_FIXED"}
+# RFC 5685 9, "IKEv2 Gateway Identity Types": REDIRECT and REDIRECTED_FROM.
+GATEWAY_IDENTITY_TYPES = {1: "IPv4", 2: "IPv6", 3: "FQDN"}
+# RFC 3748 4 and 5: the EAP message an EAP payload carries.
+EAP_CODES = {1: "Request", 2: "Response", 3: "Success", 4: "Failure"}
+EAP_TYPES = {1: "Identity", 2: "Notification", 3: "Nak", 4: "MD5-Challenge", 5: "OTP", 6: "GTC", 13: "EAP-TLS",
+             18: "EAP-SIM", 21: "EAP-TTLS", 23: "EAP-AKA", 25: "PEAP", 26: "EAP-MSCHAPv2", 43: "EAP-FAST",
+             49: "EAP-IKEv2", 50: "EAP-AKA'", 254: "Expanded"}

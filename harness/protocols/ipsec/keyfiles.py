@@ -1,6 +1,7 @@
 """Wireshark's key files for a pair, so a person can open the capture decrypted:
 
     <pair folder>/keys/ikev2_decryption_table   the IKEv2 Decryption Table (one line per IKE SA)
+    <pair folder>/keys/ikev1_decryption_table   the IKEv1 Decryption Table, when there are IKEv1 keys
     <pair folder>/keys/esp_sa                   the ESP SAs (one line per SA and direction)
     <pair folder>/keys/preferences              turns on ESP decryption, which is off by default
 
@@ -20,10 +21,11 @@ import shlex
 from pathlib import Path
 from typing import Iterable
 
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
 
 KEYS_FOLDER = "keys"
 IKE_TABLE = "ikev2_decryption_table"
+IKEV1_TABLE = "ikev1_decryption_table"
 ESP_TABLE = "esp_sa"
 PREFERENCES = "preferences"
 
@@ -80,6 +82,12 @@ def ike_line(keys: IkeSaKeys) -> str:
                      keys.sk_ai.hex(), keys.sk_ar.hex(), f'"{integrity}"'])
 
 
+def ikev1_line(keys: IkeV1SaKeys) -> str:
+    """One IKEv1 Decryption Table record: the initiator's cookie and the encryption key, hex (Wireshark takes the
+    cipher, the hash and g^xi/g^xr from the capture's phase 1, as the transcript does)."""
+    return f"{keys.icookie.hex()},{keys.enc_key.hex()}"
+
+
 def esp_line(keys: EspSaKeys) -> str:
     """One ESP SA record: every field a quoted string. Raises KeyError like ike_line."""
     encryption, integrity = ESP_ENCRYPTION[keys.encryption], ESP_INTEGRITY[keys.integrity]
@@ -103,11 +111,13 @@ def _lines(records: Iterable, render, unusable) -> list[str]:
     return lines
 
 
-def write_key_files(folder: Path, ike: list[IkeSaKeys], esp: list[EspSaKeys]) -> list[Path]:
+def write_key_files(folder: Path, ike: list[IkeSaKeys | IkeV1SaKeys], esp: list[EspSaKeys]) -> list[Path]:
     """Write the key files into `folder`/keys/ (created) and return their paths. IKE keys still without
     SPIs must first be bound to the wire (transcript.bind_ike_keys) to be usable here."""
     keys_folder = Path(folder) / KEYS_FOLDER
     keys_folder.mkdir(parents=True, exist_ok=True)
+    ikev1 = [k for k in ike if isinstance(k, IkeV1SaKeys)]
+    ike = [k for k in ike if not isinstance(k, IkeV1SaKeys)]
     ike_lines = _lines(ike, ike_line,
                        lambda k: "IKE SA keys whose SPIs are unknown" if (k.ispi, k.rspi) == (UNKNOWN_SPI,) * 2
                        else None)
@@ -116,6 +126,10 @@ def write_key_files(folder: Path, ike: list[IkeSaKeys], esp: list[EspSaKeys]) ->
     for name, lines in ((IKE_TABLE, ike_lines), (ESP_TABLE, esp_lines)):
         path = keys_folder / name
         path.write_text("".join(f"{line}\n" for line in lines))
+        written.append(path)
+    if ikev1:
+        path = keys_folder / IKEV1_TABLE
+        path.write_text("".join(f"{line}\n" for line in _lines(ikev1, ikev1_line, lambda k: None)))
         written.append(path)
     preferences = keys_folder / PREFERENCES
     preferences.write_text(ESP_PREFERENCES)

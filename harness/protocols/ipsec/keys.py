@@ -22,6 +22,21 @@ class IkeSaKeys:
 
 
 @dataclass(frozen=True)
+class IkeV1SaKeys:
+    """What opens an IKEv1 (ISAKMP) SA's encrypted messages, as Wireshark's ikev1_decryption_table gives it: the
+    initiator's cookie and the encryption key (RFC 2409 Appendix B: derived from SKEYID_e; SKEYID_e itself does
+    when it is at least as long as the key). The cipher, the hash the IVs are derived with and g^xi/g^xr come from
+    the capture's phase 1; `encryption` ("AES-CBC", "3DES-CBC"), `key_length` (bits), `hash` ("SHA") and the
+    phase 1 `iv` stand in where the capture does not show them."""
+    icookie: bytes
+    enc_key: bytes
+    encryption: str | None = None
+    key_length: int | None = None
+    hash: str | None = None
+    iv: bytes | None = None
+
+
+@dataclass(frozen=True)
 class EspSaKeys:
     spi: int
     src: str

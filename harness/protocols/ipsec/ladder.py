@@ -9,7 +9,8 @@ band per ESP SA and direction, drawn by the protocol-agnostic harness.report.lad
 An arrow's label is the message ("IKE_AUTH #1 response"); its notes are what an engineer would write next to
 it: error notifies in red (N(AUTHENTICATION_FAILED), N(INVALID_KE_PAYLOAD: MODP_2048)), the notifies that
 steer the exchange (N(COOKIE), N(REKEY_SA) ...), identities, AUTH method, proposals, traffic selectors,
-Deletes; capability notifies in grey on one line. Never raises on what a capture holds.
+Deletes; capability notifies in grey on one line. IKEv1 messages the same way (N(R-U-THERE), SA, Vendor IDs).
+Never raises on what a capture holds.
 """
 from __future__ import annotations
 
@@ -20,13 +21,11 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from harness.report.ladder import Arrow, Band, Lifeline, Note, Remark, render
-from harness.protocols.ipsec import crypto, ikev2_names
+from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.crypto import SKF_PAYLOAD
 from harness.protocols.ipsec.transcript import NO_KEYS, DecryptedMessage, InnerPacket, decrypt_ike, open_esp, summarize
 from harness.protocols.ipsec.transcript import _Reader as _TranscriptReader
-from harness.protocols.ipsec.wire import (EXCHANGE_TYPES, FLAG_RESPONSE, IKE_HEADER, IPSEC_PORTS, Notify, Wire,
-                                          _decode_ike)
+from harness.protocols.ipsec.wire import IPSEC_PORTS, Wire, _decode_ike
 from harness.protocols.ipsec.wire import _Malformed as _WireMalformed
 
 # Status notifies that steer an exchange: shown in full, in black. Other status notifies only announce
@@ -42,27 +41,17 @@ INNER_KINDS_SHOWN = 4       # distinct kinds of inner packet listed per ESP band
 _VARYING = re.compile(r" (?:id|seq|len)=\d+")
 
 
-def describe_notify(notify: Notify) -> str:
+def describe_notify(notify) -> str:
     """N(NAME), with what an error's data says where it is known: INVALID_KE_PAYLOAD names the group wanted."""
-    if notify.name == "INVALID_KE_PAYLOAD" and len(notify.data) == 2:
-        group = int.from_bytes(notify.data, "big")
-        return f"N(INVALID_KE_PAYLOAD: {ikev2_names.KEY_EXCHANGE_METHODS.get(group, str(group))})"
-    return notify.describe()
+    return notify.summary()
 
 
 def _fragment_of(message) -> tuple[int, int] | None:
     """(number, total) of an IKE fragment (SKF, RFC 7383): those two fields are in the clear."""
-    data = message.data
-    if not message.encrypted or len(data) < IKE_HEADER.size:
-        return None
-    where = crypto.parse_payloads(data[16], data, IKE_HEADER.size).encrypted
-    if where is None or where[0] != SKF_PAYLOAD or where[2] < 8:
-        return None
-    _type, offset, _length = where
-    return int.from_bytes(data[offset + 4:offset + 6], "big"), int.from_bytes(data[offset + 6:offset + 8], "big")
+    return message.fragment
 
 
-def _sa_note(payload: crypto.SecurityAssociationPayload) -> str:
+def _sa_note(payload: ike.SecurityAssociation) -> str:
     proposals = payload.proposals
     if len(proposals) > 2:
         return f"SA {len(proposals)} proposals: {proposals[0].describe()} | …"
@@ -71,7 +60,7 @@ def _sa_note(payload: crypto.SecurityAssociationPayload) -> str:
 
 def _ts(payload) -> str:
     networks = payload.networks() if hasattr(payload, "networks") else ()
-    return f"{payload.type} {' '.join(networks)}" if networks else payload.describe()
+    return f"{payload.kind} {' '.join(networks)}" if networks else payload.describe()
 
 
 def message_notes(message: DecryptedMessage) -> list[Note]:
@@ -81,27 +70,27 @@ def message_notes(message: DecryptedMessage) -> list[Note]:
     capabilities: list[str] = []
     selectors: list[str] = []
     for payload in message.payloads:
-        if isinstance(payload, crypto.NotifyPayload):
-            notify = payload.notify
-            if notify.is_error:
-                errors.append(Note(describe_notify(notify), error=True))
-            elif notify.name in STEERING:
-                details.append(Note(payload.describe()))
-            elif notify.name in NAT_DETECTION:
+        if isinstance(payload, ike.NOTIFY_CLASSES):
+            if payload.is_error:
+                errors.append(Note(describe_notify(payload), error=True))
+            elif payload.type in STEERING:
+                spi = f" {payload.protocol} spi=0x{payload.spi.hex()}" if payload.spi else ""
+                details.append(Note(payload.summary() + spi))
+            elif payload.type in NAT_DETECTION:
                 if "NAT-D" not in capabilities:
                     capabilities.append("NAT-D")
             else:
-                capabilities.append(notify.name.removesuffix("_SUPPORTED"))
-        elif payload.type in ("TSi", "TSr"):
+                capabilities.append(str(payload.type).removesuffix("_SUPPORTED"))
+        elif payload.kind in ("TSi", "TSr"):
             selectors.append(_ts(payload))
-        elif isinstance(payload, crypto.SecurityAssociationPayload):
+        elif isinstance(payload, ike.SecurityAssociation):
             details.append(Note(_sa_note(payload)))
-        elif payload.type == "Nonce":
+        elif payload.kind in ("Nonce", "HASH", "NAT-D") or isinstance(payload, (ike.Encrypted, ike.EncryptedFragment)):
             continue
-        elif payload.type in ("CERTREQ", "VendorID"):
+        elif payload.kind in ("CERTREQ", "CR", "VendorID"):
             details.append(Note(payload.describe(), dim=True))
-        elif type(payload) is crypto.Payload:  # a payload shown by name only
-            details.append(Note(payload.type, dim=True))
+        elif type(payload) is ike.Opaque:  # a payload shown by name only
+            details.append(Note(str(payload.kind), dim=True))
         else:
             details.append(Note(payload.describe()))
     if selectors:
@@ -120,6 +109,8 @@ def message_notes(message: DecryptedMessage) -> list[Note]:
 
 
 def _label(message: DecryptedMessage) -> str:
+    if message.version == ike.IKEV1:   # no request/response flag; phase 2 message IDs are random: hex
+        return f"{message.exchange} #0x{message.message_id:08x}" if message.message_id else f"{message.exchange}"
     kind = "response" if message.is_response else "request"
     return f"{message.exchange} #{message.message_id} {kind}"
 
@@ -160,7 +151,7 @@ def _purpose(message: DecryptedMessage) -> str | None:
     sa = message.payload("SA") if message.payloads else None
     if sa is None:
         return None
-    if any(p.protocol == "IKE" for p in getattr(sa, "proposals", ())):
+    if any(p.protocol == "IKE" for p in getattr(sa, "proposals", ()) if isinstance(p, ike.Proposal)):
         return "rekey IKE SA"
     if message.notify("REKEY_SA"):
         return "rekey CHILD SA"
@@ -207,8 +198,8 @@ def _ike_arrows(messages: Sequence[DecryptedMessage], lines: _Lifelines, t0: flo
                 purposes[exchange_key] = purpose
                 label += f": {purpose}"
         fragment = _fragment_of(first)
-        if fragment is not None and not 1 <= fragment[0] <= fragment[1]:
-            notes.append(Note(f"malformed: fragment {fragment[0]} of {fragment[1]}", error=True))
+        if first.problem is not None:   # the notes say what could not be read (a fragment numbered 0 of 2, ...)
+            label += f", malformed ({len(first.data)} bytes)"
         elif fragment is not None:
             total = fragment[1]
             label += f" ({total} fragment{'s' if total != 1 else ''})"
@@ -222,7 +213,7 @@ def _ike_arrows(messages: Sequence[DecryptedMessage], lines: _Lifelines, t0: flo
             notes = [Note(f"retransmission of the message at {first_seen[signature] - t0:.3f}", dim=True),
                      *(n for n in notes if n.error)]
         first_seen.setdefault(signature, first.time)
-        error = any(n.is_error for g in group for n in g.notifies)
+        error = first.problem is not None or any(n.is_error for g in group for n in g.notifies)
         arrows.append(Arrow(first.time, lines.index(first.src), lines.index(first.dst), label, notes,
                             error=error, dashed=group[0].is_response))
     return arrows
@@ -230,7 +221,7 @@ def _ike_arrows(messages: Sequence[DecryptedMessage], lines: _Lifelines, t0: flo
 
 @dataclass(frozen=True)
 class MalformedIke:
-    """A datagram on an IKE port that does not read as IKEv2, with why."""
+    """A datagram on an IKE port too short to hold an IKE header."""
     time: float
     src: str
     dst: str
@@ -241,8 +232,8 @@ class MalformedIke:
 
 
 class _Reader(_TranscriptReader):
-    """The transcript's capture reader, also keeping the datagrams on IKE ports that are not IKEv2: on a
-    ladder they are arrows too (a truncated request and the answer to it)."""
+    """The transcript's capture reader, also keeping the datagrams on IKE ports too short for an IKE header: on
+    a ladder they are arrows too (damaged messages with a header are IKE messages, with their `problem`)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -250,31 +241,21 @@ class _Reader(_TranscriptReader):
 
     def _add_ike(self, data: bytes, **where) -> None:
         try:
-            self.messages.append(_decode_ike(data, **where))
+            _decode_ike(data, **where)
         except _WireMalformed as why:
-            self.malformed += 1
-            self.malformed_ike.append(MalformedIke(data=bytes(data), reason=str(why), **where))
+            self.malformed_ike.append(MalformedIke(data=bytes(data), reason=str(why),
+                                                   **{k: v for k, v in where.items() if k != "frame"}))
+        super()._add_ike(data, **where)
 
 
 def _malformed_arrows(datagrams: Sequence[MalformedIke], lines: _Lifelines) -> list[Arrow]:
     arrows = []
     for d in datagrams:
-        label, notes, error = f"malformed IKE message ({len(d.data)} bytes)", [], True
-        if len(d.data) >= IKE_HEADER.size:
-            _ispi, _rspi, _next, version, exchange, flags, message_id, _length = IKE_HEADER.unpack_from(d.data)
-            kind = "response" if flags & FLAG_RESPONSE else "request"
-            name = EXCHANGE_TYPES.get(exchange, f"exchange {exchange}")
-            if version >> 4 == 1:
-                label, error = f"IKEv1 message ({len(d.data)} bytes)", False
-                notes.append(Note("IKEv1: not decoded", dim=True))
-            else:
-                label = f"{name} #{message_id} {kind}, malformed ({len(d.data)} bytes)"
-        if error:
-            notes.append(Note(f"malformed: {d.reason}", error=True))
+        notes = [Note(f"malformed: {d.reason}", error=True)]
         if d.sport not in IPSEC_PORTS or d.dport not in IPSEC_PORTS:
             notes.append(Note(f"UDP port {d.sport} -> {d.dport}", dim=True))
-        arrows.append(Arrow(d.time, lines.index(d.src), lines.index(d.dst), label, notes, error=error,
-                            dashed=len(d.data) >= IKE_HEADER.size and bool(d.data[19] & FLAG_RESPONSE)))
+        arrows.append(Arrow(d.time, lines.index(d.src), lines.index(d.dst),
+                            f"malformed IKE message ({len(d.data)} bytes)", notes, error=True))
     return arrows
 
 
@@ -327,9 +308,10 @@ def ladder_events(decrypted: Sequence[DecryptedMessage], wire: Wire, inner: Sequ
         events.append(Remark("no IKE or ESP on the wire"))
     elif not inner:
         events.append(Remark("no ESP on the wire"))
-    others = wire.malformed - len(malformed_ike)
+    drawn = len(malformed_ike) + sum(m.message.problem is not None for m in decrypted)
+    others = wire.malformed - drawn
     if others > 0:
-        more = " more" if malformed_ike else ""
+        more = " more" if drawn else ""
         events.append(Remark(f"{others}{more} malformed packet(s) skipped", error=True))
     return lines.lifelines, events
 

@@ -1,6 +1,7 @@
-"""IKE_SA_INIT requests built with scapy, for the harness's active peer (harness.peer): half-open IKE SAs
-that put a responder under load, and the conformance probes. Nothing here is encrypted: IKE_SA_INIT is
-the clear part of IKEv2.
+"""IKE_SA_INIT requests for the harness's active peer (harness.peer): half-open IKE SAs that put a responder under
+load, and the conformance probes. Built with the same description of IKE that reads the wire
+(harness.protocols.ipsec.ike), so what a probe sends and what a case reads back cannot disagree. Nothing here is
+encrypted: IKE_SA_INIT is the clear part of IKEv2.
 
 A request is described, not assembled by hand: the proposals it offers (scenario proposals, optionally
 with transforms no IANA name can say), the group of its KE payload, payloads appended after Nonce, and
@@ -16,14 +17,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from functools import reduce
-from operator import truediv
 from typing import Sequence
 
-from scapy.contrib.ikev2 import (IKEv2, IKEv2_KE, IKEv2_Nonce, IKEv2_Payload, IKEv2_Proposal, IKEv2_SA,
-                                 IKEv2_Transform)
-
-from harness.protocols.ipsec.ikev2_names import ENCR, INTEG, KE, PRF, TRANSFORM_IDS, TRANSFORM_TYPES
+from harness.protocols.ipsec import ike
+from harness.protocols.ipsec.ikev2_names import ENCR, INTEG, KE, PRF
 from harness.protocols.ipsec.scenario import IkeProposal, is_aead
 
 IKE_SA_INIT = 34
@@ -33,8 +30,8 @@ PROTOCOL_IKE = 1
 KE_LENGTHS = {"MODP_2048": 256, "MODP_3072": 384, "MODP_4096": 512, "ECP_256": 64, "ECP_384": 96,
               "CURVE25519": 32}
 NONCE_LENGTH = 32
-# RFC 7296 3.2: the C bit is the top bit of the byte after Next Payload. scapy's IKEv2_Payload calls bit 0
-# of that byte "critical", which is the last RESERVED bit on the wire: the bit is written by value here.
+# RFC 7296 3.2: the C bit is the top bit of the byte after Next Payload (scapy's contrib IKEv2 layer calls bit 0
+# of that byte "critical", which is the last RESERVED bit on the wire; ike.py's generic header has it right).
 CRITICAL = 0x80
 
 # Numbers the IANA IKEv2 registries leave unassigned, far above the assigned ones (ikev2_names, wire): no
@@ -68,29 +65,6 @@ class UnknownPayload:
     body: bytes = bytes(4)
 
 
-def _transform_id(transform_type: int, name: str) -> tuple[int, int | None]:
-    """IANA name -> (transform id, key length). "ENCR_AES_CBC_128" is ENCR_AES_CBC with a 128-bit key;
-    "ENCR_1000" is ENCR id 1000, the name a transcript gives a transform it has no name for."""
-    ids = {v: k for k, v in TRANSFORM_IDS[transform_type].items()}
-    if name in ids:
-        return ids[name], None
-    base, _, number = name.rpartition("_")
-    if number.isdigit() and base in ids:
-        return ids[base], int(number)
-    if number.isdigit() and base == TRANSFORM_TYPES[transform_type]:
-        return int(number), None
-    raise ValueError(f"no IANA transform id for {name}")
-
-
-def _transform(transform_type: int, name: str) -> IKEv2_Transform:
-    transform_id, key_length = _transform_id(transform_type, name)
-    if key_length is None:
-        return IKEv2_Transform(transform_type=transform_type, transform_id=transform_id)
-    # scapy writes the Key Length attribute (RFC 7296 3.3.5) only when told the transform is 12 bytes long.
-    return IKEv2_Transform(transform_type=transform_type, transform_id=transform_id, length=12,
-                           key_length=key_length)
-
-
 def _typed_names(p: IkeProposal) -> list[tuple[int, str]]:
     """(transform type, name) in the order the probe writes them: ENCR, PRF, INTEG (none for AEAD), KE."""
     wanted = [(ENCR, p.encryption), (PRF, p.prf), (KE, p.group)]
@@ -105,12 +79,13 @@ def transform_names(p: IkeProposal) -> tuple[str, ...]:
     return tuple(name for _, name in _typed_names(p))
 
 
-def proposal(number: int, offer: IkeProposal | Offer) -> IKEv2_Proposal:
+def proposal(number: int, offer: IkeProposal | Offer) -> ike.Proposal:
+    """Proposal `number` for protocol IKE: a scenario proposal's transforms (ike.transform reads "ENCR_AES_CBC_128"
+    as ENCR_AES_CBC with a Key Length attribute, "ENCR_1000" as ENCR ID 1000), then the offer's extra ones."""
     offer = offer if isinstance(offer, Offer) else Offer(offer)
-    transforms = [_transform(t, name) for t, name in _typed_names(offer.ike)]
-    transforms += [IKEv2_Transform(transform_type=t.type, transform_id=t.id) for t in offer.extra]
-    return IKEv2_Proposal(proposal=number, proto=PROTOCOL_IKE, trans_nb=len(transforms),
-                          trans=reduce(truediv, transforms))
+    transforms = [ike.transform(t, name) for t, name in _typed_names(offer.ike)]
+    transforms += [ike.Transform(type=t.type, id=t.id) for t in offer.extra]
+    return ike.Proposal(number=number, protocol=PROTOCOL_IKE, transforms=transforms)
 
 
 def ike_sa_init(proposals: Sequence[IkeProposal | Offer], *, spi: bytes | None = None,
@@ -120,17 +95,11 @@ def ike_sa_init(proposals: Sequence[IkeProposal | Offer], *, spi: bytes | None =
     `extra_payloads`."""
     first = proposals[0].ike if isinstance(proposals[0], Offer) else proposals[0]
     group = ke_group or first.group
-    payloads = [IKEv2_SA(prop=reduce(truediv, [proposal(n, p) for n, p in enumerate(proposals, start=1)])),
-                IKEv2_KE(group=_transform_id(KE, group)[0], ke=os.urandom(KE_LENGTHS[group])),
-                IKEv2_Nonce(nonce=os.urandom(NONCE_LENGTH))]
-    payloads += [IKEv2_Payload(flags=CRITICAL if p.critical else 0, load=p.body) for p in extra_payloads]
-    # RFC 7296 3.2: each header names the type of the payload after it; scapy knows only the types it has
-    # classes for, so the chain is written out whole.
-    types = [SA_PAYLOAD, KE_PAYLOAD, NONCE_PAYLOAD] + [p.type for p in extra_payloads]
-    for payload, following in zip(payloads, types[1:] + [0]):
-        payload.next_payload = following
-    header = IKEv2(init_SPI=spi or os.urandom(8), next_payload=types[0], exch_type=IKE_SA_INIT, flags="Initiator")
-    return bytes(header / reduce(truediv, payloads))
+    payloads = [ike.SecurityAssociation(proposals=[proposal(n, p) for n, p in enumerate(proposals, start=1)]),
+                ike.KeyExchange(group=group, key_data=os.urandom(KE_LENGTHS[group])),
+                ike.Nonce(nonce=os.urandom(NONCE_LENGTH))]
+    payloads += [ike.Opaque.of(p.type, p.body, critical=p.critical) for p in extra_payloads]
+    return bytes(ike.Isakmp(ispi=spi or os.urandom(8), exchange=IKE_SA_INIT, flags="I", payloads=payloads))
 
 
 def truncated(message: bytes, length: int | None = None) -> bytes:

@@ -1,5 +1,5 @@
-"""The capture read back with the keys the daemons exported: every IKE message with its payloads (opened
-where it was encrypted) and every ESP packet's inner packet.
+"""The capture read back with the keys the daemons exported (or a person gave): every IKE message with its
+payloads (opened where it was encrypted) and every ESP packet's inner packet.
 
     text = transcript(pcap, ike_keys, esp_keys)              # what a person reads (attached to each case)
     auth = decrypt_ike(wire, ike_keys).ike("IKE_AUTH")       # what a suite asserts on
@@ -10,7 +10,8 @@ where it was encrypted) and every ESP packet's inner packet.
 Keys are matched to IKE SAs by SPIs where the daemon's export names them; keys exported without SPIs (zero
 SPIs: an IKE SA created by a rekey, whose SPIs travel encrypted) are tried on every IKE SA and bound to the
 one whose integrity checksum they verify, which no other key can. Either side's export is enough; both
-sides' exports of the same SA count once.
+sides' exports of the same SA count once. IKEv1 SAs are opened with IkeV1SaKeys (by initiator cookie, as
+Wireshark's ikev1_decryption_table gives them), the cipher and the IV chain taken from the phase 1 on the wire.
 """
 from __future__ import annotations
 
@@ -22,10 +23,11 @@ from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
 from scapy.packet import Packet
 
-from harness.protocols.ipsec import crypto, wire
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
-from harness.protocols.ipsec.wire import (IKE_HEADER, PAYLOAD_TYPES, EspFlow, IkeMessage, Notify, NotifyLookup,
-                                          Wire, _check_known)
+from harness.protocols.ipsec import crypto, ike, wire
+from harness.protocols.ipsec import ikev1_names as v1names
+from harness.protocols.ipsec.ike import KNOWN_EXCHANGES, PayloadLookup, check_known
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
+from harness.protocols.ipsec.wire import EspFlow, IkeMessage, Wire
 
 NO_KEYS = "encrypted (no keys exported by either side)"
 UNKNOWN_SPI = bytes(8)
@@ -35,16 +37,21 @@ INNER_PACKETS_SHOWN = 20   # per ESP flow; a long flow is summarised by its coun
 # --- IKE --------------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class DecryptedMessage(NotifyLookup):
-    """One IKE message of the capture with its payloads: the clear ones, then those of its SK payload."""
+class DecryptedMessage(PayloadLookup):
+    """One IKE message of the capture with its payloads: the clear ones, then those opened (of its SK payload, or
+    of an IKEv1 message's encrypted body). The accessors are the wire message's: payload("IDi"), notify(...)."""
     message: IkeMessage
-    payloads: tuple[crypto.Payload, ...] = ()
+    payloads: tuple = ()
     problem: str | None = None                  # why (part of) it could not be read: NO_KEYS, "undecryptable: ..."
     fragment: tuple[int, int] | None = None     # (number, total) for an IKE fragment (SKF, RFC 7383)
-    keys: IkeSaKeys | None = field(default=None, repr=False, compare=False)  # what opened it
+    keys: IkeSaKeys | IkeV1SaKeys | None = field(default=None, repr=False, compare=False)  # what opened it
 
     @property
-    def exchange(self) -> str:
+    def version(self) -> int:
+        return self.message.version
+
+    @property
+    def exchange(self) -> ike.Name:
         return self.message.exchange
 
     @property
@@ -52,11 +59,11 @@ class DecryptedMessage(NotifyLookup):
         return self.message.message_id
 
     @property
-    def is_response(self) -> bool:
+    def is_response(self) -> bool | None:
         return self.message.is_response
 
     @property
-    def is_initiator(self) -> bool:
+    def is_initiator(self) -> bool | None:
         return self.message.is_initiator
 
     @property
@@ -64,51 +71,46 @@ class DecryptedMessage(NotifyLookup):
         """Encrypted on the wire and opened (for a fragment: the one that completed the message)."""
         return self.message.encrypted and self.problem is None and self.keys is not None
 
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(p.type for p in self.payloads)
-
-    def payload(self, kind: str) -> crypto.Payload | None:
-        """The first payload of this type ("IDi", "TSr", "SA", ...), or None."""
-        _check_known(kind, PAYLOAD_TYPES, "payload type")
-        return next((p for p in self.payloads if p.type == kind), None)
-
-    def payloads_of(self, kind: str) -> tuple[crypto.Payload, ...]:
-        _check_known(kind, PAYLOAD_TYPES, "payload type")
-        return tuple(p for p in self.payloads if p.type == kind)
-
-    @property
-    def notifies(self) -> tuple[Notify, ...]:
-        return tuple(p.notify for p in self.payloads if isinstance(p, crypto.NotifyPayload))
-
     def describe(self) -> str:
         """The wire's one-line summary, then one indented line per payload (or why there are none)."""
-        lines = [self.message.describe()]
-        # Clear payloads the headline already names in full (a bare "KE" is not in full: "KE MODP_2048" is).
-        clear = len(self.message.payloads) - int(self.message.encrypted)
-        headline = [n.describe() for n in self.message.notifies]
-        named = [headline.pop(0) if p == "Notify" and headline else p for p in self.message.payloads[:clear]]
-        shown = [p for i, p in enumerate(self.payloads) if i >= clear or i >= len(named) or p.describe() != named[i]]
+        lines = [self.message.headline()]
+        clear = _clear(self.message)
+        tokens = [t for p, t in zip(self.message.payloads, self.message.headline_tokens()) if not _sealed(p)]
         if self.fragment:
             number, total = self.fragment
             done = ": reassembled" if self.keys is not None and self.problem is None else ""
             lines.append(f"    fragment {number}/{total}{done}")
-        lines += [f"    {p.describe()}" for p in shown]
-        if self.decrypted and len(self.payloads) == clear:
+        for index, payload in enumerate(self.payloads):
+            # A clear payload the headline already says in full is not repeated (a bare "KE" is not in full).
+            if index < len(clear) and payload.describe() == tokens[index]:
+                continue
+            lines.append(f"    {payload.describe()}")
+        if self.decrypted and len(self.payloads) == len(clear):
             lines.append("    (empty)")   # opened, and nothing inside: a liveness check, a bare Delete answer
         if self.problem:
             lines.append(f"    {self.problem}")
         return "\n".join(lines)
 
 
+def _sealed(payload) -> bool:
+    return isinstance(payload, (ike.Encrypted, ike.EncryptedFragment))
+
+
+def _clear(message: IkeMessage) -> tuple:
+    """The payloads in the clear, without the SK/SKF payload: that one is a container, said by what it opens to."""
+    return tuple(p for p in message.payloads if not _sealed(p))
+
+
 class DecryptedMessages(tuple):
     """Decrypted messages in capture order; a tuple, like wire.IkeMessages."""
 
-    def ike(self, exchange: str | None = None) -> DecryptedMessages:
-        """Like Wire.ike(): of one exchange type if given, each message once (retransmissions left out)."""
+    def ike(self, exchange: str | None = None, *, damaged: bool = False) -> DecryptedMessages:
+        """Like Wire.ike(): of one exchange type if given, each message once (retransmissions left out), messages
+        damaged on the wire left out unless asked for."""
         if exchange is not None:
-            _check_known(exchange, wire.EXCHANGE_TYPES, "exchange")
-        chosen = [m for m in self if exchange is None or m.exchange == exchange]
+            check_known(exchange, KNOWN_EXCHANGES, "exchange")
+        chosen = [m for m in self if (exchange is None or m.exchange == exchange)
+                  and (damaged or m.message.problem is None)]
         return DecryptedMessages(wire.first_sendings(chosen, key=lambda m: m.message.data))
 
     def describe(self) -> str:
@@ -175,37 +177,43 @@ def _messages(capture: Wire | Iterable[IkeMessage] | str | os.PathLike) -> tuple
 
 
 def decrypt_ike(capture: Wire | Iterable[IkeMessage] | str | os.PathLike,
-                ike_keys: Iterable[IkeSaKeys] = ()) -> DecryptedMessages:
-    return _decrypt(_messages(capture), _Keyring(ike_keys))
+                ike_keys: Iterable[IkeSaKeys | IkeV1SaKeys] = ()) -> DecryptedMessages:
+    """Every IKE message of the capture with its payloads, opened where the keys allow (IkeSaKeys for IKEv2,
+    IkeV1SaKeys for IKEv1). Never raises on what the capture holds."""
+    keys = list(ike_keys)
+    return _decrypt(_messages(capture), _Keyring(k for k in keys if isinstance(k, IkeSaKeys)),
+                    _V1Keyring(k for k in keys if isinstance(k, IkeV1SaKeys)))
 
 
 def bind_ike_keys(capture: Wire | Iterable[IkeMessage] | str | os.PathLike,
                   ike_keys: Iterable[IkeSaKeys]) -> list[IkeSaKeys]:
-    """The distinct keys, with the SPIs of the IKE SA they open filled in where the export lacked them (what
+    """The distinct IKEv2 keys, with the SPIs of the IKE SA they open filled in where the export lacked them (what
     the Wireshark key file needs). Keys that open nothing on the wire keep zero SPIs."""
-    keyring = _Keyring(ike_keys)
-    _decrypt(_messages(capture), keyring)
+    keyring = _Keyring(k for k in ike_keys if isinstance(k, IkeSaKeys))
+    _decrypt(_messages(capture), keyring, _V1Keyring(()))
     return keyring.all()
 
 
-def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring) -> DecryptedMessages:
+def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring, v1: _V1Keyring) -> DecryptedMessages:
     fragments: dict[tuple, dict[int, crypto.SkPlaintext]] = {}
     out = []
     for message in messages:
-        data = message.data
-        if len(data) < IKE_HEADER.size:  # an IkeMessage built without its bytes: only its names are known
-            out.append(DecryptedMessage(message, problem=NO_KEYS if message.encrypted else None))
+        clear = _clear(message)
+        if message.problem is not None:
+            out.append(DecryptedMessage(message, clear, f"malformed: {message.problem}"))
             continue
-        clear = crypto.parse_payloads(data[16], data, IKE_HEADER.size)
-        if clear.encrypted is None:
-            out.append(DecryptedMessage(message, clear.payloads, clear.problem))
+        if message.version == ike.IKEV1:
+            out.append(v1.open(message) if message.encrypted else v1.observe(message))
+            continue
+        if not message.encrypted:
+            out.append(DecryptedMessage(message, clear))
             continue
         if keyring.empty:
-            out.append(DecryptedMessage(message, clear.payloads, NO_KEYS))
+            out.append(DecryptedMessage(message, clear, NO_KEYS, fragment=message.fragment))
             continue
         opened, keys, problem = keyring.open(message)
         if opened is None:
-            out.append(DecryptedMessage(message, clear.payloads, problem))
+            out.append(DecryptedMessage(message, clear, problem, fragment=message.fragment))
             continue
         first, chain = opened.first_payload, opened.chain
         if opened.fragment:
@@ -214,14 +222,102 @@ def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring) -> DecryptedMe
             parts = fragments.setdefault(key, {})
             parts[number] = opened
             if set(parts) != set(range(1, total + 1)):
-                out.append(DecryptedMessage(message, clear.payloads, fragment=opened.fragment))
+                out.append(DecryptedMessage(message, clear, fragment=opened.fragment))
                 continue
             del fragments[key]
             first, chain = parts[1].first_payload, b"".join(parts[n].chain for n in range(1, total + 1))
-        inner = crypto.parse_payloads(first, chain)
-        out.append(DecryptedMessage(message, clear.payloads + inner.payloads, inner.problem,
+        inner, problem = ike.decode_chain(first, chain, ike.IKEV2)
+        out.append(DecryptedMessage(message, clear + inner, problem and f"malformed: {problem}",
                                     fragment=opened.fragment, keys=keys))
     return DecryptedMessages(out)
+
+
+class _V1Sa:
+    """What opening one IKEv1 SA's messages takes, learnt from its clear phase 1: who initiated, the chosen
+    phase 1 transform, g^xi and g^xr; then the IV chain, per message ID (RFC 2409 Appendix B)."""
+
+    def __init__(self) -> None:
+        self.initiator: str | None = None
+        self.transform = None                     # the phase 1 transform the last SA payload of phase 1 carried
+        self.gxi: bytes | None = None
+        self.gxr: bytes | None = None
+        self.next_iv: dict[int, bytes] = {}       # message ID -> the IV of its next message; 0 is phase 1's
+        self.opened: dict[bytes, tuple] = {}      # a retransmission opens as the first sending did
+
+    def attribute(self, name: str):
+        return self.transform.attribute(name) if self.transform is not None else None
+
+
+class _V1Keyring:
+    """IKEv1 SAs by initiator cookie: the keys given, and what the capture's clear phase 1 says of each."""
+
+    def __init__(self, keys: Iterable[IkeV1SaKeys]):
+        self.keys = {k.icookie: k for k in keys}
+        self.sas: dict[bytes, _V1Sa] = {}
+
+    def observe(self, message: IkeMessage) -> DecryptedMessage:
+        """A clear message: note the initiator, the phase 1 transform chosen, the KE public values."""
+        sa = self.sas.setdefault(message.ispi, _V1Sa())
+        if sa.initiator is None and message.rspi == UNKNOWN_SPI:
+            sa.initiator = message.src
+        if message.message_id == 0:
+            offered = [t for p in getattr(message.sa, "proposals", ()) if isinstance(p, ike.V1Proposal)
+                       and p.protocol == v1names.PROTO_ISAKMP for t in p.transforms if isinstance(t, ike.V1Transform)]
+            if offered:   # the responder's answer names one; the last SA seen in phase 1 is the one chosen
+                sa.transform = offered[0]
+            ke = message.payload("KE")
+            if ke is not None and sa.initiator is not None:
+                if message.src == sa.initiator and sa.gxi is None:
+                    sa.gxi = ke.key_data
+                elif message.src != sa.initiator and sa.gxr is None:
+                    sa.gxr = ke.key_data
+        return DecryptedMessage(message, message.payloads)
+
+    def open(self, message: IkeMessage) -> DecryptedMessage:
+        keys = self.keys.get(message.ispi)
+        if keys is None:
+            return DecryptedMessage(message, (), NO_KEYS)
+        sa = self.sas.setdefault(message.ispi, _V1Sa())
+        if message.data in sa.opened:
+            payloads, problem = sa.opened[message.data]
+            return DecryptedMessage(message, payloads, problem, keys=keys)
+        payloads, problem = self._open(message, keys, sa)
+        sa.opened[message.data] = (payloads, problem)
+        return DecryptedMessage(message, payloads, problem, keys=keys)
+
+    def _open(self, message: IkeMessage, keys: IkeV1SaKeys, sa: _V1Sa) -> tuple[tuple, str | None]:
+        encryption = keys.encryption or sa.attribute("Encryption Algorithm")
+        key_length = keys.key_length or sa.attribute("Key Length")
+        hash_name = str(keys.hash or sa.attribute("Hash Algorithm"))
+        if encryption is None:
+            return (), "undecryptable: no phase 1 SA on the wire says the cipher (give it with the keys)"
+        block = crypto.v1_block_size(str(encryption))
+        if block is None:
+            return (), f"undecryptable: unsupported algorithm {encryption}"
+        phase1_iv = keys.iv
+        if phase1_iv is None and sa.gxi is not None and sa.gxr is not None:
+            phase1_iv = crypto.v1_phase1_iv(hash_name, sa.gxi, sa.gxr, block)
+        message_id = message.message_id
+        iv = sa.next_iv.get(message_id)
+        if iv is None:
+            # Phase 1 starts from its IV; another exchange from its ID and the last phase 1 block -- the phase 1 IV
+            # itself when no phase 1 message was encrypted (Aggressive Mode in the clear).
+            last_phase1 = sa.next_iv.get(0, phase1_iv)
+            if last_phase1 is None:
+                return (), "undecryptable: the phase 1 IV needs both KE payloads, and the capture lacks them"
+            iv = last_phase1 if message_id == 0 else crypto.v1_phase2_iv(hash_name, last_phase1, message_id, block)
+        if iv is None:
+            return (), f"undecryptable: unsupported hash {hash_name} for the IV"
+        body = message.decoded.encrypted_body or b""
+        if body and len(body) % block == 0:   # the chain goes on from the ciphertext, whatever the key
+            sa.next_iv[message_id] = body[-block:]
+        opened = crypto.decrypt_v1(message.data, keys.enc_key, str(encryption), iv, key_length)
+        if not opened.ok:
+            return (), f"undecryptable: {opened.problem}"
+        payloads, problem = ike.decode_chain(opened.first_payload, opened.chain, ike.IKEV1)
+        if problem is not None:   # CBC has no checksum: a wrong key or IV shows as payloads that do not read
+            return payloads, f"undecryptable: the opened payloads do not read (a wrong key or IV?): {problem}"
+        return payloads, None
 
 
 # --- ESP --------------------------------------------------------------------------------------------------
@@ -371,6 +467,7 @@ def transcript(capture: Wire | str | os.PathLike, ike_keys: Iterable[IkeSaKeys] 
             lines += _flow_lines(flow, [p for p in inner if (p.spi, p.src, p.dst) == (flow.spi, flow.src, flow.dst)])
     if not captured.flows:
         lines.append("no ESP on the wire")
-    if captured.malformed:
-        lines.append(f"{captured.malformed} malformed packet(s) skipped")
+    skipped = captured.malformed - sum(m.problem is not None for m in captured.messages)
+    if skipped > 0:
+        lines.append(f"{skipped} malformed packet(s) skipped")
     return "\n".join(lines)

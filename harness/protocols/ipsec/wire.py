@@ -1,4 +1,4 @@
-"""What the wire shows of an IKEv2/ESP exchange: the IKE messages in the clear and the ESP flows.
+"""What the wire shows of an IKE/ESP exchange: the IKE messages (IKEv2 and IKEv1) in the clear and the ESP flows.
 
 Interop failures are judged from the capture, not from either implementation's own account: a peer that
 logs "proposal mismatch" and a peer that logs nothing at all look the same on the wire -- an IKE_SA_INIT
@@ -6,19 +6,21 @@ answered by N(NO_PROPOSAL_CHOSEN) -- and that is what a verdict should rest on.
 
 The capture reader (harness.packets) gives the IP datagrams, reassembled, and the dispatch table
 (harness.protocols.dispatch) says which are IPsec's. From the IP payload on we decode the bytes ourselves: scapy
-binds IKEv2 to UDP 500 only, NAT-T and ISAKMP bindings depend on which scapy modules happen to be loaded, and
-rebuilding a dissected packet would recompute the very length fields whose damage we want to count. Nothing is
-decrypted here.
+binds IKEv2 to UDP 500 only, NAT-T and ISAKMP bindings depend on which scapy modules happen to be loaded. An IKE
+message is read by the one description of IKE (harness.protocols.ipsec.ike), which checks every length against the
+bytes: a damaged message keeps what could be read and says why the rest could not. Nothing is decrypted here.
 """
 from __future__ import annotations
 
 import math
 import struct
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 from harness.packets import Datagram, Datagrams
 from harness.protocols.dispatch import claim
-from harness.protocols.ipsec.ikev2_names import KEY_EXCHANGE_METHODS
+from harness.protocols.ipsec import ike
+from harness.protocols.ipsec.ike import KNOWN_EXCHANGES, PayloadLookup, check_known
 
 IKE_PORT = 500
 NAT_T_PORT = 4500                      # RFC 3948: IKE behind a marker, and ESP-in-UDP, share this port
@@ -33,155 +35,10 @@ NAT_KEEPALIVE = b"\xff"                # RFC 3948 2.3: keeps the NAT mapping ope
 UDP_HEADER = struct.Struct("!HHHH")                # sport, dport, length, checksum
 ESP_HEADER = struct.Struct("!II")                  # spi, sequence number
 IKE_HEADER = struct.Struct("!8s8sBBBBII")          # ispi, rspi, next payload, version, exchange, flags, id, length
-GENERIC_PAYLOAD_HEADER = struct.Struct("!BBH")     # next payload, critical/reserved, length
-NOTIFY_HEADER = struct.Struct("!BBH")              # protocol id, spi size, notify type
 
-IKEV2_MAJOR_VERSION = 2
-FLAG_INITIATOR = 0x08
-FLAG_RESPONSE = 0x20
-FIRST_STATUS_NOTIFY = 16384            # RFC 7296 3.10.1: types below this are errors
+FLAG_INITIATOR = ike.FLAG_INITIATOR
+FLAG_RESPONSE = ike.FLAG_RESPONSE
 
-# RFC 7296 3.1 and the IANA "IKEv2 Exchange Types" registry.
-EXCHANGE_TYPES = {
-    34: "IKE_SA_INIT",
-    35: "IKE_AUTH",
-    36: "CREATE_CHILD_SA",
-    37: "INFORMATIONAL",
-    38: "IKE_SESSION_RESUME",          # RFC 5723
-    43: "IKE_INTERMEDIATE",            # RFC 9242
-    44: "IKE_FOLLOWUP_KE",             # RFC 9370
-}
-
-# RFC 7296 3.2 and the IANA "IKEv2 Payload Types" registry. Names are single words so a transcript line
-# can be split on spaces.
-PAYLOAD_TYPES = {
-    33: "SA",
-    34: "KE",
-    35: "IDi",
-    36: "IDr",
-    37: "CERT",
-    38: "CERTREQ",
-    39: "AUTH",
-    40: "Nonce",
-    41: "Notify",
-    42: "Delete",
-    43: "VendorID",
-    44: "TSi",
-    45: "TSr",
-    46: "Encrypted",                   # SK
-    47: "CP",
-    48: "EAP",
-    49: "GSPM",                        # RFC 6467
-    50: "IDg",                         # G-IKEv2
-    51: "GSA",
-    52: "KD",
-    53: "EncryptedFragment",           # SKF, RFC 7383
-    54: "PS",                          # RFC 8019
-}
-NOTIFY_PAYLOAD = 41
-# SK and SKF are always last; the next-payload field in their header names the first payload *inside* the
-# ciphertext, so the chain in the clear ends with them.
-ENCRYPTED_PAYLOADS = frozenset({46, 53})
-
-# The IANA "IKEv2 Notify Message Types" registry (RFC 7296 3.10.1 and its extensions).
-NOTIFY_TYPES = {
-    # Error types
-    1: "UNSUPPORTED_CRITICAL_PAYLOAD",
-    4: "INVALID_IKE_SPI",
-    5: "INVALID_MAJOR_VERSION",
-    7: "INVALID_SYNTAX",
-    9: "INVALID_MESSAGE_ID",
-    11: "INVALID_SPI",
-    14: "NO_PROPOSAL_CHOSEN",
-    17: "INVALID_KE_PAYLOAD",
-    24: "AUTHENTICATION_FAILED",
-    34: "SINGLE_PAIR_REQUIRED",
-    35: "NO_ADDITIONAL_SAS",
-    36: "INTERNAL_ADDRESS_FAILURE",
-    37: "FAILED_CP_REQUIRED",
-    38: "TS_UNACCEPTABLE",
-    39: "INVALID_SELECTORS",
-    40: "UNACCEPTABLE_ADDRESSES",          # RFC 4555
-    41: "UNEXPECTED_NAT_DETECTED",         # RFC 4555
-    42: "USE_ASSIGNED_HoA",                # RFC 5026
-    43: "TEMPORARY_FAILURE",
-    44: "CHILD_SA_NOT_FOUND",
-    45: "INVALID_GROUP_ID",                # RFC 6407
-    46: "AUTHORIZATION_FAILED",            # RFC 6407
-    47: "STATE_NOT_FOUND",                 # RFC 9370
-    48: "TS_MAX_QUEUE",                    # RFC 9611
-    # Status types
-    16384: "INITIAL_CONTACT",
-    16385: "SET_WINDOW_SIZE",
-    16386: "ADDITIONAL_TS_POSSIBLE",
-    16387: "IPCOMP_SUPPORTED",
-    16388: "NAT_DETECTION_SOURCE_IP",
-    16389: "NAT_DETECTION_DESTINATION_IP",
-    16390: "COOKIE",
-    16391: "USE_TRANSPORT_MODE",
-    16392: "HTTP_CERT_LOOKUP_SUPPORTED",
-    16393: "REKEY_SA",
-    16394: "ESP_TFC_PADDING_NOT_SUPPORTED",
-    16395: "NON_FIRST_FRAGMENTS_ALSO",
-    16396: "MOBIKE_SUPPORTED",             # RFC 4555
-    16397: "ADDITIONAL_IP4_ADDRESS",
-    16398: "ADDITIONAL_IP6_ADDRESS",
-    16399: "NO_ADDITIONAL_ADDRESSES",
-    16400: "UPDATE_SA_ADDRESSES",
-    16401: "COOKIE2",
-    16402: "NO_NATS_ALLOWED",
-    16403: "AUTH_LIFETIME",                # RFC 4478
-    16404: "MULTIPLE_AUTH_SUPPORTED",      # RFC 4739
-    16405: "ANOTHER_AUTH_FOLLOWS",
-    16406: "REDIRECT_SUPPORTED",           # RFC 5685
-    16407: "REDIRECT",
-    16408: "REDIRECTED_FROM",
-    16409: "TICKET_LT_OPAQUE",             # RFC 5723
-    16410: "TICKET_REQUEST",
-    16411: "TICKET_ACK",
-    16412: "TICKET_NACK",
-    16413: "TICKET_OPAQUE",
-    16414: "LINK_ID",                      # RFC 5739
-    16415: "USE_WESP_MODE",                # RFC 5840
-    16416: "ROHC_SUPPORTED",               # RFC 5857
-    16417: "EAP_ONLY_AUTHENTICATION",      # RFC 5998
-    16418: "CHILDLESS_IKEV2_SUPPORTED",    # RFC 6023
-    16419: "QUICK_CRASH_DETECTION",        # RFC 6290
-    16420: "IKEV2_MESSAGE_ID_SYNC_SUPPORTED",  # RFC 6311
-    16421: "IPSEC_REPLAY_COUNTER_SYNC_SUPPORTED",
-    16422: "IKEV2_MESSAGE_ID_SYNC",
-    16423: "IPSEC_REPLAY_COUNTER_SYNC",
-    16424: "SECURE_PASSWORD_METHODS",      # RFC 6467
-    16425: "PSK_PERSIST",                  # RFC 6631
-    16426: "PSK_CONFIRM",
-    16427: "ERX_SUPPORTED",                # RFC 6867
-    16428: "IFOM_CAPABILITY",
-    16429: "SENDER_REQUEST_ID",            # G-IKEv2
-    16430: "IKEV2_FRAGMENTATION_SUPPORTED",  # RFC 7383
-    16431: "SIGNATURE_HASH_ALGORITHMS",    # RFC 7427
-    16432: "CLONE_IKE_SA_SUPPORTED",       # RFC 7791
-    16433: "CLONE_IKE_SA",
-    16434: "PUZZLE",                       # RFC 8019
-    16435: "USE_PPK",                      # RFC 8784
-    16436: "PPK_IDENTITY",
-    16437: "NO_PPK_AUTH",
-    16438: "INTERMEDIATE_EXCHANGE_SUPPORTED",  # RFC 9242
-    16439: "IP4_ALLOWED",                  # RFC 8983
-    16440: "IP6_ALLOWED",
-    16441: "ADDITIONAL_KEY_EXCHANGE",      # RFC 9370
-    16442: "USE_AGGFRAG",                  # RFC 9347
-    16443: "SUPPORTED_AUTH_METHODS",       # RFC 9593
-    16444: "SA_RESOURCE_INFO",             # RFC 9611
-}
-
-def _name(table: dict[int, str], number: int) -> str:
-    return table.get(number, str(number))
-
-
-def _check_known(name: str, table: dict[int, str], what: str) -> None:
-    """A misspelt name would otherwise quietly match nothing, and "no such notify" would pass a test."""
-    if name not in table.values() and not name.isdigit():
-        raise ValueError(f"unknown {what} {name!r}")
 
 
 def _endpoint(address: str, port: int) -> str:
@@ -189,72 +46,128 @@ def _endpoint(address: str, port: int) -> str:
 
 
 @dataclass(frozen=True)
-class Notify:
-    name: str
-    type: int
-    data: bytes
-
-    @property
-    def is_error(self) -> bool:
-        return self.type < FIRST_STATUS_NOTIFY
-
-    @property
-    def group(self) -> str | None:
-        """The Key Exchange Method an INVALID_KE_PAYLOAD asks for (RFC 7296 3.10.1: its two data bytes), by its
-        IANA name ("MODP_2048"); None for any other notify, or data of another size."""
-        if self.name != "INVALID_KE_PAYLOAD" or len(self.data) != 2:
-            return None
-        return _name(KEY_EXCHANGE_METHODS, int.from_bytes(self.data, "big"))
-
-    def describe(self) -> str:
-        """Error data is shown because it usually carries the answer (INVALID_KE_PAYLOAD: the group wanted)."""
-        if self.is_error and self.data:
-            shown = self.data[:16].hex() + ("..." if len(self.data) > 16 else "")
-            return f"N({self.name}:{shown})"
-        return f"N({self.name})"
-
-
-class NotifyLookup:
-    """notify()/errors for anything with a `notifies` tuple: a message as seen on the wire or decrypted."""
-    notifies: tuple[Notify, ...]
-
-    def notify(self, name: str) -> Notify | None:
-        _check_known(name, NOTIFY_TYPES, "notify type")
-        return next((n for n in self.notifies if n.name == name), None)
-
-    @property
-    def errors(self) -> tuple[Notify, ...]:
-        return tuple(n for n in self.notifies if n.is_error)
-
-
-@dataclass(frozen=True)
-class IkeMessage(NotifyLookup):
+class IkeMessage(PayloadLookup):
+    """One IKE message as the wire shows it: where it was seen, and its bytes, read by the IKE description
+    (harness.protocols.ipsec.ike) the first time a field is asked for. IKEv2 and IKEv1 alike; the payloads are
+    typed layers (`payload("KE").group`, `notify("COOKIE").cookie`), those in the clear: SK/SKF and IKEv1's
+    encrypted body are opened by the transcript (decrypt_ike). A damaged message is still a message: `problem`
+    says what could not be read, and the payloads before the damage are there."""
     time: float
     src: str
     dst: str
     sport: int
     dport: int
-    ispi: bytes
-    rspi: bytes
-    exchange: str
-    message_id: int
-    is_initiator: bool
-    is_response: bool
-    payloads: tuple[str, ...]
-    notifies: tuple[Notify, ...]
-    encrypted: bool
     # The whole message as sent (IKE header on, no non-ESP marker): what the SK payload's integrity checksum
-    # covers, so the transcript can decrypt it. Not compared: two sightings of a message are the same message.
-    data: bytes = field(default=b"", repr=False, compare=False)
+    # covers, so the transcript can decrypt it; two sightings are the same message when these bytes are.
+    data: bytes = field(repr=False)
+    frame: int | None = field(default=None, compare=False)
+
+    @cached_property
+    def decoded(self) -> ike.Isakmp:
+        return ike.decode(self.data)
+
+    @cached_property
+    def problem(self) -> str | None:
+        """Why (part of) the message could not be read, or None when all of it was."""
+        return ike.said(ike.problems(self.decoded))
+
+    @property
+    def version(self) -> int:
+        return self.decoded.major
+
+    @property
+    def ispi(self) -> bytes:
+        """IKEv2's initiator SPI, IKEv1's initiator cookie."""
+        return self.decoded.ispi
+
+    @property
+    def rspi(self) -> bytes:
+        return self.decoded.rspi
+
+    icookie, rcookie = ispi, rspi
+
+    @property
+    def exchange(self) -> ike.Name:
+        """"IKE_SA_INIT", "Main Mode", "Quick Mode", ... (the number itself when no registry names it)."""
+        return self.decoded.exchange
+
+    @property
+    def message_id(self) -> int:
+        return self.decoded.message_id
+
+    @property
+    def flags(self) -> int:
+        return int(self.decoded.flags)
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        """The header flags set, by their names in this version: IKEv1 E, C, A (RFC 2408 3.1); IKEv2 I, V, R."""
+        names = ("E", "C", "A") if self.version == ike.IKEV1 else ("I", "V", "R")
+        return tuple(name for name in names if self.flags & (1 << ike.HEADER_FLAGS.index(name)))
+
+    @property
+    def is_initiator(self) -> bool | None:
+        """IKEv2's I flag: sent by the original initiator of the IKE SA. None for IKEv1, which has no such flag."""
+        return bool(self.flags & FLAG_INITIATOR) if self.version == ike.IKEV2 else None
+
+    @property
+    def is_response(self) -> bool | None:
+        """IKEv2's R flag. None for IKEv1, which has no such flag."""
+        return bool(self.flags & FLAG_RESPONSE) if self.version == ike.IKEV2 else None
+
+    @property
+    def payloads(self) -> tuple:
+        return tuple(self.decoded.payloads)
+
+    @property
+    def encrypted(self) -> bool:
+        """IKEv2: an SK or SKF payload ends the chain; IKEv1: the E flag (the body is ciphertext)."""
+        return self.decoded.encrypted
+
+    @property
+    def fragment(self) -> tuple[int, int] | None:
+        """(number, total) of an IKEv2 fragment (SKF, RFC 7383: in the clear), else None."""
+        found = next((p for p in self.payloads if isinstance(p, ike.EncryptedFragment)), None)
+        return None if found is None else (found.fragment_number, found.total_fragments)
+
+    def headline_tokens(self) -> list[str]:
+        """A word per payload (a notify with its error's data); IKEv1's encrypted body is "encrypted"."""
+        tokens = [p.summary() if isinstance(p, ike.NOTIFY_CLASSES) else str(p.kind) for p in self.payloads]
+        if self.version == ike.IKEV1:
+            if self.encrypted:
+                tokens.append("encrypted")
+            tokens += [f"({name}: {meaning})" for name, meaning in (("C", "commit"), ("A", "authentication only"))
+                       if name in self.flag_names]
+        return tokens
+
+    def _headline_words(self) -> list[str]:
+        """headline_tokens() with long runs of one word said once with their count ("Notify x200")."""
+        words: list[str] = []
+        tokens = self.headline_tokens()
+        start = 0
+        while start < len(tokens):
+            end = start
+            while end < len(tokens) and tokens[end] == tokens[start]:
+                end += 1
+            words += [tokens[start]] * (end - start) if end - start <= 3 else [f"{tokens[start]} x{end - start}"]
+            start = end
+        return words
+
+    def headline(self) -> str:
+        """One line. "(I)"/"(R)" is the sender's role in the IKE SA (IKEv2's I flag), not the request/response;
+        IKEv1 has neither flag, and shows its message ID in hex (phase 2 IDs are random)."""
+        if self.version == ike.IKEV2:
+            kind = "response" if self.is_response else "request"
+            role = "I" if self.is_initiator else "R"
+            what = [f"#{self.message_id}", f"{kind}({role})"]
+        else:
+            what = [f"#0x{self.message_id:08x}" if self.message_id else "#0"]
+        return " ".join([f"{self.time:.3f}", _endpoint(self.src, self.sport), "->", _endpoint(self.dst, self.dport),
+                         str(self.exchange), *what, *self._headline_words()])
 
     def describe(self) -> str:
-        """One line; "(I)"/"(R)" is the sender's role in the IKE SA (the I flag), not the request/response."""
-        kind = "response" if self.is_response else "request"
-        role = "I" if self.is_initiator else "R"
-        notifies = iter(self.notifies)
-        payloads = [next(notifies).describe() if p == "Notify" else p for p in self.payloads]
-        return " ".join([f"{self.time:.3f}", _endpoint(self.src, self.sport), "->", _endpoint(self.dst, self.dport),
-                         self.exchange, f"#{self.message_id}", f"{kind}({role})", *payloads])
+        """The headline, and for a damaged message a line saying what could not be read."""
+        return f"{self.headline()}\n    malformed: {self.problem}" if self.problem else self.headline()
 
 
 class IkeMessages(tuple):
@@ -360,13 +273,16 @@ class Wire:
         transcript.read(path)
         return transcript.wire()
 
-    def ike(self, exchange: str | None = None, *, retransmissions: bool = False) -> IkeMessages:
-        """The IKE messages in capture order (of one exchange type, if given), each message once: a
-        retransmission is the same message byte for byte (RFC 7296 2.1) and is left out unless asked for, so
-        a case judges the conversation, not how often a busy peer had to repeat itself."""
+    def ike(self, exchange: str | None = None, *, retransmissions: bool = False,
+            damaged: bool = False) -> IkeMessages:
+        """The IKE messages in capture order (of one exchange type, if given: "IKE_AUTH", "Quick Mode"), each
+        message once: a retransmission is the same message byte for byte (RFC 7296 2.1) and is left out unless
+        asked for, so a case judges the conversation, not how often a busy peer had to repeat itself. Damaged
+        messages (`problem`) are left out too unless asked for: they are counted in `malformed`."""
         if exchange is not None:
-            _check_known(exchange, EXCHANGE_TYPES, "exchange")
-        chosen = [m for m in self.messages if exchange is None or m.exchange == exchange]
+            check_known(exchange, KNOWN_EXCHANGES, "exchange")
+        chosen = [m for m in self.messages if (exchange is None or m.exchange == exchange)
+                  and (damaged or m.problem is None)]
         return IkeMessages(chosen if retransmissions else first_sendings(chosen, key=lambda m: m.data))
 
     def esp(self) -> tuple[EspFlow, ...]:
@@ -376,57 +292,29 @@ class Wire:
         return tuple(f for f in self.flows if f.src == src and f.dst == dst)
 
     def describe(self) -> str:
+        """Every IKE message, damaged ones with why; the ESP flows; what was neither shown nor readable."""
         lines = [self.messages.describe()]
         lines += [f.describe() for f in self.flows] or ["no ESP on the wire"]
-        if self.malformed:
-            lines.append(f"{self.malformed} malformed packet(s) skipped")
+        skipped = self.malformed - sum(m.problem is not None for m in self.messages)
+        if skipped > 0:
+            lines.append(f"{skipped} malformed packet(s) skipped")
         return "\n".join(lines)
 
 
 class _Malformed(Exception):
-    """The bytes contradict themselves (a length overruns the message) or are not IKEv2 at all."""
+    """Not even an IKE header: fewer bytes than the 28 every ISAKMP and IKEv2 message starts with."""
 
 
-def _decode_ike(data: bytes, *, time: float, src: str, dst: str, sport: int, dport: int) -> IkeMessage:
-    """Decode an IKEv2 message (without any non-ESP marker); raises _Malformed rather than guessing."""
+def _decode_ike(data: bytes, *, time: float, src: str, dst: str, sport: int, dport: int,
+                frame: int | None = None) -> IkeMessage:
+    """The IKE message in a datagram (without any non-ESP marker), IKEv1 or IKEv2, damaged or not (its `problem`
+    says); raises _Malformed only for fewer bytes than a header. The message ends where its header's length says
+    when the datagram holds that much (what follows is not the message's)."""
     if len(data) < IKE_HEADER.size:
-        raise _Malformed("shorter than an IKE header")
-    ispi, rspi, next_payload, version, exchange, flags, message_id, length = IKE_HEADER.unpack_from(data)
-    if version >> 4 != IKEV2_MAJOR_VERSION:
-        raise _Malformed(f"IKE major version {version >> 4}")
-    if not IKE_HEADER.size <= length <= len(data):
-        raise _Malformed(f"message length {length} with {len(data)} bytes on the wire")
-    payloads: list[str] = []
-    notifies: list[Notify] = []
-    offset = IKE_HEADER.size
-    while next_payload:
-        if offset + GENERIC_PAYLOAD_HEADER.size > length:
-            raise _Malformed("payload chain runs past the message")
-        following, _critical, payload_length = GENERIC_PAYLOAD_HEADER.unpack_from(data, offset)
-        if payload_length < GENERIC_PAYLOAD_HEADER.size or offset + payload_length > length:
-            raise _Malformed(f"payload length {payload_length} at offset {offset} overruns the message")
-        payloads.append(_name(PAYLOAD_TYPES, next_payload))
-        if next_payload == NOTIFY_PAYLOAD:
-            notifies.append(_decode_notify(data[offset + GENERIC_PAYLOAD_HEADER.size:offset + payload_length]))
-        if next_payload in ENCRYPTED_PAYLOADS:
-            break
-        next_payload = following
-        offset += payload_length
-    return IkeMessage(time=time, src=src, dst=dst, sport=sport, dport=dport, ispi=ispi, rspi=rspi,
-                      exchange=_name(EXCHANGE_TYPES, exchange), message_id=message_id,
-                      is_initiator=bool(flags & FLAG_INITIATOR), is_response=bool(flags & FLAG_RESPONSE),
-                      payloads=tuple(payloads), notifies=tuple(notifies),
-                      encrypted=next_payload in ENCRYPTED_PAYLOADS, data=bytes(data[:length]))
-
-
-def _decode_notify(body: bytes) -> Notify:
-    if len(body) < NOTIFY_HEADER.size:
-        raise _Malformed("notify payload shorter than its header")
-    _protocol, spi_size, notify_type = NOTIFY_HEADER.unpack_from(body)
-    if NOTIFY_HEADER.size + spi_size > len(body):
-        raise _Malformed("notify SPI overruns the payload")
-    return Notify(name=_name(NOTIFY_TYPES, notify_type), type=notify_type,
-                  data=bytes(body[NOTIFY_HEADER.size + spi_size:]))
+        raise _Malformed(f"{len(data)} byte(s), shorter than an IKE header")
+    length = IKE_HEADER.unpack_from(data)[-1]
+    whole = bytes(data[:length]) if IKE_HEADER.size <= length <= len(data) else bytes(data)
+    return IkeMessage(time=time, src=src, dst=dst, sport=sport, dport=dport, data=whole, frame=frame)
 
 
 class _Transcript:
@@ -500,9 +388,14 @@ class _Transcript:
             self._add_esp(src, dst, body, encapsulated=True)
 
     def _add_ike(self, data: bytes, **where) -> None:
+        """A damaged message is kept (the transcript shows what could be read) and counted as malformed."""
         try:
-            self.messages.append(_decode_ike(data, **where))
+            message = _decode_ike(data, **where)
         except _Malformed:
+            self.malformed += 1
+            return
+        self.messages.append(message)
+        if message.problem is not None:
             self.malformed += 1
 
     def _add_esp(self, src: str, dst: str, data: bytes, *, encapsulated: bool) -> None:
