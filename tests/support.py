@@ -28,3 +28,9 @@ class TaxFigures:
 
     def record(self, pair_lab, overhead_bytes=None):
         pair_lab.recorded = overhead_bytes
+
+
+def without_spis(text: str) -> str:
+    """An IPsec transcript without the SPIs/cookies on its message lines, for assertions about the rest."""
+    import re
+    return re.sub(r" (ispi|rspi|icookie|rcookie)=0x[0-9a-f]+", "", text)

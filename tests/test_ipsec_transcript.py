@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import load
+from support import load, without_spis
 from harness.protocols.ipsec.keyfiles import tshark_command, write_key_files
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.transcript import NO_KEYS, bind_ike_keys, transcript
@@ -38,8 +38,8 @@ def indented(text: str) -> list[str]:
 
 def test_psk_transcript_shows_the_decrypted_exchange_and_pings():
     text = transcript(DATA / f"{PSK}.pcap", *both_logs(PSK))
-    lines = text.splitlines()
-    auth_request = next(i for i, line in enumerate(lines) if "IKE_AUTH #1 request(I) Encrypted" in line)
+    lines = without_spis(text).splitlines()
+    auth_request = next(i for i, line in enumerate(lines) if "IKE_AUTH mid=1 request(I) Encrypted" in line)
     assert lines[auth_request + 1:auth_request + 8] == [
         "    IDi FQDN initiator.lab", "    N(INITIAL_CONTACT)", "    IDr FQDN responder.lab", "    AUTH shared-key",
         "    SA ESP: ENCR_AES_CBC_128 AUTH_HMAC_SHA2_256_128 NO_ESN spi=0xa457cdb7",
@@ -55,7 +55,7 @@ def test_psk_transcript_shows_the_decrypted_exchange_and_pings():
 def test_wrong_psk_transcript_shows_authentication_failed_under_the_response():
     text = transcript(DATA / f"{WRONG_PSK}.pcap", *both_logs(WRONG_PSK))
     lines = text.splitlines()
-    response = next(i for i, line in enumerate(lines) if "IKE_AUTH #1 response(R)" in line)
+    response = next(i for i, line in enumerate(lines) if "IKE_AUTH mid=1 response(R)" in line)
     assert lines[response + 1] == "    N(AUTHENTICATION_FAILED)", text
     assert lines[-1] == "no ESP on the wire"
 
@@ -84,7 +84,7 @@ def test_an_opened_message_with_nothing_inside_says_so():
     text = transcript(DATA / f"{GCM_REKEY}.pcap", *both_logs(GCM_REKEY))
     lines = text.splitlines()
     empty = [lines[i - 1] for i, line in enumerate(lines) if line == "    (empty)"]
-    assert empty and all(" INFORMATIONAL #" in line for line in empty), text
+    assert empty and all(" INFORMATIONAL mid=" in line for line in empty), text
 
 
 # --- key files --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from harness.packets import Datagram, Datagrams
+from harness.textfmt import message_line
 from harness.protocols.dispatch import claim
 from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.ike import KNOWN_EXCHANGES, PayloadLookup, check_known
@@ -60,7 +61,8 @@ class IkeMessage(PayloadLookup):
     # The whole message as sent (IKE header on, no non-ESP marker): what the SK payload's integrity checksum
     # covers, so the transcript can decrypt it; two sightings are the same message when these bytes are.
     data: bytes = field(repr=False)
-    frame: int | None = field(default=None, compare=False)
+    frame: int | None = field(default=None, compare=False)  # as Wireshark numbers it
+    start: float | None = field(default=None, compare=False)  # the capture's first frame: times count from it
 
     @cached_property
     def decoded(self) -> ike.Isakmp:
@@ -154,16 +156,21 @@ class IkeMessage(PayloadLookup):
         return words
 
     def headline(self) -> str:
-        """One line. "(I)"/"(R)" is the sender's role in the IKE SA (IKEv2's I flag), not the request/response;
-        IKEv1 has neither flag, and shows its message ID in hex (phase 2 IDs are random)."""
+        """One line, in the layout every transcript shares (harness.textfmt: frame, time since the capture's first
+        frame, endpoints), then the exchange, the message ID, request/response and "(I)"/"(R)" (the sender's role
+        in the IKE SA, IKEv2's I flag), the SPIs (IKEv1: the cookies) and a word per payload. IKEv1 has neither
+        flag, and shows its message ID in hex (phase 2 IDs are random)."""
         if self.version == ike.IKEV2:
             kind = "response" if self.is_response else "request"
             role = "I" if self.is_initiator else "R"
-            what = [f"#{self.message_id}", f"{kind}({role})"]
+            what = [f"mid={self.message_id}", f"{kind}({role})", f"ispi=0x{self.ispi.hex()}",
+                    f"rspi=0x{self.rspi.hex()}"]
         else:
-            what = [f"#0x{self.message_id:08x}" if self.message_id else "#0"]
-        return " ".join([f"{self.time:.3f}", _endpoint(self.src, self.sport), "->", _endpoint(self.dst, self.dport),
-                         str(self.exchange), *what, *self._headline_words()])
+            what = [f"mid=0x{self.message_id:08x}" if self.message_id else "mid=0", f"icookie=0x{self.ispi.hex()}",
+                    f"rcookie=0x{self.rspi.hex()}"]
+        return message_line(self.frame or 0, self.time, self.time if self.start is None else self.start, self.src,
+                            self.dst, " ".join([str(self.exchange), *what, *self._headline_words()]),
+                            self.sport, self.dport)
 
     def describe(self) -> str:
         """The headline, and for a damaged message a line saying what could not be read."""
@@ -328,9 +335,12 @@ class _Transcript:
         self.flows: dict[tuple[int, str, str], EspFlow] = {}
         self.malformed = 0
         self.datagram: Datagram | None = None  # the one being read (its frame number, its fragments)
+        self.start: float | None = None  # the time of the capture's first frame
 
     def wire(self) -> Wire:
-        return Wire(IkeMessages(self.messages), tuple(self.flows.values()), self.malformed)
+        start = self.start if self.start is not None else (self.messages[0].time if self.messages else None)
+        messages = [replace(m, start=start) for m in self.messages]
+        return Wire(IkeMessages(messages), tuple(self.flows.values()), self.malformed)
 
     def read(self, source) -> None:
         """A capture: a path, "-", or a harness.packets.Capture already read."""
@@ -341,6 +351,7 @@ class _Transcript:
             except Exception:  # one undecodable datagram must not cost the rest of the transcript
                 self.malformed += 1
         self.malformed += datagrams.damaged
+        self.start = datagrams.start
 
     def add(self, datagram: Datagram) -> None:
         """One IP datagram of the capture: read if the dispatch table gives it to IPsec. One whose fragments did
@@ -390,7 +401,7 @@ class _Transcript:
     def _add_ike(self, data: bytes, **where) -> None:
         """A damaged message is kept (the transcript shows what could be read) and counted as malformed."""
         try:
-            message = _decode_ike(data, **where)
+            message = _decode_ike(data, frame=self.datagram.number if self.datagram else None, **where)
         except _Malformed:
             self.malformed += 1
             return
