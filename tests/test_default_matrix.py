@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlparse
 
 from support import ROOT
 from test_report_browser import Visit, browser, pages  # noqa: F401 (browser is a fixture)
+from ipsec_tshark import disagreements as ipsec_disagreements
 from l2tp_tshark import disagreements as l2tp_disagreements
 from vxlan_tshark import disagreements
 
@@ -58,6 +59,8 @@ def test_the_default_matrix(tmp_path, browser):
             assert not disagreements(folder / "capture.pcap"), folder
         if r["protocol"] == "l2tp":  # message types, tunnel/session ids, Ns/Nr as Wireshark reads them
             assert not l2tp_disagreements(folder / "capture.pcap"), folder
+        if r["protocol"] == "ipsec":  # exchanges, SPIs, message ids, notifies; ESP SPIs and sequence numbers
+            assert not ipsec_disagreements(folder / "capture.pcap"), folder
 
     # The pages of this real run, in a real browser: no errors, one cell per record, every link a file.
     visit = Visit(browser, tmp_path / "matrix.html")
