@@ -64,6 +64,10 @@ class L2tpPair:
                     hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
                     remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None)
 
+    def declares(self, role: str, feature: str) -> bool:
+        """Whether the vendor playing `role` declares `feature` for L2TP (in that role)."""
+        return not self.pair_lab.pair.vendor(role).missing_features("l2tp", {feature}, role)
+
     @property
     def prober(self) -> str | None:
         """The side that plays the robustness probe started: the pair's prober (harness.pairlab)."""
