@@ -401,16 +401,19 @@ def test_psk_esp_decrypts_to_three_pings_each_way():
     assert requests[0].describe().startswith("seq=1 ICMP echo-request 198.19.1.1 > 198.19.2.1 id=")
 
 
-def test_esp_with_a_wrong_key_or_a_flipped_byte_is_not_opened():
+def test_esp_with_a_wrong_integrity_key_or_a_flipped_byte_is_shown_unverified_a_wrong_key_not_at_all():
     good = next(k for k in keys_of(PSK, "initiator")[1] if k.spi == 0xE0E82121)
     inner = esp_inner(pcap(PSK), [replace(good, auth_key=bytes(32))])
-    assert {p.problem for p in inner if p.spi == 0xE0E82121} == {"undecryptable: ICV mismatch"}
+    assert {p.problem for p in inner if p.spi == 0xE0E82121} == {crypto.SHOWN_UNVERIFIED}
+    assert all(p.packet is not None for p in inner if p.spi == 0xE0E82121)
     assert {p.problem for p in inner if p.spi == 0xA457CDB7} == {NO_KEYS}
+    wrong = esp_inner(pcap(PSK), [replace(good, enc_key=bytes(16), auth_key=bytes(32))])
+    assert {p.problem for p in wrong if p.spi == 0xE0E82121} == {"undecryptable: ICV mismatch"}
     from harness.protocols.ipsec.transcript import read_capture
     packet = read_capture(pcap(PSK))[1][0]
     flipped = packet.data[:40] + bytes([packet.data[40] ^ 1]) + packet.data[41:]
-    assert crypto.decrypt_esp(packet.data, packet.src, packet.dst, good).packet is not None
-    assert crypto.decrypt_esp(flipped, packet.src, packet.dst, good).problem == "ICV mismatch"
+    assert crypto.decrypt_esp(packet.data, packet.src, packet.dst, good).problem is None
+    assert crypto.decrypt_esp(flipped, packet.src, packet.dst, good).problem == crypto.SHOWN_UNVERIFIED
     assert crypto.decrypt_esp(packet.data[:20], packet.src, packet.dst, good).packet is None
 
 
