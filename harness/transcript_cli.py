@@ -1,4 +1,5 @@
-"""`overlay-interop transcript FILE [--keys-from LOG ...] [--ladder OUT.svg]`: the transcript of any capture.
+"""`overlay-interop transcript FILE [--keys PATH ...] [--keys-from LOG ...] [--ladder OUT.svg]`: the transcript of
+any capture.
 
 The command knows no protocol. It reads the capture's framing itself (pcap or pcapng), saying where the file
 is damaged, sorts each frame by what its IP header says (protocol number, UDP/TCP ports), and hands the file
@@ -8,11 +9,15 @@ to every protocol that claims some of its frames. A protocol takes part by shipp
     claims(datagram: Datagram) -> bool                      is this frame ours? (e.g. UDP 1701 for L2TP)
     transcript(path, keys_from=(), vendors={}) -> str       the protocol's transcript of the capture
     ladder(path, keys_from=(), vendors={}) -> str           optional: a ladder diagram, SVG
+    load_keys(key_files, logs, vendors) -> keys             optional: the protocol's keys from --keys files or
+                                                            folders and --keys-from logs, loaded before any output;
+                                                            then transcript() and ladder() get them as `keys=`
 
 found by name under harness.protocols.known(), as the pytest plugin finds each protocol's fixtures.
 
-Never a traceback: a file that is not a capture is one line on stderr and exit status 1; a damaged capture
-is transcribed as far as it can be, its damage marked "malformed:", exit status 0.
+Never a traceback: a file that is not a capture is one line on stderr and exit status 1; a key file that
+cannot be read or has a line in no known format is one line naming the file and line, exit status 2; a damaged
+capture is transcribed as far as it can be, its damage marked "malformed:", exit status 0.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from types import ModuleType
 from typing import Iterator
 
 from harness import protocols
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 
 PCAP_MAGICS = {  # magic -> (byte order, nanosecond timestamps)
     b"\xa1\xb2\xc3\xd4": (">", False), b"\xd4\xc3\xb2\xa1": ("<", False),
@@ -295,13 +300,23 @@ def _vendors(needed: bool):
     return load_registry(folder)
 
 
-def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None) -> Iterator[str]:
-    """The lines the command prints. Raises NotACapture/HarnessError (one line) before printing anything."""
+def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None,
+               keys: list[Path] = ()) -> Iterator[str]:
+    """The lines the command prints. Raises NotACapture/HarnessError/ConfigError (one line) before printing
+    anything."""
     capture = read_capture(path)
     for log in keys_from:
         if not Path(log).is_file():
             raise HarnessError(f"{log}: no such file (--keys-from)")
+    for key_path in keys:
+        if not Path(key_path).exists():
+            raise ConfigError(str(key_path), "--keys", "no such file or folder")
     vendors = _vendors(bool(keys_from))
+    modules = dissectors()
+    loaded = {name: module.load_keys(list(keys), list(keys_from), vendors)
+              for name, module in modules.items() if hasattr(module, "load_keys")}
+    if keys and not loaded:
+        raise ConfigError("--keys", ", ".join(map(str, keys)), "no protocol here reads key files")
     links = ", ".join(f"linktype {t} ({LINKTYPES.get(t, 'unknown')})" for t in sorted(capture.linktypes))
     yield f"{path}: {capture.format}, {links or 'no link type'}, {len(capture.frames)} frame(s)"
     for damage in capture.damage:
@@ -309,7 +324,6 @@ def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None) ->
     undecodable = sorted(t for t in capture.linktypes if t not in _scapy().l2types.num2layer)
     if undecodable:
         yield f"malformed: linktype {', '.join(map(str, undecodable))}: no decoder for this link layer"
-    modules = dissectors()
     counts, others = _claimed(modules, [datagram(f) for f in capture.frames])
     for name, module in modules.items():
         if not counts.get(name):
@@ -317,7 +331,7 @@ def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None) ->
         yield ""
         yield f"== {name}: {counts[name]} frame(s)"
         try:
-            yield module.transcript(path, keys_from, vendors)
+            yield module.transcript(path, keys_from, vendors, **_keys_of(loaded, name))
         except HarnessError:
             raise
         except Exception as exc:  # a decoder bug must not cost the user the rest of the output
@@ -325,7 +339,7 @@ def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None) ->
         if ladder is not None and hasattr(module, "ladder"):
             out = ladder if len(counts) == 1 else ladder.with_suffix(f".{name}{ladder.suffix}")
             try:
-                out.write_text(module.ladder(path, keys_from, vendors))
+                out.write_text(module.ladder(path, keys_from, vendors, **_keys_of(loaded, name)))
                 yield f"ladder diagram: {out}"
             except OSError as exc:
                 raise HarnessError(f"{out}: cannot write the ladder diagram ({exc.strerror or exc})") from None
@@ -341,12 +355,23 @@ def transcribe(path: Path, keys_from: list[Path], ladder: Path | None = None) ->
         yield f"not decoded: {sum(others.values())} frame(s): {shown}{more}"
 
 
+def _keys_of(loaded: dict, name: str) -> dict:
+    """What a protocol that loads keys up front is handed back; nothing for one that does not."""
+    return {"keys": loaded[name]} if name in loaded else {}
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("transcript", help="print the transcript of a capture (pcap or pcapng)",
                                    description="Print what a capture (pcap or pcapng) shows, protocol by protocol: "
-                                               "IPsec decoded, and decrypted with keys from daemon logs. A damaged "
-                                               "capture is read as far as it goes, its damage marked 'malformed:'.")
+                                               "IPsec decoded, and decrypted with keys from key files or daemon "
+                                               "logs. A damaged capture is read as far as it goes, its damage "
+                                               "marked 'malformed:'. Exit status: 0 transcribed, 1 not a capture, "
+                                               "2 a bad key file or option.")
     parser.add_argument("pcap", type=Path, help="the capture")
+    parser.add_argument("--keys", type=Path, action="append", default=[], metavar="PATH",
+                        help="a key file, or a folder of them: Wireshark's ikev2_decryption_table, "
+                             "ikev1_decryption_table and esp_sa, or tcpdump's -E secrets file (a pair's keys/ "
+                             "folder works as it is); may be given more than once")
     parser.add_argument("--keys-from", type=Path, action="append", default=[], metavar="LOG",
                         help="a daemon log with exported session keys (strongSwan: ike/chd log level 4); "
                              "may be given more than once")
@@ -355,10 +380,13 @@ def add_parser(subparsers) -> None:
 
 def cmd_transcript(args) -> int:
     try:
-        lines = transcribe(args.pcap, args.keys_from, args.ladder)
+        lines = transcribe(args.pcap, args.keys_from, args.ladder, args.keys)
         for line in lines:
             print(line)
         sys.stdout.flush()
+    except ConfigError as exc:   # bad input the user fixes: a key file's line, an option
+        print(f"overlay-interop: error: {exc}", file=sys.stderr)
+        return 2
     except HarnessError as exc:
         print(f"overlay-interop: error: {exc}", file=sys.stderr)
         return 1
