@@ -1,7 +1,8 @@
 """Key files an engineer brings: Wireshark's ikev2_decryption_table, ikev1_decryption_table and esp_sa, and
 tcpdump's -E secrets file, read by `overlay-interop transcript --keys PATH` (a file or a folder) with the same
 tables the harness writes them with. Wireshark (tshark 4.0) and tcpdump (4.99) are asked, where installed,
-whether they take the same files and open the same packets."""
+whether they take the same files and open the same packets; `--keys-from LOG` reaches the vendor's key-log
+parser through the vendor registry."""
 from __future__ import annotations
 
 import os
@@ -19,10 +20,12 @@ from scapy.utils import wrpcap
 
 from support import DATA, ROOT, load
 from harness.errors import ConfigError
+from harness.protocols.ipsec import dissector
 from harness.protocols.ipsec.keyfiles import (KeySet, ike_line, ikev1_line, read_key_files, tcpdump_lines,
                                               write_key_files)
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, Ikev1SaKeys
 from harness.protocols.ipsec.transcript import bind_ike_keys, esp_inner
+from harness.vendor import load_registry
 from test_esp_listing import A, B, INNER_A, ping, sa
 
 keylog = load("strongswan_keylog", ROOT / "vendors" / "strongswan" / "keylog.py")
@@ -339,3 +342,44 @@ def test_a_key_file_given_as_a_log_says_where_it_goes(tmp_path):
     write_key_files(tmp_path, *logs_of("strongswan_psk_tunnel"))
     out = run(DATA / "strongswan_psk_tunnel.pcap", "--keys-from", tmp_path / "keys" / "esp_sa").stdout
     assert "0 ESP SA key set(s) (it is a Wireshark ESP SAs file: give it with --keys)" in out
+
+
+# --- --keys-from through the vendor registry --------------------------------------------------------------
+
+def vendor(root: Path, name: str, declares: bool) -> Path:
+    folder = root / name
+    folder.mkdir()
+    (folder / "adapter.py").write_text("class Adapter:\n    pass\n")
+    (folder / "keylog.py").write_text(f"def parse(text):\n    return [], ['found by {name}'] if 'KEYS' in text else []\n")
+    keylog_line = 'keylog = "keylog:parse"\n' if declares else ""
+    (folder / "vendor.toml").write_text(f'name = "{name}"\ndescription = "t"\nadapter = "adapter:Adapter"\n'
+                                        f'[protocols.ipsec]\nroles = ["initiator"]\n{keylog_line}')
+    return folder
+
+
+def test_key_logs_are_read_by_the_parser_a_vendor_declares_not_by_any_keylog_py_lying_around(tmp_path):
+    vendor(tmp_path, "declares", True)
+    vendor(tmp_path, "silent", False)
+    registry = load_registry(tmp_path)
+    assert registry["silent"].keylog("ipsec") is None and registry["declares"].keylog("l2tp") is None
+    log = key_file(tmp_path, "daemon.log", "KEYS\n")
+    found = dissector.load_keys((), [log], registry)
+    assert found.esp == ["found by declares"]
+    assert found.report == [f"keys: {log}: 0 IKE SA key set(s), 1 ESP SA key set(s) (read by declares)"]
+
+
+def test_a_keylog_declaration_names_a_module_of_the_vendor_folder(tmp_path):
+    folder = vendor(tmp_path, "v", True)
+    (folder / "vendor.toml").write_text((folder / "vendor.toml").read_text().replace("keylog:parse", "keylogs:parse"))
+    with pytest.raises(ConfigError, match=r"vendor.toml: protocols\.ipsec\.keylog: 'keylogs:parse' must be "
+                                          r"'<module>:<function>' naming a \.py file"):
+        load_registry(tmp_path)
+    (folder / "vendor.toml").write_text((folder / "vendor.toml").read_text().replace("keylogs:parse", "keylog:read"))
+    with pytest.raises(ConfigError, match=r"protocols\.ipsec\.keylog: keylog\.py has no read"):
+        load_registry(tmp_path)["v"].keylog("ipsec")
+
+
+def test_the_strongswan_vendor_declares_its_key_log_parser():
+    parse = load_registry(ROOT / "vendors")["strongswan"].keylog("ipsec")
+    ike, esp = parse((DATA / "strongswan_psk_tunnel.initiator.log").read_text())
+    assert len(ike) == 1 and len(esp) == 2

@@ -9,14 +9,13 @@ The command (harness.transcript_cli) finds this module by name, as it finds any 
     ladder(path, keys_from=(), vendors={}, keys=None) -> str        the ladder diagram, SVG
 
 Keys: key files (--keys: Wireshark's and tcpdump's, keyfiles.py) and daemon logs (--keys-from). Which vendor
-wrote a log is not ours to know: every vendor of the registry that speaks IPsec and ships a `keylog.py` with
-`parse(log_text) -> (ike_keys, esp_keys)` (vendors/strongswan/keylog.py does) is asked for the keys in each
-log; what they find is pooled. The command loads them once, before it prints
+wrote a log is not ours to know: every vendor of the registry whose vendor.toml declares an IPsec key-log
+parser (`[protocols.ipsec] keylog = "keylog:parse"`, a function `parse(log_text) -> (ike_keys, esp_keys)`) is
+asked for the keys in each log; what they find is pooled. The command loads them once, before it prints
 anything (load_keys), so a bad key file is one error and no half transcript.
 """
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -26,7 +25,6 @@ from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.wire import IPPROTO_ESP, IPPROTO_UDP, IPSEC_PORTS
 
 PROTOCOL = "ipsec"
-KEYLOG_MODULE = "keylog"
 
 
 def claims(datagram) -> bool:
@@ -37,15 +35,12 @@ def claims(datagram) -> bool:
 
 
 def _parsers(vendors: Mapping) -> list[tuple[str, object]]:
-    from harness.vendor import VENDOR_PACKAGE
+    """(vendor, its key-log parser) for each vendor that declares one for IPsec."""
     found = []
     for name, vendor in sorted(vendors.items()):
-        if PROTOCOL not in vendor.protocols or not (vendor.folder / f"{KEYLOG_MODULE}.py").is_file():
-            continue
-        vendor.adapter_class()  # registers the vendor folder as package overlay_interop_vendors.<name>
-        module = importlib.import_module(f"{VENDOR_PACKAGE}.{name}.{KEYLOG_MODULE}")
-        if callable(getattr(module, "parse", None)):
-            found.append((name, module.parse))
+        parse = vendor.keylog(PROTOCOL)
+        if parse is not None:
+            found.append((name, parse))
     return found
 
 
@@ -66,7 +61,8 @@ def _log_keys(logs: Sequence[Path], vendors: Mapping) -> tuple[list[IkeSaKeys], 
         return [], [], []
     parsers = _parsers(vendors)
     if not parsers:
-        raise HarnessError("--keys-from: no vendor in the registry ships a keylog.py for IPsec")
+        raise HarnessError("--keys-from: no vendor in the registry declares an IPsec key-log parser "
+                           "(vendor.toml: [protocols.ipsec] keylog = \"<module>:<function>\")")
     ike: list[IkeSaKeys] = []
     esp: list[EspSaKeys] = []
     report = []
