@@ -39,6 +39,9 @@ from harness.protocols.ipsec.wire import (ENCRYPTED_PAYLOADS, FLAG_INITIATOR, GE
 SKF_PAYLOAD = 53  # RFC 7383: Encrypted Fragment
 FRAGMENT_HEADER = struct.Struct("!HH")      # RFC 7383 2.5: fragment number, total fragments
 ICV_MISMATCH = "ICV mismatch"
+SHOWN_UNVERIFIED = f"{ICV_MISMATCH}: shown unverified"   # decrypted all the same (ESP packets, IKE messages)
+NOT_CHECKED = "integrity not checked"                    # decrypted without an integrity key
+VERIFIED = None
 
 
 # --- algorithms -------------------------------------------------------------------------------------------
@@ -94,6 +97,12 @@ class SkPlaintext:
     def ok(self) -> bool:
         return self.problem is None
 
+    @property
+    def unverified(self) -> bool:
+        """Decrypted, but nothing verified it: its ICV does not (ICV_MISMATCH), or there was nothing to check
+        it with (NOT_CHECKED). Whether the plaintext means anything is for the caller to judge."""
+        return bool(self.chain) and self.problem is not None
+
 
 def sender_keys(keys: IkeSaKeys, message: bytes) -> tuple[bytes, bytes]:
     """(encryption key, integrity key) of the message's sender: the I flag says whether it was sent by the
@@ -104,7 +113,8 @@ def sender_keys(keys: IkeSaKeys, message: bytes) -> tuple[bytes, bytes]:
 
 def decrypt_sk(message: bytes, keys: IkeSaKeys) -> SkPlaintext:
     """Verify and open the SK (or SKF) payload of one whole IKE message (header included, no non-ESP marker).
-    Never raises: a wrong key or a flipped byte is SkPlaintext(problem="ICV mismatch")."""
+    Never raises: a wrong key or a flipped byte is SkPlaintext(problem="ICV mismatch"), with the chain the
+    encryption key gives all the same (garbage, for a wrong key: see SkPlaintext.unverified)."""
     where = parse_payloads(message[16], message, IKE_HEADER.size).encrypted if len(message) > 16 else None
     if where is None:
         return SkPlaintext(0, problem="no encrypted payload")
@@ -118,13 +128,14 @@ def decrypt_sk(message: bytes, keys: IkeSaKeys) -> SkPlaintext:
         fragment = FRAGMENT_HEADER.unpack_from(message, offset + header_size)
         header_size += FRAGMENT_HEADER.size
     try:
-        chain = _open(message, offset, length, header_size, keys)
+        chain, verdict = _open(message, offset, length, header_size, keys)
     except _Undecryptable as why:
         return SkPlaintext(first_payload, fragment=fragment, problem=str(why))
-    return SkPlaintext(first_payload, chain, fragment=fragment)
+    return SkPlaintext(first_payload, chain, fragment=fragment, problem=verdict)
 
 
-def _open(message: bytes, offset: int, length: int, header_size: int, keys: IkeSaKeys) -> bytes:
+def _open(message: bytes, offset: int, length: int, header_size: int, keys: IkeSaKeys) -> tuple[bytes, str | None]:
+    """The chain and what verified it: None (the ICV), ICV_MISMATCH or NOT_CHECKED (decrypted all the same)."""
     cipher = IKE_ENCRYPTION.get(keys.encryption)
     if cipher is None:
         raise _Undecryptable(f"unsupported algorithm {keys.encryption}")
@@ -135,12 +146,17 @@ def _open(message: bytes, offset: int, length: int, header_size: int, keys: IkeS
     end = offset + length
     iv_start = offset + header_size
     ciphertext_start = iv_start + cipher.iv_size
+    verdict = None
     if cipher.is_aead:
         icv_size = cipher.icv_size
+    elif (keys.integrity or "").startswith(ANY_INTEGRITY):   # a key file that gives the ICV's length only
+        icv_size, verdict = int(keys.integrity[len(ANY_INTEGRITY):]) // 8, f"{NOT_CHECKED}: {keys.integrity}"
     else:
         if keys.integrity not in IKE_INTEGRITY:
             raise _Undecryptable(f"unsupported integrity algorithm {keys.integrity} for {keys.encryption}")
         hash_algorithm, icv_size = IKE_INTEGRITY[keys.integrity]
+        if not integ_key:
+            verdict = f"{NOT_CHECKED}: no integrity key"
     if ciphertext_start > end - icv_size:
         raise _Undecryptable("encrypted payload shorter than its IV and ICV")
     iv = message[iv_start:ciphertext_start]
@@ -151,13 +167,14 @@ def _open(message: bytes, offset: int, length: int, header_size: int, keys: IkeS
         aad = message[:iv_start]  # RFC 5282 5.1: the IKE header through the (fragment) payload header
         try:
             plaintext = _aead_decrypt(cipher, key, salt + iv, ciphertext, icv, aad)
-        except InvalidTag:
-            raise _Undecryptable(ICV_MISMATCH) from None
+        except InvalidTag:   # the same keystream, unchecked: shown if the caller finds payloads in it
+            plaintext, verdict = _aead_keystream(cipher.mode, key, salt + iv, ciphertext), ICV_MISMATCH
     else:
-        mac = hmac.HMAC(integ_key, hash_algorithm())
-        mac.update(message[:end - icv_size])
-        if mac.finalize()[:icv_size] != icv:
-            raise _Undecryptable(ICV_MISMATCH)
+        if verdict is None:
+            mac = hmac.HMAC(integ_key, hash_algorithm())
+            mac.update(message[:end - icv_size])
+            if mac.finalize()[:icv_size] != icv:
+                verdict = ICV_MISMATCH   # decrypted all the same: shown if the caller finds payloads in it
         if cipher.mode == "cbc":
             if len(ciphertext) % 16:
                 raise _Undecryptable("ciphertext is not a whole number of AES blocks")
@@ -167,8 +184,8 @@ def _open(message: bytes, offset: int, length: int, header_size: int, keys: IkeS
         decryptor = Cipher(algorithms.AES(key), mode).decryptor()
         plaintext = decryptor.update(ciphertext) + decryptor.finalize()
     if not plaintext or plaintext[-1] + 1 > len(plaintext):
-        raise _Undecryptable("bad padding")
-    return plaintext[:len(plaintext) - plaintext[-1] - 1]
+        raise _Undecryptable(verdict if verdict == ICV_MISMATCH else "bad padding")
+    return plaintext[:len(plaintext) - plaintext[-1] - 1], verdict
 
 
 def _aead_decrypt(cipher: _Encryption, key: bytes, nonce: bytes, ciphertext: bytes, tag: bytes,
@@ -624,9 +641,6 @@ def parse_payloads(first_payload: int, data: bytes, offset: int = 0, end: int | 
 # transcript opens what a receiver would drop. A packet whose ICV does not verify is decrypted all the same and
 # marked; one whose integrity key nobody gave is decrypted with its ICV skipped. Only the verdict differs.
 
-VERIFIED = None
-NOT_CHECKED = "integrity not checked"
-SHOWN_UNVERIFIED = f"{ICV_MISMATCH}: shown unverified"
 ESP_HEADER = struct.Struct("!II")       # SPI, sequence number (the low 32 bits of an extended one)
 NO_NEXT_HEADER = 59                     # RFC 4303 2.6: a dummy packet (traffic flow confidentiality)
 # What an ESP payload carries: an IP protocol number a peer puts in Next Header. A decryption that was not
@@ -835,14 +849,19 @@ def _open_aead(cipher: _EspCipher, key: bytes, salt: bytes, header: bytes, iv: b
             continue
     if cipher.mode == "gmac":
         return ciphertext, SHOWN_UNVERIFIED
-    if cipher.mode == "gcm":     # RFC 4106 / NIST SP 800-38D: the payload's counter starts at 2 (1 masks the tag)
+    return _aead_keystream(cipher.mode, key, nonce, ciphertext), SHOWN_UNVERIFIED
+
+
+def _aead_keystream(mode: str, key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:
+    """A combined-mode ciphertext decrypted without its tag (ESP and IKE build the nonce alike: salt | IV)."""
+    if mode == "gcm":      # RFC 4106 / NIST SP 800-38D: the payload's counter starts at 2 (1 masks the tag)
         stream = Cipher(algorithms.AES(key), modes.CTR(nonce + b"\x00\x00\x00\x02"))
-    elif cipher.mode == "ccm":   # RFC 3610 2.3: flags (L - 1 = 3) | nonce | counter from 1
+    elif mode == "ccm":    # RFC 3610 2.3: flags (L - 1 = 3) | nonce | counter from 1
         stream = Cipher(algorithms.AES(key), modes.CTR(b"\x03" + nonce + b"\x00\x00\x00\x01"))
-    else:                        # RFC 8439 2.8: the block counter starts at 1 (block 0 keys Poly1305)
+    else:                  # RFC 8439 2.8: the block counter starts at 1 (block 0 keys Poly1305)
         stream = Cipher(algorithms.ChaCha20(key, b"\x01\x00\x00\x00" + nonce), mode=None)
     decryptor = stream.decryptor()
-    return decryptor.update(ciphertext) + decryptor.finalize(), SHOWN_UNVERIFIED
+    return decryptor.update(ciphertext) + decryptor.finalize()
 
 
 def _gcm(key: bytes, nonce: bytes, ciphertext: bytes, tag: bytes, aad: bytes) -> bytes:

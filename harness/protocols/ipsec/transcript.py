@@ -143,14 +143,20 @@ class _Keyring:
                 self.unbound.append(k)
 
     def open(self, message: IkeMessage) -> tuple[crypto.SkPlaintext | None, IkeSaKeys | None, str | None]:
-        """(plaintext, the keys that opened it, problem)."""
+        """(plaintext, the keys that opened it, problem). Keys bound to the message's SPIs that decrypt it into
+        payloads without verifying it (a damaged message, a wrong integrity key) open it with the problem
+        crypto.SHOWN_UNVERIFIED, or NOT_CHECKED where there was no integrity key; keys not bound to an IKE SA
+        only ever open one they verify."""
         spis = (message.ispi, message.rspi)
         known = self.bound.get(spis, [])
         first_problem = None
+        unverified = None
         for keys in known:
             opened = crypto.decrypt_sk(message.data, keys)
             if opened.ok:
                 return opened, keys, None
+            if unverified is None and opened.unverified and _payloads_in(opened):
+                unverified = opened, keys
             first_problem = first_problem or opened.problem
         for keys in list(self.unbound):
             opened = crypto.decrypt_sk(message.data, keys)
@@ -159,12 +165,24 @@ class _Keyring:
                 keys = replace(keys, ispi=message.ispi, rspi=message.rspi)
                 self.bound.setdefault(spis, []).append(keys)
                 return opened, keys, None
+        if unverified is not None:
+            opened, keys = unverified
+            return opened, keys, crypto.SHOWN_UNVERIFIED if opened.problem == crypto.ICV_MISMATCH else opened.problem
         if first_problem:
             return None, None, f"undecryptable: {first_problem}"
         return None, None, NO_KEYS
 
     def all(self) -> list[IkeSaKeys]:
         return [k for ks in self.bound.values() for k in ks] + self.unbound
+
+
+def _payloads_in(opened: crypto.SkPlaintext) -> bool:
+    """Whether an unverified decryption reads as payloads (a wrong key gives bytes that do not). A fragment
+    after the first is a piece of a chain, not one: its padding having been right is all there is to go by."""
+    if opened.fragment and opened.fragment[0] > 1:
+        return True
+    return opened.first_payload in PAYLOAD_TYPES and crypto.parse_payloads(opened.first_payload,
+                                                                           opened.chain).problem is None
 
 
 def _messages(capture: Wire | Iterable[IkeMessage] | str | os.PathLike) -> tuple[IkeMessage, ...]:
@@ -213,14 +231,15 @@ def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring) -> DecryptedMe
             number, total = opened.fragment
             key = (message.ispi, message.rspi, message.message_id, message.is_response, total)
             parts = fragments.setdefault(key, {})
-            parts[number] = opened
+            parts[number] = (opened, problem)
             if set(parts) != set(range(1, total + 1)):
-                out.append(DecryptedMessage(message, clear.payloads, fragment=opened.fragment))
+                out.append(DecryptedMessage(message, clear.payloads, problem, fragment=opened.fragment))
                 continue
             del fragments[key]
-            first, chain = parts[1].first_payload, b"".join(parts[n].chain for n in range(1, total + 1))
+            first, chain = parts[1][0].first_payload, b"".join(parts[n][0].chain for n in range(1, total + 1))
+            problem = next((p for _, p in parts.values() if p), None)   # one unverified part: the message is
         inner = crypto.parse_payloads(first, chain)
-        out.append(DecryptedMessage(message, clear.payloads + inner.payloads, inner.problem,
+        out.append(DecryptedMessage(message, clear.payloads + inner.payloads, problem or inner.problem,
                                     fragment=opened.fragment, keys=keys))
     return DecryptedMessages(out)
 
