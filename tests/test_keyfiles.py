@@ -13,12 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP
 from scapy.layers.ipsec import ESP, SecurityAssociation
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
 from support import DATA, ROOT, load
+from harness import transcript_cli
 from harness.errors import ConfigError
 from harness.protocols.ipsec import dissector
 from harness.protocols.ipsec.keyfiles import (KeySet, ike_line, ikev1_line, read_key_files, tcpdump_lines,
@@ -308,19 +311,22 @@ def body(output: str) -> list[str]:
     return [line for line in output.splitlines() if not line.startswith("keys: ")]
 
 
+def transcribed(pcap: Path, keys: list[Path] = (), logs: list[Path] = ()) -> list[str]:
+    """What `overlay-interop transcript` prints (in this process: the subprocess tests are below)."""
+    return list(transcript_cli.transcribe(pcap, list(logs), None, list(keys)))
+
+
 @pytest.mark.parametrize("case", STRONGSWAN)
 def test_a_harness_capture_decrypts_with_its_own_keys_folder_as_with_the_daemon_logs(tmp_path, case):
     pcap = DATA / f"{case}.pcap"
     ike, esp = logs_of(case)
     write_key_files(tmp_path, bind_ike_keys(pcap, ike), esp)     # as the pair fixture writes keys/
-    with_folder = run(pcap, "--keys", tmp_path / "keys")
-    with_logs = run(pcap, "--keys-from", DATA / f"{case}.initiator.log", "--keys-from", DATA / f"{case}.responder.log")
-    assert with_folder.returncode == with_logs.returncode == 0 and with_folder.stderr == with_logs.stderr == ""
-    assert body(with_folder.stdout) == body(with_logs.stdout)
-    assert "Encrypted" in with_folder.stdout and "encrypted (no keys" not in with_folder.stdout
-    assert "undecryptable" not in with_folder.stdout
-    without = run(pcap)
-    assert body(without.stdout) != body(with_folder.stdout)   # the control: the keys made the difference
+    with_folder = transcribed(pcap, keys=[tmp_path / "keys"])
+    with_logs = transcribed(pcap, logs=[DATA / f"{case}.initiator.log", DATA / f"{case}.responder.log"])
+    assert body("\n".join(with_folder)) == body("\n".join(with_logs))
+    text = "\n".join(with_folder)
+    assert "Encrypted" in text and "encrypted (no keys" not in text and "undecryptable" not in text
+    assert body("\n".join(transcribed(pcap))) != body(text)   # the control: the keys made the difference
 
 
 def test_a_bad_key_file_is_one_line_and_exit_2_before_any_transcript(tmp_path):
@@ -383,3 +389,39 @@ def test_the_strongswan_vendor_declares_its_key_log_parser():
     parse = load_registry(ROOT / "vendors")["strongswan"].keylog("ipsec")
     ike, esp = parse((DATA / "strongswan_psk_tunnel.initiator.log").read_text())
     assert len(ike) == 1 and len(esp) == 2
+
+
+# --- whatever a key file holds ------------------------------------------------------------------------------
+
+SEED_LINES = [ike_line(IKE), ikev1_line(Ikev1SaKeys(ISPI, bytes(16))), *ESP_CASES,
+              '"IPv4","*","*","*","AES-GCM [RFC4106]","0x' + "00" * 20 + '","NULL",""',
+              "0x12345678@192.1.2.45 3des-cbc-hmac96:0x43434545464649494a4a4c4c4f4f51515252545457575840",
+              "aes256-cbc:" + "k" * 32, "file /dev/null",
+              f"ikev2 R 0x{ISPI.hex()} 0x{RSPI.hex()} sha1:0x{bytes(20).hex()} 3des:0x{bytes(24).hex()}"]
+
+
+@st.composite
+def key_file_text(draw) -> str:
+    lines = []
+    for _ in range(draw(st.integers(1, 4))):
+        line = draw(st.sampled_from(SEED_LINES))
+        cut = draw(st.integers(0, len(line)))
+        line = draw(st.sampled_from([line, line[:cut], line[:cut] + draw(st.text(max_size=6)) + line[cut:],
+                                     line[:cut] + line[cut + 1:]]))
+        lines.append(line)
+    return "\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n"]))
+
+
+@settings(deadline=None, derandomize=True, database=None, max_examples=300)
+@given(key_file_text(), st.sampled_from(["ikev2_decryption_table", "ikev1_decryption_table", "esp_sa", "secrets"]))
+def test_any_key_file_is_read_or_refused_in_one_line_naming_it(tmp_path_factory, text, name):
+    folder = tmp_path_factory.mktemp("fuzz")
+    path = folder / name
+    path.write_bytes(text.encode("utf-8", errors="surrogateescape"))
+    for given_as in (path, folder):
+        try:
+            found = read_key_files([given_as])
+        except ConfigError as exc:
+            assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
+        else:
+            assert all(line.startswith("keys: ") for line in found.report)

@@ -643,10 +643,11 @@ def _include(path: Path, name: str, number: int, depth: int) -> KeySet:
     if depth >= NESTING:
         raise ConfigError(str(path), f"line {number}", f"'file {name}': files include each other {NESTING} deep")
     included = Path(name)
-    if not included.is_file() and not included.is_absolute():
+    if not included.exists() and not included.is_absolute():
         included = path.parent / name
-    if not included.is_file():
-        raise ConfigError(str(path), f"line {number}", f"'file {name}': no such file")
+    if not included.is_file():   # a device or a FIFO could be read forever
+        problem = "not a regular file" if included.exists() else "no such file"
+        raise ConfigError(str(path), f"line {number}", f"'file {name}': {problem}")
     return read_key_file(included, depth=depth + 1)
 
 
@@ -656,7 +657,7 @@ def read_key_files(paths: Iterable[Path]) -> KeySet:
     for path in map(Path, paths):
         if path.is_dir():
             found.add(_read_folder(path))
-        elif path.is_file():
+        elif path.exists():   # a file, or a pipe (`--keys <(ssh box cat esp_sa)`): read to its end
             found.add(read_key_file(path))
         else:
             raise ConfigError(str(path), "--keys", "no such file or folder")
@@ -667,8 +668,8 @@ def _read_folder(folder: Path) -> KeySet:
     found = KeySet()
     entries = sorted(folder.iterdir())
     for path in entries:
-        if path.is_dir():
-            found.report.append(f"keys: {path}: a folder, skipped")
+        if not path.is_file():   # a subfolder; a FIFO in a folder would wait for a writer forever
+            found.report.append(f"keys: {path}: {'a folder' if path.is_dir() else 'not a regular file'}, skipped")
             continue
         try:
             found.add(read_key_file(path, in_folder=True))
