@@ -21,7 +21,7 @@ from scapy.utils import wrpcap
 from harness.protocols.ipsec import crypto
 from harness.protocols.ipsec.keyfiles import write_key_files
 from harness.protocols.ipsec.keys import EspSaKeys
-from harness.protocols.ipsec.transcript import esp_inner, read_capture, transcript
+from harness.protocols.ipsec.transcript import ESP_SA_NO_KEYS, esp_inner, read_capture, transcript
 
 A, B = "198.51.100.1", "198.51.100.2"          # the gateways
 A6, B6 = "2001:db8::1", "2001:db8::2"
@@ -205,3 +205,11 @@ def test_tshark_opens_exactly_the_frames_the_transcript_opens_with_the_esp_sa_fi
     ours = {p.frame: p.problem is None for p in inner if p.problem != f"{crypto.NOT_CHECKED}: no integrity key"}
     assert {n: checked[n] for n in ours if n in checked} == {n: v for n, v in ours.items() if n in checked}
     assert checked[8] is False and checked[1] is True
+
+
+def test_an_sa_without_keys_says_so_once(capture):
+    text = transcript(capture, esp_keys=[k for k in KNOWN if k.spi != 0x1000])
+    lines = text.splitlines()
+    flow = lines.index(f"ESP spi=0x00001000 {A} -> {B} plain packets=8 seq=1..8")
+    assert lines[flow + 1:flow + 3] == ["    1 gap, 1 replay, 1 out of order", f"    {ESP_SA_NO_KEYS}"]
+    assert "encrypted (no keys" not in text and listing(text)[1] == [] and text.count(ESP_SA_NO_KEYS) == 1

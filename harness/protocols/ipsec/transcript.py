@@ -30,6 +30,7 @@ from harness.protocols.ipsec.wire import (IKE_HEADER, PAYLOAD_TYPES, EspFlow, Ik
 
 NO_KEYS = "encrypted (no keys exported by either side)"
 ESP_NO_KEYS = "ESP packets (no ESP keys: inner packets not shown):"
+ESP_SA_NO_KEYS = "no keys for this SA: its inner packets are not shown"
 UNKNOWN_SPI = bytes(8)
 
 
@@ -462,25 +463,28 @@ def _numbers(first: int, last: int) -> str:
 
 def esp_lines(packets: list[EspPacket], flows: Iterable[EspFlow], esp_keys: Iterable[EspSaKeys]) -> list[str]:
     """The ESP part of the transcript: one line per SA (wire.EspFlow), then every packet in capture order with
-    what its sequence number says (gaps, replays, SPI changes) and, where keys open it, the inner packet."""
+    what its sequence number says (gaps, replays, SPI changes) and, where keys open it, the inner packet. That
+    an SA has no key is said once, on its line, not on each of its packets."""
     keys = _distinct_esp(esp_keys)
     sequence = EspSequence()
     notes = [sequence.notes(p) for p in packets]
+    inner = open_esp(packets, keys) if keys else [None] * len(packets)
+    keyless = {(p.spi, p.src, p.dst) for p, opened in zip(packets, inner) if opened and opened.problem == NO_KEYS}
     lines = []
     for flow in flows:
         lines.append(flow.describe())
-        overall = sequence.describe(flow.dst, flow.spi)
-        if overall:
-            lines.append(f"    {overall}")
+        overall = [sequence.describe(flow.dst, flow.spi)]
+        if (flow.spi, flow.src, flow.dst) in keyless:
+            overall.append(ESP_SA_NO_KEYS)
+        lines += [f"    {line}" for line in overall if line]
     if packets and not keys:
         lines.append(ESP_NO_KEYS)
-    inner = open_esp(packets, keys) if keys else [None] * len(packets)
     for p, opened, called_out in zip(packets, inner, notes):
         lines.append(p.describe())
         lines += [f"    {note}" for note in called_out]
         if opened is not None and opened.plaintext is not None:
             lines.append(f"    {opened.summary()}")
-        if opened is not None and opened.problem:
+        if opened is not None and opened.problem and opened.problem != NO_KEYS:
             lines.append(f"    {opened.problem}")
     return lines
 
