@@ -358,9 +358,13 @@ def open_esp(packets: Iterable[EspPacket], esp_keys: Iterable[EspSaKeys]) -> lis
     else the first that opens the packet unverified; else the first key's problem."""
     keys = _distinct_esp(esp_keys)
     inner = []
+    by_sa: dict[tuple[int, str, str], list[EspSaKeys]] = {}   # the candidates, worked out once per SA
     for p in packets:
-        candidates = sorted((k for k in keys if k.spi == p.spi or k.matches(p.spi, p.src, p.dst)),
-                            key=lambda k: (not k.matches(p.spi, p.src, p.dst), not k.exact))
+        candidates = by_sa.get((p.spi, p.src, p.dst))
+        if candidates is None:
+            candidates = by_sa[p.spi, p.src, p.dst] = sorted(
+                (k for k in keys if k.spi == p.spi or k.matches(p.spi, p.src, p.dst)),
+                key=lambda k: (not k.matches(p.spi, p.src, p.dst), not k.exact))
         chosen: crypto.EspPlaintext | None = None
         problem = NO_KEYS
         for k in candidates:
