@@ -1,4 +1,5 @@
-"""`overlay-interop transcript FILE [--keys-from LOG ...] [--ladder OUT.svg]`: the transcript of any capture.
+"""`overlay-interop transcript FILE [--keys PATH ...] [--keys-from LOG ...] [--ladder OUT.svg]`: the transcript of
+any capture.
 
 The command knows no protocol. The capture (a file, or "-" for stdin, or a FIFO) is read once by the harness's
 one capture reader (harness.packets), which says where the file is damaged and gives the IP datagrams,
@@ -8,12 +9,16 @@ a module `harness/protocols/<name>/dissector.py` with
 
     transcript(capture, keys_from=(), vendors={}) -> str    the protocol's transcript of the capture
     ladder(capture, keys_from=(), vendors={}) -> str        optional: a ladder diagram, SVG
+    load_keys(key_files, logs, vendors) -> keys             optional: the protocol's keys from --keys files or
+                                                            folders and --keys-from logs, loaded before any output;
+                                                            then transcript() and ladder() get them as `keys=`
 
 (`capture`: a harness.packets.Capture), found by name under harness.protocols.known(), as the pytest plugin finds
 each protocol's fixtures, and by a row of its own in the dispatch table.
 
-Never a traceback: a file that is not a capture is one line on stderr and exit status 1; a damaged capture
-is transcribed as far as it can be, its damage marked "malformed:", exit status 0.
+Never a traceback: a file that is not a capture is one line on stderr and exit status 1; a key file that
+cannot be read or has a line in no known format is one line naming the file and line, exit status 2; a damaged
+capture is transcribed as far as it can be, its damage marked "malformed:", exit status 0.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from types import ModuleType
 from typing import Iterator
 
 from harness import protocols
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.packets import LINKTYPES, PCAP_MAGICS, PCAPNG_MAGIC, Capture, Datagram, NotACapture, read
 from harness.protocols.dispatch import DISPATCH
 
@@ -83,13 +88,22 @@ def _vendors(needed: bool):
     return load_registry(folder)
 
 
-def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = None) -> Iterator[str]:
-    """The lines the command prints. Raises NotACapture/HarnessError (one line) before printing anything. `path`:
-    the capture, or "-" for stdin."""
+def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = None,
+               keys: list[Path] = ()) -> Iterator[str]:
+    """The lines the command prints. Raises NotACapture/HarnessError/ConfigError (one line) before printing
+    anything. `path`: the capture, or "-" for stdin."""
     for log in keys_from:
         if not Path(log).is_file():
             raise HarnessError(f"{log}: no such file (--keys-from)")
+    for key_path in keys:
+        if not Path(key_path).exists():
+            raise ConfigError(str(key_path), "--keys", "no such file or folder")
     vendors = _vendors(bool(keys_from))
+    modules = dissectors()
+    loaded = {name: module.load_keys(list(keys), list(keys_from), vendors)
+              for name, module in modules.items() if hasattr(module, "load_keys")}
+    if keys and not loaded:
+        raise ConfigError("--keys", ", ".join(map(str, keys)), "no protocol here reads key files")
     capture = read_capture(path)
     links = ", ".join(f"linktype {t} ({LINKTYPES.get(t, 'unknown')})" for t in sorted(capture.linktypes))
     yield f"{capture.name}: {capture.format}, {links or 'no link type'}, {len(capture.frames)} frame(s)"
@@ -98,7 +112,6 @@ def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = No
     undecodable = sorted(t for t in capture.linktypes if t not in LINKTYPES)
     if undecodable:
         yield f"malformed: linktype {', '.join(map(str, undecodable))}: no decoder for this link layer"
-    modules = dissectors()
     counts, others = _claimed(modules, capture)
     for name, module in modules.items():
         if not counts.get(name):
@@ -106,7 +119,7 @@ def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = No
         yield ""
         yield f"== {name}: {counts[name]} frame(s)"
         try:
-            yield module.transcript(capture, keys_from, vendors)
+            yield module.transcript(capture, keys_from, vendors, **_keys_of(loaded, name))
         except HarnessError:
             raise
         except Exception as exc:  # a decoder bug must not cost the user the rest of the output
@@ -114,7 +127,7 @@ def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = No
         if ladder is not None and hasattr(module, "ladder"):
             out = ladder if len(counts) == 1 else ladder.with_suffix(f".{name}{ladder.suffix}")
             try:
-                out.write_text(module.ladder(capture, keys_from, vendors))
+                out.write_text(module.ladder(capture, keys_from, vendors, **_keys_of(loaded, name)))
                 yield f"ladder diagram: {out}"
             except OSError as exc:
                 raise HarnessError(f"{out}: cannot write the ladder diagram ({exc.strerror or exc})") from None
@@ -130,13 +143,24 @@ def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = No
         yield f"not decoded: {sum(others.values())} frame(s): {shown}{more}"
 
 
+def _keys_of(loaded: dict, name: str) -> dict:
+    """What a protocol that loads keys up front is handed back; nothing for one that does not."""
+    return {"keys": loaded[name]} if name in loaded else {}
+
+
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("transcript", help="print the transcript of a capture (pcap or pcapng)",
                                    description="Print what a capture (pcap or pcapng) shows, protocol by protocol: "
-                                               "IPsec decoded, and decrypted with keys from daemon logs. A damaged "
-                                               "capture is read as far as it goes, its damage marked 'malformed:'. "
-                                               "The capture may be a FIFO, or '-' for standard input.")
+                                               "IPsec decoded, and decrypted with keys from key files or daemon "
+                                               "logs. A damaged capture is read as far as it goes, its damage "
+                                               "marked 'malformed:'. The capture may be a FIFO, or '-' for "
+                                               "standard input. Exit status: 0 transcribed, 1 not a capture, "
+                                               "2 a bad key file or option.")
     parser.add_argument("pcap", type=Path, help="the capture; - for standard input")
+    parser.add_argument("--keys", type=Path, action="append", default=[], metavar="PATH",
+                        help="a key file, or a folder of them: Wireshark's ikev2_decryption_table, "
+                             "ikev1_decryption_table and esp_sa, or tcpdump's -E secrets file (a pair's keys/ "
+                             "folder works as it is); may be given more than once")
     parser.add_argument("--keys-from", type=Path, action="append", default=[], metavar="LOG",
                         help="a daemon log with exported session keys (strongSwan: ike/chd log level 4); "
                              "may be given more than once")
@@ -145,10 +169,13 @@ def add_parser(subparsers) -> None:
 
 def cmd_transcript(args) -> int:
     try:
-        lines = transcribe(args.pcap, args.keys_from, args.ladder)
+        lines = transcribe(args.pcap, args.keys_from, args.ladder, args.keys)
         for line in lines:
             print(line)
         sys.stdout.flush()
+    except ConfigError as exc:   # bad input the user fixes: a key file's line, an option
+        print(f"overlay-interop: error: {exc}", file=sys.stderr)
+        return 2
     except HarnessError as exc:
         print(f"overlay-interop: error: {exc}", file=sys.stderr)
         return 1

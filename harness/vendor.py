@@ -10,6 +10,10 @@
     roles = ["initiator", "responder"]     # the roles of harness.protocols.ipsec.ROLES it can play
     features = ["psk", "childless@responder"]  # names from harness.protocols.ipsec.FEATURES, what the cases
                                            # may ask for; "@role": only in that role
+    keylog = "keylog:parse"                # optional: <module in the folder>:<function> reading the session
+                                           # keys this daemon writes to its log; what it returns is the
+                                           # protocol's business (IPsec: (ike_keys, esp_keys)). `overlay-interop
+                                           # transcript --keys-from LOG` asks every vendor that declares one.
 
     [protocols.ipsec.host]                 # optional: host capabilities (harness.host) a feature needs
     child_sa = ["kernel-esp"]              # from this vendor; without them the case is skipped, saying so:
@@ -42,7 +46,7 @@ from harness.tomlfile import read_toml
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
 TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities")
-PROTOCOL_KEYS = ("roles", "features", "host", "gaps")
+PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,7 @@ class Support:
     features: frozenset[str]
     host: dict[str, frozenset[str]] = field(default_factory=dict)  # feature -> host capabilities it needs
     gaps: dict[str, str] = field(default_factory=dict)  # "feature" or "feature@role" -> why it is not declared
+    keylog: str | None = None  # "<module>:<function>" that reads session keys from the daemon's log
 
 
 @dataclass(frozen=True)
@@ -97,7 +102,19 @@ class Vendor:
     def adapter_class(self) -> type:
         """The adapter class, imported from the vendor folder as package `overlay_interop_vendors.<name>`,
         so an adapter can import its siblings (`from .keylog import ...`)."""
-        module_name, _, class_name = self.adapter.partition(":")
+        return self._entry_point(self.adapter, "adapter")
+
+    def keylog(self, protocol: str):
+        """The function its vendor.toml declares to read session keys from this daemon's log for `protocol`
+        (`keylog = "keylog:parse"`), or None when it declares none."""
+        support = self.protocols.get(protocol)
+        if support is None or support.keylog is None:
+            return None
+        return self._entry_point(support.keylog, f"protocols.{protocol}.keylog")
+
+    def _entry_point(self, spec: str, field_name: str):
+        """`module:name` from the vendor folder, imported as a module of package `overlay_interop_vendors.<name>`."""
+        module_name, _, attribute = spec.partition(":")
         package = f"{VENDOR_PACKAGE}.{self.name}"
         root = sys.modules.setdefault(VENDOR_PACKAGE, types.ModuleType(VENDOR_PACKAGE))
         root.__path__ = []
@@ -107,12 +124,12 @@ class Vendor:
             module = types.ModuleType(package)
             module.__path__ = [str(self.folder)]
             sys.modules[package] = module
-        adapter_module = importlib.import_module(f"{package}.{module_name}")
+        module = importlib.import_module(f"{package}.{module_name}")
         try:
-            return getattr(adapter_module, class_name)
+            return getattr(module, attribute)
         except AttributeError:
-            raise ConfigError(str(self.folder / "vendor.toml"), "adapter",
-                              f"{module_name}.py has no class {class_name}") from None
+            raise ConfigError(str(self.folder / "vendor.toml"), field_name,
+                              f"{module_name}.py has no {attribute}") from None
 
 
 def _strings(value, where: str, field_name: str) -> frozenset[str]:
@@ -143,7 +160,7 @@ def _feature(name: str, proto: str, legal: set[str], where: str, field_name: str
         raise ConfigError(where, field_name, f"{name!r}: {role!r} is not one of {sorted(legal)}")
 
 
-def _support(proto: str, table, where: str, own: dict[str, Capability]) -> Support:
+def _support(proto: str, table, where: str, own: dict[str, Capability], folder: Path) -> Support:
     prefix = f"protocols.{proto}"
     if proto not in protocols.known():
         raise ConfigError(where, prefix, f"unknown protocol; known: {', '.join(protocols.known())}")
@@ -185,7 +202,17 @@ def _support(proto: str, table, where: str, own: dict[str, Capability]) -> Suppo
         if clash:
             raise ConfigError(where, field_name, f"features declares it ({', '.join(clash)}); a gap says why a "
                                                  f"feature is not declared")
-    return Support(roles, features, needs, dict(gaps))
+    keylog = table.get("keylog")
+    if keylog is not None:
+        _entry_point_spec(keylog, folder, where, f"{prefix}.keylog", "<module>:<function>")
+    return Support(roles, features, needs, dict(gaps), keylog)
+
+
+def _entry_point_spec(spec, folder: Path, where: str, field_name: str, shape: str) -> None:
+    """`spec` is "<module>:<name>" naming a .py file in the vendor folder."""
+    module_name, sep, name = spec.partition(":") if isinstance(spec, str) else ("", "", "")
+    if not sep or not name or not module_name or not (folder / f"{module_name}.py").is_file():
+        raise ConfigError(where, field_name, f"{spec!r} must be '{shape}' naming a .py file in {folder}")
 
 
 def load_vendor(folder: Path) -> Vendor:
@@ -197,10 +224,7 @@ def load_vendor(folder: Path) -> Vendor:
             raise ConfigError(where, key, "required, a non-empty string")
     if data["name"] != folder.name:
         raise ConfigError(where, "name", f"is {data['name']!r} but the folder is {folder.name!r}")
-    module_name, sep, class_name = data["adapter"].partition(":")
-    if not sep or not class_name or not (folder / f"{module_name}.py").is_file():
-        raise ConfigError(where, "adapter", f"{data['adapter']!r} must be '<module>:<Class>' naming a .py file "
-                                            f"in {folder}")
+    _entry_point_spec(data["adapter"], folder, where, "adapter", "<module>:<Class>")
     reference = data.get("reference", False)
     if not isinstance(reference, bool):
         raise ConfigError(where, "reference", "must be true or false (is this the harness's own reference peer?)")
@@ -213,7 +237,7 @@ def load_vendor(folder: Path) -> Vendor:
             (f"harness.protocols.{p}" for p in protocols.known() if name in protocols.host_capabilities(p)), None)
         if owner:
             raise ConfigError(where, f"capabilities.{name}", f"host capability already declared by {owner}")
-    support = {proto: _support(proto, table, where, capabilities) for proto, table in declared.items()}
+    support = {proto: _support(proto, table, where, capabilities, folder) for proto, table in declared.items()}
     return Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities)
 
 

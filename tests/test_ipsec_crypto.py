@@ -226,9 +226,11 @@ def test_wrong_psk_auth_response_decrypts_to_authentication_failed():
     assert response.names == ("Notify",) and [n.name for n in response.errors] == ["AUTHENTICATION_FAILED"]
 
 
-def test_a_flipped_byte_is_an_icv_mismatch_not_an_exception():
+def test_a_flipped_byte_is_an_icv_mismatch_not_an_exception_and_shown_where_the_payloads_survive():
     wire = Wire.from_pcap(pcap(PSK))
-    for position in (29, 35, -20, -1):   # the SK header, the IV, the ciphertext, the ICV itself
+    # the SK header and the ICV are not encrypted: the payloads decrypt whole, shown but marked unverified; a
+    # flipped bit in the IV or the ciphertext spoils the chain, which is then not shown at all
+    for position, shown in ((29, True), (35, False), (-20, False), (-1, True)):
         damaged = []
         for m in wire.messages:
             data = bytearray(m.data)
@@ -236,18 +238,35 @@ def test_a_flipped_byte_is_an_icv_mismatch_not_an_exception():
                 data[position] ^= 0x01
             damaged.append(replace(m, data=bytes(data)))
         auth = decrypt_ike(damaged, psk_keys()).ike("IKE_AUTH")
-        assert [m.problem for m in auth] == ["undecryptable: ICV mismatch"] * 2, position
-        assert auth[0].payloads == ()
+        if shown:
+            assert [m.problem for m in auth] == [crypto.SHOWN_UNVERIFIED] * 2, position
+            assert auth[0].payload("IDi").value == "initiator.lab" and not auth[0].decrypted
+            assert auth[0].describe().endswith("\n    ICV mismatch: shown unverified")
+        else:
+            assert [m.problem for m in auth] == ["undecryptable: ICV mismatch"] * 2, position
+            assert auth[0].payloads == ()
 
 
-def test_a_wrong_key_is_an_icv_mismatch():
+def test_a_wrong_integrity_key_shows_the_payloads_unverified_a_wrong_encryption_key_nothing():
     wrong = replace(psk_keys()[0], sk_ar=bytes(32))
     request, response = decrypt_ike(pcap(PSK), [wrong]).ike("IKE_AUTH")
-    assert request.decrypted and response.problem == "undecryptable: ICV mismatch"
+    assert request.decrypted and response.problem == crypto.SHOWN_UNVERIFIED and response.payload("IDr")
     message = Wire.from_pcap(pcap(PSK)).ike("IKE_AUTH")[1].data
     assert crypto.decrypt_sk(message, wrong).problem == "ICV mismatch"
+    garbled = replace(wrong, sk_er=bytes(16))
+    request, response = decrypt_ike(pcap(PSK), [garbled]).ike("IKE_AUTH")
+    assert request.decrypted and response.problem == "undecryptable: ICV mismatch" and not response.payloads
     assert crypto.decrypt_sk(message, replace(wrong, encryption="ENCR_CAMELLIA_CBC_128")).problem == \
         "unsupported algorithm ENCR_CAMELLIA_CBC_128"
+
+
+def test_a_key_file_without_integrity_keys_opens_ike_unchecked():
+    keys = psk_keys()[0]
+    for unchecked in (replace(keys, sk_ai=b"", sk_ar=b""), replace(keys, integrity="AUTH_ANY_128", sk_ai=b"",
+                                                                    sk_ar=b"")):
+        request, response = decrypt_ike(pcap(PSK), [unchecked]).ike("IKE_AUTH")
+        assert request.payload("IDi").value == "initiator.lab" and response.payload("IDr").value == "responder.lab"
+        assert request.problem.startswith(crypto.NOT_CHECKED) and not request.decrypted
 
 
 def test_without_keys_messages_say_so():
@@ -379,13 +398,18 @@ def test_gcm_fragments_are_reassembled(gcm_messages):
                                                        "N(REKEY_SA) ESP spi=0xc0000011"]
 
 
-def test_gcm_fragment_with_a_flipped_byte_is_not_reassembled(gcm_messages):
+def test_gcm_fragment_with_a_flipped_tag_byte_is_reassembled_unverified_one_with_a_flipped_salt_not(gcm_messages):
     messages = list(gcm_messages)
     damaged = bytearray(messages[3].data)
-    damaged[-5] ^= 0x80
+    damaged[-5] ^= 0x80     # in the tag: the ciphertext decrypts whole
     messages[3] = replace(messages[3], data=bytes(damaged))
     first, second = decrypt_ike(messages, gcm_keys()).ike("INFORMATIONAL")
-    assert first.fragment == (1, 2) and second.problem == "undecryptable: ICV mismatch" and not second.payloads
+    assert first.fragment == (1, 2) and second.problem == crypto.SHOWN_UNVERIFIED
+    assert [p.describe() for p in second.payloads] == ["Delete ESP 0xc0000011 0xc0000012",
+                                                       "N(REKEY_SA) ESP spi=0xc0000011"]
+    wrong_salt = gcm_keys(sk_er=vectors.SK_ER[:32] + bytes(4), sk_ei=vectors.SK_EI[:32] + bytes(4))
+    first, second = decrypt_ike(gcm_messages, wrong_salt).ike("INFORMATIONAL")
+    assert not second.payloads and "ICV mismatch" in str(second.problem)
 
 
 # --- ESP --------------------------------------------------------------------------------------------------
@@ -402,16 +426,19 @@ def test_psk_esp_decrypts_to_three_pings_each_way():
     assert requests[0].describe().startswith("seq=1 ICMP echo-request 198.19.1.1 > 198.19.2.1 id=")
 
 
-def test_esp_with_a_wrong_key_or_a_flipped_byte_is_not_opened():
+def test_esp_with_a_wrong_integrity_key_or_a_flipped_byte_is_shown_unverified_a_wrong_key_not_at_all():
     good = next(k for k in keys_of(PSK, "initiator")[1] if k.spi == 0xE0E82121)
     inner = esp_inner(pcap(PSK), [replace(good, auth_key=bytes(32))])
-    assert {p.problem for p in inner if p.spi == 0xE0E82121} == {"undecryptable: ICV mismatch"}
+    assert {p.problem for p in inner if p.spi == 0xE0E82121} == {crypto.SHOWN_UNVERIFIED}
+    assert all(p.packet is not None for p in inner if p.spi == 0xE0E82121)
     assert {p.problem for p in inner if p.spi == 0xA457CDB7} == {NO_KEYS}
+    wrong = esp_inner(pcap(PSK), [replace(good, enc_key=bytes(16), auth_key=bytes(32))])
+    assert {p.problem for p in wrong if p.spi == 0xE0E82121} == {"undecryptable: ICV mismatch"}
     from harness.protocols.ipsec.transcript import read_capture
     packet = read_capture(pcap(PSK))[1][0]
     flipped = packet.data[:40] + bytes([packet.data[40] ^ 1]) + packet.data[41:]
-    assert crypto.decrypt_esp(packet.data, packet.src, packet.dst, good).packet is not None
-    assert crypto.decrypt_esp(flipped, packet.src, packet.dst, good).problem == "ICV mismatch"
+    assert crypto.decrypt_esp(packet.data, packet.src, packet.dst, good).problem is None
+    assert crypto.decrypt_esp(flipped, packet.src, packet.dst, good).problem == crypto.SHOWN_UNVERIFIED
     assert crypto.decrypt_esp(packet.data[:20], packet.src, packet.dst, good).packet is None
 
 

@@ -178,7 +178,7 @@ def test_an_unknown_feature_names_the_features_the_protocols_cases_use(tmp_path)
 def test_an_unknown_key_names_the_known_ones(tmp_path):
     declare(tmp_path, "v", vendor_toml("v").replace("features =", "feature ="))
     with pytest.raises(ConfigError, match=r"protocols\.ipsec\.feature: unknown key; known: roles, features, host, "
-                                          r"gaps$"):
+                                          r"gaps, keylog$"):
         load_registry(tmp_path)
 
 

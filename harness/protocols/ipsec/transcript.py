@@ -20,18 +20,21 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable
 
 from scapy.layers.inet import ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import ICMPv6EchoReply, ICMPv6EchoRequest, IPv6
+from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 
 from harness.protocols.ipsec import crypto, ike, wire
 from harness.protocols.ipsec import ikev1_names as v1names
+from harness.protocols.ipsec import ikev2_names as v2names
 from harness.protocols.ipsec.ike import KNOWN_EXCHANGES, PayloadLookup, check_known
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
 from harness.protocols.ipsec.wire import EspFlow, IkeMessage, Wire
+from harness.textfmt import message_line
 
 NO_KEYS = "encrypted (no keys exported by either side)"
+ESP_NO_KEYS = "ESP packets (no ESP keys: inner packets not shown):"
+ESP_SA_NO_KEYS = "no keys for this SA: its inner packets are not shown"
 UNKNOWN_SPI = bytes(8)
-INNER_PACKETS_SHOWN = 20   # per ESP flow; a long flow is summarised by its count
 
 
 # --- IKE --------------------------------------------------------------------------------------------------
@@ -144,14 +147,20 @@ class _Keyring:
                 self.unbound.append(k)
 
     def open(self, message: IkeMessage) -> tuple[crypto.SkPlaintext | None, IkeSaKeys | None, str | None]:
-        """(plaintext, the keys that opened it, problem)."""
+        """(plaintext, the keys that opened it, problem). Keys bound to the message's SPIs that decrypt it into
+        payloads without verifying it (a damaged message, a wrong integrity key) open it with the problem
+        crypto.SHOWN_UNVERIFIED, or NOT_CHECKED where there was no integrity key; keys not bound to an IKE SA
+        only ever open one they verify."""
         spis = (message.ispi, message.rspi)
         known = self.bound.get(spis, [])
         first_problem = None
+        unverified = None
         for keys in known:
             opened = crypto.decrypt_sk(message.data, keys)
             if opened.ok:
                 return opened, keys, None
+            if unverified is None and opened.unverified and _payloads_in(opened):
+                unverified = opened, keys
             first_problem = first_problem or opened.problem
         for keys in list(self.unbound):
             opened = crypto.decrypt_sk(message.data, keys)
@@ -160,12 +169,24 @@ class _Keyring:
                 keys = replace(keys, ispi=message.ispi, rspi=message.rspi)
                 self.bound.setdefault(spis, []).append(keys)
                 return opened, keys, None
+        if unverified is not None:
+            opened, keys = unverified
+            return opened, keys, crypto.SHOWN_UNVERIFIED if opened.problem == crypto.ICV_MISMATCH else opened.problem
         if first_problem:
             return None, None, f"undecryptable: {first_problem}"
         return None, None, NO_KEYS
 
     def all(self) -> list[IkeSaKeys]:
         return [k for ks in self.bound.values() for k in ks] + self.unbound
+
+
+def _payloads_in(opened: crypto.SkPlaintext) -> bool:
+    """Whether an unverified decryption reads as payloads (a wrong key gives bytes that do not). A fragment
+    after the first is a piece of a chain, not one: its padding having been right is all there is to go by."""
+    if opened.fragment and opened.fragment[0] > 1:
+        return True
+    return (opened.first_payload in v2names.PAYLOAD_TYPES
+            and ike.decode_chain(opened.first_payload, opened.chain, ike.IKEV2)[1] is None)
 
 
 def _messages(capture: Wire | Iterable[IkeMessage] | str | os.PathLike) -> tuple[IkeMessage, ...]:
@@ -195,7 +216,7 @@ def bind_ike_keys(capture: Wire | Iterable[IkeMessage] | str | os.PathLike,
 
 
 def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring, v1: _V1Keyring) -> DecryptedMessages:
-    fragments: dict[tuple, dict[int, crypto.SkPlaintext]] = {}
+    fragments: dict[tuple, dict[int, tuple[crypto.SkPlaintext, str | None]]] = {}
     out = []
     for message in messages:
         clear = _clear(message)
@@ -220,14 +241,15 @@ def _decrypt(messages: tuple[IkeMessage, ...], keyring: _Keyring, v1: _V1Keyring
             number, total = opened.fragment
             key = (message.ispi, message.rspi, message.message_id, message.is_response, total)
             parts = fragments.setdefault(key, {})
-            parts[number] = opened
+            parts[number] = (opened, problem)
             if set(parts) != set(range(1, total + 1)):
-                out.append(DecryptedMessage(message, clear, fragment=opened.fragment))
+                out.append(DecryptedMessage(message, clear, problem, fragment=opened.fragment))
                 continue
             del fragments[key]
-            first, chain = parts[1].first_payload, b"".join(parts[n].chain for n in range(1, total + 1))
-        inner, problem = ike.decode_chain(first, chain, ike.IKEV2)
-        out.append(DecryptedMessage(message, clear + inner, problem and f"malformed: {problem}",
+            first, chain = parts[1][0].first_payload, b"".join(parts[n][0].chain for n in range(1, total + 1))
+            problem = next((p for _, p in parts.values() if p), None)   # one unverified part: the message is
+        inner, malformed = ike.decode_chain(first, chain, ike.IKEV2)
+        out.append(DecryptedMessage(message, clear + inner, problem or (malformed and f"malformed: {malformed}"),
                                     fragment=opened.fragment, keys=keys))
     return DecryptedMessages(out)
 
@@ -324,7 +346,7 @@ class _V1Keyring:
 
 @dataclass(frozen=True)
 class EspPacket:
-    """One ESP packet as captured (from the SPI on)."""
+    """One ESP packet as captured (from the SPI on), where the capture reader (harness.packets) found it."""
     time: float
     src: str
     dst: str
@@ -332,78 +354,83 @@ class EspPacket:
     seq: int
     data: bytes = field(repr=False)
     encapsulated: bool = False
+    frame: int = 0                   # the frame that completed its datagram, as Wireshark numbers it (0: not read)
+    sport: int | None = None         # ESP in UDP (RFC 3948): the ports; None for plain ESP
+    dport: int | None = None
+    start: float | None = None       # the time of the capture's first frame
+
+    def describe(self) -> str:
+        """"#12 0.047114 198.18.1.2:4500 > 198.18.1.3:4500 ESP spi=0xe0e82121 seq=1": the line every transcript
+        starts a message with (harness.textfmt)."""
+        return message_line(self.frame, self.time, self.time if self.start is None else self.start, self.src,
+                            self.dst, f"ESP spi=0x{self.spi:08x} seq={self.seq}", self.sport, self.dport)
 
 
 class _Reader(wire._Transcript):
-    """wire.py's capture reader (link layers, IP reassembly, NAT-T demultiplexing), also keeping each ESP
-    packet's bytes: the Wire keeps per-flow counts only."""
+    """wire.py's reading of a capture (NAT-T demultiplexing, the dispatch table), also keeping each ESP packet's
+    bytes, frame number, time and ports, from the datagram the capture reader gave: the Wire keeps per-flow
+    counts only."""
 
     def __init__(self) -> None:
         super().__init__()
         self.esp_packets: list[EspPacket] = []
-        self._time = 0.0
-
-    def _add_datagram(self, time: float, src: str, dst: str, protocol: int, payload: bytes) -> None:
-        self._time = time
-        super()._add_datagram(time, src, dst, protocol, payload)
 
     def _add_esp(self, src: str, dst: str, data: bytes, *, encapsulated: bool) -> None:
         super()._add_esp(src, dst, data, encapsulated=encapsulated)
-        if len(data) >= wire.ESP_HEADER.size:
+        datagram = self.datagram
+        if len(data) >= wire.ESP_HEADER.size and datagram is not None:
             spi, seq = wire.ESP_HEADER.unpack_from(data)
-            self.esp_packets.append(EspPacket(self._time, src, dst, spi, seq, bytes(data), encapsulated))
+            sport, dport = (datagram.sport, datagram.dport) if encapsulated else (None, None)
+            self.esp_packets.append(EspPacket(datagram.time, src, dst, spi, seq, bytes(data), encapsulated,
+                                              datagram.number, sport, dport))
+
+    def packets(self) -> list[EspPacket]:
+        """The ESP packets, their times counted from the capture's first frame (known once it is all read)."""
+        return [replace(p, start=self.start) for p in self.esp_packets]
 
 
-def read_capture(path: str | os.PathLike) -> tuple[Wire, list[EspPacket]]:
-    """The Wire of a capture and its ESP packets, in one pass. Never raises (see Wire.from_pcap)."""
+def read_capture(path) -> tuple[Wire, list[EspPacket]]:
+    """The Wire of a capture and its ESP packets, in one pass. Never raises (see Wire.from_pcap). `path`: a
+    capture file, "-", or a harness.packets.Capture already read."""
     reader = _Reader()
     reader.read(path)
-    return reader.wire(), reader.esp_packets
+    return reader.wire(), reader.packets()
 
 
 @dataclass(frozen=True)
 class InnerPacket:
-    """What one ESP packet carried: the inner IP packet (tunnel mode), or None with the problem."""
+    """What one ESP packet carried: `packet` is the inner packet (scapy's, built on first use) or None with the
+    `problem`. An opened packet whose ICV was not verified has a problem too: crypto.NOT_CHECKED (no integrity
+    key) or crypto.SHOWN_UNVERIFIED (its ICV does not verify)."""
     spi: int
     src: str
     dst: str
-    packet: Packet | None
+    plaintext: crypto.EspPlaintext | None = field(default=None, repr=False)
     seq: int = 0
     time: float = 0.0
     problem: str | None = None
+    frame: int = 0
+
+    @property
+    def packet(self) -> Packet | None:
+        return self.plaintext.packet if self.plaintext is not None else None
+
+    def summary(self) -> str:
+        """The inner packet in one line, or the problem."""
+        return self.plaintext.summary() if self.plaintext is not None else str(self.problem)
 
     def describe(self) -> str:
-        if self.packet is None:
-            return f"seq={self.seq} {self.problem}"
-        return f"seq={self.seq} {summarize(self.packet, self.src, self.dst)}"
-
-
-ICMP_TYPES = {0: "echo-reply", 3: "dest-unreach", 5: "redirect", 8: "echo-request", 11: "time-exceeded"}
+        note = f" ({self.problem})" if self.plaintext is not None and self.problem else ""
+        return f"seq={self.seq} {self.summary()}{note}"
 
 
 def summarize(packet: Packet, src: str = "?", dst: str = "?") -> str:
-    """One line for an inner packet: "ICMP echo-request 198.19.1.1 > 198.19.2.1 id=7 seq=1". `src` and
-    `dst` stand in where the packet has no IP header of its own (ESP transport mode: the outer one's)."""
-    ip = packet.getlayer(IP) or packet.getlayer(IPv6)
-    if ip is not None:
-        src, dst = ip.src, ip.dst
-    if packet.haslayer(ICMP):
-        icmp = packet[ICMP]
-        kind = ICMP_TYPES.get(icmp.type, f"type={icmp.type} code={icmp.code}")
-        echo = f" id={icmp.id} seq={icmp.seq}" if icmp.type in (0, 8) else ""
-        return f"ICMP {kind} {src} > {dst}{echo}"
-    for layer, kind in ((ICMPv6EchoRequest, "echo-request"), (ICMPv6EchoReply, "echo-reply")):
-        if packet.haslayer(layer):
-            return f"ICMPv6 {kind} {src} > {dst} id={packet[layer].id} seq={packet[layer].seq}"
-    for layer in (TCP, UDP):
-        if packet.haslayer(layer):
-            segment = packet[layer]
-            flags = f" [{segment.flags}]" if layer is TCP else ""
-            return f"{layer.__name__} {src}:{segment.sport} > {dst}:{segment.dport}{flags} len={len(segment.payload)}"
-    if ip is not None:
-        protocol = ip.proto if isinstance(ip, IP) else ip.nh
-        return f"IP proto={protocol} {src} > {dst} len={len(ip.payload)}"
-    return packet.summary()
+    """One line for an inner packet as scapy dissected it: "ICMP echo-request 198.19.1.1 > 198.19.2.1 id=7
+    seq=1" (crypto.summarize_payload reads the bytes; scapy only says which protocol they start with)."""
+    first = {IP: 4, IPv6: 41, TCP: 6, UDP: 17, ICMP: 1}.get(type(packet))
+    if first is None:
+        return packet.summary()
+    return crypto.summarize_payload(first, bytes(packet), src, dst)
 
 
 def _distinct_esp(keys: Iterable[EspSaKeys]) -> list[EspSaKeys]:
@@ -411,60 +438,163 @@ def _distinct_esp(keys: Iterable[EspSaKeys]) -> list[EspSaKeys]:
 
 
 def open_esp(packets: Iterable[EspPacket], esp_keys: Iterable[EspSaKeys]) -> list[InnerPacket]:
+    """Each packet opened with the keys of its SA. The SPI names the SA; a key for exactly these addresses is
+    tried first (a NAT may have rewritten them, and a key file may wildcard them). A key whose ICV verifies wins;
+    else the first that opens the packet unverified; else the first key's problem."""
     keys = _distinct_esp(esp_keys)
     inner = []
+    by_sa: dict[tuple[int, str, str], list[EspSaKeys]] = {}   # the candidates, worked out once per SA
     for p in packets:
-        # The SPI names the SA; addresses only order the candidates (a NAT may have rewritten them).
-        candidates = sorted((k for k in keys if k.spi == p.spi), key=lambda k: (k.src, k.dst) != (p.src, p.dst))
+        candidates = by_sa.get((p.spi, p.src, p.dst))
+        if candidates is None:
+            candidates = by_sa[p.spi, p.src, p.dst] = sorted(
+                (k for k in keys if k.spi == p.spi or k.matches(p.spi, p.src, p.dst)),
+                key=lambda k: (not k.matches(p.spi, p.src, p.dst), not k.exact))
+        chosen: crypto.EspPlaintext | None = None
         problem = NO_KEYS
         for k in candidates:
             opened = crypto.decrypt_esp(p.data, p.src, p.dst, k)
-            if opened.packet is not None:
-                inner.append(InnerPacket(p.spi, p.src, p.dst, opened.packet, p.seq, p.time))
-                break
-            problem = f"undecryptable: {opened.problem}"
+            if opened.opened and (chosen is None or opened.problem is None):
+                chosen = opened
+                if opened.problem is None:
+                    break
+            elif chosen is None and problem == NO_KEYS:
+                problem = f"undecryptable: {opened.problem}"
+        if chosen is not None:
+            inner.append(InnerPacket(p.spi, p.src, p.dst, chosen, p.seq, p.time, chosen.problem, p.frame))
         else:
-            inner.append(InnerPacket(p.spi, p.src, p.dst, None, p.seq, p.time, problem))
+            inner.append(InnerPacket(p.spi, p.src, p.dst, None, p.seq, p.time, problem, p.frame))
     return inner
 
 
 def esp_inner(capture: str | os.PathLike, esp_keys: Iterable[EspSaKeys]) -> list[InnerPacket]:
-    """Every ESP packet of the capture, in capture order, opened where a key verifies it."""
+    """Every ESP packet of the capture, in capture order, opened where a key opens it."""
     if isinstance(capture, Wire):
         raise TypeError("esp_inner needs the capture file: a Wire keeps per-flow counts, not the packets")
     return open_esp(read_capture(capture)[1], esp_keys)
 
 
-# --- the transcript ---------------------------------------------------------------------------------------
+ESN_WRAP = 1 << 31   # a sequence number this far below the highest seen has wrapped (RFC 4303 2.2.1: ESN)
 
-def _flow_lines(flow: EspFlow, inner: list[InnerPacket]) -> list[str]:
-    lines = [flow.describe()]
-    opened = [p for p in inner if p.packet is not None]
-    if inner and len(opened) < len(inner):
-        problems = sorted({p.problem for p in inner if p.problem})
-        lines.append(f"    opened {len(opened)} of {len(inner)}: " + "; ".join(problems))
-    lines += [f"    {p.describe()}" for p in opened[:INNER_PACKETS_SHOWN]]
-    if len(opened) > INNER_PACKETS_SHOWN:
-        lines.append(f"    ... and {len(opened) - INNER_PACKETS_SHOWN} more")
+
+@dataclass
+class _SaSequence:
+    highest: int
+    frames: dict[int, int]          # sequence number -> the frame it was first seen in
+    gaps: int = 0
+    replays: int = 0
+    late: int = 0
+
+
+class EspSequence:
+    """What the sequence numbers of the ESP packets say, packet by packet (RFC 4303 2.2: each SA's counter
+    starts at 1 and grows by one per packet; 3.4.3: a receiver drops a number it has seen). An SA is its SPI at
+    its destination (RFC 4301 4.1), so a NAT rewriting the source does not split it."""
+
+    def __init__(self) -> None:
+        self.sas: dict[tuple[str, int], _SaSequence] = {}
+        self._spis: dict[tuple[str, str], list[tuple[int, int]]] = {}   # direction -> (SPI, first frame)
+
+    def notes(self, p: EspPacket) -> list[str]:
+        notes = self._spi_change(p)
+        sa = self.sas.get((p.dst, p.spi))
+        if sa is None:
+            sa = self.sas[p.dst, p.spi] = _SaSequence(p.seq, {p.seq: p.frame})
+            if p.seq == 0:
+                notes.append("seq 0: the first sequence number of an SA is 1 (RFC 4303 2.2)")
+            elif p.seq > 1:
+                sa.gaps += 1
+                notes.append(f"gap: {_numbers(1, p.seq - 1)} not seen (before this SA's first packet here)")
+            return notes
+        if p.seq in sa.frames:
+            sa.replays += 1
+            notes.append(f"replay: seq {p.seq} seen before on this SA (#{sa.frames[p.seq]})")
+            return notes
+        sa.frames[p.seq] = p.frame
+        if p.seq > sa.highest + 1:
+            sa.gaps += 1
+            notes.append(f"gap: {_numbers(sa.highest + 1, p.seq - 1)} not seen")
+        elif p.seq < sa.highest and sa.highest - p.seq >= ESN_WRAP:
+            notes.append(f"seq wrapped from {sa.highest} to {p.seq} (extended sequence numbers, RFC 4303 2.2.1)")
+            sa.frames = {p.seq: p.frame}
+        elif p.seq < sa.highest:
+            sa.late += 1
+            notes.append(f"out of order: seq {p.seq} after seq {sa.highest}")
+            return notes
+        sa.highest = p.seq
+        return notes
+
+    def _spi_change(self, p: EspPacket) -> list[str]:
+        spis = self._spis.setdefault((p.src, p.dst), [])
+        if spis and spis[-1][0] == p.spi:
+            return []
+        earlier = next(((spi, frame) for spi, frame in spis if spi == p.spi), None)
+        notes = []
+        if spis and earlier is None:
+            notes.append(f"SPI change {p.src} > {p.dst}: spi=0x{p.spi:08x} after spi=0x{spis[-1][0]:08x}")
+        elif spis:
+            notes.append(f"spi=0x{p.spi:08x} again {p.src} > {p.dst}, after spi=0x{spis[-1][0]:08x} "
+                         f"(#{spis[-1][1]})")
+        spis.append((p.spi, p.frame))
+        return notes
+
+    def describe(self, dst: str, spi: int) -> str | None:
+        """What this SA's numbers showed overall, or None when nothing was out of the ordinary."""
+        sa = self.sas.get((dst, spi))
+        counts = [(sa.gaps, "gap"), (sa.replays, "replay"), (sa.late, "out of order")] if sa else []
+        shown = [f"{n} {what}" + ("s" if n > 1 and what != "out of order" else "") for n, what in counts if n]
+        return ", ".join(shown) or None
+
+
+def _numbers(first: int, last: int) -> str:
+    return f"seq {first}" if first == last else f"seq {first}..{last}"
+
+
+def esp_lines(packets: list[EspPacket], flows: Iterable[EspFlow], esp_keys: Iterable[EspSaKeys]) -> list[str]:
+    """The ESP part of the transcript: one line per SA (wire.EspFlow), then every packet in capture order with
+    what its sequence number says (gaps, replays, SPI changes) and, where keys open it, the inner packet. That
+    an SA has no key is said once, on its line, not on each of its packets."""
+    keys = _distinct_esp(esp_keys)
+    sequence = EspSequence()
+    notes = [sequence.notes(p) for p in packets]
+    inner = open_esp(packets, keys) if keys else [None] * len(packets)
+    keyless = {(p.spi, p.src, p.dst) for p, opened in zip(packets, inner) if opened and opened.problem == NO_KEYS}
+    lines = []
+    for flow in flows:
+        lines.append(flow.describe())
+        overall = [sequence.describe(flow.dst, flow.spi)]
+        if (flow.spi, flow.src, flow.dst) in keyless:
+            overall.append(ESP_SA_NO_KEYS)
+        lines += [f"    {line}" for line in overall if line]
+    if packets and not keys:
+        lines.append(ESP_NO_KEYS)
+    for p, opened, called_out in zip(packets, inner, notes):
+        lines.append(p.describe())
+        lines += [f"    {note}" for note in called_out]
+        if opened is not None and opened.plaintext is not None:
+            lines.append(f"    {opened.summary()}")
+        if opened is not None and opened.problem and opened.problem != NO_KEYS:
+            lines.append(f"    {opened.problem}")
     return lines
 
 
+# --- the transcript ---------------------------------------------------------------------------------------
+
 def transcript(capture: Wire | str | os.PathLike, ike_keys: Iterable[IkeSaKeys] = (),
                esp_keys: Iterable[EspSaKeys] = ()) -> str:
-    """The capture as text: IKE messages in capture order, each with its payloads indented; then each ESP
-    flow with its inner packets. Given a Wire instead of the pcap, the ESP packets themselves are not at hand
-    and only the flows are listed."""
+    """The capture as text: IKE messages in capture order, each with its payloads indented; then the ESP SAs
+    and every ESP packet (esp_lines). Given a Wire instead of the pcap, the ESP packets themselves are not at
+    hand and only the SAs are listed."""
     if isinstance(capture, Wire):
         captured, packets = capture, None
     else:
         captured, packets = read_capture(capture)
     lines = [decrypt_ike(captured, ike_keys).describe()]
-    inner = open_esp(packets, esp_keys) if packets is not None else []
-    for flow in captured.flows:
-        if packets is None:
+    if packets is None:
+        for flow in captured.flows:
             lines += [flow.describe(), "    (inner packets: transcript() needs the capture file)"]
-        else:
-            lines += _flow_lines(flow, [p for p in inner if (p.spi, p.src, p.dst) == (flow.spi, flow.src, flow.dst)])
+    else:
+        lines += esp_lines(packets, captured.flows, esp_keys)
     if not captured.flows:
         lines.append("no ESP on the wire")
     skipped = captured.malformed - sum(m.problem is not None for m in captured.messages)
