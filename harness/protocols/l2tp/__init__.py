@@ -10,4 +10,6 @@ FEATURES = {
     "hidden_avps": "hides AVPs with the tunnel secret when asked (RFC 2661 4.3)",
     "hello": "sends Hello after the hello_interval_s of silence a case asks for (RFC 2661 6.5)",
     "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
+    "retransmit_timers": "retransmits on the schedule a case asks for (retransmit_s, max_retransmissions; RFC 2661 "
+                         "5.8), so a wait for an answer that never comes ends when it gives up",
 }
