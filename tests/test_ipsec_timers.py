@@ -82,3 +82,63 @@ def test_a_rekey_counts_once_answered_and_a_child_sa_made_anew_is_no_rekey():
     assert psk_suite.rekeyed(rekeys) == (False, True)
     requests_only = [m for m in rekeys if not m.is_response]
     assert psk_suite.rekeyed(requests_only) == (False, False)
+
+
+faults_suite = load("suite_ipsec_faults", ROOT / "suites" / "ipsec" / "test_faults.py")
+
+
+class RestartPair:
+    """What responder_restart asks of an ipsec_pair, its responder back `restart_s` after the crash (on a fake clock
+    that moves only when the pair says so); the case stops at wire() once it judged the restart in time."""
+
+    class Reached(Exception):
+        pass
+
+    def __init__(self, clock, restart_s: float):
+        from harness.ping import Ping
+        from harness.protocols.ipsec.roles import ChildSa
+        self.clock, self.restart_s, self.restarted = clock, restart_s, False
+        self.measured = {}
+        self.pair_lab = SimpleNamespace(measure=self.measured.__setitem__)
+        old, new = ChildSa("net", 1, 0x1111, True), ChildSa("net", 2, 0x2222, True)
+        self.tunnel = SimpleNamespace(up=True, ping=lambda count=3: Ping(count, count, ""), explain=lambda: "",
+                                      child_sas=lambda role: [new if self.restarted else old])
+
+    def establish(self, scenario):
+        self.scenario = scenario
+        return self.tunnel
+
+    def restart(self, role):
+        self.clock.now += self.restart_s
+        self.restarted = True
+
+    def wire(self):
+        raise self.Reached
+
+
+class Clock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("restart_s", [1.0, 2.4])
+def test_responder_restart_judges_a_restart_the_timers_leave_room_for(monkeypatch, restart_s):
+    clock = Clock()
+    monkeypatch.setattr(faults_suite, "time", clock)
+    pair = RestartPair(clock, restart_s)
+    with pytest.raises(RestartPair.Reached):
+        faults_suite.test_responder_restart(pair)
+    assert pair.scenario.dead_peer_after_s == 2.5 and pair.measured["responder_back_after_s"] == pytest.approx(restart_s)
+
+
+def test_responder_restart_is_broken_when_the_restart_outlasts_the_initiators_patience(monkeypatch):
+    """With 0.5 s retransmits the initiator may count the responder dead 2.5 s after it last heard from it: a
+    restart slower than that would have the case judge the lab's speed (NO_PROPOSAL_CHOSEN to the new IKE SA)."""
+    from harness.errors import HarnessError
+    clock = Clock()
+    monkeypatch.setattr(faults_suite, "time", clock)
+    with pytest.raises(HarnessError, match="took 2.5 s to restart; the initiator may count it dead 2.5 s after"):
+        faults_suite.test_responder_restart(RestartPair(clock, 2.5))
