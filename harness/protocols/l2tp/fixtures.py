@@ -156,7 +156,7 @@ class L2tpPair:
         now = time.time() if now is None else now
         retransmit_s, retransmissions = self.scenario.retransmit_s, self.scenario.max_retransmissions
         for role in ROLES:
-            if not self.declares(role, "retransmit_timers"):
+            if self.pair_lab.pair.vendor(role).missing_features("l2tp", {"retransmit_timers"}, role):
                 continue
             for first in wire.control(src=self.address(role)):
                 if first.kind == "ZLB" or wire.acknowledgement(first) is not None:
