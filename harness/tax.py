@@ -1,7 +1,7 @@
 """The overlay tax: what a tunnel costs against the plain underlay between the same two nodes. Throughput (one
-iperf3 TCP run each way of carrying it: inside the overlay, then on the underlay) and round-trip time (ICMP echo)
-are measured here; the per-packet overhead is read from the wire by the case, which knows its encapsulation.
-This module knows no protocol: a case names the nodes and the addresses to use.
+iperf3 TCP run, one way, each way of carrying it: inside the overlay, then on the underlay) and round-trip time
+(ICMP echo) are measured here; the per-packet overhead is read from the wire by the case, which knows its
+encapsulation. This module knows no protocol: a case names the nodes and the addresses to use.
 
     figures = tax.measure(client, server, overlay=(inner_src, inner_dst), underlay=server.address)
     assert figures.underlay_carried_overlay, figures.describe()
@@ -11,10 +11,16 @@ The figures are relative to the host that measured them: both nodes are containe
 whatever else runs there, and a user-space data plane pays in CPU what a kernel one does not. They compare
 pairs within one run; they are not a benchmark of an implementation.
 
-Throughput is measured with the capture already stopped (a case calls wire() first): two seconds of iperf3
-would put hundreds of MB into a full-packet pcap, and every reader of it would pay. The wire proves the
-overlay path with a known-size echo instead, and the client's underlay interface counter shows that the
-overlay run's bytes left over the underlay.
+Why one second, the shortest run iperf3 3.12 takes (-t is whole seconds: 0.5 reads as 0, which runs forever), and
+not a fixed number of bytes (-n): a byte-count test ends when the sender has written its last byte, and the
+receiver's count stops there; with TCP's send buffer larger than a short transfer, that is before most of it
+arrived (2 MiB through a path shaped to 40 Mbit/s: 64 KiB counted, in 0.013 s). A second is long for TCP's slow start on
+every path here, so the figure is the path's rate.
+
+Throughput is measured with the capture already stopped (a case calls wire() first): a second of iperf3 would put
+up to a GB into a full-packet pcap, and every reader of it would pay. The wire proves the overlay path with a
+known-size echo instead, and the client's underlay interface counter shows that the overlay run's bytes left over
+the underlay.
 """
 from __future__ import annotations
 
@@ -28,11 +34,12 @@ from harness.packets import Datagrams
 from harness.ping import Ping, ping
 from harness.waiting import wait_for
 
-SECONDS = 2  # per iperf3 run: long enough for TCP to leave slow start on a veth, short enough for the suite
-PINGS, PING_INTERVAL_S = 20, 0.05
+SECONDS = 1  # per iperf3 run (see above)
+# Echoes back to back, each answered long before the next goes (the slowest overlay's RTT here is ~8 ms).
+PINGS, PING_INTERVAL_S = 10, 0.01
 OVERLAY_PORT, UNDERLAY_PORT = 5201, 5202  # one one-off server per run, so a stuck one cannot block the next
 SERVER_TIMEOUT_S = 10
-CONNECT_TIMEOUT_MS = 3000
+CONNECT_TIMEOUT_MS = 1500  # the SYN and its retransmission after the initial 1 s RTO (RFC 6298 2.1)
 UNDERLAY_INTERFACE = "eth0"  # a lab node's only network
 HEAD = 8  # bytes of payload kept per captured packet: enough for an SPI or a marker
 TCP, UDP = 6, 17
@@ -48,6 +55,7 @@ class Throughput:
     received_bytes: int
     retransmits: int | None = None  # the sender's count, where the kernel reports it
     error: str | None = None
+    seconds: float | None = None  # how long the receiver took for them
 
     @property
     def mbps(self) -> float:
@@ -60,8 +68,9 @@ class Throughput:
     def describe(self) -> str:
         if self.error:
             return f"iperf3 failed: {self.error}"
+        took = "" if self.seconds is None else f" in {self.seconds:.3f} s"
         retransmits = "" if self.retransmits is None else f", {self.retransmits} retransmits"
-        return f"{self.mbps:.1f} Mbit/s ({self.received_bytes} bytes received{retransmits})"
+        return f"{self.mbps:.1f} Mbit/s ({self.received_bytes} bytes received{took}{retransmits})"
 
 
 def parse_iperf(output: str) -> Throughput:
@@ -75,7 +84,9 @@ def parse_iperf(output: str) -> Throughput:
         return Throughput(0.0, 0, error=str(report["error"]))
     try:
         received, sent = report["end"]["sum_received"], report["end"].get("sum_sent", {})
-        return Throughput(float(received["bits_per_second"]), int(received["bytes"]), sent.get("retransmits"))
+        seconds = received.get("seconds")
+        return Throughput(float(received["bits_per_second"]), int(received["bytes"]), sent.get("retransmits"),
+                          seconds=None if seconds is None else float(seconds))
     except (KeyError, TypeError, ValueError):
         raise HarnessError(f"iperf3's report has no end.sum_received: {output.strip()[:200]!r}") from None
 
@@ -101,13 +112,29 @@ def round_trip(node: Node, dst: str, *, source: str | None = None, count: int = 
     return RoundTrip(result, parse_rtt(result.output))
 
 
-def throughput(client: Node, server: Node, dst: str, *, source: str | None = None, port: int = OVERLAY_PORT,
+def serve(server: Node, ports: tuple[int, ...]) -> None:
+    """One one-off iperf3 server per port on `server`, all started at once; returns once all listen."""
+    server.exec(["sh", "-c", " && ".join(f"iperf3 -s -1 -D -p {port}" for port in ports)],
+                timeout=SERVER_TIMEOUT_S, check=True, what=f"iperf3 servers to start on {server.name}")
+    wait_for(lambda: listening(server.exec(["ss", "-Hltn"], timeout=5, what="ss").output) >= set(ports),
+             timeout=SERVER_TIMEOUT_S, interval=0.05,
+             what=f"iperf3 to listen on {server.name} port {', '.join(map(str, ports))}")
+
+
+def listening(ss_output: str) -> set[int]:
+    """The TCP ports `ss -Hltn` shows listening (its fourth column: the local address and port)."""
+    ports = set()
+    for line in ss_output.splitlines():
+        columns = line.split()
+        if len(columns) > 3 and columns[3].rpartition(":")[2].isdigit():
+            ports.add(int(columns[3].rpartition(":")[2]))
+    return ports
+
+
+def throughput(client: Node, dst: str, *, source: str | None = None, port: int = OVERLAY_PORT,
                seconds: int = SECONDS) -> Throughput:
-    """One iperf3 TCP run from `client` (bound to `source`) to a one-off iperf3 server on `server` at `dst`."""
-    server.exec(["iperf3", "-s", "-1", "-D", "-p", str(port)], timeout=SERVER_TIMEOUT_S, check=True,
-                what=f"iperf3 server to start on {server.name}")
-    wait_for(lambda: server.exec(["ss", "-Hltn", f"sport = :{port}"], timeout=5, what="ss").output.strip(),
-             timeout=SERVER_TIMEOUT_S, interval=0.1, what=f"iperf3 to listen on {server.name} port {port}")
+    """One iperf3 TCP run of `seconds` from `client` (bound to `source`) to the one-off iperf3 server listening at
+    `dst` on `port` (serve() started it)."""
     argv = ["iperf3", "-c", dst, "-p", str(port), "-t", str(seconds), "-J",
             "--connect-timeout", str(CONNECT_TIMEOUT_MS)]
     if source:
@@ -142,7 +169,8 @@ class Tax:
         return self.overlay.carried and self.underlay_bytes_during_overlay >= self.overlay.received_bytes
 
     def describe(self) -> str:
-        return (f"overlay:  {self.overlay.describe()}; RTT {self.overlay_rtt.describe()}\n"
+        return (f"{self.seconds}-second TCP runs, one way; RTT: {PINGS} echoes {PING_INTERVAL_S * 1000:g} ms apart\n"
+                f"overlay:  {self.overlay.describe()}; RTT {self.overlay_rtt.describe()}\n"
                 f"underlay: {self.underlay.describe()}; RTT {self.underlay_rtt.describe()}\n"
                 f"the client's underlay interface sent {self.underlay_bytes_during_overlay} bytes "
                 f"during the overlay run")
@@ -168,12 +196,14 @@ class Tax:
 def measure(client: Node, server: Node, *, overlay: tuple[str, str], underlay: str,
             seconds: int = SECONDS) -> Tax:
     """The overlay run (from the overlay source to the overlay destination) and the underlay run (from the
-    client's own address to `underlay`, the server's), then the RTT of each. Never asserts: the case judges."""
+    client's own address to `underlay`, the server's), one after the other, then the RTT of each. Never asserts:
+    the case judges."""
     src, dst = overlay
+    serve(server, (OVERLAY_PORT, UNDERLAY_PORT))
     before = tx_bytes(client)
-    through = throughput(client, server, dst, source=src, port=OVERLAY_PORT, seconds=seconds)
+    through = throughput(client, dst, source=src, port=OVERLAY_PORT, seconds=seconds)
     carried = tx_bytes(client) - before
-    beside = throughput(client, server, underlay, port=UNDERLAY_PORT, seconds=seconds)
+    beside = throughput(client, underlay, port=UNDERLAY_PORT, seconds=seconds)
     return Tax(through, beside, round_trip(client, dst, source=src), round_trip(client, underlay), carried,
                seconds)
 

@@ -203,16 +203,24 @@ def test_overlay_tax_fails_bytes_after_the_packet(judge_tax):
         judge_tax(echoes(b"\xff\x03" + IP_IN_PPP + bytes(INNER) + b"\x12\x34", inner=b""))
 
 
-# --- item 12 (c): "no StopCCN" is watched for a while, not looked for once ----------------------------------
+# --- item 12 (c): "no StopCCN" is watched until the tested side has dealt with the CDN, not looked for once ------
 
-def result_code_8_wire(stop_ccn: bool):
-    """The LNS (the prober) clears the call with an 8-byte Result Code, the LAC acknowledges; then, 0.6 s after
-    the CDN, the LAC may stop the tunnel after all."""
+def result_code_8_wire(stop_ccn: bool, hello_acknowledged: bool = True):
+    """The LNS (the prober) clears the call with an 8-byte Result Code, the LAC acknowledges; 0.6 s after the CDN
+    the LAC may stop the tunnel after all; a second after the acknowledgement the LNS says Hello (RFC 2661 6.5),
+    which the LAC may acknowledge."""
     cdn = control(LAC_TUNNEL, LAC_SESSION, 3, 3, [A.message_type("CDN"), A.result_code(3)])
     messages = [(LNS, LAC, cdn), (LAC, LNS, zlb(LNS_TUNNEL, 3, 4))]
     if stop_ccn:
         messages.append((LAC, LNS, control(LNS_TUNNEL, 0, 3, 4, [A.message_type("StopCCN"), A.result_code(2, 6)])))
+    messages.append((LNS, LAC, control(LAC_TUNNEL, 0, 4, 3 + stop_ccn, [A.message_type("HELLO")])))
+    if hello_acknowledged:
+        messages.append((LAC, LNS, zlb(LNS_TUNNEL, 3 + stop_ccn, 5)))
     return messages
+
+
+def result_code_8_times(stop_ccn: bool, hello_acknowledged: bool = True) -> list[float]:
+    return [0, 0.05] + [0.6] * stop_ccn + [1.05] + [1.1] * hello_acknowledged
 
 
 class ProbedLab(L2tpPair):
@@ -224,8 +232,10 @@ class ProbedLab(L2tpPair):
     def __init__(self, pcap):
         self.timeline = Wire.from_pcap(pcap)
         self.probed, self.stopped = time.monotonic(), None
+        self.scenario = None
 
     def start(self, scenario, probe=None):
+        self.scenario = scenario
         return self
 
     def connect(self, wait=True):
@@ -253,20 +263,32 @@ class ProbedLab(L2tpPair):
 
 
 @pytest.fixture
-def short_window(monkeypatch):
-    monkeypatch.setattr(robustness_suite, "STOPCCN_WINDOW_S", 1.5, raising=False)
+def short_timeout(monkeypatch):
+    monkeypatch.setattr(robustness_suite, "CONTROL_TIMEOUT_S", 2)
 
 
-def test_result_code_8_sees_a_stopccn_that_comes_late(tmp_path, short_window):
+def test_result_code_8_sees_a_stopccn_that_comes_late(tmp_path, short_timeout):
     """The acknowledgement shows at once, the StopCCN 0.6 s after the CDN: the old case looked once, right after
     the acknowledgement and the session's end, and passed."""
-    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=True), times=[0, 0.05, 0.6]))
+    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=True), result_code_8_times(True)))
     with pytest.raises(AssertionError, match="stopped the tunnel over a legal CDN"):
         robustness_suite.test_result_code_8(lab)
 
 
-def test_result_code_8_passes_a_quiet_window(tmp_path, short_window):
-    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=False), times=[0, 0.05]))
+def test_result_code_8_waits_until_the_next_message_is_acknowledged(tmp_path, short_timeout):
+    """The prober's Hello after the CDN, acknowledged: the tested side has dealt with the CDN (RFC 2661 5.8, in Ns
+    order) and kept the tunnel. The case judges then, not before, and asks the prober for that Hello."""
+    lab = ProbedLab(write(tmp_path / "l2tp.pcap", result_code_8_wire(stop_ccn=False), result_code_8_times(False)))
     began = time.monotonic()
     robustness_suite.test_result_code_8(lab)
-    assert time.monotonic() - began >= 1.2, "the case must watch the window, not glance once"
+    assert time.monotonic() - began >= 1.05, "the case must wait for the Hello's acknowledgement, not glance once"
+    assert lab.scenario.hello_interval_s == 1
+
+
+def test_result_code_8_fails_a_tunnel_that_no_longer_acknowledges(tmp_path, short_timeout):
+    """No StopCCN, but the Hello after the CDN went unacknowledged: the tunnel did not outlive the CDN (a quiet
+    window alone passed this)."""
+    wire = result_code_8_wire(stop_ccn=False, hello_acknowledged=False)
+    lab = ProbedLab(write(tmp_path / "l2tp.pcap", wire, result_code_8_times(False, hello_acknowledged=False)))
+    with pytest.raises(AssertionError, match="did not acknowledge the Hello the lns sent after the CDN"):
+        robustness_suite.test_result_code_8(lab)

@@ -191,7 +191,7 @@ def test_the_report_command_rewrites_the_pages(reports, capsys):
 
 
 TAX = {"overlay_mbps": 2020.743, "underlay_mbps": 16442.375, "overlay_rtt_ms": 0.106, "underlay_rtt_ms": 0.084,
-       "overhead_bytes": 50.0, "tax_seconds": 2.0}
+       "overhead_bytes": 50.0, "tax_seconds": 1.0}
 
 
 def tax_rows(page: Path) -> list[tuple[str, str, list[str]]]:
@@ -205,17 +205,26 @@ def tax_rows(page: Path) -> list[tuple[str, str, list[str]]]:
 def test_measured_overlay_tax_gets_a_table_per_protocol(tmp_path):
     records = [dict(record("vxlan", "overlay_tax", "linux", "ovs", "passed"), measurements=TAX),
                dict(record("vxlan", "overlay_tax", "ovs", "linux", "failed", "TCP through the overlay: ..."),
-                    measurements={"underlay_mbps": 15000.0, "tax_seconds": 2.0}),
+                    measurements={"underlay_mbps": 15000.0, "tax_seconds": 1.0}),
                record("vxlan", "overlay_tax", "ovs", "ovs", "skipped", "no"),
                record("ipsec", "psk_tunnel", "strongswan", "strongswan", "passed")]
     (tmp_path / "matrix.json").write_text(json.dumps(records))
     write_pages(tmp_path)
     html = (tmp_path / "matrix.html").read_text()
-    assert html.count("Overlay tax (relative to this host, 2-second measurements)") == 1
+    assert html.count("Overlay tax (relative to this host, 1-second TCP runs)") == 1
     assert 'id="vxlan-overlay-tax"' in html and 'id="ipsec-overlay-tax"' not in html
     assert tax_rows(tmp_path / "matrix.html") == [
         ("linux", "ovs", ["linux → ovs", "2,021", "16,442", "12.3%", "0.106", "0.084", "50"]),
         ("ovs", "linux", ["ovs → linux failed", "–", "15,000", "–", "–", "–", "–"])]  # what it measured
+
+
+def test_the_tax_table_says_how_long_each_run_of_this_report_was(tmp_path):
+    """Runs before issue 14 ran iperf3 for 2 s, later ones for 1 s: the page labels a report's figures with what its
+    own cases recorded."""
+    earlier = dict(record("vxlan", "overlay_tax", "linux", "ovs", "passed"), measurements=dict(TAX, tax_seconds=2.0))
+    (tmp_path / "matrix.json").write_text(json.dumps([earlier]))
+    write_pages(tmp_path)
+    assert "Overlay tax (relative to this host, 2-second TCP runs)" in (tmp_path / "matrix.html").read_text()
 
 
 def test_no_measurements_no_tax_table(reports):

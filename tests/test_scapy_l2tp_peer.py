@@ -245,6 +245,20 @@ def test_retransmissions_back_off_1_2_4_8_8_seconds_then_the_tunnel_is_cleared()
     assert closed_at == 31  # the last retransmission's 8 s passed unacknowledged
 
 
+def test_a_case_may_ask_for_a_shorter_first_wait_and_fewer_retransmissions():
+    """5.8 has the timer and the count configurable: 0.5 s doubling, 2 retransmissions gives sendings at 0, 0.5 and
+    1.5 s and the tunnel cleared at 3.5 s (what the harness's wait for an answer then counts on)."""
+    lab = Lab("lns", retransmit_s=0.5, max_retransmissions=2)
+    sccrq(lab)
+    sent, closed_at = [], None
+    for step in range(1, 10 * 4):
+        lab.at(step / 4)
+        sent += [step / 4 for message in lab.take() if message.message_type == "SCCRP"]
+        if closed_at is None and lab.tunnel == "closed":
+            closed_at = step / 4
+    assert sent == [0.5, 1.5] and closed_at == 3.5
+
+
 def test_a_message_the_peers_nr_acknowledges_is_not_retransmitted():
     """5.8: Nr acknowledges every message before it; an acknowledged message leaves the retransmission queue."""
     lab = Lab("lns")

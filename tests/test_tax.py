@@ -1,6 +1,7 @@
 """harness.tax without a lab: iperf3's JSON and ping's summary parsed, what is recorded, and the IP lengths
 read from a capture built here."""
 import json
+from types import SimpleNamespace
 
 import pytest
 from scapy.layers.inet import ICMP, IP, UDP
@@ -24,9 +25,9 @@ REPORT = {  # iperf3 3.12 -J, trimmed to what a report always holds
 
 def test_iperf_report_is_read_from_the_receivers_sum():
     got = tax.parse_iperf(json.dumps(REPORT))
-    assert got == tax.Throughput(232842475.5, 58327040, 41)
+    assert got == tax.Throughput(232842475.5, 58327040, 41, seconds=2.004)
     assert got.carried and round(got.mbps, 1) == 232.8
-    assert "232.8 Mbit/s (58327040 bytes received, 41 retransmits)" == got.describe()
+    assert "232.8 Mbit/s (58327040 bytes received in 2.004 s, 41 retransmits)" == got.describe()
 
 
 def test_iperf_text_before_its_json_is_skipped():
@@ -89,11 +90,54 @@ def test_record_keeps_only_what_was_measured(tmp_path):
     figures(tax.Throughput(2e9, 500_000_000), carried=520_000_000).record(lab, overhead_bytes=50)
     assert lab.measurements == {"overlay_mbps": 2000.0, "underlay_mbps": 16000.0, "overlay_rtt_ms": 0.6,
                                 "underlay_rtt_ms": 0.08, "overhead_bytes": 50, "tax_seconds": tax.SECONDS}
-    assert "overhead: 50 bytes" in (tmp_path / "overlay-tax.txt").read_text()
+    account = (tmp_path / "overlay-tax.txt").read_text()
+    assert "overhead: 50 bytes" in account and "1-second TCP runs, one way; RTT: 10 echoes 10 ms apart" in account
     lab = Recorder(tmp_path)
     figures(tax.Throughput(0.0, 0, error="refused"), carried=0, rtt=None).record(lab)
     assert set(lab.measurements) == {"underlay_mbps", "underlay_rtt_ms", "tax_seconds"}
     assert "iperf3 failed: refused" in (tmp_path / "overlay-tax.txt").read_text()
+
+
+class Node:
+    """A lab node that runs nothing: it answers each command from `answers` (argv[0] -> output) and logs it."""
+
+    def __init__(self, answers):
+        self.name, self.answers, self.ran = "vtep2", answers, []
+
+    def exec(self, argv, timeout=None, check=False, what=None):
+        self.ran.append(argv)
+        output = self.answers[argv[0]]
+        return SimpleNamespace(output=output() if callable(output) else output, ok=True, exit_code=0)
+
+
+SS = """LISTEN 0      5            0.0.0.0:5201      0.0.0.0:*
+LISTEN 0      4096    127.0.0.11:40155      0.0.0.0:*
+LISTEN 0      5               [::]:5202         [::]:*
+"""
+
+
+def test_ss_shows_which_ports_listen():
+    assert tax.listening(SS) == {5201, 40155, 5202}
+    assert tax.listening("") == set()
+
+
+def test_both_servers_start_in_one_go_and_are_waited_for_together():
+    shown = iter(["", SS.splitlines()[0], SS])  # the second server comes up a little after the first
+    server = Node({"sh": "", "ss": lambda: next(shown)})
+    tax.serve(server, (tax.OVERLAY_PORT, tax.UNDERLAY_PORT))
+    assert server.ran[0] == ["sh", "-c", "iperf3 -s -1 -D -p 5201 && iperf3 -s -1 -D -p 5202"]
+    assert [argv[0] for argv in server.ran] == ["sh", "ss", "ss", "ss"]
+
+
+def test_a_run_is_one_second_one_way_the_shortest_iperf3_takes():
+    """iperf3 3.12 reads -t 0.5 as 0, which runs forever; -n ends when the sender has buffered the bytes, long before
+    they arrived (see harness.tax): one whole second, client to server."""
+    client = Node({"iperf3": json.dumps(REPORT)})
+    got = tax.throughput(client, "198.19.2.1", source="198.19.1.1", port=tax.UNDERLAY_PORT)
+    argv = client.ran[0]
+    assert argv[argv.index("-t") + 1] == "1" and "-n" not in argv and "-R" not in argv and "--bidir" not in argv
+    assert argv[argv.index("-p") + 1] == "5202" and argv[argv.index("-B") + 1] == "198.19.1.1"
+    assert got.received_bytes == 58327040
 
 
 def test_ip_packets_give_outer_lengths_ports_and_the_payloads_first_bytes(tmp_path):

@@ -205,7 +205,7 @@ class TaxRow:
 
 @dataclass(frozen=True)
 class TaxTable:
-    seconds: str  # "2-second", from what the cases recorded
+    measured: str  # what each throughput figure is the rate of, from what the cases recorded: "1-second TCP runs"
     show_case: bool  # more than one case measured: say which
     rows: list[TaxRow]
 
@@ -234,8 +234,8 @@ def tax_table(results: list[CaseResult]) -> TaxTable | None:
         rows.append(TaxRow(r.case, r.a, r.b, r.verdict, _mbps(overlay), _mbps(underlay), share,
                            _figure(m.get("overlay_rtt_ms"), 3), _figure(m.get("underlay_rtt_ms"), 3),
                            NO_FIGURE if overhead is None else str(int(overhead))))
-    seconds = sorted({f"{r.measurements['tax_seconds']:g}-second" for r in measured if "tax_seconds" in r.measurements})
-    return TaxTable(" or ".join(seconds) or "short", len({r.case for r in measured}) > 1, rows)
+    runs = sorted({f"{r.measurements['tax_seconds']:g}-second" for r in measured if "tax_seconds" in r.measurements})
+    return TaxTable(f"{' or '.join(runs) or 'short'} TCP runs", len({r.case for r in measured}) > 1, rows)
 
 
 @dataclass(frozen=True)

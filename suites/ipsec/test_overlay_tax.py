@@ -60,7 +60,7 @@ def test_overlay_tax(ipsec_pair, pair_lab):
     echo = ping(initiator, dst, source=src, size=ECHO_SIZE, count=ECHOES)
     assert echo.all_answered, f"{ECHO_SIZE}-byte echo {src} -> {dst} through the tunnel: {echo.output}"
 
-    wire = ipsec_pair.wire()  # stops the capture: the iperf3 runs below would put hundreds of MB into it
+    wire = ipsec_pair.wire()  # stops the capture: the iperf3 runs below would put up to a GB into it
     flows = wire.esp_between(initiator.address, responder.address)
     assert sum(f.packets for f in flows) == echo.sent, \
         f"expected one ESP packet to the responder per echo request ({echo.sent}):\n{wire.describe()}"

@@ -23,7 +23,7 @@ def test_overlay_tax(l2tp_pair, pair_lab):
     echo = lab.ping(count=ECHOES, size=ECHO_SIZE)
     assert echo.all_answered, f"{ECHO_SIZE}-byte echo through the session: {echo.output}\n{lab.explain()}"
 
-    wire = lab.wire()  # stops the capture: the iperf3 runs below would put hundreds of MB into it
+    wire = lab.wire()  # stops the capture: the iperf3 runs below would put up to a GB into it
     lac, lns = lab.address("lac"), lab.address("lns")
     inner_length = ECHO_SIZE + ICMP_IP_HEADERS
     requests = [d for d in wire.data(src=lac, dst=lns)

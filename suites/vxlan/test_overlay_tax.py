@@ -20,7 +20,7 @@ def test_overlay_tax(vxlan_pair, pair_lab):
     echo = lab.ping("vtep1", "vtep2", size=ECHO_SIZE, count=ECHOES)
     assert echo.all_answered, f"{ECHO_SIZE}-byte inner echo vtep1 -> vtep2: {echo.output}\n{lab.explain()}"
 
-    wire = lab.wire()  # stops the capture: the iperf3 runs below would put hundreds of MB into it
+    wire = lab.wire()  # stops the capture: the iperf3 runs below would put up to a GB into it
     vtep1, vtep2 = lab.address("vtep1"), lab.address("vtep2")
     inner_length = ECHO_SIZE + ICMP_IP_HEADERS
     requests = [f for f in wire.echoes(src=vtep1, dst=vtep2).requests() if f.inner.ip.length == inner_length]

@@ -104,10 +104,14 @@ class Libreswan(IPsecEndpoint):
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)
         if scenario.retransmit_tries is not None:
-            # pluto doubles the interval at every retransmission and has no count, only a deadline: the one
-            # by which the last of `tries` retransmissions went unanswered (1 + 2 + ... + 2^tries intervals).
+            # pluto has no count, only a deadline, checked at each retransmission; they go out 1, 2, 4, ...
+            # intervals after the first sending (its log: "will wait 0.5 seconds", then 0.5, 1, 2 ...). So the
+            # wait after the last of `tries` ends 2^tries intervals after it; a deadline between that of the one
+            # before and this one gives up right there, after `tries` retransmissions: three quarters of it.
+            # In milliseconds: 4.10 reads "1.5s" as no value at all (its default, 60 s), "1500ms" as meant.
             interval = scenario.retransmit_timeout_s if scenario.retransmit_timeout_s is not None else 0.5
-            variables["retransmit_timeout"] = f"{interval * (2 ** (scenario.retransmit_tries + 1) - 1):g}s"
+            deadline_ms = round(1000 * 0.75 * interval * 2 ** scenario.retransmit_tries)
+            variables["retransmit_timeout"] = f"{deadline_ms}ms"
         variables["dpd_action"] = scenario.dpd_action  # ipsec.conf's words are the scenario's: clear, restart
         if scenario.dpd_delay_s is not None:
             # the peer counts as dead after a few unanswered checks, as with strongSwan's retransmits

@@ -34,6 +34,8 @@ class ScapyL2tp(L2tpEndpoint):
             "local_inner": side.local_inner, "remote_inner": side.remote_inner,
             "ppp_auth": scenario.ppp_auth, "username": scenario.username, "password": scenario.password,
             "interface": INTERFACE, "mru": MTU,
+            # RFC 2661 5.8: None keeps peer.py's own (1 s, doubling to 8 s, 5 retransmissions)
+            "retransmit_s": scenario.retransmit_s, "max_retransmissions": scenario.max_retransmissions,
         }
         return {CONFIG: json.dumps(config, indent=2) + "\n", **harness_files(*SHIPPED, under=HOME)}
 

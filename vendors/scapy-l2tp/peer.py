@@ -43,7 +43,8 @@ RUN = "/run/scapy-l2tp"
 CONTROL, STATE, READY = f"{RUN}/control", f"{RUN}/state.json", f"{RUN}/ready"
 PORT = 1701
 RECEIVE_WINDOW = 4
-RETRANSMIT_S, RETRANSMIT_MAX_S, RETRANSMISSIONS = 1.0, 8.0, 5  # RFC 2661 5.8: 1 s, doubling, capped at 8 s
+# RFC 2661 5.8: 1 s, doubling, capped at 8 s, 5 retransmissions; a case may ask for another first wait and count
+RETRANSMIT_S, RETRANSMIT_MAX_S, RETRANSMISSIONS = 1.0, 8.0, 5
 ACK_DELAY_S = 0.05  # an acknowledgement waits this long for a message to ride on before a ZLB carries it
 HIDE = {3, 4, 9, 14, 15}  # hidden when hiding is on: Framing/Bearer Capabilities, Assigned Tunnel/Session ID,
 #                           Call Serial Number (each "MAY be hidden", RFC 2661 4.4)
@@ -88,6 +89,9 @@ class Peer:
         self.secret = config["secret"].encode() if config.get("secret") else None
         self.peer = (config["peer_address"], PORT)
         self.misbehave = config.get("misbehave")
+        self.retransmit_s = config.get("retransmit_s") or RETRANSMIT_S
+        self.retransmissions = RETRANSMISSIONS if config.get("max_retransmissions") is None \
+            else config["max_retransmissions"]
         self.withheld = False
         self.probe_done = False
         self.last_result: dict | None = None  # the last Result Code the peer sent (StopCCN / CDN)
@@ -134,7 +138,7 @@ class Peer:
         self.sock.sendto(bytes(out.data), self.peer)
         now = self.now()
         out.sent_at = out.sent_at or now
-        out.next_at = now + min(RETRANSMIT_S * 2 ** out.retransmissions, RETRANSMIT_MAX_S)
+        out.next_at = now + min(self.retransmit_s * 2 ** out.retransmissions, RETRANSMIT_MAX_S)
         self.ack_due = None
 
     def zlb(self) -> None:
@@ -445,8 +449,8 @@ class Peer:
     def tick(self) -> None:
         now = self.now()
         for out in [o for o in self.queue if o.sent_at is not None and now >= o.next_at]:
-            if out.retransmissions >= RETRANSMISSIONS:
-                self._closed(f"{out.kind} Ns {out.ns} unacknowledged after {RETRANSMISSIONS} retransmissions")
+            if out.retransmissions >= self.retransmissions:
+                self._closed(f"{out.kind} Ns {out.ns} unacknowledged after {self.retransmissions} retransmissions")
                 self.queue = []
                 return
             out.retransmissions += 1

@@ -65,6 +65,8 @@ class Xl2tpd(L2tpEndpoint):
             "debug avp = yes",
             "",
         ]
+        # Not rendered: scenario.retransmit_s / max_retransmissions (RFC 2661 5.8). xl2tpd.conf has no setting for
+        # them, so xl2tpd does not declare "retransmit_timers" and no wait counts on them.
         common = [
             f"hostname = {side.hostname}",
             # RFC 2661 5.1.1 tunnel authentication: Challenge / Challenge Response AVPs with the l2tp-secrets secret.

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from scapy.layers.inet import ICMP, IP
@@ -43,6 +44,7 @@ HALF_OPEN_LOAD = 2
 IKE_PORT = 500
 LOAD_PORT = 501
 PROBE_WAIT_S = 1.0  # how long the probe listens after each request before sending the next
+WIRE_POLL_S = 0.2  # how often a wait for the wire reads the capture so far
 
 INITIATOR, RESPONDER = ROLES
 
@@ -89,12 +91,6 @@ class Tunnel:
         """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
         self.pair.endpoints[INITIATOR].terminate(TERMINATE_TIMEOUT_S)
 
-    def let_timers_run(self, seconds: float) -> None:
-        """Wait while timer-driven behaviour (DPD, rekeying) happens; the case then judges the wire."""
-        time.sleep(seconds)
-        for node in self.pair.nodes.values():
-            node.ensure_running()
-
     def explain(self) -> str:
         """The initiator's own account plus both daemons' last log lines: the failure message of a case."""
         logs = "\n".join(f"--- {role} log (last lines)\n{self.pair.log_tail(role)}" for role in ROLES)
@@ -122,6 +118,21 @@ class CapturedWire:
     def wire(self) -> Wire:
         """Stop the capture (the pcap is complete from here on) and read it. Probes must come before this."""
         return self._wire
+
+    def wire_until(self, check: Callable[[Wire], object], timeout: float) -> Wire:
+        """The wire so far, read again until `check(wire)` holds or `timeout` passes: how a case waits for what a
+        timer makes happen (a liveness check, a rekey) instead of sleeping. The capture goes on; the case then
+        judges the stopped one (wire())."""
+        deadline = time.monotonic() + timeout
+        while True:
+            peeked = self.capture.peek(self.pair_lab.dir / "capture-so-far.pcap")
+            try:
+                wire = Wire.from_pcap(peeked)
+            finally:
+                peeked.unlink(missing_ok=True)
+            if check(wire) or time.monotonic() >= deadline:
+                return wire
+            time.sleep(WIRE_POLL_S)
 
 
 def _together(exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]]) -> tuple[list[IkeSaKeys],
@@ -250,6 +261,17 @@ class IPsecPair(CapturedWire):
     def decrypted(self) -> DecryptedMessages:
         """The wire's IKE messages with their encrypted payloads opened. Stops the capture, like wire()."""
         return self._decrypted
+
+    def decrypted_until(self, check: Callable[[DecryptedMessages], object], timeout: float) -> DecryptedMessages:
+        """As wire_until, the IKE messages so far opened with the keys exported so far: for waiting on what only
+        the encrypted payloads show (which CREATE_CHILD_SA rekeyed what). The case then judges decrypted()."""
+        found: list[DecryptedMessages] = []
+
+        def opened(wire: Wire) -> object:
+            found[:] = [decrypt_ike(wire, _together(self._exports())[0])]
+            return check(found[0])
+        self.wire_until(opened, timeout)
+        return found[0]
 
     @cached_property
     def _decrypted(self) -> DecryptedMessages:

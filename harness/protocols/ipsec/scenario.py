@@ -66,6 +66,15 @@ class Scenario:
         if self.dpd_action not in DPD_ACTIONS:
             raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
+    @property
+    def dead_peer_after_s(self) -> float | None:
+        """The least time from the last packet heard from a silent peer to counting it dead (RFC 7296 2.4): the
+        liveness delay, then the check and each of its retransmissions left unanswered for retransmit_timeout_s
+        (a vendor that backs off waits longer). None unless all three timers are set."""
+        if None in (self.dpd_delay_s, self.retransmit_timeout_s, self.retransmit_tries):
+            return None
+        return self.dpd_delay_s + (self.retransmit_tries + 1) * self.retransmit_timeout_s
+
     def psk_of(self, role: str) -> str:
         return self._of(role, "psk")
 

@@ -20,4 +20,6 @@ FEATURES = {
     # Vendors declaring it play the prober in the cases marked `probes` (harness.pairlab): the reference peer
     # scapy-l2tp, since a misbehaviour in the middle of a handshake needs a whole implementation.
     "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
+    "retransmit_timers": "retransmits on the schedule a case asks for (retransmit_s, max_retransmissions; RFC 2661 "
+                         "5.8), so a wait for an answer that never comes ends when it gives up",
 }

@@ -24,7 +24,7 @@ from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
 from harness.protocols.l2tp.dissector import render_ladder
 from harness.protocols.l2tp.roles import L2tpEndpoint
-from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, PROBES, Scenario, Side
+from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, PROBES, Scenario, Side, last_wait_s
 from harness.protocols.l2tp.transcript import transcript
 from harness.protocols.l2tp.wire import Wire
 from harness.waiting import wait_for
@@ -125,6 +125,9 @@ class L2tpPair:
                 if stoppers:
                     return "; ".join(f"the {role} stopped the tunnel: it sent {wire.said(self.address(role))}"
                                      for role in stoppers)
+                gave_up = self.gave_up(wire)
+                if gave_up:  # nor will one whose side gave up: no answer counts any more
+                    return f"{gave_up} ({'; '.join(f'the {r} sent {wire.said(self.address(r))}' for r in ROLES)})"
             return None
         try:
             outcome = wait_for(settled, timeout=SESSION_TIMEOUT_S, interval=0.05,
@@ -151,6 +154,31 @@ class L2tpPair:
             return True
         except LabTimeout:
             return False
+
+    def gave_up(self, wire: Wire, now: float | None = None) -> str | None:
+        """Which side gave the control connection up, and on what, or None while an answer may still come: a side
+        that retransmits on the scenario's schedule (it declares "retransmit_timers") clears the tunnel once a
+        message of its went unacknowledged through its last retransmission's wait (RFC 2661 5.8), and the wire
+        shows every sending. `now` is the capture's clock (the host's, time.time()). Vendors whose schedule is
+        their own are never judged so: a case waits its own timeout for them."""
+        if self.scenario is None or self.scenario.gives_up_after_s is None:
+            return None
+        now = time.time() if now is None else now
+        retransmit_s, retransmissions = self.scenario.retransmit_s, self.scenario.max_retransmissions
+        for role in ROLES:
+            if self.pair_lab.pair.vendor(role).missing_features("l2tp", {"retransmit_timers"}, role):
+                continue
+            for first in wire.control(src=self.address(role)):
+                if first.kind == "ZLB" or wire.acknowledgement(first) is not None:
+                    continue
+                sendings = [d for d in wire.control(src=first.src, retransmissions=True)
+                            if d.number == first.number or wire.retransmitted.get(d.number) == first.number]
+                if len(sendings) > retransmissions and \
+                        now >= sendings[-1].time + last_wait_s(retransmit_s, retransmissions):
+                    return (f"the {role} gave up on its {first.kind}: {len(sendings)} sendings, none acknowledged "
+                            f"within {self.scenario.gives_up_after_s:g} s (RFC 2661 5.8: {retransmit_s:g} s doubling, "
+                            f"{retransmissions} retransmissions)")
+        return None
 
     def wire_until(self, check: Callable[[Wire], object], timeout: float) -> Wire:
         """The wire so far, read again until `check(wire)` holds or `timeout` passes (the case then judges what

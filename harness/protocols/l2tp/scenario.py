@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 LNS_INNER, LAC_INNER = "198.19.200.1", "198.19.200.2"
 L2TP_PORT = 1701
+RETRANSMIT_CAP_S = 8.0  # RFC 2661 5.8: the doubling may be capped, at no less than 8 s
 
 
 @dataclass(frozen=True)
@@ -19,8 +20,18 @@ class Scenario:
     ppp_auth: str = "pap"  # "none", "pap" or "chap": how the LNS authenticates the PPP user
     username: str = "interop"
     password: str = "interop-password"
+    # RFC 2661 5.8: an unacknowledged control message is sent again after `retransmit_s`, the wait doubling after
+    # each retransmission (capped at RETRANSMIT_CAP_S), `max_retransmissions` times; then its sender clears the
+    # tunnel. The RFC recommends 1 s and 5 and has both configurable. None: the vendor's own. Only a vendor declaring
+    # "retransmit_timers" takes them (xl2tpd's and l2tpns' are built in).
+    retransmit_s: float | None = None
+    max_retransmissions: int | None = None
 
     def __post_init__(self):
+        if self.retransmit_s is not None and not self.retransmit_s > 0:
+            raise ValueError(f"retransmit_s must be a positive number of seconds, not {self.retransmit_s!r}")
+        if self.max_retransmissions is not None and self.max_retransmissions < 0:
+            raise ValueError(f"max_retransmissions must be 0 or more, not {self.max_retransmissions!r}")
         if not 0 <= self.hidden_padding <= 256:
             raise ValueError(f"hidden_padding must be 0 to 256 octets, not {self.hidden_padding!r}")
         if self.ppp_auth not in ("none", "pap", "chap"):
@@ -28,6 +39,25 @@ class Scenario:
 
     def secret_of(self, role: str) -> str | None:
         return self.lns_secret if role == "lns" and self.lns_secret is not None else self.secret
+
+    @property
+    def gives_up_after_s(self) -> float | None:
+        """From a control message's first sending to its sender clearing the tunnel when no sending of it is
+        acknowledged, on the scenario's schedule (None where it sets none): see clears_after_s."""
+        if self.retransmit_s is None or self.max_retransmissions is None:
+            return None
+        return clears_after_s(self.retransmit_s, self.max_retransmissions)
+
+
+def clears_after_s(retransmit_s: float, retransmissions: int, cap_s: float = RETRANSMIT_CAP_S) -> float:
+    """RFC 2661 5.8: the sender waits `retransmit_s` after the first sending, twice that after each retransmission
+    (at most `cap_s`), and clears the tunnel once the wait after its last retransmission passed unacknowledged."""
+    return sum(min(retransmit_s * 2 ** n, cap_s) for n in range(retransmissions + 1))
+
+
+def last_wait_s(retransmit_s: float, retransmissions: int, cap_s: float = RETRANSMIT_CAP_S) -> float:
+    """The wait after the last of `retransmissions` retransmissions (RFC 2661 5.8), before the tunnel is cleared."""
+    return min(retransmit_s * 2 ** retransmissions, cap_s)
 
 
 # The robustness probes (RFC 2661 4.1, 5.8): what the probing side does wrong, once, on purpose.
