@@ -141,7 +141,7 @@ def test_a_line_wireshark_refuses_is_one_error_naming_file_and_line(tmp_path, na
     ('"IPv4","*","*","*","AES-CBC [RFC3602]","0x00","NULL",""', "AES-CBC [RFC3602] takes a 16 or 24 or 32-byte key"),
     ('"IPv4","10.0.0.1","::1","*","NULL","","NULL",""', "Dest IP ::1 is not an IPv4 address (the Protocol field)"),
     ('"IPv4","10.0.*.1/8","*","*","NULL","","NULL",""', "Src IP '10.0.*.1/8' is not an address"),
-    ('"IPv4","*","*","0x12","AES-CBC [RFC3602]","0xzz","NULL",""', "Encryption Key '0xzz' is not hex after its 0x"),
+    ('"IPv4","*","*","0x12","AES-CBC [RFC3602]","0xzz","NULL",""', "Encryption Key is not hex after its 0x"),
     ('"IPv4","*","*","twelve","NULL","","NULL",""', "SPI 'twelve' is not a number"),
 ])
 def test_an_esp_sa_that_cannot_decrypt_anything_is_refused_where_wireshark_would_only_fail_later(tmp_path, line,
@@ -451,3 +451,21 @@ def test_any_key_file_is_read_or_refused_in_one_line_naming_it(tmp_path_factory,
             assert str(exc).startswith(f"{path}: ") and "\n" not in str(exc)
         else:
             assert all(line.startswith("keys: ") for line in found.report)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("esp_sa", '"IPv4","*","*","*","AES-CBC [RFC3602]","0xZZSECRETZZ","NULL",""\n'),
+    ("ikev2_decryption_table", "0102030405060708,0807060504030201,SECRETNOTHEX,00,\"AES-CBC-128 [RFC3602]\","
+                               "00,00,\"NONE [RFC4306]\"\n"),
+    ("secrets", "0x12345678@198.18.0.2 SECRETNOALGO\n"),
+    ("esp_sa", '"IPv4","*","*","*","AES-CBC [RFC3602]","0x00SECRET\n'),
+])
+def test_an_error_never_shows_the_secret_it_could_not_read(tmp_path, name, text):
+    """Errors are printed and a CI keeps its logs: a malformed key is named by its line, never echoed."""
+    from harness.errors import ConfigError
+    from harness.protocols.ipsec.keyfiles import read_key_files
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        read_key_files([path])
+    assert "SECRET" not in str(err.value)

@@ -224,7 +224,7 @@ def _uat_fields(line: str) -> list[tuple[str, bool]]:
             while end < len(line) and line[end] != '"':
                 end += 2 if line[end] == "\\" else 1
             if end >= len(line):
-                raise _BadLine(f"a quoted field is not closed: {line[position:]}")
+                raise _BadLine(f"a quoted field is not closed (it opens at column {position + 1})")
             values.append((_unescape(line[position + 1:end]), True))
             position = end + 1
         else:
@@ -276,7 +276,8 @@ def _hex_field(text: str, column: Column) -> bytes:
     try:
         value = bytes.fromhex(text)
     except ValueError:
-        raise _BadLine(f"{column.title} {text!r} is not hex bytes") from None
+        # Never echoed: a key column holds a secret, and errors are printed (and may be logged by CI).
+        raise _BadLine(f"{column.title} is not hex bytes ({len(text)} characters)") from None
     if column.size is not None and len(value) != column.size:
         raise _BadLine(f"{column.title} must be {column.size} bytes, is {len(value)}")
     return value
@@ -291,7 +292,7 @@ def _key_text(text: str, what: str) -> bytes:
         try:
             return bytes.fromhex(digits)
         except ValueError:
-            raise _BadLine(f"{what} {text!r} is not hex after its 0x") from None
+            raise _BadLine(f"{what} is not hex after its 0x (not shown: it is a secret)") from None
     return text.encode()
 
 
@@ -426,7 +427,7 @@ def _tcpdump_algorithm(text: str) -> tuple[str, str | None]:
 def _secret(text: str, separator: str = ":") -> tuple[str, bytes]:
     algorithm, colon, secret = text.partition(separator)
     if not colon or not algorithm:
-        raise _BadLine(f"{text!r} is not algorithm:secret")
+        raise _BadLine("not algorithm:secret (the secret is not shown)")
     return algorithm, _key_text(secret.rstrip(), "the secret")
 
 
