@@ -293,7 +293,7 @@ def test_a_folder_reads_every_key_file_in_it_and_notes_the_rest(tmp_path):
         f"keys: {keys / 'esp-secrets'} (tcpdump -E secrets): 1 ESP SA key set(s)",
         f"keys: {keys / 'esp_sa'} (Wireshark ESP SAs): 2 ESP SA key set(s)",
         f"keys: {keys / 'ikev2_decryption_table'} (Wireshark IKEv2 Decryption Table): 1 IKE SA key set(s)",
-        f"keys: {keys / 'preferences'}: not a key file, skipped (line 1: 'esp.enable_encryption_decode:' is not "
+        f"keys: {keys / 'preferences'}: not a key file, skipped (line 1: 'esp.enable_encryption_decode' is not "
         f"spi@address (e.g. 0x12345678@192.0.2.1))",
         f"keys: {keys / 'profiles'}: a folder, skipped",
         f"keys: {keys / 'recent'}: not a key file, skipped (line 2: 'gui.geometry_main_x:' is not spi@address "
@@ -459,6 +459,10 @@ def test_any_key_file_is_read_or_refused_in_one_line_naming_it(tmp_path_factory,
                                "00,00,\"NONE [RFC4306]\"\n"),
     ("secrets", "0x12345678@198.18.0.2 SECRETNOALGO\n"),
     ("esp_sa", '"IPv4","*","*","*","AES-CBC [RFC3602]","0x00SECRET\n'),
+    ("secrets", "aes128-cbc:0xSECRETSECRET00112233 # my box\n"),
+    ("secrets", "3des-cbc:mySECRET passphrase\n"),
+    ("secrets", "ikev2 sha1:0xAAAASECRET I 0x0102030405060708 0x0102030405060708 sha1:0x00\n"),
+    ("esp_sa", '"IPv4","*","*","*","0x5EC7E7BEEF0011SECRET","0x00","NULL",""\n'),
 ])
 def test_an_error_never_shows_the_secret_it_could_not_read(tmp_path, name, text):
     """Errors are printed and a CI keeps its logs: a malformed key is named by its line, never echoed."""

@@ -147,12 +147,22 @@ class _BadLine(Exception):
     """What is wrong with one line; the reader turns it into a ConfigError naming file and line."""
 
 
+def _shown(text: str) -> str:
+    """A field of a key file as an error may show it: a key in the wrong column must not be printed, so only what
+    comes before a ':' (an algorithm name), and nothing of anything that looks like key material."""
+    head = text.partition(":")[0].strip()
+    if head[:2].lower() == "0x" or re.search(r"[0-9a-fA-F]{8}", head) or len(head) > 40:
+        return f"<{len(text)} characters, not shown>"
+    return repr(head)
+
+
 def _known(value: str, names: dict, what: str) -> object:
     """The harness name of a file's algorithm name."""
     for harness, written in names.items():
         if written == value:
             return harness
-    raise _BadLine(f"{what} {value!r} is not one Wireshark knows; known: {', '.join(dict.fromkeys(names.values()))}")
+    raise _BadLine(f"{what} {_shown(value)} is not one Wireshark knows; known: "
+                   f"{', '.join(dict.fromkeys(names.values()))}")
 
 
 # --- Wireshark's User Accessible Tables -------------------------------------------------------------------
@@ -418,7 +428,7 @@ def _tcpdump_algorithm(text: str) -> tuple[str, str | None]:
     if name.endswith(TCPDUMP_CBC) and len(name) > len(TCPDUMP_CBC):
         name = name[:-len(TCPDUMP_CBC)]
     if name not in TCPDUMP_ENCRYPTION:
-        raise _BadLine(f"algorithm {text!r} is not one tcpdump decrypts; known: "
+        raise _BadLine(f"algorithm {_shown(text)} is not one tcpdump decrypts; known: "
                        f"{', '.join(n + '-cbc' if n != 'none' else n for n in TCPDUMP_ENCRYPTION)} "
                        f"(each optionally with {TCPDUMP_HMAC96})")
     return TCPDUMP_ENCRYPTION[name], integrity
@@ -452,7 +462,7 @@ def _ikev2_direction(fields_: list[str]) -> _IkeDirection:
                        f"encryption:key), this one {len(fields_)}")
     side, ispi, rspi, integrity_text, encryption_text = fields_
     if side[:1] not in ("I", "R"):
-        raise _BadLine(f"{side!r} is not I (the initiator's keys) or R (the responder's)")
+        raise _BadLine(f"{_shown(side)} is not I (the initiator's keys) or R (the responder's)")
     spis = []
     for spi in (ispi, rspi):
         if not re.fullmatch(r"0x[0-9a-fA-F]{16}", spi):
@@ -460,7 +470,7 @@ def _ikev2_direction(fields_: list[str]) -> _IkeDirection:
         spis.append(bytes.fromhex(spi[2:]))
     integrity_name, auth_key = _secret(integrity_text)
     if integrity_name.lower() not in TCPDUMP_INTEGRITY:
-        raise _BadLine(f"integrity algorithm {integrity_name!r} is not one of {', '.join(TCPDUMP_INTEGRITY)}")
+        raise _BadLine(f"integrity algorithm {_shown(integrity_name)} is not one of {', '.join(TCPDUMP_INTEGRITY)}")
     integrity = TCPDUMP_INTEGRITY[integrity_name.lower()]
     encryption_name, enc_key = _secret(encryption_text)
     encryption, _ = _tcpdump_algorithm(encryption_name)
@@ -486,7 +496,7 @@ def _tcpdump_line(line: str):
     spi_text, at, address = first.partition("@")
     spi = parse_number(spi_text)
     if not at or spi is None:
-        raise _BadLine(f"{first!r} is not spi@address (e.g. 0x12345678@192.0.2.1)")
+        raise _BadLine(f"{_shown(first)} is not spi@address (e.g. 0x12345678@192.0.2.1)")
     if not valid_address_pattern(address) or ANY in address or "/" in address:
         raise _BadLine(f"{address!r} is not an IPv4 or IPv6 address")
     return _esp_secret(rest, spi, address)
