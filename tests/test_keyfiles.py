@@ -296,7 +296,7 @@ def test_a_folder_reads_every_key_file_in_it_and_notes_the_rest(tmp_path):
         f"keys: {keys / 'preferences'}: not a key file, skipped (line 1: 'esp.enable_encryption_decode' is not "
         f"spi@address (e.g. 0x12345678@192.0.2.1))",
         f"keys: {keys / 'profiles'}: a folder, skipped",
-        f"keys: {keys / 'recent'}: not a key file, skipped (line 2: 'gui.geometry_main_x:' is not spi@address "
+        f"keys: {keys / 'recent'}: not a key file, skipped (line 2: 'gui.geometry_main_x' is not spi@address "
         f"(e.g. 0x12345678@192.0.2.1))"]
     (keys / "esp_sa").write_text('"IPv4","*","*","*","NULL","","SHA1",""\n')   # a table Wireshark names is no guess
     with pytest.raises(ConfigError, match=r"esp_sa: line 1: Authentication 'SHA1' is not one Wireshark knows"):
