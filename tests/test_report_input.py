@@ -22,7 +22,7 @@ def files(folder) -> set[str]:
 
 def report(tmp_path, content: bytes) -> subprocess.CompletedProcess:
     run = tmp_path / "a" / "b" / "run"
-    run.mkdir(parents=True)
+    run.mkdir(parents=True, exist_ok=True)
     (run / "matrix.json").write_bytes(content)
     return subprocess.run([sys.executable, "-m", "harness.cli", "report", str(run)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -70,3 +70,21 @@ def test_the_conformance_pages_refuse_a_vendor_name_that_is_not_a_file_name(tmp_
     assert raised.value.where == f"{tmp_path / 'matrix.json'} record 1 (vxlan/port_default linux->../../escaped)"
     assert raised.value.field == "b"
     assert not (tmp_path / "conformance").exists() and not (tmp_path.parent / "escaped.html").exists()
+
+
+@pytest.mark.parametrize("run_json, problem", [
+    (b"[1, 2]", "(file): must be a JSON object"),
+    (b'{"host": "x"}', "host: must be an object"),
+    (b'{"compared_with": "x"}', "compared_with: must be an object or null"),
+    (b'{"compared_with": {"run": 1}}', "compared_with: must name the run"),
+    (b'{"images": {"linux": 3}}', "images.linux: must be an object"),
+    (b'{"run": "x", "versions"', "(file): not readable JSON"),
+])
+def test_a_damaged_run_json_is_one_line_not_a_traceback(tmp_path, run_json, problem):
+    run = tmp_path / "a" / "b" / "run"
+    run.mkdir(parents=True)
+    (run / "run.json").write_bytes(run_json)
+    result = report(tmp_path, json.dumps([GOOD]).encode())
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"overlay-interop: error: {run / 'run.json'}: ") and problem in line, line

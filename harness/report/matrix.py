@@ -25,6 +25,7 @@ from urllib.parse import quote
 import jinja2
 
 from harness import history
+from harness.errors import ConfigError
 from harness.results import VERDICTS, CaseResult, pair_dir
 
 PROBLEMS = ("failed", "broken")
@@ -149,10 +150,14 @@ def run_facts(reports_dir: Path) -> dict:
     """The run id, its date, and (when the run wrote DIR/run.json) vendor versions, their images and host
     capabilities, and the run it was compared with."""
     facts = {"run": reports_dir.name, "versions": {}, "host": {}, "images": {}, "compared_with": None}
+    path = reports_dir / "run.json"
     try:
-        facts.update(json.loads((reports_dir / "run.json").read_text()))
-    except (OSError, ValueError):
-        pass
+        read = json.loads(path.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        read = {}
+    except (OSError, ValueError) as exc:
+        raise ConfigError(str(path), "(file)", f"not readable JSON: {exc}") from None
+    facts.update(_checked_run_facts(str(path), read))
     stamp = re.match(r"(\d{4})(\d\d)(\d\d)-(\d\d)(\d\d)(\d\d)", str(facts["run"]))
     if stamp:
         y, mo, d, h, mi, s = stamp.groups()
@@ -161,6 +166,30 @@ def run_facts(reports_dir: Path) -> dict:
         written = (reports_dir / "matrix.json").stat().st_mtime
         facts["date"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(written))
     return facts
+
+
+# run.json's fields the pages read, and the shape each must have (a dict of strings, ...): a hand-edited or damaged
+# file is one line naming the field, never a traceback from the template.
+_RUN_FACTS = {"run": str, "versions": dict, "host": dict, "images": dict, "compared_with": (dict, type(None))}
+
+
+def _checked_run_facts(where: str, read) -> dict:
+    if not isinstance(read, dict):
+        raise ConfigError(where, "(file)", "must be a JSON object")
+    for key, kind in _RUN_FACTS.items():
+        if key in read and not isinstance(read[key], kind):
+            raise ConfigError(where, key, f"must be {'an object' if kind is dict else 'a string' if kind is str else 'an object or null'}")
+    for key in ("versions", "host"):
+        if not all(isinstance(v, str) for v in read.get(key, {}).values()):
+            raise ConfigError(where, key, "every value must be a string")
+    for vendor, image in read.get("images", {}).items():
+        if not (isinstance(image, dict) and isinstance(image.get("id", ""), str)
+                and isinstance(image.get("packages", {}), dict)):
+            raise ConfigError(where, f"images.{vendor}", "must be an object with an id string and a packages object")
+    compared = read.get("compared_with")
+    if compared is not None and not (isinstance(compared.get("run"), str) and isinstance(compared.get("folder"), str)):
+        raise ConfigError(where, "compared_with", "must name the run (a string) and its folder (a string)")
+    return read
 
 
 @dataclass
