@@ -98,12 +98,18 @@ def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = No
     for key_path in keys:
         if not Path(key_path).exists():
             raise ConfigError(str(key_path), "--keys", "no such file or folder")
+    if ladder is not None and (Path(ladder).is_dir() or not Path(ladder).parent.is_dir()):
+        raise ConfigError("--ladder", str(ladder), "is a folder; give the diagram's file name, e.g. ladder.svg"
+                          if Path(ladder).is_dir() else "its folder does not exist")
     vendors = _vendors(bool(keys_from))
     modules = dissectors()
     loaded = {name: module.load_keys(list(keys), list(keys_from), vendors)
               for name, module in modules.items() if hasattr(module, "load_keys")}
     if keys and not loaded:
         raise ConfigError("--keys", ", ".join(map(str, keys)), "no protocol here reads key files")
+    if keys and not any(len(getattr(found, kind, ())) for found in loaded.values() for kind in ("ike", "ikev1", "esp")):
+        raise ConfigError("--keys", ", ".join(map(str, keys)), "holds no key at all (" + "; ".join(
+            line for found in loaded.values() for line in getattr(found, "report", ())) + ")")
     capture = read_capture(path)
     links = ", ".join(f"linktype {t} ({LINKTYPES.get(t, 'unknown')})" for t in sorted(capture.linktypes))
     yield f"{capture.name}: {capture.format}, {links or 'no link type'}, {len(capture.frames)} frame(s)"

@@ -109,12 +109,12 @@ def test_esp_keys_as_wireshark_reads_them(tmp_path):
     text = ('"IPv4","192.0.2.1","192.0.2.2","0x10","TripleDES-CBC [RFC2451]","0x' + "11" * 24 + '",'
             '"HMAC-SHA-256-128 [RFC4868]",""\n'                                     # no integrity key: not checked
             '"IPv4","192.0.2.1","192.0.2.2","0x11","AES-CBC [RFC3602]","sixteen byte key","HMAC-MD5-96 [RFC2403]",'
-            '"0xabc"\n'                                                             # text key; odd hex: 0 first
+            '"0x' + "b" * 31 + '"\n'                                              # text key; odd hex: 0 first
             '"IPv4","192.0.2.1","192.0.2.2","0x12","AES-CTR [RFC3686]","0x' + "22" * 36 + '","NULL",""\n')
     des, text_key, ctr = read_one(tmp_path, "esp_sa", text).esp
     assert (des.encryption, des.integrity, des.auth_key) == ("ENCR_3DES", "AUTH_HMAC_SHA2_256_128", b"")
     assert (text_key.encryption, text_key.enc_key, text_key.auth_key) == ("ENCR_AES_CBC_128", b"sixteen byte key",
-                                                                           b"\x0a\xbc")
+                                                                           b"\x0b" + b"\xbb" * 15)
     assert ctr.encryption == "ENCR_AES_CTR_256" and ctr.spi == 0x12 and ctr.exact
 
 

@@ -155,3 +155,27 @@ def test_auth_with_a_degenerate_signature_oid_does_not_raise():
     payloads, problem = ike.decode_chain(39, chain)
     assert problem == "AUTH: RFC 7427 3: an object identifier in the AlgorithmIdentifier is cut short"
     assert payloads[0].describe() == "AUTH digital-signature"
+
+
+@pytest.mark.parametrize("args, problem", [
+    (["--keys", "{empty}"], "holds no key at all"),
+    (["--ladder", "{empty}"], "is a folder"),
+    (["--ladder", "{empty}/no/such/ladder.svg"], "its folder does not exist"),
+])
+def test_unusable_keys_or_ladder_are_refused_before_anything_is_printed(tmp_path, args, problem):
+    empty = tmp_path / "keys"
+    (empty / "sub").mkdir(parents=True)
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "transcript", str(DATA / f"{PSK}.pcap"),
+                             *[a.format(empty=empty) for a in args]], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and result.stdout == "" and problem in result.stderr, result.stderr
+
+
+def test_an_esp_authentication_key_of_the_wrong_length_is_refused(tmp_path):
+    path = tmp_path / "esp_sa"
+    path.write_text('"IPv4","*","*","*","AES-CBC [RFC3602]","0x000102030405060708090a0b0c0d0e0f",'
+                    '"HMAC-SHA-1-96 [RFC2404]","0x00"\n')
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "transcript", str(DATA / f"{PSK}.pcap"),
+                             "--keys", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "takes a 20-byte key, the Authentication Key is 1 bytes" in result.stderr, \
+        result.stderr

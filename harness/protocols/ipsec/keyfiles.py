@@ -359,8 +359,19 @@ def _esp_record(**values) -> EspSaKeys:
     src, dst = addresses.values()
     # The family matters only where no address says it; kept there, the keys equal a daemon's export elsewhere.
     family = values["family"] if (src, dst) == (ANY, ANY) else None
+    auth_key = _key_text(values["auth_key"], "Authentication Key")
+    wanted = ESP_AUTH_KEY_LENGTHS.get(values["integrity"])
+    if auth_key and wanted and len(auth_key) != wanted:  # else every packet would read "ICV mismatch"
+        raise _BadLine(f"{values['integrity']} takes a {wanted}-byte key, the Authentication Key is "
+                       f"{len(auth_key)} bytes")
     return EspSaKeys(spi=spi, src=src, dst=dst, encryption=chosen, integrity=values["integrity"], enc_key=key,
-                     auth_key=_key_text(values["auth_key"], "Authentication Key"), family=family)
+                     auth_key=auth_key, family=family)
+
+
+# The key lengths the RFCs give each ESP integrity algorithm (RFC 2403, 2404, 2857, 4868, 4494, 3566).
+ESP_AUTH_KEY_LENGTHS = {"AUTH_HMAC_MD5_96": 16, "AUTH_HMAC_SHA1_96": 20, "AUTH_HMAC_RIPEMD160_96": 20,
+                        "AUTH_HMAC_SHA2_256_96": 32, "AUTH_HMAC_SHA2_256_128": 32, "AUTH_HMAC_SHA2_384_192": 48,
+                        "AUTH_HMAC_SHA2_512_256": 64, "AUTH_AES_CMAC_96": 16, "AUTH_AES_XCBC_96": 16}
 
 
 def _esp_values(keys: EspSaKeys) -> dict:
