@@ -46,9 +46,5 @@ def disagreements(pcap: str | Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    found = False
-    for path in sys.argv[1:]:
-        problems = disagreements(path)
-        found |= bool(problems)
-        print(f"{path}: " + ("agrees with tshark" if not problems else "\n  ".join(["disagrees:", *problems])))
-    sys.exit(1 if found else 0)
+    from support import tshark_main
+    sys.exit(tshark_main(disagreements, sys.argv[1:]))

@@ -34,3 +34,14 @@ def without_spis(text: str) -> str:
     """An IPsec transcript without the SPIs/cookies on its message lines, for assertions about the rest."""
     import re
     return re.sub(r" (ispi|rspi|icookie|rcookie)=0x[0-9a-f]+", "", text)
+
+
+def tshark_main(disagreements, paths: list[str]) -> int:
+    """The command line of the tests' tshark comparisons (tests/*_tshark.py): each capture agrees, or its
+    disagreements; exit 1 if any capture disagrees."""
+    found = False
+    for path in paths:
+        problems = disagreements(path)
+        found |= bool(problems)
+        print(f"{path}: " + ("agrees with tshark" if not problems else "\n  ".join(["disagrees:", *problems])))
+    return 1 if found else 0
