@@ -131,8 +131,21 @@ class AvpEntry:
         return f"{self.name} [{flags}] {self.layer.text(message_type)}".rstrip()
 
 
+class ReadErrors:
+    """What a message record that keeps an `errors` list says of it: whether it is malformed, and why."""
+    errors: list[str]
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.errors)
+
+    @property
+    def reason(self) -> str:
+        return "; ".join(self.errors)
+
+
 @dataclass
-class L2tpMessage:
+class L2tpMessage(ReadErrors):
     """What one UDP payload holds, as far as it could be read; `errors` says what was wrong with it."""
     data: bytes
     errors: list[str] = field(default_factory=list)
@@ -167,14 +180,6 @@ class L2tpMessage:
         if len(frame) > at and frame[at] & 1:
             return frame[at]
         return struct.unpack_from("!H", frame, at)[0] if len(frame) >= at + 2 else None
-
-    @property
-    def malformed(self) -> bool:
-        return bool(self.errors)
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.errors)
 
     @property
     def is_control(self) -> bool | None:

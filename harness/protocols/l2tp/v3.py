@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass, field
 
 from harness.protocols.l2tp.avp import MESSAGE_TYPES
+from harness.protocols.l2tp.codec import ReadErrors
 
 VERSION = 3
 T_BIT, L_BIT, S_BIT = 0x8000, 0x4000, 0x0800
@@ -24,7 +25,7 @@ HEADER_ONLY = "L2TPv3: header only"
 
 
 @dataclass
-class L2tpv3Message:
+class L2tpv3Message(ReadErrors):
     """What one L2TPv3 message holds as far as its header goes; `errors` says what was wrong with it. Shaped like
     codec.L2tpMessage where the wire reader and the ladder look, but `is_control` is None: L2TPv2's rules on
     control messages (Ns, Nr, retransmission) are not applied to it."""
@@ -49,14 +50,6 @@ class L2tpv3Message:
     @property
     def tunnel_id(self) -> int | None:
         return self.connection_id
-
-    @property
-    def malformed(self) -> bool:
-        return bool(self.errors)
-
-    @property
-    def reason(self) -> str:
-        return "; ".join(self.errors)
 
     @property
     def message_type(self) -> str:
