@@ -11,6 +11,8 @@ import fnmatch
 import hashlib
 import os
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import docker
@@ -23,6 +25,7 @@ REGISTRY_BASE = "debian:bookworm-slim"
 LOCAL_BASE = "overlay-interop/base:bookworm"
 TOOLS_IMAGE_DIR = Path(__file__).parent / "tools_image"
 BUILD_SILENCE_S = 900
+PREPARE_PARALLEL = 4
 
 
 class ImageBuildError(HarnessError):
@@ -59,6 +62,7 @@ class Images:
         self.client = client
         self._base = base_image or os.environ.get("OVERLAY_INTEROP_BASE_IMAGE")
         self._base_id: str | None = None
+        self._failed: dict[str, ImageBuildError] = {}  # tag -> why its build failed: not tried again in this run
 
     @property
     def base(self) -> str:
@@ -83,6 +87,8 @@ class Images:
     def ensure(self, name: str, folder: Path) -> str:
         """Return the tag of `folder`'s image, building it only if that exact tag is missing."""
         tag = self.tag_for(name, folder)
+        if tag in self._failed:
+            raise self._failed[tag]
         if self._exists(tag):
             return tag
         # xdist workers may want the same image at once: one builds, the others wait and reuse it.
@@ -90,11 +96,33 @@ class Images:
         with open(lock_path, "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not self._exists(tag):
-                self._build(name, folder, tag)
+                try:
+                    self._build(name, folder, tag)
+                except ImageBuildError as exc:
+                    self._failed[tag] = exc
+                    raise
         return tag
 
     def tools(self) -> str:
         return self.ensure("tools", TOOLS_IMAGE_DIR)
+
+    def prepare(self, folders: dict[str, Path], parallel: int = PREPARE_PARALLEL) -> dict[str, float]:
+        """Make sure of every image in `folders` (name -> folder) before the first case, building the missing ones
+        side by side: a build mostly waits on downloads and dpkg, so a few at once finish sooner than one after
+        another, and no case's lab-up then waits on a build. Workers of one run doing the same share the work
+        (ensure() locks each image). Returns seconds per image (0 for one already there). A build that fails is
+        not an error here: each cell using that image is broken with the build's error (ensure() raises it again
+        without building again), and the others run."""
+        def one(item: tuple[str, Path]) -> tuple[str, float]:
+            started = time.monotonic()
+            try:
+                self.ensure(*item)
+            except ImageBuildError:
+                pass
+            return item[0], round(time.monotonic() - started, 2)
+        self.base  # resolve it once, not in every thread
+        with ThreadPoolExecutor(max(1, min(parallel, len(folders)))) as pool:
+            return dict(pool.map(one, sorted(folders.items())))
 
     def _exists(self, tag: str) -> bool:
         try:

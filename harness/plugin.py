@@ -24,7 +24,7 @@ from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import Expectations, cell_key, host_answers
 from harness.host import HostCapabilities, declared, probe
-from harness.images import Images
+from harness.images import TOOLS_IMAGE_DIR, Images
 from harness.lab import Lab, reap
 from harness.pairlab import PROBES, PairLab, VendorPair, cells
 from harness.report import write_pages
@@ -32,7 +32,7 @@ from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expect
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import Vendor, load_registry, narrow
+from harness.vendor import HARNESS_PEER, Vendor, load_registry, narrow
 
 log = logging.getLogger(__name__)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
@@ -278,12 +278,28 @@ def docker_client():
     if any(removed.values()):
         log.warning("reaped leftovers of dead runs: %s", removed)
     yield client
+    Lab.drain()
     client.close()
 
 
 @pytest.fixture(scope="session")
-def images(docker_client) -> Images:
-    return Images(docker_client)
+def images(request, docker_client) -> Images:
+    """The vendor images, every one this session's cells use built (in parallel) before the first case: a build
+    is never part of a cell's lab-up."""
+    images = Images(docker_client)
+    wanted = {"tools": TOOLS_IMAGE_DIR}
+    for item in request.session.items:
+        pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
+        if isinstance(pair, VendorPair):
+            for vendor in (pair.a, pair.b):
+                if vendor is not HARNESS_PEER:
+                    wanted.update(vendor.images())
+    took = images.prepare(wanted)
+    built = {name: seconds for name, seconds in took.items() if seconds >= 1}
+    if built:
+        log.warning("images made before the first case: %s",
+                    ", ".join(f"{name} {seconds:g}s" for name, seconds in built.items()))
+    return images
 
 
 @pytest.fixture(scope="session")
@@ -327,7 +343,7 @@ def pair_lab(request, vendor_pair: VendorPair, docker_client, images: Images,
             record["images"] = plab.image_facts
             record["measurements"] = plab.measurements
         finally:
-            lab.close()
+            lab.close(wait=False)  # the evidence is collected: the removal need not hold up the next case
             record["phases"] = phase_durations(started, plab.marks, call_end, time.monotonic())
         if unusable:
             raise unusable

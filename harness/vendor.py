@@ -99,6 +99,13 @@ class Vendor:
         support = self.protocols.get(protocol)
         return {f: support.host[f] for f in sorted(features) if support and f in support.host}
 
+    def images(self) -> dict[str, Path]:
+        """The images this vendor runs, name -> folder: its own, and one per companion folder (a sub-folder with a
+        Dockerfile, image "<vendor>-<sub-folder>", see Companion): what is built before the first case."""
+        companions = {f"{self.name}-{sub.name}": sub for sub in sorted(self.folder.iterdir())
+                      if sub.is_dir() and (sub / "Dockerfile").is_file()}
+        return {self.name: self.folder, **companions}
+
     def adapter_class(self) -> type:
         """The adapter class, imported from the vendor folder as package `overlay_interop_vendors.<name>`,
         so an adapter can import its siblings (`from .keylog import ...`)."""

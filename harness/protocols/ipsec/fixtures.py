@@ -22,7 +22,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.host import HostCapabilities
 from harness.faults import Impairment
 from harness.images import Images
-from harness.lab import Node
+from harness.lab import Node, start_all, together
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
@@ -170,14 +170,12 @@ class IPsecPair(CapturedWire):
         self.scenario = scenario
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
-        self.nodes[INITIATOR].start()
-        self.capture.start()  # before the responder starts: the wire is complete from its first packet
-        self.nodes[RESPONDER].start()
+        start_all(self.nodes.values())
+        # Neither daemon speaks unasked (the initiator only on initiate(), below), so the wire is complete from
+        # its first packet with the capture started once both run.
+        self.capture.start()
         self.pair_lab.mark("lab up")
-        for role in ROLES:
-            self._make_ready(role)
-        for role in (RESPONDER, INITIATOR):  # a responder not yet loaded would refuse the first attempt
-            self.endpoints[role].load()
+        together(lambda role: (self._make_ready(role), self.endpoints[role].load()), ROLES)  # before initiate()
         self.pair_lab.mark("daemons ready")
         for impairment in self.impairments.values():  # faults asked for before the nodes ran
             if impairment.drops:
@@ -331,8 +329,7 @@ class IPsecProbe(CapturedWire):
         """Configure the vendor's responder for `scenario`, with the probe's address as its peer, and start it."""
         addresses = {INITIATOR: self.node.address, RESPONDER: self.responder.address}
         self.pair_lab.install(RESPONDER, self.endpoint.render(scenario, side_of(RESPONDER, scenario, addresses)))
-        self.node.start()
-        self.responder.start()
+        start_all((self.node, self.responder))
         self.capture.start()  # joins the responder's network namespace, so once it runs; before any probe
         self.pair_lab.mark("lab up")
         self.endpoint.wait_ready(READY_TIMEOUT_S)

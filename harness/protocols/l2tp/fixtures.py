@@ -18,7 +18,7 @@ from harness.capture import Capture
 from harness.errors import ConfigError, LabTimeout
 from harness.host import HostCapabilities
 from harness.images import Images
-from harness.lab import Node
+from harness.lab import Node, start_all, together
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
@@ -95,16 +95,16 @@ class L2tpPair:
             if companions:
                 endpoint.use_companions({c.name: self.pair_lab.companion(role, c, self.network) for c in companions})
             self.pair_lab.install(role, endpoint.render(scenario, side))
-        self.nodes[LAC].start()
-        self.capture.start(wait=False)  # tcpdump comes up while the LNS starts; neither daemon speaks unasked
-        self.nodes[LNS].start()
-        self.capture.listening()
+        start_all(self.nodes.values())
+        self.capture.start()  # neither daemon speaks unasked (the LAC only on connect()): the wire is whole
         self.pair_lab.mark("lab up")
-        for role in ROLES:
-            self.endpoints[role].wait_ready(READY_TIMEOUT_S)
-            self.pair_lab.record_version(role, self.endpoints[role].version)
+        together(self._make_ready, ROLES)
         self.pair_lab.mark("daemons ready")
         return self
+
+    def _make_ready(self, role: str) -> None:
+        self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+        self.pair_lab.record_version(role, self.endpoints[role].version)
 
     def connect(self, wait: bool = True) -> Session | None:
         """The LAC places the call; the session is up once both ends hold their inner addresses. Never asserts.

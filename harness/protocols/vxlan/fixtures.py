@@ -8,7 +8,6 @@ harness.pairlab): vtep1 is then a plain node of the tools image that sends frame
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 
 import pytest
@@ -17,7 +16,7 @@ from harness.capture import Capture
 from harness.errors import CaptureError
 from harness.host import HostCapabilities
 from harness.images import Images
-from harness.lab import Node
+from harness.lab import Node, start_all, together
 from harness.pairlab import PairLab
 from harness.peer import Reply, UdpPeer
 from harness.ping import Ping, ping
@@ -74,16 +73,12 @@ class VxlanPair:
                 geneve_options=scenario.geneve_options)
             if endpoint:
                 self.pair_lab.install(name, endpoint.render(scenario, self.sides[name]))
-        with ThreadPoolExecutor(len(self.nodes)) as pool:  # each start is ~0.3 s, mostly the engine waiting
-            list(pool.map(lambda node: node.start(), self.nodes.values()))
+        start_all(self.nodes.values())
         captured = self.pair_lab.judged or ROLES[0]
         # Before any VTEP is built, so the wire is complete from its first frame (the nodes send nothing yet).
         self.capture = Capture(self.pair_lab.lab, self.nodes[captured], self.tools_image).start()
         self.pair_lab.mark("lab up")
-        with ThreadPoolExecutor(len(self.endpoints)) as pool:
-            for future in [pool.submit(e.setup, scenario, self.sides[n], SETUP_TIMEOUT_S)
-                           for n, e in self.endpoints.items()]:
-                future.result()
+        together(lambda name: self.endpoints[name].setup(scenario, self.sides[name], SETUP_TIMEOUT_S), self.endpoints)
         for name, endpoint in self.endpoints.items():
             if name in ROLES:
                 self.pair_lab.record_version(name, endpoint.version)
