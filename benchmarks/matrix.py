@@ -3,13 +3,18 @@
 - per protocol and case, the median seconds of each phase (lab up, daemons ready, negotiation, verdict,
   teardown) over the pairs that ran, and the median whole case;
 - the wall time of the full matrix serially (-n 0) and with two workers (-n 2), and the speed-up;
-- whether repeated runs gave identical verdicts (every protocol/case/pair), and which cells differed;
+- the long poles: the cells that took longest, and the sum of all cells against the wall time;
+- the floor: the harness's strongswan->strongswan psk_tunnel cell against a plain-docker pair doing the same work,
+  interleaved (benchmarks/floor.py), and the ratio of the medians;
+- whether repeated runs gave identical verdicts (every protocol/case/pair), and which cells differed; with
+  --reference DIR also against an earlier run's matrix.json (e.g. one made by an older checkout);
 - with --from-scratch: the time from no images at all to all images built, through the same set-up the
   README's commands run (a throw-away base and images, so the images in use stay).
 
 Each figure is printed against the project's target. Usage:
 
-    python benchmarks/matrix.py [--runs 3] [--no-serial] [--from-scratch] [-- extra overlay-interop run args]
+    python benchmarks/matrix.py [--runs 3] [--no-serial] [--from-scratch] [--floor-rounds 5] [--reference DIR]
+                                [-- extra overlay-interop run args]
 """
 from __future__ import annotations
 
@@ -29,10 +34,13 @@ sys.path.insert(0, str(ROOT))
 
 from harness.results import PHASES  # noqa: E402
 
+import floor  # noqa: E402  (benchmarks/floor.py, beside this file)
+
 MEDIAN_CASE_TARGET_S = 1.5
 PARALLEL_TARGET_S = 180
 SPEEDUP_TARGET = 1.6
-SCRATCH_TARGET_S = 240
+SCRATCH_TARGET_S = 120
+LONG_POLES = 10
 MEDIAN_CASES = {"ipsec": "psk_tunnel", "vxlan": "unicast", "l2tp": "tunnel_setup"}  # the issue's yardsticks
 RUN_TIMEOUT_S = 1800
 
@@ -40,7 +48,7 @@ RUN_TIMEOUT_S = 1800
 def run_matrix(workers: int, extra: list[str], folder: Path) -> tuple[float, list[dict]]:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "harness.cli", "run", "-n", str(workers), "--reports-dir", str(folder),
-                    *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=RUN_TIMEOUT_S)
+                    "--compare", "none", *extra], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=RUN_TIMEOUT_S)
     wall = time.monotonic() - started
     matrix = folder / "matrix.json"
     if not matrix.exists():
@@ -76,6 +84,16 @@ def verdicts(records: list[dict]) -> dict[str, str]:
     return {f"{r['protocol']}/{r['case']}/{r['a']}->{r['b']}": r["verdict"] for r in records}
 
 
+def long_poles(records: list[dict], wall: float) -> str:
+    ran = [r for r in records if r["verdict"] != "skipped" and r.get("phases")]
+    total = sum(sum(r["phases"].values()) for r in ran)
+    lines = [f"cells that ran: {len(ran)}, their durations summed {total:.0f} s against {wall:.0f} s of wall time "
+             f"with -n 2 ({total / wall:.2f} cells at once on average); the longest:"]
+    for r in sorted(ran, key=lambda r: -sum(r["phases"].values()))[:LONG_POLES]:
+        lines.append(f"  {sum(r['phases'].values()):6.2f} s  {r['protocol']}/{r['case']}/{r['a']}->{r['b']}")
+    return "\n".join(lines)
+
+
 def verdict(ok: bool) -> str:
     return "meets the target" if ok else "MISSES the target"
 
@@ -103,6 +121,10 @@ def main() -> int:
     parser.add_argument("--no-serial", action="store_true", help="skip the -n 0 run (no speed-up figure)")
     parser.add_argument("--from-scratch", action="store_true",
                         help="also time bootstrap + all builds with no image cached (under throw-away tags)")
+    parser.add_argument("--floor-rounds", type=int, default=5,
+                        help="interleaved rounds of the psk_tunnel cell and the plain-docker floor (0: none)")
+    parser.add_argument("--reference", metavar="DIR",
+                        help="an earlier run's reports folder (e.g. of an older checkout) whose verdicts are compared")
     parser.add_argument("extra", nargs="*", help="arguments for overlay-interop run (after --)")
     args = parser.parse_args()
 
@@ -135,16 +157,26 @@ def main() -> int:
         else:
             print(f"median {protocol}/{case}, lab up to teardown done: {median:.2f} s "
                   f"(target <= {MEDIAN_CASE_TARGET_S} s: {verdict(median <= MEDIAN_CASE_TARGET_S)})")
+    print(long_poles(records, walls[0]))
     print(f"full matrix, -n 2: {', '.join(f'{w:.0f} s' for w in walls)} "
           f"(target <= {PARALLEL_TARGET_S} s: {verdict(min(walls) <= PARALLEL_TARGET_S)})")
     if serial:
         speedup = serial[0] / statistics.median(walls)
         print(f"full matrix, -n 0: {serial[0]:.0f} s; -n 2 is {speedup:.2f}x faster "
               f"(target >= {SPEEDUP_TARGET}x: {verdict(speedup >= SPEEDUP_TARGET)})")
+    if args.floor_rounds:
+        cells_s, floors_s = floor.rounds(args.floor_rounds)
+        ratio = statistics.median(cells_s) / statistics.median(floors_s)
+        print(f"floor: median psk_tunnel cell {statistics.median(cells_s):.2f} s, median plain-docker pair "
+              f"{statistics.median(floors_s):.2f} s over {args.floor_rounds} interleaved rounds: ratio {ratio:.2f} "
+              f"(target <= {floor.RATIO_TARGET}: {verdict(ratio <= floor.RATIO_TARGET)})")
     runs = [verdicts(r) for _, r in parallel] + ([verdicts(serial[1])] if serial else [])
+    if args.reference:
+        runs.append(verdicts(json.loads((Path(args.reference) / "matrix.json").read_text())))
     cells = sorted(set().union(*runs))
     differing = [c for c in cells if len({run.get(c) for run in runs}) > 1]
-    print(f"verdicts over {len(runs)} full runs: {len(cells)} cells, "
+    print(f"verdicts over {len(runs)} full runs{' (the last: --reference)' if args.reference else ''}: "
+          f"{len(cells)} cells, "
           + ("identical in every run" if not differing else f"{len(differing)} differ:"))
     for cell in differing:
         print(f"  {cell}: " + " / ".join(run.get(cell, "absent") for run in runs))

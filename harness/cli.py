@@ -178,11 +178,20 @@ def cmd_images_build(args) -> int:
         print(f"overlay-interop: error: no such vendor: {', '.join(unknown)}; known: {', '.join(registry)}",
               file=sys.stderr)
         return USAGE
+    from harness.images import TOOLS_IMAGE_DIR, ImageBuildError
     images = Images(_docker())
-    print(f"tools: {images.tools()}")
+    wanted = {"tools": TOOLS_IMAGE_DIR}
     for name in args.vendors or registry:
-        print(f"{name}: {images.ensure(name, registry[name].folder)}", flush=True)
-    return 0
+        wanted.update(registry[name].images())  # with its companions
+    images.prepare(wanted)  # side by side; a failed build is raised below, by name
+    failed = 0
+    for name, folder in wanted.items():
+        try:
+            print(f"{name}: {images.ensure(name, folder)}", flush=True)
+        except ImageBuildError as exc:
+            print(f"overlay-interop: error: {exc}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
 
 
 def cmd_doctor(args) -> int:
