@@ -212,6 +212,12 @@ class Lab:
         self._containers.append(container)
         return Node(container, name, address, network)
 
+    def vm_node(self, name: str, image: str, network: Network, *, images, **kwargs):
+        """Create a node that is a qemu microVM booting `image` (harness.vm.VmNode, driven like a Node): for kernel
+        features the host lacks. It starts booting at once; its daemon waits for start()."""
+        from harness import vm  # only a lab that asks for a VM needs qemu's images
+        return vm.create(self, name, image, network, images=images, **kwargs)
+
     def sidecar(self, name: str, image: str, of: Node, command: list[str], cap_add: list[str]):
         """A helper container sharing `of`'s network namespace (capture, probes); removed with the lab."""
         container = self.client.containers.create(
