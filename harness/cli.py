@@ -101,6 +101,9 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("-n", metavar="N", dest="numprocesses",
                      help="labs run in parallel (pytest-xdist; default: auto, one per core; 0: one at a time)")
     run.add_argument("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
+    run.add_argument("--kernel", choices=("auto", "host", "vm"),
+                     help="where a vendor gets the kernel a case needs: auto (default: a qemu microVM only where "
+                          "this host lacks it), host (never a VM; such cells skip), vm (every vendor in a VM)")
     run.add_argument("--expect", metavar="FILE|none",
                      help="the expectations file the verdicts are checked against (default: the project's "
                           "expectations/default.toml); none: no expectations, any failed cell exits 1")
@@ -123,7 +126,7 @@ def pytest_arguments(args) -> list[str]:
     forwarded = []
     for option, dest in (("--vendors", "vendors"), ("--protocols", "protocols"), ("--shard", "shard"),
                          ("-k", "keyword"), ("-n", "numprocesses"), ("--expect", "expect"),
-                         ("--reruns", "reruns"), ("--compare", "compare")):
+                         ("--reruns", "reruns"), ("--compare", "compare"), ("--kernel", "kernel")):
         if getattr(args, dest) is not None:
             forwarded += [option, getattr(args, dest)]
     return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--expect-strict", "strict"))

@@ -58,10 +58,21 @@ class Drop:
         return f"drop {what} matching {self.matching!r} ({self.direction})"
 
 
-def ruleset(drops: list[Drop]) -> str:
-    """One table, replaced whole on every change (declared, flushed, filled) so a re-install never stacks rules."""
-    lines = [f"table inet {TABLE}", f"delete table inet {TABLE}", f"table inet {TABLE} {{"]
-    for direction, hook in HOOKS.items():
+def ruleset(drops: list[Drop], bridged: tuple[str, str] | None = None) -> str:
+    """One table, replaced whole on every change (declared, flushed, filled) so a re-install never stacks rules.
+
+    `bridged`: the node's namespace only bridges its frames (a VM node's container: harness.vm), as (the port
+    towards the lab, the port towards the node); the drops then act on the bridge, "in" on frames arriving from
+    the lab port, "out" on frames arriving from the node's port, before they are forwarded."""
+    family = "bridge" if bridged else "inet"
+    lines = [f"table {family} {TABLE}", f"delete table {family} {TABLE}", f"table {family} {TABLE} {{"]
+    if bridged:
+        ports = dict(zip(HOOKS, bridged))
+        rules = [f'iifname "{ports[drop.direction]}" {drop.rule(f"drop-{n}")}' for n, drop in enumerate(drops)]
+        if rules:
+            lines += ["    chain prerouting {", f"        type filter hook prerouting priority {PRIORITY}; policy accept;",
+                      *(f"        {rule}" for rule in rules), "    }"]
+    for direction, hook in ({} if bridged else HOOKS).items():
         rules = [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
         if rules:
             lines += [f"    chain {hook} {{", f"        type filter hook {hook} priority {PRIORITY}; policy accept;",
@@ -91,6 +102,8 @@ class Impairment:
     def __init__(self, lab: Lab, node: Node, tools_image: str):
         self.lab, self.node, self.tools_image = lab, node, tools_image
         self.drops: list[Drop] = []
+        # A VM node's container only bridges the VM's frames (harness.vm.VmNode.bridge_ports): drop on the bridge.
+        self._bridged = getattr(node, "bridge_ports", None)
 
     def drop(self, matching: str, *, first: int | None = None, every: int | None = None,
              direction: str = "in") -> "Impairment":
@@ -101,7 +114,8 @@ class Impairment:
 
     def install(self) -> None:
         """Put the ruleset for every drop so far into the node's namespace (replacing any earlier one)."""
-        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops), what="installing the ruleset")
+        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops, self._bridged),
+                  what="installing the ruleset")
 
     def clear(self) -> None:
         """Remove every rule (the table stays, empty): the underlay is clean again."""
@@ -110,7 +124,8 @@ class Impairment:
 
     def dropped(self) -> list[int]:
         """Packets dropped so far by each drop, in the order they were asked for."""
-        listing = self._nft(["nft", "--json", "list", "table", "inet", TABLE], what="reading the counters")
+        listing = self._nft(["nft", "--json", "list", "table", "bridge" if self._bridged else "inet", TABLE],
+                            what="reading the counters")
         counts = dropped_counts(listing)
         return [counts.get(f"drop-{n}", 0) for n in range(len(self.drops))]
 

@@ -113,6 +113,9 @@ class PairLab:
     # vendor -> {"id": image id, "packages": {name: version}}; packages only the first time this worker saw the
     # image (the controller keeps them per image: sent once, not with every cell's record)
     image_facts: dict[str, dict] = field(default_factory=dict)
+    # The vendors of this cell that run as qemu microVMs (harness.vm), with what that VM's kernel can do.
+    vm: set[str] = field(default_factory=set)
+    vm_kernel: object = None  # harness.vm.VmKernel where `vm` is not empty
     marks: dict[str, float] = field(default_factory=dict)  # phase (results.MARKS) -> when it was reached
     measurements: dict[str, float] = field(default_factory=dict)
 
@@ -141,10 +144,18 @@ class PairLab:
         if vendor is HARNESS_PEER:
             raise ConfigError(f"the case {self.pair.case}", role, "is played by the harness's built-in probe, "
                                                                   "which has no image: use PairLab.probe_node")
-        image = self.images.ensure(vendor.name, vendor.folder)
-        node = self.lab.node(f"{role}", image, **kwargs)
+        image = self.images.ensure(vendor.image_name, vendor.folder)
+        if vendor.name in self.vm:  # the kernel this host lacks, from a qemu microVM (harness.vm)
+            node = self.lab.vm_node(role, image, images=self.images, **kwargs)
+        else:
+            node = self.lab.node(role, image, **kwargs)
         self.nodes[role] = node
         return node
+
+    def kernel(self, role: str, host):
+        """What the kernel under the role's node can do: the host's (harness.host.HostCapabilities), or the VM's
+        where the role's vendor runs as a microVM. An adapter takes its kernel paths from this."""
+        return self.vm_kernel.capabilities if self.pair.vendor(role).name in self.vm else host
 
     def probe_node(self, network: Network) -> Node:
         """The node of the harness's built-in probe, where it is the prober: a plain node of the tools image
@@ -159,7 +170,7 @@ class PairLab:
         """Create, fill and start a companion node of the role's vendor (vendor.Companion); return it once its
         log shows `ready_log`. Its log is collected with the pair's."""
         vendor = self.pair.vendor(role)
-        image = self.images.ensure(f"{vendor.name}-{companion.name}", companion.folder)
+        image = self.images.ensure(f"{vendor.image_name}-{companion.name}", companion.folder)
         name = f"{role}-{companion.name}"
         node = self.lab.node(name, image, network)
         node.put_files(companion.files)

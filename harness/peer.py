@@ -21,6 +21,9 @@ class Reply:
 
 class UdpPeer:
     def __init__(self, lab: Lab, beside: Node, tools_image: str, name: str = "peer"):
+        if getattr(beside, "bridge_ports", None):  # a VM node's container has no address of its own to speak from
+            raise HarnessError(f"{beside.name} runs as a microVM (harness.vm): no peer can speak from its address "
+                               f"beside it; run the case with its vendor in a container (--kernel host)")
         container = lab.sidecar(f"{name}-{beside.name}", tools_image, of=beside, command=["sleep", "infinity"],
                                 cap_add=[])
         container.start()

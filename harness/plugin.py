@@ -35,6 +35,8 @@ from harness.run import Run, check_run_id, new_run_id, owner_of
 from harness.vendor import HARNESS_PEER, Vendor, load_registry, narrow
 
 log = logging.getLogger(__name__)
+KERNEL_CHOICES = ("auto", "host", "vm")
+VM_CONDITION = "vm"  # an expectations `host` condition: vendor nodes may run as VMs here (--kernel auto or vm)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
 
 
@@ -60,6 +62,10 @@ def pytest_addoption(parser):
     group.addoption("--compare", default=None, metavar="DIR|none",
                     help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
                          "beside this one under reports/); 'none': compare with nothing")
+    group.addoption("--kernel", default="auto", choices=KERNEL_CHOICES,
+                    help="where a vendor's node gets the kernel a case needs: auto (a qemu microVM only where this "
+                         "host lacks a capability the vendor declares for the case), host (never a VM: such cells "
+                         "skip), vm (every vendor node in a VM, to test that path on a capable host)")
     # `overlay-interop run` names the reports folder before pytest starts: it hands its run id over, so the
     # folder, run.json and the pages carry one id.
     group.addoption("--run-id", default=None, help=argparse.SUPPRESS)
@@ -162,7 +168,7 @@ def _expectations(config) -> Expectations | None:
     path = Path(config.rootpath) / DEFAULT_EXPECTATIONS if choice == "default" else Path(choice)
     if choice == "default" and not path.is_file():
         return None  # a checkout without the file (an out-of-tree suite): nothing is expected but passing
-    return expectations.load(path, set(config.oi_capabilities))
+    return expectations.load(path, set(config.oi_capabilities) | {VM_CONDITION})
 
 
 def _registry(config) -> dict[str, Vendor]:
@@ -318,13 +324,18 @@ def pair_lab(request, vendor_pair: VendorPair, docker_client, images: Images,
     record = dict(request.node.user_properties)["overlay_interop"]  # made by pytest_runtest_setup
     attempt = record["try"]
     record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
-    _skip_unsupported(request, vendor_pair)
+    kernel = config.getoption("kernel")
+    record["host"][VM_CONDITION] = "yes" if kernel != "host" else "no (--kernel host)"
+    in_vm = _placement(request, vendor_pair, kernel)
     if attempt > 1:  # a rerun: the earlier try's evidence moves aside, kept whole
         _keep_try(folder, attempt - 1)
     folder.mkdir(parents=True, exist_ok=True)  # only for a pair that runs: every pair folder holds evidence
     started = time.monotonic()
     lab = Lab(docker_client, run, f"{vendor_pair.protocol}/{vendor_pair.case}/{vendor_pair.id}")
-    plab = PairLab(lab, vendor_pair, folder, images)
+    vm_kernel = request.getfixturevalue("vm_kernel") if in_vm else None
+    plab = PairLab(lab, vendor_pair, folder, images, vm=in_vm, vm_kernel=vm_kernel)
+    if in_vm:  # which vendors ran in a VM, with which kernel: not the host's
+        record["vm"] = {name: vm_kernel.release for name in sorted(in_vm)}
     try:
         yield plab
     finally:
@@ -367,20 +378,62 @@ def _keep_try(folder: Path, attempt: int) -> None:
             path.rename(dest / path.name)
 
 
-def _skip_unsupported(request, pair: VendorPair) -> None:
-    """Skip, with the reason, a pair whose vendor needs a host capability, for a feature the case needs, that
-    this host lacks (the declarations were judged before any fixture: pytest_runtest_setup). Never a silent
-    drop: the matrix shows the cell."""
+def _placement(request, pair: VendorPair, kernel: str) -> set[str]:
+    """Which vendors of the cell run as qemu microVMs (by name: a vendor in both roles runs as two VMs); the others
+    run in containers on the host's kernel. A vendor that needs a host capability, for a feature the case uses,
+    that the kernel it would get lacks makes the cell skip, saying which and why (the declarations were judged
+    before any fixture: pytest_runtest_setup). Never a silent drop: the matrix shows the cell.
+
+    --kernel host: every vendor on the host's kernel (a need it lacks skips); auto: a vendor whose needs the host
+    lacks runs in a VM; vm: every vendor runs in a VM (the harness's built-in probe is no vendor and stays)."""
     marker = request.node.get_closest_marker("features")
     needed = set(marker.args) if marker else set()
-    vendors = {pair.a.name: pair.a, pair.b.name: pair.b}.values()
-    host_needs = [(v, feature, caps) for v in vendors for feature, caps in v.host_needs(pair.protocol, needed).items()]
-    if host_needs:
+    vendors = {v.name: v for v in (pair.a, pair.b) if v is not HARNESS_PEER}
+    needs = {name: v.host_needs(pair.protocol, needed) for name, v in vendors.items()}
+    in_vm: set[str] = set()
+    if kernel == "vm":
+        in_vm = set(vendors)
+    elif kernel == "auto" and any(needs.values()):
         host: HostCapabilities = request.getfixturevalue("host")
-        gaps = [f"{v.name} needs {', '.join(caps)} for {feature}: " + "; ".join(host.reason(c) for c in missing)
-                for v, feature, caps in host_needs if (missing := host.missing(*sorted(caps)))]
-        if gaps:
-            pytest.skip("; ".join(gaps))
+        in_vm = {name for name in vendors if any(host.missing(*sorted(caps)) for caps in needs[name].values())}
+    gaps = []
+    for name in vendors:
+        if not needs[name]:
+            continue
+        under = request.getfixturevalue("vm_kernel" if name in in_vm else "host")
+        for feature, caps in needs[name].items():
+            missing = under.missing(*sorted(caps))
+            if missing:
+                gaps.append(f"{name} needs {', '.join(sorted(caps))} for {feature}: "
+                            + "; ".join(under.reason(c) for c in missing))
+    if gaps:
+        pytest.skip("; ".join(gaps))
+    return in_vm
+
+
+@pytest.fixture(scope="session")
+def vm_kernel(request, pytestconfig, docker_client, images: Images, host: HostCapabilities):
+    """What a VM node's kernel can do, probed once (harness.vm.probe_kernel), and the VM images of this session's
+    vendors built, before the cell that first needs them starts its clock."""
+    from harness import vm
+    run: Run = pytestconfig.oi_run
+    with Lab(docker_client, run, "vm-kernel-probe") as lab:
+        found = vm.probe_kernel(lab, images, pytestconfig.oi_capabilities)
+    every = pytestconfig.getoption("kernel") == "vm"
+    vendors = {}
+    for item in request.session.items:
+        pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
+        if isinstance(pair, VendorPair):
+            for vendor in (pair.a, pair.b):
+                needs = set(vendor.variant_needs).union(*vendor.protocols[pair.protocol].host.values()) \
+                    if vendor is not HARNESS_PEER and pair.protocol in vendor.protocols else set()
+                if vendor is not HARNESS_PEER and (every or host.missing(*sorted(needs))):
+                    vendors[vendor.name] = vendor
+    started = time.monotonic()
+    vm.prepare(images, sorted({images.ensure(v.image_name, v.folder) for v in vendors.values()}))
+    if time.monotonic() - started > 1:
+        log.warning("VM images made for %s in %.0fs", ", ".join(sorted(vendors)), time.monotonic() - started)
+    return found
 
 
 def _label_allure(pair: VendorPair, severity=None) -> None:
@@ -502,6 +555,7 @@ class MatrixRecorder:
         self.versions: dict[str, str] = {}
         self.images: dict[str, dict] = {}  # vendor -> {"id": image id, "packages": {name: version}}
         self.host: dict[str, str] = {}
+        self.vm: dict[str, str] = {}  # vendor -> VM kernel release, for vendors that ran as microVMs
         self.other_failures = 0  # failed tests that are not cells (a harness self-test run in the same session)
         self.compared, self.why_not_compared = compared, why_not_compared
 
@@ -520,6 +574,7 @@ class MatrixRecorder:
                 known.update(id=image["id"], packages={})
             known["packages"].update(image.get("packages") or {})
         self.host.update(props.get("host") or {})
+        self.vm.update(props.get("vm") or {})
         attempt = props.get("try", 1)
         known = self.results.get(report.nodeid)
         if known is None or attempt > self.attempts[report.nodeid]:
@@ -536,6 +591,7 @@ class MatrixRecorder:
             known.pcap = props["pcap"] or known.pcap
             known.phases = props.get("phases") or known.phases
             known.measurements = props.get("measurements") or known.measurements
+            known.vm = props.get("vm") or known.vm
 
     def _settle(self, result: CaseResult) -> None:
         """The tries' evidence folders, the flaky flag and the outcome against the expectations."""
@@ -572,7 +628,8 @@ class MatrixRecorder:
             history.compare(list(self.results.values()), self.compared)
         write_matrix(self.run.reports_dir, list(self.results.values()))
         write_run_facts(self.run, self.versions, self.host, Path(session.config.option.allure_report_dir),
-                        images=self.images, compared_with=self.compared and self.compared.compared_with)
+                        images=self.images, compared_with=self.compared and self.compared.compared_with,
+                        vm=self.vm)
         mark_flaky(Path(session.config.option.allure_report_dir), [r for r in self.results.values() if r.flaky])
         write_pages(self.run.reports_dir)  # matrix.html, conformance/<vendor>.html, from matrix.json and run.json
         latest = self.run.reports_dir.parent / "latest"

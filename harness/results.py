@@ -80,6 +80,9 @@ class CaseResult:
     # "a" or "b": the side the harness's built-in probe played (harness.pairlab); it is no vendor, so it has no
     # conformance page and the pages list it after the vendors. None in every other cell.
     probe: str | None = None
+    # The vendors that ran as qemu microVMs (harness.vm) in this cell: vendor -> the VM kernel's release. Their
+    # data plane is the VM kernel's under software emulation, not the host's.
+    vm: dict[str, str] = field(default_factory=dict)
 
     def merge(self, verdict: str, reason: str, duration_s: float) -> None:
         """Fold in one more phase (setup, call, teardown) of the same case."""
@@ -295,6 +298,7 @@ RECORD_SCHEMA: dict[str, Check] = {
     "reference": _flag,
     "previous": _optional(_VERDICT),
     "probe": _one_of(None, "a", "b"),
+    "vm": _mapping(_text),
 }
 REQUIRED = {f.name for f in fields(CaseResult) if f.default is MISSING and f.default_factory is MISSING}
 
@@ -421,7 +425,8 @@ ALLURE_CATEGORIES = [
 
 
 def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_dir: Path,
-                    images: dict[str, dict] | None = None, compared_with: dict[str, str] | None = None) -> None:
+                    images: dict[str, dict] | None = None, compared_with: dict[str, str] | None = None,
+                    vm: dict[str, str] | None = None) -> None:
     """DIR/run.json (run id, vendor versions, host capabilities; the image each vendor ran, {"id", "packages":
     {Debian package: version}}; the run this one was compared with, {"run", "folder"}) and, for allure,
     environment.properties and categories.json."""
@@ -431,11 +436,14 @@ def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_
                            for vendor, image in sorted(images.items())}
     if compared_with is not None:
         facts["compared_with"] = compared_with
+    if vm:  # vendors that ran as microVMs in some cell, with the VM kernel's release
+        facts["vm"] = dict(sorted(vm.items()))
     (run.reports_dir / "run.json").write_text(json.dumps(facts, indent=2) + "\n")
     allure_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"run={run.id}"] + [f"vendor.{name}={version}" for name, version in facts["versions"].items()] + \
             [f"image.{name}={image['id']}" for name, image in facts.get("images", {}).items()] + \
-            [f"host.{name}={answer}" for name, answer in facts["host"].items()]
+            [f"host.{name}={answer}" for name, answer in facts["host"].items()] + \
+            [f"vm.{name}={release}" for name, release in facts.get("vm", {}).items()]
     (allure_dir / "environment.properties").write_text("\n".join(_properties_escape(line) for line in lines) + "\n")
     (allure_dir / "categories.json").write_text(json.dumps(ALLURE_CATEGORIES, indent=2) + "\n")
 

@@ -81,11 +81,11 @@ def _claimed(modules: dict[str, ModuleType], capture: Capture) -> tuple[dict[str
 def _vendors(needed: bool):
     if not needed:
         return {}
-    from harness.vendor import load_registry
+    from harness.vendor import load_registry, narrow
     folder = Path(__file__).resolve().parent.parent / "vendors"
     if not folder.is_dir():
         raise HarnessError(f"--keys-from: {folder}: not found; key logs are read by the vendors' keylog.py")
-    return load_registry(folder)
+    return narrow(load_registry(folder), None)  # a variant reads its vendor's logs with its vendor's keylog
 
 
 def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = None,

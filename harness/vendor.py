@@ -27,11 +27,20 @@
     rekey = "adapter gap: ..."             # the adapter does not drive it yet; a case needing it is skipped
                                            # with this reason instead of "does not declare"
 
+    [variants.kernel]                      # optional: another row of the matrix, "strongswan@kernel": the same
+    description = "... on kernel ESP"      # image, adapter and declarations, needing these host capabilities
+    needs = ["kernel-esp"]                 # in every case: where the host lacks them it runs as a microVM
+                                           # (--kernel auto), and the adapter, handed that kernel's
+                                           # capabilities, takes its kernel paths
+
 Every key is validated: an unknown key (`feature = [...]` for `features`) or a feature name not in the
 protocol's FEATURES is an error naming the file and the key, never a matrix whose cells all skip.
 The registry is built from these files alone; the matrix is every ordered pair they allow.
 """
 from __future__ import annotations
+
+import dataclasses
+import re
 
 import importlib
 import sys
@@ -45,7 +54,8 @@ from harness.host import CORE, Capability, declarations
 from harness.tomlfile import read_toml
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
-TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities")
+TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities", "variants")
+VARIANT_KEYS = ("description", "needs")
 PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
 
 
@@ -79,6 +89,16 @@ class Vendor:
     protocols: dict[str, Support] = field(default_factory=dict)
     reference: bool = False  # the harness's own reference peer (vendor.toml `reference = true`)
     capabilities: dict[str, Capability] = field(default_factory=dict)  # host capabilities it declares
+    # A variant of the folder's vendor (vendor.toml [variants.<label>], named "<vendor>@<label>"): the same image
+    # and adapter on another kernel data plane, needing these host capabilities in every case (so under
+    # --kernel auto it runs as a microVM where the host lacks them, and the adapter takes its kernel paths).
+    variant: str | None = None
+    variant_needs: frozenset[str] = frozenset()
+
+    @property
+    def image_name(self) -> str:
+        """The name its image is built under: the folder's (a variant runs its vendor's image)."""
+        return self.folder.name
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
@@ -97,14 +117,17 @@ class Vendor:
     def host_needs(self, protocol: str, features) -> dict[str, frozenset[str]]:
         """For the features a case uses, the host capabilities this vendor needs to provide them."""
         support = self.protocols.get(protocol)
-        return {f: support.host[f] for f in sorted(features) if support and f in support.host}
+        needs = {f: support.host[f] for f in sorted(features) if support and f in support.host}
+        if self.variant_needs and support:
+            needs[f"its {self.variant} variant"] = self.variant_needs
+        return needs
 
     def images(self) -> dict[str, Path]:
         """The images this vendor runs, name -> folder: its own, and one per companion folder (a sub-folder with a
         Dockerfile, image "<vendor>-<sub-folder>", see Companion): what is built before the first case."""
-        companions = {f"{self.name}-{sub.name}": sub for sub in sorted(self.folder.iterdir())
+        companions = {f"{self.image_name}-{sub.name}": sub for sub in sorted(self.folder.iterdir())
                       if sub.is_dir() and (sub / "Dockerfile").is_file()}
-        return {self.name: self.folder, **companions}
+        return {self.image_name: self.folder, **companions}
 
     def adapter_class(self) -> type:
         """The adapter class, imported from the vendor folder as package `overlay_interop_vendors.<name>`,
@@ -122,7 +145,7 @@ class Vendor:
     def _entry_point(self, spec: str, field_name: str):
         """`module:name` from the vendor folder, imported as a module of package `overlay_interop_vendors.<name>`."""
         module_name, _, attribute = spec.partition(":")
-        package = f"{VENDOR_PACKAGE}.{self.name}"
+        package = f"{VENDOR_PACKAGE}.{self.folder.name}"  # a variant imports its vendor's modules
         root = sys.modules.setdefault(VENDOR_PACKAGE, types.ModuleType(VENDOR_PACKAGE))
         root.__path__ = []
         if getattr(sys.modules.get(package), "__path__", None) != [str(self.folder)]:
@@ -245,24 +268,59 @@ def load_vendor(folder: Path) -> Vendor:
         if owner:
             raise ConfigError(where, f"capabilities.{name}", f"host capability already declared by {owner}")
     support = {proto: _support(proto, table, where, capabilities, folder) for proto, table in declared.items()}
-    return Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities)
+    vendor = Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities)
+    _variants(vendor, data.get("variants", {}), where)  # checked here, expanded by load_registry
+    return vendor
+
+
+def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
+    """The vendor's variants ([variants.<label>]: description, needs = [host capabilities]), each a Vendor named
+    "<vendor>@<label>" with the same folder, adapter and declarations."""
+    if not isinstance(table, dict):
+        raise ConfigError(where, "variants", "must be a table of [variants.<label>] tables")
+    known = {*CORE, *(n for p in protocols.known() for n in protocols.host_capabilities(p)), *vendor.capabilities}
+    out = []
+    for label, spec in table.items():
+        at = f"variants.{label}"
+        if not isinstance(label, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,39}", label):
+            raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
+        if not isinstance(spec, dict):
+            raise ConfigError(where, at, 'must be a table: description = "...", needs = ["capability", ...]')
+        _known_keys(spec, VARIANT_KEYS, where, f"{at}.")
+        description = spec.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise ConfigError(where, f"{at}.description", "required, a non-empty string")
+        needs = _strings(spec.get("needs"), where, f"{at}.needs")
+        unknown = needs - known
+        if unknown:
+            raise ConfigError(where, f"{at}.needs", f"unknown host capability {sorted(unknown)}; known: "
+                                                   f"{', '.join(sorted(known))}")
+        out.append(dataclasses.replace(vendor, name=f"{vendor.name}@{label}", description=description,
+                                       variant=label, variant_needs=needs))
+    return out
 
 
 def load_registry(vendors_dir: Path, only: list[str] | None = None) -> dict[str, Vendor]:
-    """Every vendor under `vendors_dir` (a folder with a vendor.toml), optionally narrowed to `only`."""
-    found = {p.name: load_vendor(p) for p in sorted(vendors_dir.iterdir())
-             if p.is_dir() and (p / "vendor.toml").exists()}
-    return narrow(found, only)
+    """Every vendor under `vendors_dir` (a folder with a vendor.toml) and its variants ("<vendor>@<label>", after
+    it), optionally narrowed to `only`."""
+    found = {}
+    for folder in sorted(p for p in vendors_dir.iterdir() if p.is_dir() and (p / "vendor.toml").exists()):
+        vendor = load_vendor(folder)
+        found[vendor.name] = vendor
+        found.update((v.name, v) for v in _variants(vendor, _read(folder).get("variants", {}), str(folder)))
+    return narrow(found, only) if only else found
 
 
 def narrow(found: dict[str, Vendor], only: list[str] | None) -> dict[str, Vendor]:
-    """The vendors named in `only` (all when it names none); an unknown name is an error."""
+    """The vendors named in `only`; when it names none, every vendor but the variants ("<vendor>@<label>": each
+    adds a row of cells, most of them microVMs on a host without the kernel it needs, so a run asks for them by
+    name). An unknown name is an error."""
     if only:
         unknown = [v for v in only if v not in found]
         if unknown:
             raise ConfigError("--vendors", ",".join(unknown), f"no such vendor; known: {', '.join(found)}")
-        found = {name: found[name] for name in only}
-    return found
+        return {name: found[name] for name in only}
+    return {name: v for name, v in found.items() if v.variant is None}
 
 
 def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vendor, Vendor]]:

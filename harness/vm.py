@@ -26,6 +26,7 @@ restart, status, logs, exec and ensure_running, so the vendor adapters drive it 
 from __future__ import annotations
 
 import base64
+import json
 import fcntl
 import hashlib
 import io
@@ -175,6 +176,10 @@ def daemon_script(argv: list[str], env: dict[str, str], workdir: str) -> str:
 
 class VmNode:
     """One microVM, driven like harness.lab.Node (see the module's docstring). Make it with create()."""
+
+    # The ports of the bridge in the node's container: towards the lab, towards the VM. A helper that acts on the
+    # node's wire from its container's namespace (harness.faults) acts on the bridge, as nothing there is routed.
+    bridge_ports = ("eth0", "tap0")
 
     def __init__(self, qemu, name: str, address: str, network: Network, vendor_image, *,
                  command: list[str] | None = None, environment: dict[str, str] | None = None,
@@ -346,3 +351,46 @@ def create(lab: Lab, name: str, image: str, network: Network, *, images: Images,
         raise HarnessError(f"{name}: could not start the VM's container: {exc.explanation or exc}") from None
     return VmNode(qemu.container, name, qemu.address, network, vendor, command=command, environment=environment,
                   boot_timeout=boot_timeout)
+
+
+PROBE_CACHE = Path(tempfile.gettempdir()) / "overlay-interop-vm-probe"
+
+
+def probe_kernel(lab: Lab, images: Images, capabilities: dict, timeout: float = BOOT_TIMEOUT_S):
+    """What the VM's kernel can do (harness.host.HostCapabilities, with `release` set to its `uname -r`): every
+    declared host probe, run in a VM of the tools image exactly as harness.host.probe runs them on the host. The
+    answer depends only on the kit and the tools image, so it is kept on disk by their ids and the probes: the
+    first session on a machine pays one boot (~7 s), the next ones none."""
+    from harness.host import parse_probe, probe_script  # the host probe's own script and reading
+    script = probe_script(capabilities)
+    tools = images.tools()
+    key = hashlib.sha256("\0".join([images.client.images.get(kit(images)).id,
+                                    images.client.images.get(tools).id, script]).encode()).hexdigest()[:16]
+    cached = PROBE_CACHE / f"{key}.json"
+    if cached.is_file():
+        saved = json.loads(cached.read_text())
+        found = parse_probe(saved["output"], capabilities)
+    else:
+        node = create(lab, "vm-probe", tools, lab.network("vm-probe"), images=images, boot_timeout=timeout)
+        node.wait_ready()
+        output = node.exec(["sh", "-c", script], timeout=60, check=True, what="the host probes in a VM").output
+        found = parse_probe(output, capabilities)
+        PROBE_CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"output": output, "release": node.kernel}))
+        tmp.replace(cached)
+        saved = {"release": node.kernel}
+    return VmKernel(found, saved["release"])
+
+
+class VmKernel:
+    """The capabilities a VM node's kernel has (a HostCapabilities) and its release."""
+
+    def __init__(self, capabilities, release: str):
+        self.capabilities, self.release = capabilities, release
+
+    def missing(self, *names: str) -> list[str]:
+        return self.capabilities.missing(*names)
+
+    def reason(self, name: str) -> str:
+        return self.capabilities.reason(name).replace("host lacks", "the VM's kernel lacks", 1)

@@ -119,3 +119,14 @@ def test_libreswan_gives_up_when_the_last_doubled_retransmission_went_unanswered
 def test_scenario_refuses_an_unknown_dpd_action():
     with pytest.raises(ValueError, match="dpd_action"):
         Scenario(dpd_action="hold")
+
+
+def test_a_vm_nodes_drops_act_on_its_bridge_by_port():
+    """A VM node's container bridges the VM's frames (harness.vm): nothing there is routed, so "in" drops what
+    arrives from the lab port and "out" what arrives from the VM's port, in the bridge family."""
+    text = ruleset([Drop("udp dport 500", first=2), Drop("udp sport 4500", direction="out")], ("eth0", "tap0"))
+    assert "table bridge overlay_interop_faults {" in text and "inet" not in text
+    assert "type filter hook prerouting priority -300; policy accept;" in text
+    assert 'iifname "eth0" udp dport 500 numgen inc mod 1073741824 < 2 counter drop comment "drop-0"' in text
+    assert 'iifname "tap0" udp sport 4500 counter drop comment "drop-1"' in text
+    assert "postrouting" not in text

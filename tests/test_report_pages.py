@@ -12,6 +12,7 @@ from urllib.parse import unquote
 import pytest
 
 from harness.cli import main
+from harness.errors import ConfigError
 from harness.report import write_pages
 from harness.report.conformance import split_clause
 
@@ -261,3 +262,30 @@ def test_the_pages_never_ask_the_vendor_registry():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          cwd=Path(__file__).resolve().parent.parent)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_a_cell_that_ran_in_a_vm_is_marked_and_its_timings_are_not_shown_as_figures(tmp_path):
+    """A vendor run as a qemu microVM (software emulation): the cell says VM with the kernel, run.json's vm shows
+    under What was tested, and the overlay tax table prints no throughput or RTT for it (the overhead, read from the
+    wire, stays)."""
+    vm = {"xl2tpd": "6.1.0-50-amd64"}
+    records = [dict(record("vxlan", "overlay_tax", "linux", "ovs", "passed"), measurements=TAX, vm=vm),
+               dict(record("vxlan", "overlay_tax", "ovs", "linux", "passed"), measurements=TAX)]
+    (tmp_path / "matrix.json").write_text(json.dumps(records))
+    (tmp_path / "run.json").write_text(json.dumps({"run": "r1", "versions": {"linux": "6.1"}, "host": {},
+                                                   "images": {"linux": {"id": "sha256:1", "packages": {}}},
+                                                   "vm": vm}))
+    write_pages(tmp_path)
+    html = (tmp_path / "matrix.html").read_text()
+    assert tax_rows(tmp_path / "matrix.html") == [
+        ("linux", "ovs", ["linux → ovs"] + ["VM (emulated)"] * 5 + ["50"]),
+        ("ovs", "linux", ["ovs → linux", "2,021", "16,442", "12.3%", "0.106", "0.084", "50"])]
+    assert 'title="ran as a qemu microVM (software emulation): xl2tpd on kernel 6.1.0-50-amd64">VM</span>' in html
+    assert "xl2tpd on kernel\n<code>6.1.0-50-amd64</code>" in html
+
+
+def test_a_run_json_whose_vm_is_not_an_object_of_strings_is_one_line(tmp_path):
+    (tmp_path / "matrix.json").write_text(json.dumps([record("vxlan", "unicast", "linux", "ovs", "passed")]))
+    (tmp_path / "run.json").write_text(json.dumps({"run": "r1", "vm": {"xl2tpd": 6}}))
+    with pytest.raises(ConfigError, match=r"run.json: vm: every value must be a string"):
+        write_pages(tmp_path)

@@ -292,3 +292,49 @@ def test_every_feature_of_the_vocabulary_is_used():
                    if (protocol, name) not in asked and f'"{name}"' not in code]
         assert all(meaning and "\n" not in meaning for meaning in protocols.features(protocol).values())
     assert not unused, unused
+
+
+VARIANT = '[variants.kernel]\ndescription = "on the kernel\'s ESP"\nneeds = ["kernel-esp"]\n'
+
+
+def test_a_variant_is_another_row_of_the_same_folder_asked_for_by_name(tmp_path):
+    """"<vendor>@<label>": the vendor's image, adapter and declarations, needing the variant's host capabilities
+    in every case; a run without --vendors leaves variants out (each is a row of microVMs on a host without them)."""
+    from harness.vendor import narrow
+
+    folder = declare(tmp_path, "acme", vendor_toml("acme", extra=VARIANT))
+    everyone = load_registry(tmp_path)
+    assert list(everyone) == ["acme", "acme@kernel"]
+    variant, vendor = everyone["acme@kernel"], everyone["acme"]
+    assert (variant.variant, variant.folder, variant.image_name, variant.description) == \
+        ("kernel", folder, "acme", "on the kernel's ESP")
+    assert variant.adapter_class() is vendor.adapter_class()  # one module: the vendor's
+    assert variant.host_needs("ipsec", {"psk"}) == {"its kernel variant": frozenset({"kernel-esp"})}
+    assert vendor.host_needs("ipsec", {"psk"}) == {}
+    assert variant.images() == vendor.images() == {"acme": folder}
+    assert list(narrow(everyone, None)) == ["acme"]
+    assert list(narrow(everyone, ["acme@kernel", "acme"])) == ["acme@kernel", "acme"]
+    assert [(a.name, b.name) for a, b in ordered_pairs(narrow(everyone, ["acme", "acme@kernel"]), "ipsec")] == [
+        ("acme", "acme"), ("acme", "acme@kernel"), ("acme@kernel", "acme"), ("acme@kernel", "acme@kernel")]
+
+
+@pytest.mark.parametrize("variants, field, problem", [
+    ('[variants.kernel]\nneeds = ["kernel-esp"]\n', "variants.kernel.description", "required"),
+    ('[variants.kernel]\ndescription = "d"\nneeds = ["warp-drive"]\n', "variants.kernel.needs",
+     "unknown host capability ['warp-drive']"),
+    ('[variants.kernel]\ndescription = "d"\nneeds = "kernel-esp"\n', "variants.kernel.needs", "must be a list"),
+    ('[variants.kernel]\ndescription = "d"\nneeds = []\nimage = "x"\n', "variants.kernel.image", "unknown key"),
+    ('[variants."Big Label"]\ndescription = "d"\nneeds = []\n', "variants.Big Label", "a label is lower case"),
+    ('variants = 3\n', "variants", "must be a table"),
+])
+def test_a_bad_variant_names_the_file_and_the_field(tmp_path, variants, field, problem):
+    declare(tmp_path, "acme", vendor_toml("acme") .replace("[protocols.ipsec]", variants + "[protocols.ipsec]"))
+    with pytest.raises(ConfigError) as caught:
+        load_registry(tmp_path)
+    assert str(caught.value).startswith(f"{tmp_path / 'acme' / 'vendor.toml'}: {field}: ") and problem in str(caught.value)
+
+
+def test_the_shipped_kernel_variants_need_what_their_adapters_switch_on():
+    everyone = load_registry(REPO_VENDORS)
+    assert {name: sorted(v.variant_needs) for name, v in everyone.items() if v.variant} == {
+        "ovs@kernel": ["openvswitch"], "strongswan@kernel": ["kernel-esp"], "xl2tpd@kernel": ["ppp"]}

@@ -149,7 +149,7 @@ def split_title(clause: str, title: str) -> tuple[str, str]:
 def run_facts(reports_dir: Path) -> dict:
     """The run id, its date, and (when the run wrote DIR/run.json) vendor versions, their images and host
     capabilities, and the run it was compared with."""
-    facts = {"run": reports_dir.name, "versions": {}, "host": {}, "images": {}, "compared_with": None}
+    facts = {"run": reports_dir.name, "versions": {}, "host": {}, "images": {}, "compared_with": None, "vm": {}}
     path = reports_dir / "run.json"
     try:
         read = json.loads(path.read_bytes().decode("utf-8"))
@@ -170,7 +170,8 @@ def run_facts(reports_dir: Path) -> dict:
 
 # run.json's fields the pages read, and the shape each must have (a dict of strings, ...): a hand-edited or damaged
 # file is one line naming the field, never a traceback from the template.
-_RUN_FACTS = {"run": str, "versions": dict, "host": dict, "images": dict, "compared_with": (dict, type(None))}
+_RUN_FACTS = {"run": str, "versions": dict, "host": dict, "images": dict, "compared_with": (dict, type(None)),
+              "vm": dict}
 
 
 def _checked_run_facts(where: str, read) -> dict:
@@ -179,7 +180,7 @@ def _checked_run_facts(where: str, read) -> dict:
     for key, kind in _RUN_FACTS.items():
         if key in read and not isinstance(read[key], kind):
             raise ConfigError(where, key, f"must be {'an object' if kind is dict else 'a string' if kind is str else 'an object or null'}")
-    for key in ("versions", "host"):
+    for key in ("versions", "host", "vm"):
         if not all(isinstance(v, str) for v in read.get(key, {}).values()):
             raise ConfigError(where, key, "every value must be a string")
     for vendor, image in read.get("images", {}).items():
@@ -215,6 +216,9 @@ def grids(reports_dir: Path, results: list[CaseResult]) -> list[Grid]:
 # The measurements (CaseResult.measurements) harness.tax records; named here so the page needs no lab code.
 TAX_FIGURES = ("overlay_mbps", "underlay_mbps", "overlay_rtt_ms", "underlay_rtt_ms", "overhead_bytes")
 NO_FIGURE = "\u2013"
+# A throughput or RTT through a vendor that ran as a microVM is qemu's software emulation, not the vendor's: shown as
+# this, never as a figure beside the host's (the overhead, read from the wire, still is one).
+EMULATED = "VM (emulated)"
 
 
 @dataclass(frozen=True)
@@ -260,8 +264,9 @@ def tax_table(results: list[CaseResult]) -> TaxTable | None:
         overlay, underlay = m.get("overlay_mbps"), m.get("underlay_mbps")
         share = f"{overlay / underlay:.1%}" if overlay is not None and underlay else NO_FIGURE
         overhead = m.get("overhead_bytes")
-        rows.append(TaxRow(r.case, r.a, r.b, r.verdict, _mbps(overlay), _mbps(underlay), share,
-                           _figure(m.get("overlay_rtt_ms"), 3), _figure(m.get("underlay_rtt_ms"), 3),
+        timed = [_mbps(overlay), _mbps(underlay), share, _figure(m.get("overlay_rtt_ms"), 3),
+                 _figure(m.get("underlay_rtt_ms"), 3)]
+        rows.append(TaxRow(r.case, r.a, r.b, r.verdict, *([EMULATED] * len(timed) if r.vm else timed),
                            NO_FIGURE if overhead is None else str(int(overhead))))
     runs = sorted({f"{r.measurements['tax_seconds']:g}-second" for r in measured if "tax_seconds" in r.measurements})
     return TaxTable(f"{' or '.join(runs) or 'short'} TCP runs", len({r.case for r in measured}) > 1, rows)

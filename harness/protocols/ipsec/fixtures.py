@@ -148,7 +148,8 @@ class IPsecPair(CapturedWire):
         self.tools_image = tools_image
         self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=self.network) for role in ROLES}
         self.endpoints: dict[str, IPsecEndpoint] = {
-            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
+            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], pair_lab.kernel(role, host))
+            for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self._exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]] | None = None
@@ -316,7 +317,8 @@ class IPsecProbe(CapturedWire):
         self.tools_image = tools_image
         network = pair_lab.lab.network()
         self.responder = pair_lab.node(RESPONDER, network=network)
-        self.endpoint: IPsecEndpoint = pair_lab.pair.vendor(RESPONDER).adapter_class()(self.responder, host)
+        self.endpoint: IPsecEndpoint = pair_lab.pair.vendor(RESPONDER).adapter_class()(
+            self.responder, pair_lab.kernel(RESPONDER, host))
         self.node = pair_lab.probe_node(network)
         self.capture = Capture(pair_lab.lab, self.responder, tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"

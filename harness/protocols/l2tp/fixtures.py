@@ -50,7 +50,8 @@ class L2tpPair:
         self.network = pair_lab.lab.network()
         self.nodes: dict[str, Node] = {role: pair_lab.node(role, network=self.network) for role in ROLES}
         self.endpoints: dict[str, L2tpEndpoint] = {
-            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], host) for role in ROLES}
+            role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], pair_lab.kernel(role, host))
+            for role in ROLES}
         self.capture = Capture(pair_lab.lab, self.nodes[LAC], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self.scenario: Scenario | None = None

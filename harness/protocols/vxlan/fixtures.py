@@ -61,7 +61,8 @@ class VxlanPair:
                 self.nodes[name] = self.pair_lab.probe_node(self.network)
             else:
                 self.nodes[name] = self.pair_lab.node(name, network=self.network)
-                self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(self.nodes[name], self.host)
+                self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(
+                    self.nodes[name], self.pair_lab.kernel(name, self.host))
         for index, name in enumerate(names, start=1):
             endpoint = self.endpoints.get(name)
             self.sides[name] = Side(
