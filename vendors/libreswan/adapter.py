@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_
 from harness.errors import ConfigError, HarnessError, LabTimeout
 from harness.protocols.ipsec.pki import Credentials
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
-from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side, inner_address
 from harness.waiting import wait_for
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -97,7 +97,7 @@ class Libreswan(IPsecEndpoint):
             role=side.role, local_addr=side.address, remote_addr=side.peer_address,
             local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
             auth=scenario.auth, authby=AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
-            local_subnet=side.subnet, remote_subnet=side.peer_subnet,
+            local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
             busy=scenario.responder_busy and side.role == "responder")
