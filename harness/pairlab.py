@@ -152,6 +152,15 @@ class PairLab:
         self.nodes[role] = node
         return node
 
+    @property
+    def time_scale(self) -> float:
+        """How many times as long the cell's daemons may take as on the host: harness.vm.TIME_SCALE where a vendor
+        runs as a microVM (software emulation), else 1. Protocol fixtures stretch the scenario's timers by it."""
+        if not self.vm:
+            return 1.0
+        from harness.vm import TIME_SCALE
+        return TIME_SCALE
+
     def kernel(self, role: str, host):
         """What the kernel under the role's node can do: the host's (harness.host.HostCapabilities), or the VM's
         where the role's vendor runs as a microVM. An adapter takes its kernel paths from this."""

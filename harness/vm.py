@@ -50,11 +50,16 @@ from harness.waiting import wait_for
 log = logging.getLogger(__name__)
 
 KIT_DIR = Path(__file__).parent / "vm_image"
+# How many times as long a daemon in a VM may take for the same work as in a container: a first CHILD SA (the XFRM
+# states and their crypto) took 0.4 s on an idle host and 4.1 s with four VMs booting on two cores; a restart is a
+# reboot (7 s). Timers a case sets for the host's speed are stretched by this in a cell with a VM (PairLab).
+TIME_SCALE = 6.0
 BOOT_TIMEOUT_S = 120  # boot to agent-ready is 4-6 s alone; a 2-core host running other VMs and builds is slower
 MEMORY_MIB = 512
 SLOTS = 4  # commands that may run in the VM at once (virtio-serial ports with an agent each)
 READY = "oi-vm: ready"  # the VM's stage2 prints it on the console (the container's log) once its agents listen
 BROKER_FAILED = 125  # vm-exec: the broker or the VM failed (the line it prints says how)
+BROKER_NOT_LISTENING = re.compile(r"no answer from the VM's broker: \[Errno (2|111)\]")  # no socket yet / refused
 DAEMON = "/run/oi/daemon"  # in the VM: .log (the daemon's output), .exit (its status, once it has exited)
 BUSYBOX = "/run/oi/bin/busybox"  # in the VM, put there by the initramfs: tools an image need not have
 
@@ -169,9 +174,39 @@ def shell_script(argv: list[str], env: dict[str, str], workdir: str) -> str:
 def daemon_script(argv: list[str], env: dict[str, str], workdir: str) -> str:
     """A script starting `argv` in the background, as a container's main process (environment, working
     directory, no input), its output to DAEMON.log and its exit status, once it exits, to DAEMON.exit."""
-    return (f"rm -f {DAEMON}.exit\n"
+    # The agent runs each script in a session of its own (setsid): the daemon and all it starts stay in this one,
+    # whose id ($$, the session leader) is kept for restart() to end them all at once.
+    return (f"rm -f {DAEMON}.exit\necho $$ > {DAEMON}.sid\n"
             f"(\n{_prologue(env, workdir)}{shlex.join(argv)} </dev/null >>{DAEMON}.log 2>&1\n"
             f"echo $? > {DAEMON}.exit\n) </dev/null >/dev/null 2>&1 &\n")
+
+
+def reset_script(address: str) -> str:
+    """What a crash and a fresh container namespace leave behind, in the VM, without a reboot: every process of
+    the daemon's session killed (SIGKILL: no word to its peers), then the kernel's network state as stage2 left it
+    (XFRM states and policies, links other than lo and eth0, OVS datapaths, nftables, policy rules, the main and
+    strongSwan's table 220 routes, addresses; eth0 with `address` again) and /run emptied as a boot empties it.
+    iproute2 where the image has it, else busybox's ip (which has no XFRM: nothing to flush then)."""
+    return f"""\
+sid=$(cat {DAEMON}.sid 2>/dev/null)
+# The live members of the session, read with shell builtins only: a fork per process costs ~50 ms emulated.
+members() {{ for p in /proc/[0-9]*; do {{ read -r line < "$p/stat"; }} 2>/dev/null || continue
+  set -- ${{line##*) }}; [ "$4" = "$sid" ] && [ "$1" != Z ] && echo "${{p#/proc/}}"; done; }}
+if [ -n "$sid" ]; then
+  kill -9 $(members) 2>/dev/null
+  n=0; while [ -n "$(members)" ] && [ $n -lt 50 ]; do {BUSYBOX} sleep 0.1; n=$((n+1)); done
+fi
+IP=$(command -v ip || echo "{BUSYBOX} ip")
+$IP xfrm state flush 2>/dev/null; $IP xfrm policy flush 2>/dev/null
+if command -v ovs-dpctl >/dev/null; then for dp in $(ovs-dpctl dump-dps 2>/dev/null); do ovs-dpctl del-dp "$dp"; done; fi
+for l in $(ls /sys/class/net); do case $l in lo|eth0) ;; *) $IP link del "$l" 2>/dev/null;; esac; done
+if command -v nft >/dev/null; then nft flush ruleset; fi
+$IP rule flush 2>/dev/null && $IP rule add pref 32766 lookup main && $IP rule add pref 32767 lookup default
+$IP route flush table 220 2>/dev/null; $IP route flush table main
+$IP address flush dev lo; $IP address add 127.0.0.1/8 dev lo
+$IP address flush dev eth0; $IP address add {address} dev eth0
+for f in /run/* /run/.[!.]*; do case $f in /run/oi|'/run/*'|'/run/.[!.]*') ;; *) rm -rf "$f";; esac; done
+"""
 
 
 class VmNode:
@@ -255,9 +290,22 @@ class VmNode:
         self._started = True
 
     def restart(self, timeout: float) -> None:
-        """Power the VM off hard (no word to its peers, as in a crash) and boot it again: the same address and
-        files put, but a fresh kernel, root and daemon (what was added by hand, e.g. addresses or a loaded config,
-        is gone). The container, and so a capture on it, stays. `timeout` bounds the wait for the new boot."""
+        """Crash the node and bring it back, as a restarted container: the daemon and all it started killed
+        (SIGKILL, no word to its peers), the kernel's network state and /run as at boot (reset_script: what the
+        daemon or a case added, SAs, routes, links, addresses, is gone), the files put again and the daemon started
+        afresh. Not a reboot (a software-emulated boot takes 7 s idle, 25 s on a busy host: longer than the timers
+        of a case about a crash); the kernel itself stays. `timeout` bounds the reset."""
+        self._earlier_logs = self.logs()
+        self._run(reset_script(f"{self.address}/{self.network.subnet.prefixlen}"), b"", timeout,
+                  "killing the daemon and resetting the kernel's network state", check=True)
+        self._run(f"rm -f {DAEMON}.log {DAEMON}.exit\n", b"", 10, "clearing the daemon's log")
+        for files, mode in self._files:
+            self._put(files, mode)
+        self.start()
+
+    def reboot(self, timeout: float) -> None:
+        """Power the VM off hard and boot it again: a fresh kernel, root (snapshot) and daemon; the same address
+        and files. The container, and so a capture on it, stays. `timeout` bounds the wait for the new boot."""
         self._earlier_logs = self.logs()
         try:
             code, out = self.qemu.exec_run(["vm-exec", "--reboot"])
@@ -315,16 +363,22 @@ class VmNode:
         argv = ["vm-exec", f"{timeout:g}", base64.b64encode(script.encode()).decode()]
         if stdin:
             argv.append(base64.b64encode(stdin).decode())
-        try:
-            code, out = self.qemu.exec_run(argv, demux=False)
-        except docker.errors.APIError as exc:
-            self.qemu.reload()
-            if not self.qemu.attrs["State"]["Running"]:
-                raise DaemonExited(f"{self.name}: the VM's container exited with status "
-                                   f"{self.qemu.attrs['State'].get('ExitCode')}; console:\n{tail(self.console())}") \
-                    from None
-            raise HarnessError(f"{self.name}: could not run {what}: {exc.explanation or exc}") from None
-        output = (out or b"").decode(errors="replace")
+        deadline = time.monotonic() + self.boot_timeout
+        while True:
+            try:
+                code, out = self.qemu.exec_run(argv, demux=False)
+            except docker.errors.APIError as exc:
+                self.qemu.reload()
+                if not self.qemu.attrs["State"]["Running"]:
+                    raise DaemonExited(f"{self.name}: the VM's container exited with status "
+                                       f"{self.qemu.attrs['State'].get('ExitCode')}; console:\n"
+                                       f"{tail(self.console())}") from None
+                raise HarnessError(f"{self.name}: could not run {what}: {exc.explanation or exc}") from None
+            output = (out or b"").decode(errors="replace")
+            # The container runs, but its PID 1 has not made the broker's socket yet (a busy host): ask again.
+            if not (code == BROKER_FAILED and BROKER_NOT_LISTENING.search(output)) or time.monotonic() >= deadline:
+                break
+            time.sleep(0.1)
         if code == EXEC_EXIT_TIMEOUT:
             raise LabTimeout(f"{self.name}: timed out after {timeout:g}s waiting for {what}")
         if code == BROKER_FAILED and output.startswith("oi-vm:"):

@@ -40,3 +40,16 @@ def test_pki_issues_certificates_for_the_identity_from_one_ca_per_key_type():
     assert pki.issue("initiator.lab", "ecdsa").ca_pem != a.ca_pem
     with pytest.raises(ValueError, match="unknown key type"):
         pki.issue("x.lab", "dsa")
+
+
+def test_a_scenario_slowed_for_a_microvm_stretches_every_timer_and_nothing_else():
+    from harness.protocols.ipsec.scenario import Scenario
+    fast = Scenario(dpd_action="restart", dpd_delay_s=1, retransmit_timeout_s=0.5, retransmit_tries=2,
+                    child_rekey_s=2, ike_rekey_s=3)
+    slow = fast.slowed(6)
+    assert (slow.dpd_delay_s, slow.retransmit_timeout_s, slow.retransmit_tries, slow.child_rekey_s,
+            slow.ike_rekey_s) == (6, 3.0, 2, 12, 18)
+    assert slow.dead_peer_after_s == 6 * fast.dead_peer_after_s
+    assert (slow.psk, slow.ike, slow.esp, slow.dpd_action) == (fast.psk, fast.ike, fast.esp, fast.dpd_action)
+    assert Scenario().slowed(6) == Scenario() and fast.slowed(1) is fast
+    assert Scenario(dpd_delay_s=1).slowed(1.5).dpd_delay_s == 2  # whole seconds stay whole

@@ -57,6 +57,23 @@ def test_the_container_callers_see_is_the_qemu_one_but_its_image_is_the_vendors(
     assert (seen.id, seen.image.id) == ("qemu-id", "sha256:vendor")
 
 
+def test_a_request_made_before_the_broker_listens_is_asked_again():
+    """The container runs but its PID 1 has not made the exec socket yet (a busy host): `vm-exec` cannot connect;
+    the node asks again until the broker answers, instead of breaking the cell (seen as 'could not run tar')."""
+    answers = [(125, b"oi-vm: no answer from the VM's broker: [Errno 2] No such file or directory\n"),
+               (125, b"oi-vm: no answer from the VM's broker: [Errno 111] Connection refused\n"), (0, b"done\n")]
+
+    class Qemu:
+        def exec_run(self, argv, demux=False):
+            return answers.pop(0)
+    vendor = type("Image", (), {"id": "sha256:vendor", "tags": [], "attrs": {"Config": {"Cmd": ["true"]}}})()
+    node = vm.VmNode(Qemu(), "n", "198.18.0.2", None, vendor)
+    assert node._run("true\n", b"", 5, "true").output == "done\n" and answers == []
+    answers[:] = [(125, b"oi-vm: the VM has no free agent\n")]  # any other broker failure is reported at once
+    with pytest.raises(HarnessError, match="could not run true in the VM: oi-vm: the VM has no free agent"):
+        node._run("true\n", b"", 5, "true")
+
+
 # --- with an engine ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -161,11 +178,21 @@ def test_pluto_runs_as_the_vm_daemon_with_files_put_before_start_and_again_after
     assert node.status() == ("running", None)
     assert "pluto" in node.logs().lower()
     node.exec(["ip", "address", "add", "198.19.7.7/32", "dev", "lo"], timeout=10, check=True)
+    # What a crash and a fresh namespace leave behind: none of what the daemon or a case added to the kernel.
+    node.exec(["sh", "-c", "ip xfrm state add src 198.18.255.1 dst 198.18.255.2 proto esp spi 0x200 enc 'cbc(aes)' "
+                           "0x00112233445566778899aabbccddeeff && ip link add leftover up type dummy && "
+                           "ip route add 198.19.9.0/24 dev leftover && touch /run/leftover"], timeout=10, check=True)
+    before = node.exec(["pidof", "pluto"], timeout=10, check=True).output.split()
     node.restart(60)
     assert "198.19.7.7" not in node.exec(["ip", "address"], timeout=10, check=True).output
+    state = node.exec(["sh", "-c", "ip xfrm state; ip link; ip route; ls -a /run"], timeout=10, check=True).output
+    assert "spi 0x00000200" not in state and "leftover" not in state and "198.19.9.0" not in state
+    assert f"{node.address}/{node.network.subnet.prefixlen}" in node.exec(["ip", "-4", "address", "show", "eth0"],
+                                                                          timeout=10, check=True).output
     assert node.exec(["cat", "/etc/ipsec.conf"], timeout=10, check=True).output == PLUTO_CONF
     wait_for(lambda: node.ensure_running() or ":500" in node.exec(["ss", "-uln"], timeout=10).output,
              timeout=60, what="pluto to listen again after the restart")
+    assert not set(before) & set(node.exec(["pidof", "pluto"], timeout=10, check=True).output.split())
     node.exec(["kill", "-9", "$(pidof pluto)"], timeout=10)  # a literal argument: must not be expanded
     node.exec(["sh", "-c", "kill -9 $(pidof pluto)"], timeout=10, check=True)
     with pytest.raises(DaemonExited, match="status 137"):

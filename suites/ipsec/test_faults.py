@@ -63,12 +63,14 @@ def test_responder_restart(ipsec_pair):
     ipsec_pair.pair_lab.measure("responder_back_after_s", back - restarted_at)
     # The initiator must not give up on the peer before it is back and loaded (else NO_PROPOSAL_CHOSEN, and the
     # case would judge the lab's slowness): a restart slower than the timers allow leaves nothing to judge.
-    if back >= last_heard + scenario.dead_peer_after_s:
+    dead_after = tunnel.scenario.dead_peer_after_s  # the timers the daemons got (stretched for a microVM)
+    if back >= last_heard + dead_after:
         raise HarnessError(f"the responder took {back - restarted_at:.1f} s to restart; the initiator may count it "
-                           f"dead {scenario.dead_peer_after_s:g} s after it last heard from it, before it was back")
+                           f"dead {dead_after:g} s after it last heard from it, before it was back")
     try:
         wait_for(lambda: any(sa.spi_out not in old_spis for sa in tunnel.child_sas(INITIATOR)),
-                 timeout=RECOVERY_TIMEOUT_S, what="the initiator to install a new CHILD SA after the restart")
+                 timeout=ipsec_pair.patience(RECOVERY_TIMEOUT_S),
+                 what="the initiator to install a new CHILD SA after the restart")
     except LabTimeout as exc:
         pytest.fail(f"{exc}\n{tunnel.explain()}")
     ping = tunnel.ping()
@@ -80,8 +82,11 @@ def test_responder_restart(ipsec_pair):
     first, anew = init
     assert anew.time > restarted_at and anew.ispi != first.ispi, \
         f"expected a new IKE_SA_INIT with a new SPIi after the restart:\n{wire.describe()}"
-    checks = [m for m in wire.ike("INFORMATIONAL", retransmissions=True)
-              if m.ispi == first.ispi and not m.is_response and restarted_at < m.time < anew.time]
+    sent = [m for m in wire.ike("INFORMATIONAL", retransmissions=True)
+            if m.ispi == first.ispi and not m.is_response and restarted_at < m.time < anew.time]
+    # The first request after the crash is the liveness check; what comes after its retransmissions under another
+    # message ID (Libreswan deletes the IKE SA it gave up on) is not part of it.
+    checks = [m for m in sent if m.message_id == sent[0].message_id] if sent else []
     assert len(checks) >= 2 and all(m.data == checks[0].data for m in checks), \
         f"expected an unanswered liveness check, retransmitted, between the restart and the new IKE SA:\n" \
         f"{wire.describe()}"

@@ -85,7 +85,7 @@ class Tunnel:
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
         src, dst = self.inner_addresses
-        return ping(self.pair.nodes[INITIATOR], dst, source=src, count=count)
+        return ping(self.pair.nodes[INITIATOR], dst, source=src, count=count, wait_s=self.pair.patience(1))
 
     def close(self) -> None:
         """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
@@ -167,7 +167,9 @@ class IPsecPair(CapturedWire):
 
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
-        the case judges the returned tunnel and the wire."""
+        the case judges the returned tunnel and the wire. In a cell with a microVM the scenario's timers are
+        stretched (PairLab.time_scale): the tunnel's scenario is the one the daemons got."""
+        scenario = scenario.slowed(self.pair_lab.time_scale)
         self.scenario = scenario
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
@@ -183,16 +185,20 @@ class IPsecPair(CapturedWire):
                 impairment.install()
         if scenario.responder_busy:
             self.load = self.leave_half_open(scenario)
-        outcome = self.endpoints[INITIATOR].initiate(INITIATE_TIMEOUT_S)
+        outcome = self.endpoints[INITIATOR].initiate(self.patience(INITIATE_TIMEOUT_S))
         self.pair_lab.mark("negotiation")
         return Tunnel(self, scenario, outcome)
 
     def _make_ready(self, role: str) -> None:
         """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
-        self.endpoints[role].wait_ready(READY_TIMEOUT_S)
+        self.endpoints[role].wait_ready(self.patience(READY_TIMEOUT_S))
         self.pair_lab.record_version(role, self.endpoints[role].version)
         self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.subnets[role])}/32",
                                "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+
+    def patience(self, seconds: float) -> float:
+        """How long to wait for what takes `seconds` on the host, in this cell (PairLab.time_scale)."""
+        return seconds * self.pair_lab.time_scale
 
     def impair(self, role: str) -> Impairment:
         """Faults on the underlay where `role` receives and sends (harness.faults). Asked for before
@@ -205,7 +211,7 @@ class IPsecPair(CapturedWire):
     def restart(self, role: str) -> None:
         """Crash the role's daemon (SIGKILL: its peer is not told) and start it again, ready and loaded with the
         last scenario's config as establish() left it. Its SAs are gone; its peer's are not."""
-        self.nodes[role].restart(RESTART_TIMEOUT_S)
+        self.nodes[role].restart(self.patience(RESTART_TIMEOUT_S))
         self._make_ready(role)
         self.endpoints[role].load()
         if self.impairments.get(role) and self.impairments[role].drops:  # they lived in the old namespace
