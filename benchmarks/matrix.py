@@ -89,6 +89,11 @@ def long_poles(records: list[dict], wall: float) -> str:
     total = sum(sum(r["phases"].values()) for r in ran)
     lines = [f"cells that ran: {len(ran)}, their durations summed {total:.0f} s against {wall:.0f} s of wall time "
              f"with -n 2 ({total / wall:.2f} cells at once on average); the longest:"]
+    in_vm = [r for r in ran if r.get("vm")]
+    if in_vm:
+        vm_total = sum(sum(r["phases"].values()) for r in in_vm)
+        lines.append(f"  of which {len(in_vm)} cells with a microVM (--kernel auto): {vm_total:.0f} s summed, "
+                     f"{vm_total / total:.0%} of all cell time, ~{vm_total / total * wall:.0f} s of the wall time")
     for r in sorted(ran, key=lambda r: -sum(r["phases"].values()))[:LONG_POLES]:
         lines.append(f"  {sum(r['phases'].values()):6.2f} s  {r['protocol']}/{r['case']}/{r['a']}->{r['b']}")
     return "\n".join(lines)

@@ -194,6 +194,18 @@ def cmd_images_build(args) -> int:
         except ImageBuildError as exc:
             print(f"overlay-interop: error: {exc}", file=sys.stderr)
             failed += 1
+    # The microVM kit and the VM roots of the vendors that may run as VMs (they declare host needs): what
+    # --kernel auto boots where this host lacks them (docs/microvm.md).
+    from harness import vm
+    for vendor in sorted({v.image_name: v for name in args.vendors or registry
+                          if (v := registry[name]).variant_needs or any(s.host for s in v.protocols.values())}.values(),
+                         key=lambda v: v.image_name):
+        try:
+            print(f"vm-{vendor.image_name}: {vm.vm_image(images, images.ensure(vendor.image_name, vendor.folder))}",
+                  flush=True)
+        except (ImageBuildError, HarnessError) as exc:
+            print(f"overlay-interop: error: {exc}", file=sys.stderr)
+            failed += 1
     return 1 if failed else 0
 
 

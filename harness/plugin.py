@@ -326,6 +326,8 @@ def pair_lab(request, vendor_pair: VendorPair, docker_client, images: Images,
     record["host"] = {name: host.describe_one(name) for name in sorted(host.present)}
     kernel = config.getoption("kernel")
     record["host"][VM_CONDITION] = "yes" if kernel != "host" else "no (--kernel host)"
+    if kernel != "host":  # the first cell makes every VM image the session needs, before its clock starts
+        request.getfixturevalue("vm_kernel")
     in_vm = _placement(request, vendor_pair, kernel)
     if attempt > 1:  # a rerun: the earlier try's evidence moves aside, kept whole
         _keep_try(folder, attempt - 1)
@@ -413,26 +415,31 @@ def _placement(request, pair: VendorPair, kernel: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def vm_kernel(request, pytestconfig, docker_client, images: Images, host: HostCapabilities):
-    """What a VM node's kernel can do, probed once (harness.vm.probe_kernel), and the VM images of this session's
-    vendors built, before the cell that first needs them starts its clock."""
+    """What a VM node's kernel can do (harness.vm.probe_kernel), with the VM images of every vendor of this session
+    that may run as a microVM built: asked for by the first cell, so all of it is made before the first case
+    starts its clock. None where no vendor of the session needs a VM (--kernel auto on a capable host)."""
     from harness import vm
-    run: Run = pytestconfig.oi_run
-    with Lab(docker_client, run, "vm-kernel-probe") as lab:
-        found = vm.probe_kernel(lab, images, pytestconfig.oi_capabilities)
     every = pytestconfig.getoption("kernel") == "vm"
     vendors = {}
     for item in request.session.items:
         pair = getattr(item, "callspec", None) and item.callspec.params.get("vendor_pair")
         if isinstance(pair, VendorPair):
             for vendor in (pair.a, pair.b):
-                needs = set(vendor.variant_needs).union(*vendor.protocols[pair.protocol].host.values()) \
-                    if vendor is not HARNESS_PEER and pair.protocol in vendor.protocols else set()
-                if vendor is not HARNESS_PEER and (every or host.missing(*sorted(needs))):
+                if vendor is HARNESS_PEER or pair.protocol not in vendor.protocols:
+                    continue
+                needs = set(vendor.variant_needs).union(*vendor.protocols[pair.protocol].host.values())
+                if every or host.missing(*sorted(needs)):
                     vendors[vendor.name] = vendor
+    if not vendors:
+        return None
     started = time.monotonic()
     vm.prepare(images, sorted({images.ensure(v.image_name, v.folder) for v in vendors.values()}))
+    run: Run = pytestconfig.oi_run
+    with Lab(docker_client, run, "vm-kernel-probe") as lab:
+        found = vm.probe_kernel(lab, images, pytestconfig.oi_capabilities)
     if time.monotonic() - started > 1:
-        log.warning("VM images made for %s in %.0fs", ", ".join(sorted(vendors)), time.monotonic() - started)
+        log.warning("microVM images and kernel probe for %s: %.0fs", ", ".join(sorted(vendors)),
+                    time.monotonic() - started)
     return found
 
 
