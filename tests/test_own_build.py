@@ -300,3 +300,40 @@ def test_a_supplied_field_that_is_not_a_string_is_one_line():
     read = {"run": "x", "images": {"strongswan@dev": {"id": "sha256:x", "supplied": ["ci/strongswan:dev"]}}}
     assert error(lambda: matrix._checked_run_facts("run.json", read)) == \
         "run.json: images.strongswan@dev.supplied: must be a string: the image the user supplied"
+
+
+# The real thing: the strongSwan folder's image under another tag runs as a second strongSwan
+
+@pytest.mark.docker
+def test_a_supplied_image_runs_as_a_second_strongswan_paired_both_ways(tmp_path):
+    import docker
+
+    from harness.images import Images
+    from harness.vendor import load_vendor
+
+    client = docker.from_env(timeout=300)
+    built = Images(client).ensure("strongswan", ROOT / "vendors" / "strongswan")  # cached: no rebuild
+    tag = f"overlay-interop-test/strongswan:dev-{os.getpid()}"
+    client.images.get(built).tag(tag)  # `docker tag`: the same image under a name the harness did not build
+    try:
+        reports = tmp_path / "r"
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--image", f"strongswan@dev={tag}",
+                               "--vendors", "strongswan,strongswan@dev", "--protocols", "ipsec", "-k", "psk_tunnel",
+                               "-n", "0", "--compare", "none", "--reports-dir", str(reports)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=900)
+        output = proc.stdout[-4000:] + proc.stderr[-2000:]
+        records = json.loads((reports / "matrix.json").read_text())
+        cells = {(r["a"], r["b"]): r["verdict"] for r in records if r["case"] == "psk_tunnel"}
+        assert cells == {(a, b): "passed" for a in ("strongswan", "strongswan@dev")
+                         for b in ("strongswan", "strongswan@dev")}, output
+        assert proc.returncode == 0, output
+        images = json.loads((reports / "run.json").read_text())["images"]
+        image_id = client.images.get(tag).id
+        assert images["strongswan@dev"]["id"] == images["strongswan"]["id"] == image_id
+        assert images["strongswan@dev"]["supplied"] == tag and "supplied" not in images["strongswan"]
+        page = (reports / "matrix.html").read_text()
+        assert f"supplied: <code>{tag}</code>" in page
+        assert load_vendor(ROOT / "vendors" / "strongswan").supplied_image is None
+    finally:
+        client.images.remove(tag, noprune=True)
+        client.close()
