@@ -337,3 +337,16 @@ def test_a_supplied_image_runs_as_a_second_strongswan_paired_both_ways(tmp_path)
     finally:
         client.images.remove(tag, noprune=True)
         client.close()
+
+
+@pytest.mark.docker
+def test_an_image_that_is_not_here_stops_the_run_with_one_line_and_exit_2(tmp_path):
+    """Looked up in the engine before any lab (no pull, no build): a typo costs nothing."""
+    ref = "overlay-interop-test/no-such-image:never"
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--image", f"strongswan@dev={ref}",
+                           "--protocols", "ipsec", "-n", "0", "--reports-dir", str(tmp_path / "r")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stdout[-2000:] + proc.stderr
+    assert proc.stderr.strip() == (f"ERROR: --image: 'strongswan@dev={ref}': no local image '{ref}' (`docker "
+                                   f"images`; pull or build it first: the harness never pulls)")
+    assert not (tmp_path / "r" / "matrix.json").exists()
