@@ -117,6 +117,15 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
                      help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
                           "under reports/); none: no comparison")
     run.add_argument("--reports-dir", metavar="DIR", help="output folder (default: reports/<run id>)")
+    run.add_argument("--vendors-dir", metavar="DIR", action="append",
+                     help="add the vendor folders in DIR (your own implementation, out of tree) to vendors/; "
+                          "repeatable")
+    run.add_argument("--no-project-vendors", action="store_true",
+                     help="only the --vendors-dir folders, not the project's vendors/")
+    run.add_argument("--image", metavar="VENDOR[@LABEL]=IMAGE", action="append",
+                     help="VENDOR=IMAGE: run a local image (tag or id) for VENDOR instead of building its folder; "
+                          "VENDOR@LABEL=IMAGE: add it as the row VENDOR@LABEL, driven by VENDOR's adapter "
+                          "(e.g. strongswan@dev=ci/strongswan:branch); repeatable; see docs/vendors.md")
     return run
 
 
@@ -129,7 +138,12 @@ def pytest_arguments(args) -> list[str]:
                          ("--reruns", "reruns"), ("--compare", "compare"), ("--kernel", "kernel")):
         if getattr(args, dest) is not None:
             forwarded += [option, getattr(args, dest)]
-    return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--expect-strict", "strict"))
+    # repeatable, each in one word (a value may start with '-'); a folder made absolute: pytest runs from the
+    # project's root, not from where the user typed it
+    forwarded += [f"--vendors-dir={Path(folder).resolve()}" for folder in args.vendors_dir or []]
+    forwarded += [f"--image={spec}" for spec in args.image or []]
+    return forwarded + [flag for flag, dest in (("--keep-lab", "keep_lab"), ("--expect-strict", "strict"),
+                                                ("--no-project-vendors", "no_project_vendors"))
                         if getattr(args, dest)]
 
 
@@ -201,7 +215,7 @@ def cmd_images_build(args) -> int:
                           if (v := registry[name]).variant_needs or any(s.host for s in v.protocols.values())}.values(),
                          key=lambda v: v.image_name):
         try:
-            print(f"vm-{vendor.image_name}: {vm.vm_image(images, images.ensure(vendor.image_name, vendor.folder))}",
+            print(f"vm-{vendor.image_name}: {vm.vm_image(images, vendor.image(images))}",
                   flush=True)
         except (ImageBuildError, HarnessError) as exc:
             print(f"overlay-interop: error: {exc}", file=sys.stderr)

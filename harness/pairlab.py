@@ -144,7 +144,7 @@ class PairLab:
         if vendor is HARNESS_PEER:
             raise ConfigError(f"the case {self.pair.case}", role, "is played by the harness's built-in probe, "
                                                                   "which has no image: use PairLab.probe_node")
-        image = self.images.ensure(vendor.image_name, vendor.folder)
+        image = vendor.image(self.images)
         if vendor.name in self.vm:  # the kernel this host lacks, from a qemu microVM (harness.vm)
             node = self.lab.vm_node(role, image, images=self.images, **kwargs)
         else:
@@ -213,6 +213,8 @@ class PairLab:
             _VERSIONS[key] = text.splitlines()[0] if text else "unknown"
         self.versions[vendor.name] = _VERSIONS[key]
         facts = self.image_facts.setdefault(vendor.name, {"id": image_id})  # both roles may be one vendor
+        if vendor.supplied_image:  # the user's own build (--image), not the folder's
+            facts["supplied"] = vendor.supplied_image
         if image_id not in _PACKAGES:
             _PACKAGES[image_id] = debian_packages(self.nodes[role])
             facts["packages"] = _PACKAGES[image_id]

@@ -32,7 +32,8 @@ from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expect
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import HARNESS_PEER, Vendor, load_registry, narrow
+from harness.vendor import (HARNESS_PEER, SUPPLIED, Vendor, check_images, load_registry, narrow, supply_images,
+                            vendors_folder)
 
 log = logging.getLogger(__name__)
 KERNEL_CHOICES = ("auto", "host", "vm")
@@ -47,7 +48,15 @@ def pytest_addoption(parser):
     group.addoption("--reports-dir", default=None,
                     help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
     group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
-    group.addoption("--vendors-dir", default=None, help="the folder of vendor folders (default: ./vendors)")
+    group.addoption("--vendors-dir", action="append", default=None, metavar="DIR",
+                    help="a folder of vendor folders to add to the project's vendors/ (repeatable; a vendor name "
+                         "in two folders is an error)")
+    group.addoption("--no-project-vendors", action="store_true",
+                    help="leave the project's vendors/ out: only the --vendors-dir folders (e.g. a changed copy of "
+                         "a shipped vendor under its own name)")
+    group.addoption("--image", action="append", default=None, metavar="VENDOR[@LABEL]=IMAGE",
+                    help="VENDOR=IMAGE: run a local image (tag or id) for VENDOR instead of building its folder; "
+                         "VENDOR@LABEL=IMAGE: add the row VENDOR@LABEL, the same adapter on IMAGE (repeatable)")
     group.addoption("--expect", default="default", metavar="FILE|none",
                     help="the expectations file the verdicts are judged against (default: the project's "
                          "expectations/default.toml; 'none': no expectations, every cell is expected to pass)")
@@ -173,18 +182,40 @@ def _expectations(config) -> Expectations | None:
 
 def _registry(config) -> dict[str, Vendor]:
     """The vendors of this run (--vendors); `config.oi_capabilities` gets the host capabilities declared by the
-    core, the protocol packages and every vendor of the folder, chosen or not (an expectations file names them)."""
+    core, the protocol packages and every vendor of the folders, chosen or not (an expectations file names them)."""
     if not hasattr(config, "oi_registry"):
-        vendors_dir = Path(config.getoption("vendors_dir") or Path(config.rootpath) / "vendors")
-        if vendors_dir.is_dir():
-            everyone = load_registry(vendors_dir)
-            config.oi_registry = narrow(everyone, _csv(config.getoption("vendors")))
-        elif config.getoption("vendors_dir"):
-            raise ConfigError("--vendors-dir", str(vendors_dir), "not a folder")
-        else:
-            everyone = config.oi_registry = {}
+        folders = [] if config.getoption("no_project_vendors") else [Path(config.rootpath) / "vendors"]
+        folders = [f for f in folders if f.is_dir()]  # an out-of-tree suite's checkout may have none
+        folders += [vendors_folder(given) for given in config.getoption("vendors_dir") or []]
+        everyone = load_registry(folders)
+        specs = config.getoption("image") or []
+        if specs:
+            everyone = supply_images(everyone, specs)
+        chosen = narrow(everyone, _csv(config.getoption("vendors")))
+        left_out = [v for v in everyone.values() if v.labelled_by == SUPPLIED and v.name not in chosen]
+        if left_out:  # asked for by --image, left out by --vendors: say so rather than drop it
+            raise ConfigError("--image", repr(f"{left_out[0].name}={left_out[0].supplied_image}"),
+                              f"--vendors leaves {left_out[0].name} out; name it there too")
+        if specs:  # last: the one check that asks the engine
+            check_images(specs, _local_image)
+        config.oi_registry = chosen
         config.oi_capabilities = declared(everyone.values())
     return config.oi_registry
+
+
+def _local_image(ref: str) -> bool:
+    """Whether the engine has the image `ref` (a tag or id) here: a supplied image is never pulled or built."""
+    try:
+        client = docker.from_env(timeout=30)
+        try:
+            client.images.get(ref)
+            return True
+        finally:
+            client.close()
+    except docker.errors.ImageNotFound:
+        return False
+    except docker.errors.DockerException as exc:
+        raise HarnessError(f"--image: no Docker engine answers to look {ref!r} up ({exc})") from None
 
 
 def pytest_generate_tests(metafunc):
@@ -433,7 +464,7 @@ def vm_kernel(request, pytestconfig, docker_client, images: Images, host: HostCa
     if not vendors:
         return None
     started = time.monotonic()
-    vm.prepare(images, sorted({images.ensure(v.image_name, v.folder) for v in vendors.values()}))
+    vm.prepare(images, sorted({v.image(images) for v in vendors.values()}))
     run: Run = pytestconfig.oi_run
     with Lab(docker_client, run, "vm-kernel-probe") as lab:
         found = vm.probe_kernel(lab, images, pytestconfig.oi_capabilities)
@@ -580,6 +611,8 @@ class MatrixRecorder:
             if known["id"] != image["id"]:  # another build of the vendor: its own packages
                 known.update(id=image["id"], packages={})
             known["packages"].update(image.get("packages") or {})
+            if image.get("supplied"):
+                known["supplied"] = image["supplied"]
         self.host.update(props.get("host") or {})
         self.vm.update(props.get("vm") or {})
         attempt = props.get("try", 1)

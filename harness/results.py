@@ -428,11 +428,12 @@ def write_run_facts(run, versions: dict[str, str], host: dict[str, str], allure_
                     images: dict[str, dict] | None = None, compared_with: dict[str, str] | None = None,
                     vm: dict[str, str] | None = None) -> None:
     """DIR/run.json (run id, vendor versions, host capabilities; the image each vendor ran, {"id", "packages":
-    {Debian package: version}}; the run this one was compared with, {"run", "folder"}) and, for allure,
+    {Debian package: version}, and "supplied": the --image REF where the user supplied it}; the run this one was compared with, {"run", "folder"}) and, for allure,
     environment.properties and categories.json."""
     facts = {"run": run.id, "versions": dict(sorted(versions.items())), "host": dict(sorted(host.items()))}
     if images is not None:
-        facts["images"] = {vendor: {"id": image["id"], "packages": dict(sorted(image.get("packages", {}).items()))}
+        facts["images"] = {vendor: {"id": image["id"], "packages": dict(sorted(image.get("packages", {}).items())),
+                                    **({"supplied": image["supplied"]} if image.get("supplied") else {})}
                            for vendor, image in sorted(images.items())}
     if compared_with is not None:
         facts["compared_with"] = compared_with

@@ -33,6 +33,12 @@
                                            # (--kernel auto), and the adapter, handed that kernel's
                                            # capabilities, takes its kernel paths
 
+A row named "<vendor>@<label>" is a *labelled entry* of the folder's vendor: the same folder, adapter and
+declarations under another name. Two things make one: a variant above (`labelled_by = "vendor.toml"`), and
+`--image <vendor>@<label>=REF` (`labelled_by = "--image"`: the vendor driven on an image the user supplies, e.g.
+a CI build of a branch beside the release). `--image <vendor>=REF` makes the vendor, and its variants, run REF
+instead of the folder's build (`supplied_image`); `Vendor.image()` is the one place a node's image is chosen.
+
 Every key is validated: an unknown key (`feature = [...]` for `features`) or a feature name not in the
 protocol's FEATURES is an error naming the file and the key, never a matrix whose cells all skip.
 The registry is built from these files alone; the matrix is every ordered pair they allow.
@@ -54,6 +60,8 @@ from harness.host import CORE, Capability, declarations
 from harness.tomlfile import read_toml
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
+VARIANT, SUPPLIED = "vendor.toml", "--image"  # what made a labelled entry (Vendor.labelled_by)
+LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
 TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities", "variants")
 VARIANT_KEYS = ("description", "needs")
 PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
@@ -89,16 +97,29 @@ class Vendor:
     protocols: dict[str, Support] = field(default_factory=dict)
     reference: bool = False  # the harness's own reference peer (vendor.toml `reference = true`)
     capabilities: dict[str, Capability] = field(default_factory=dict)  # host capabilities it declares
-    # A variant of the folder's vendor (vendor.toml [variants.<label>], named "<vendor>@<label>"): the same image
-    # and adapter on another kernel data plane, needing these host capabilities in every case (so under
-    # --kernel auto it runs as a microVM where the host lacks them, and the adapter takes its kernel paths).
-    variant: str | None = None
+    # A labelled entry "<vendor>@<label>" of the folder's vendor (see the module's docstring), and what made it:
+    # VARIANT (vendor.toml [variants.<label>]: another kernel data plane, needing these host capabilities in every
+    # case, so under --kernel auto it runs as a microVM where the host lacks them) or SUPPLIED (--image).
+    label: str | None = None
+    labelled_by: str | None = None
     variant_needs: frozenset[str] = frozenset()
+    # An image the user supplied (--image: a local tag or id), run instead of building the folder.
+    supplied_image: str | None = None
+
+    @property
+    def variant(self) -> str | None:
+        """The label of a vendor.toml variant; None for the vendor itself and for a row --image added."""
+        return self.label if self.labelled_by == VARIANT else None
 
     @property
     def image_name(self) -> str:
-        """The name its image is built under: the folder's (a variant runs its vendor's image)."""
+        """The name its image is built under: the folder's (a labelled entry runs its vendor's folder)."""
         return self.folder.name
+
+    def image(self, images) -> str:
+        """The image its nodes run (a tag or id): the one the user supplied, never built, else the folder's build
+        (harness.images.Images.ensure). Containers and microVM roots alike come from here."""
+        return self.supplied_image or images.ensure(self.image_name, self.folder)
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
@@ -127,7 +148,8 @@ class Vendor:
         Dockerfile, image "<vendor>-<sub-folder>", see Companion): what is built before the first case."""
         companions = {f"{self.image_name}-{sub.name}": sub for sub in sorted(self.folder.iterdir())
                       if sub.is_dir() and (sub / "Dockerfile").is_file()}
-        return {self.image_name: self.folder, **companions}
+        own = {} if self.supplied_image else {self.image_name: self.folder}  # a supplied image is never built
+        return {**own, **companions}
 
     def adapter_class(self) -> type:
         """The adapter class, imported from the vendor folder as package `overlay_interop_vendors.<name>`,
@@ -282,7 +304,7 @@ def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
     out = []
     for label, spec in table.items():
         at = f"variants.{label}"
-        if not isinstance(label, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]{0,39}", label):
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
             raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
         if not isinstance(spec, dict):
             raise ConfigError(where, at, 'must be a table: description = "...", needs = ["capability", ...]')
@@ -296,31 +318,108 @@ def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
             raise ConfigError(where, f"{at}.needs", f"unknown host capability {sorted(unknown)}; known: "
                                                    f"{', '.join(sorted(known))}")
         out.append(dataclasses.replace(vendor, name=f"{vendor.name}@{label}", description=description,
-                                       variant=label, variant_needs=needs))
+                                       label=label, labelled_by=VARIANT, variant_needs=needs))
     return out
 
 
-def load_registry(vendors_dir: Path, only: list[str] | None = None) -> dict[str, Vendor]:
-    """Every vendor under `vendors_dir` (a folder with a vendor.toml) and its variants ("<vendor>@<label>", after
-    it), optionally narrowed to `only`."""
-    found = {}
-    for folder in sorted(p for p in vendors_dir.iterdir() if p.is_dir() and (p / "vendor.toml").exists()):
-        vendor = load_vendor(folder)
-        found[vendor.name] = vendor
-        found.update((v.name, v) for v in _variants(vendor, _read(folder).get("variants", {}), str(folder)))
+def load_registry(vendors_dirs: Path | list[Path], only: list[str] | None = None) -> dict[str, Vendor]:
+    """Every vendor under the folders `vendors_dirs` (each a folder of vendor folders, a vendor folder being one
+    with a vendor.toml) and its variants ("<vendor>@<label>", after it), optionally narrowed to `only`. A name
+    in two folders is an error naming both (the same folder given twice is read once)."""
+    found: dict[str, Vendor] = {}
+    seen: set[Path] = set()
+    for vendors_dir in [vendors_dirs] if isinstance(vendors_dirs, Path) else vendors_dirs:
+        for folder in sorted(p for p in vendors_dir.iterdir() if p.is_dir() and (p / "vendor.toml").exists()):
+            if folder.resolve() in seen:
+                continue
+            seen.add(folder.resolve())
+            vendor = load_vendor(folder)
+            if vendor.name in found:
+                raise ConfigError(str(folder / "vendor.toml"), "name",
+                                  f"{vendor.name!r} is also the vendor of {found[vendor.name].folder}; a vendor "
+                                  f"added from another folder needs a name of its own")
+            found[vendor.name] = vendor
+            found.update((v.name, v) for v in _variants(vendor, _read(folder).get("variants", {}), str(folder)))
     return narrow(found, only) if only else found
 
 
+def vendors_folder(given: str) -> Path:
+    """A --vendors-dir: a folder of vendor folders. A vendor folder itself, or a folder with none, is a mistake
+    that would otherwise add nothing, silently."""
+    folder = Path(given)
+    if not folder.is_dir():
+        raise ConfigError("--vendors-dir", given, "not a folder")
+    if (folder / "vendor.toml").exists():
+        raise ConfigError("--vendors-dir", given, f"is a vendor folder; give the folder that holds it "
+                                                  f"({folder.resolve().parent})")
+    if not any(p.is_dir() and (p / "vendor.toml").exists() for p in folder.iterdir()):
+        raise ConfigError("--vendors-dir", given, "holds no vendor folder (a folder with a vendor.toml)")
+    return folder
+
+
+def parse_image(text: str) -> tuple[str, str | None, str]:
+    """`--image VENDOR=REF` or `VENDOR@LABEL=REF` -> (vendor, label or None, ref)."""
+    name, sep, ref = text.partition("=")
+    vendor, at, label = name.partition("@")
+    if not sep or not vendor or not ref or any(c.isspace() for c in text):
+        raise ConfigError("--image", repr(text), "must be VENDOR=IMAGE or VENDOR@LABEL=IMAGE (a local tag or id)")
+    if at and not LABEL.fullmatch(label):
+        raise ConfigError("--image", repr(text), f"label {label!r}: lower case letters, digits, '.', '_' and '-' "
+                                                 f"(at most 40)")
+    return vendor, (label if at else None), ref
+
+
+def supply_images(found: dict[str, Vendor], specs: list[str]) -> dict[str, Vendor]:
+    """The registry with the --image options applied (see the module's docstring): `VENDOR=REF` runs REF for
+    the vendor and its variants; `VENDOR@LABEL=REF` adds the row "VENDOR@LABEL" right after the vendor's own rows.
+    Whether each image is there is check_images' to say."""
+    out = dict(found)
+    given: dict[str, str] = {}
+    for text in specs:
+        vendor, label, ref = parse_image(text)
+        name = f"{vendor}@{label}" if label else vendor
+        if name in given:
+            raise ConfigError("--image", repr(text), f"{name} is given an image twice (also {given[name]!r})")
+        given[name] = text
+        base = found.get(vendor)
+        if base is None or base.label:
+            folders = [v for v in found.values() if v.label is None]
+            raise ConfigError("--image", repr(text), f"no such vendor {vendor!r}; known: "
+                                                     f"{', '.join(v.name for v in folders)}")
+        if label is None:
+            out.update((n, dataclasses.replace(v, supplied_image=ref)) for n, v in out.items()
+                       if v.folder == base.folder and v.labelled_by != SUPPLIED)
+        elif name in found:
+            raise ConfigError("--image", repr(text), f"{name} is a variant ([variants.{label}] in "
+                                                     f"{base.folder / 'vendor.toml'}); give the image another label")
+        else:
+            row = dataclasses.replace(base, name=name, description=f"{base.description}, image {ref}", label=label,
+                                      labelled_by=SUPPLIED, variant_needs=frozenset(), supplied_image=ref)
+            names = list(out)
+            last = max(i for i, n in enumerate(names) if out[n].folder == base.folder)
+            out = {**{n: out[n] for n in names[:last + 1]}, name: row, **{n: out[n] for n in names[last + 1:]}}
+    return out
+
+
+def check_images(specs: list[str], present) -> None:
+    """Every image the --image options name is here (`present(ref)`), so a run never starts on a typo."""
+    for text in specs:
+        ref = parse_image(text)[2]
+        if not present(ref):
+            raise ConfigError("--image", repr(text), f"no local image {ref!r} (`docker images`; pull or build it "
+                                                     f"first: the harness never pulls)")
+
+
 def narrow(found: dict[str, Vendor], only: list[str] | None) -> dict[str, Vendor]:
-    """The vendors named in `only`; when it names none, every vendor but the variants ("<vendor>@<label>": each
-    adds a row of cells, most of them microVMs on a host without the kernel it needs, so a run asks for them by
-    name). An unknown name is an error."""
+    """The vendors named in `only`; when it names none, every vendor but the variants ("<vendor>@<label>" of a
+    vendor.toml: each adds a row of cells, most of them microVMs on a host without the kernel it needs, so a run
+    asks for them by name). A row --image added is in: the user asked for it. An unknown name is an error."""
     if only:
         unknown = [v for v in only if v not in found]
         if unknown:
             raise ConfigError("--vendors", ",".join(unknown), f"no such vendor; known: {', '.join(found)}")
         return {name: found[name] for name in only}
-    return {name: v for name, v in found.items() if v.variant is None}
+    return {name: v for name, v in found.items() if v.labelled_by != VARIANT}
 
 
 def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vendor, Vendor]]:

@@ -47,7 +47,9 @@ def test_a_broken_vendor_node_exits_3(tmp_path):
     shutil.copytree(ROOT / "vendors" / "linux", vendors / "linux")
     dockerfile = vendors / "linux" / "Dockerfile"
     dockerfile.write_text(dockerfile.read_text() + '\nENTRYPOINT ["/no/such/daemon"]\n')
-    code, output = overlay_interop("--vendors-dir", str(vendors), "--vendors", "linux", "-k", "unicast",
+    # --no-project-vendors: the copy keeps the name linux, which vendors/ would clash with
+    code, output = overlay_interop("--no-project-vendors", "--vendors-dir", str(vendors), "--vendors", "linux",
+                                   "-k", "unicast",
                                    "--reports-dir", str(tmp_path / "r"), "-n", "0")
     records = json.loads((tmp_path / "r" / "matrix.json").read_text())
     assert [r["verdict"] for r in records] == ["broken"], output

@@ -38,7 +38,8 @@ class WrongPort(LinuxKernel):
 
 
 def broken_linux(folder: Path) -> Path:
-    """A --vendors-dir holding a copy of vendors/linux whose adapter uses the wrong UDP port."""
+    """A --vendors-dir holding a copy of vendors/linux whose adapter uses the wrong UDP port (run with
+    --no-project-vendors: it keeps the name linux, so the history compares one cell)."""
     copy = folder / "linux"
     shutil.copytree(ROOT / "vendors" / "linux", copy)
     with (copy / "adapter.py").open("a") as adapter:
@@ -60,7 +61,7 @@ def runs(tmp_path_factory) -> list[Path]:
     base = tmp_path_factory.mktemp("history")
     vendors = broken_linux(base / "vendors")
     folders = [base / "reports" / name for name in ("r1", "r2", "r3")]
-    for folder, extra in zip(folders, ([], ["--vendors-dir", str(vendors)], [])):
+    for folder, extra in zip(folders, ([], ["--no-project-vendors", "--vendors-dir", str(vendors)], [])):
         result = narrow_run(folder, *extra)
         assert (folder / "matrix.json").is_file(), result.stdout[-3000:] + result.stderr[-3000:]
     return folders

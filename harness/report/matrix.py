@@ -187,6 +187,8 @@ def _checked_run_facts(where: str, read) -> dict:
         if not (isinstance(image, dict) and isinstance(image.get("id", ""), str)
                 and isinstance(image.get("packages", {}), dict)):
             raise ConfigError(where, f"images.{vendor}", "must be an object with an id string and a packages object")
+        if not isinstance(image.get("supplied", ""), str):
+            raise ConfigError(where, f"images.{vendor}.supplied", "must be a string: the image the user supplied")
     compared = read.get("compared_with")
     if compared is not None and not (isinstance(compared.get("run"), str) and isinstance(compared.get("folder"), str)):
         raise ConfigError(where, "compared_with", "must name the run (a string) and its folder (a string)")
@@ -275,11 +277,13 @@ def tax_table(results: list[CaseResult]) -> TaxTable | None:
 @dataclass(frozen=True)
 class Tested:
     """What one vendor ran as: the version its daemon gave, its image (short id) and the image's Debian
-    packages, (name, version) in name order."""
+    packages, (name, version) in name order; `supplied`: the image the user gave (--image), not the folder's
+    build."""
     vendor: str
     version: str
     image: str
     packages: list[tuple[str, str]]
+    supplied: str = ""
 
 
 def tested(vendors: list[str], facts: dict) -> list[Tested]:
@@ -288,7 +292,8 @@ def tested(vendors: list[str], facts: dict) -> list[Tested]:
         image = facts["images"].get(vendor) or {}
         short = str(image.get("id", "")).removeprefix("sha256:")[:12]  # as `docker images` shows it
         out.append(Tested(vendor, str(facts["versions"].get(vendor, "")), short,
-                          sorted((str(k), str(v)) for k, v in (image.get("packages") or {}).items())))
+                          sorted((str(k), str(v)) for k, v in (image.get("packages") or {}).items()),
+                          str(image.get("supplied") or "")))
     return out
 
 
