@@ -50,6 +50,8 @@ def test_with_the_kernels_ppp_the_real_pppd_runs_and_logs_where_the_node_log_is(
     # Without it pppd logs only to syslog (none in a node) and to fd 1, closed under xl2tpd with kernel L2TP.
     assert "logfd 2" in options
     assert "ifname ppp0" in options
+    # The LAC asks for its address rather than offering the underlay address its host name resolves to.
+    assert ("noipdefault" in options) == (role == "lac")
     assert files["/etc/ppp/pap-secrets"] == files["/etc/ppp/chap-secrets"] == '"interop" * "interop-password" *\n'
 
 
@@ -121,6 +123,8 @@ def test_the_kernel_carried_the_session_and_the_real_pppd_ran_it(cells, cell):
         # pppd's own lines (logfd 2); the user-space endpoint says "ppp0 up: <local> peer <remote>" instead.
         assert "Using interface ppp0" in text and "local  IP address 198.19.200." in text, \
             f"{name}: no sign of Debian's pppd bringing up ppp0:\n{text[-2000:]}"
+        if name.startswith("lac-"):
+            assert "sent [IPCP ConfReq id=0x1 <addr 0.0.0.0>]" in text, f"{name}: the LAC did not ask for its address"
         assert "has world and/or group access" not in text, f"{name}: run-xl2tpd left the PPP secrets readable"
 
 

@@ -133,7 +133,10 @@ class Xl2tpd(L2tpEndpoint):
                    # fd 2 is xl2tpd's stderr, the node's log, where LCP, auth and IPCP then show next to xl2tpd's.
                    "logfd 2"]
         if side.role == "lac":
-            options += [f"user {scenario.username}", "ipcp-accept-local", "ipcp-accept-remote", "noauth"]
+            # noipdefault: ask the LNS for an address (0.0.0.0), as the RFC 1332 client would; without it pppd
+            # first offers the address its host name resolves to, the node's underlay address, and takes the Nak.
+            options += [f"user {scenario.username}", "noipdefault", "ipcp-accept-local", "ipcp-accept-remote",
+                        "noauth"]
         secret = f'"{scenario.username}" * "{scenario.password}" *\n'
         return {PPP_OPTIONS: "\n".join(options) + "\n",
                 "/etc/ppp/pap-secrets": secret, "/etc/ppp/chap-secrets": secret}
