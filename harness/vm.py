@@ -269,6 +269,9 @@ class VmNode:
     def put_files(self, files: dict[str, str | bytes], mode: int = 0o644) -> None:
         """Write files (absolute paths in the VM); works before start(), and they are there again after restart()."""
         self._files.append((dict(files), mode))
+        # The broker queues a request until an agent is up, but only once it listens: a container started a moment
+        # ago (on a busy host, seconds ago) may have no exec socket yet, and vm-exec then fails with ENOENT.
+        self.wait_ready()
         self._put(files, mode)
 
     def _put(self, files: dict[str, str | bytes], mode: int) -> None:

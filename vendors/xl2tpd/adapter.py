@@ -1,8 +1,10 @@
-"""xl2tpd as an L2TPv2 LAC or LNS. It runs the tunnel and sessions in user space (this host has no kernel L2TP)
-and starts /usr/sbin/pppd on a pty for each session, passing the pty's async HDLC frames in L2TP data messages.
+"""xl2tpd as an L2TPv2 LAC or LNS, starting /usr/sbin/pppd for each session.
 
-Where the host has /dev/ppp, that is Debian's pppd (a small, unverified branch: options and secrets files).
-Where it has not, pppd cannot run ("Please load the ppp_generic kernel module"), so the harness's user-space PPP
+Where the host has the kernel's PPP ("ppp": xl2tpd@kernel, a microVM here), that is Debian's pppd, and xl2tpd
+uses the kernel's L2TP too ("Using l2tp kernel support."): it hands pppd a PPPoL2TP socket (`plugin pppol2tp.so`),
+and the session's data messages are the kernel's, not xl2tpd's. Where the host has no kernel L2TP, xl2tpd runs the
+tunnel and sessions in user space and passes the async HDLC frames of a pty to pppd. Where it has no /dev/ppp,
+pppd cannot run ("Please load the ppp_generic kernel module"), so the harness's user-space PPP
 endpoint (harness/protocols/l2tp/ppp.py) is put at /usr/sbin/pppd: it reads what xl2tpd does not pass from
 /etc/l2tp-ppp.json and carries the session's IPv4 on a TUN device named ppp0, as pppd would. See NOTES.md.
 """
@@ -35,7 +37,6 @@ class Xl2tpd(L2tpEndpoint):
 
     @property
     def _kernel_ppp(self) -> bool:
-        # Unverified: this host has no /dev/ppp, so only the user-space endpoint was ever run.
         return self.host.has("ppp")
 
     def render(self, scenario: Scenario, side: Side) -> dict[str, str | bytes]:
@@ -125,11 +126,17 @@ class Xl2tpd(L2tpEndpoint):
         }
 
     def _pppd_files(self, scenario: Scenario, side: Side) -> dict[str, str]:
-        # Unverified (no /dev/ppp here). xl2tpd passes require-/refuse- options and "<local>:<remote>" itself.
+        # xl2tpd passes require-/refuse- options and "<local>:<remote>" itself.
         options = ["noccp", "nodefaultroute", "noipv6", f"mtu {MTU}", f"mru {MTU}", "lcp-echo-interval 0",
-                   f"ifname {INTERFACE}"]
+                   f"ifname {INTERFACE}",
+                   # pppd logs to syslog (none in a node) and to fd 1, which is the pty or closed under xl2tpd;
+                   # fd 2 is xl2tpd's stderr, the node's log, where LCP, auth and IPCP then show next to xl2tpd's.
+                   "logfd 2"]
         if side.role == "lac":
-            options += [f"user {scenario.username}", "ipcp-accept-local", "ipcp-accept-remote", "noauth"]
+            # noipdefault: ask the LNS for an address (0.0.0.0), as the RFC 1332 client would; without it pppd
+            # first offers the address its host name resolves to, the node's underlay address, and takes the Nak.
+            options += [f"user {scenario.username}", "noipdefault", "ipcp-accept-local", "ipcp-accept-remote",
+                        "noauth"]
         secret = f'"{scenario.username}" * "{scenario.password}" *\n'
         return {PPP_OPTIONS: "\n".join(options) + "\n",
                 "/etc/ppp/pap-secrets": secret, "/etc/ppp/chap-secrets": secret}
