@@ -48,6 +48,9 @@ def pytest_addoption(parser):
                     help="where pcaps, logs, matrix.json and allure-results go (default: reports/<run id>)")
     group.addoption("--keep-lab", action="store_true", help="leave each pair's containers up for debugging")
     group.addoption("--vendors-dir", default=None, help="the folder of vendor folders (default: ./vendors)")
+    group.addoption("--devices", default=None, metavar="FILE",
+                    help="an inventory (TOML) of devices under test outside the harness: each pairs like a vendor, "
+                         "on its own host interface (docs/devices.md)")
     group.addoption("--expect", default="default", metavar="FILE|none",
                     help="the expectations file the verdicts are judged against (default: the project's "
                          "expectations/default.toml; 'none': no expectations, every cell is expected to pass)")
@@ -178,11 +181,14 @@ def _registry(config) -> dict[str, Vendor]:
         vendors_dir = Path(config.getoption("vendors_dir") or Path(config.rootpath) / "vendors")
         if vendors_dir.is_dir():
             everyone = load_registry(vendors_dir)
-            config.oi_registry = narrow(everyone, _csv(config.getoption("vendors")))
         elif config.getoption("vendors_dir"):
             raise ConfigError("--vendors-dir", str(vendors_dir), "not a folder")
         else:
-            everyone = config.oi_registry = {}
+            everyone = {}
+        if config.getoption("devices"):  # devices under test: registry entries with no folder (harness.devices)
+            from harness.devices import registry_entries
+            everyone = {**everyone, **registry_entries(Path(config.getoption("devices")), everyone)}
+        config.oi_registry = narrow(everyone, _csv(config.getoption("vendors")))
         config.oi_capabilities = declared(everyone.values())
     return config.oi_registry
 
