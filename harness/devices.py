@@ -537,3 +537,29 @@ def captured_node(node):
             raise HarnessError(f"{node.name}: no harness node on {node.device.name}'s link to capture on")
         return node.peer
     return node
+
+
+def static_settings(device: Device) -> dict:
+    """The settings a device under `control = "static"` is configured with once, per "<protocol>.<role>" it
+    declares: the protocol's reference scenario (its device module's `reference_settings`)."""
+    out = {}
+    for protocol, support in sorted(device.protocols.items()):
+        module = device_module(protocol)
+        for role in sorted(support.roles):
+            out[f"{protocol}.{role}"] = module.reference_settings(
+                role, str(device.address.ip), str(device.peer_address.ip), device.address.network.prefixlen)
+    return out
+
+
+def write_static_settings(path: Path) -> list[str]:
+    """`overlay-interop devices settings FILE`: each static device's settings file (named by its `settings`),
+    written; what was done, one line per device."""
+    lines = []
+    for device in load_inventory(path):
+        if device.control != "static":
+            lines.append(f"{device.name}: control is {device.control}, settings come with each case")
+            continue
+        device.settings.write_text(json.dumps(static_settings(device), indent=2) + "\n")
+        lines.append(f"{device.name}: {device.settings} (configure the device from it once; it holds the "
+                     f"cases' secrets)")
+    return lines

@@ -225,3 +225,41 @@ def test_a_capture_of_a_device_is_taken_on_the_harness_side_of_its_link(tmp_path
         devices.captured_node(node)
     node.peer = peer = object()
     assert devices.captured_node(node) is peer
+
+
+STATIC = GOOD.replace('control = "command"\ncommand = "./push-config"', 'control = "static"\nsettings = "acme.json"')
+
+
+def test_devices_settings_writes_what_a_static_device_is_configured_with_once(tmp_path, capsys):
+    from harness import cli
+    from harness.protocols.vxlan.scenario import Segment
+    path = tmp_path / "devices.toml"
+    path.write_text(STATIC.replace("{extra}", ""))
+    assert cli.main(["devices", "settings", str(path)]) == 0
+    assert "acme-gw: " + str(tmp_path / "acme.json") in capsys.readouterr().out
+    written = json.loads((tmp_path / "acme.json").read_text())
+    assert list(written) == ["vxlan.vtep2"]
+    [device] = devices.load_inventory(path)
+    node = devices.DeviceNode(device, "vtep2", "vxlan", "unicast", tmp_path / "pair")
+    Endpoint(node, None).setup(Scenario(), side(), 10)  # the default scenario: as configured
+    two = Scenario(segments=(Scenario().segments[0], Segment(vni=200, k=101)))
+    with pytest.raises(pytest.skip.Exception, match=r"needs another segments"):
+        Endpoint(node, None).setup(two, dataclasses.replace(side(), segments=two.segments), 10)
+
+
+def test_devices_settings_on_a_bad_inventory_is_one_line_and_exit_2(tmp_path, capsys):
+    from harness import cli
+    path = tmp_path / "devices.toml"
+    path.write_text(STATIC.replace("{extra}", "").replace('settings = "acme.json"', ""))
+    assert cli.main(["devices", "settings", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == f"overlay-interop: error: {path}: device acme-gw: settings: required, one non-empty line"
+
+
+def test_run_forwards_devices_to_pytest_as_an_absolute_path(tmp_path, monkeypatch):
+    from harness import cli
+    monkeypatch.chdir(tmp_path)
+    sub = cli._Parser(prog="x").add_subparsers(dest="command")
+    run = cli.add_run_parser(sub)
+    args = run.parse_args(["--devices", "inv.toml"])
+    assert cli.pytest_arguments(args)[-2:] == ["--devices", str(tmp_path / "inv.toml")]

@@ -50,3 +50,13 @@ class Endpoint(VtepEndpoint):
 
     def version(self) -> str:
         return self.node.device.version
+
+
+def reference_settings(role: str, address: str, peer_address: str, prefix_len: int) -> dict:
+    """What a device configured once (control = "static") is given: `role` in the default scenario (one segment,
+    VNI 100, port 4789) with the harness's peer at `peer_address`. A case asking for anything else skips."""
+    from harness.protocols.vxlan import ROLES
+    scenario = Scenario()
+    side = Side(name=role, index=ROLES.index(role) + 1, address=address, prefix_len=prefix_len,
+                peers=(peer_address,), port=scenario.port_for(VXLAN_PORT), segments=scenario.segments)
+    return device_settings(scenario, side)
