@@ -242,6 +242,30 @@ def _in_netns(pid: int, script: str, what: str) -> str:
     return _run(["nsenter", "-t", str(pid), "-n", "sh", "-ec", script], what)
 
 
+LOCK_FOLDER = Path("/run/lock") if Path("/run/lock").is_dir() else Path("/tmp")
+LINK_WAIT_S = 600.0  # how long a cell waits for another cell (another xdist worker, another run) to free the link
+
+
+def hold(interface: str, timeout: float = LINK_WAIT_S, folder: Path | None = None):
+    """An exclusive lock on the device's link, across processes (xdist workers, other runs): one cell at a time
+    holds an interface. The kernel drops it with the process, so a killed run never leaves it held. Returns the
+    open lock file; closing it releases the lock."""
+    import fcntl
+    path = (folder or LOCK_FOLDER) / f"overlay-interop-device-{interface}.lock"
+    lock = open(path, "a")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return lock
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                lock.close()
+                raise LabTimeout(f"timed out after {timeout:g}s waiting for another cell to free the device "
+                                 f"interface {interface} ({path})") from None
+            time.sleep(0.2)
+
+
 def on_host(interface: str) -> bool:
     return Path("/sys/class/net", interface).exists()
 
@@ -303,11 +327,17 @@ class PeerNode(Node):
                          Link(f"{device.interface} (device {device.name})", device.peer_address.network))
         self.device = device
         self.holding = False
+        self._lock = None
 
     def start(self) -> None:
-        self.container.start()
-        self.container.reload()
-        take(self.device.interface, self.container.attrs["State"]["Pid"], str(self.device.peer_address))
+        self._lock = hold(self.device.interface)
+        try:
+            self.container.start()
+            self.container.reload()
+            take(self.device.interface, self.container.attrs["State"]["Pid"], str(self.device.peer_address))
+        except BaseException:
+            self._lock.close()
+            raise
         self.holding = True
 
     def restart(self, timeout: float) -> None:
@@ -322,6 +352,8 @@ class PeerNode(Node):
                 give_back(self.device.interface, self.container.attrs["State"]["Pid"])
             except HarnessError as exc:
                 log.warning("%s: %s (the reaper tries again)", self.name, exc)
+            finally:
+                self._lock.close()  # the next cell may take the link
 
 
 class DeviceNode:

@@ -263,3 +263,13 @@ def test_run_forwards_devices_to_pytest_as_an_absolute_path(tmp_path, monkeypatc
     run = cli.add_run_parser(sub)
     args = run.parse_args(["--devices", "inv.toml"])
     assert cli.pytest_arguments(args)[-2:] == ["--devices", str(tmp_path / "inv.toml")]
+
+
+def test_one_cell_at_a_time_holds_a_device_link(tmp_path):
+    first = devices.hold("dut0", folder=tmp_path)
+    with pytest.raises(LabTimeout, match=r"timed out after 0.3s waiting for another cell to free the device "
+                                         r"interface dut0"):
+        devices.hold("dut0", timeout=0.3, folder=tmp_path)
+    devices.hold("dut1", timeout=0.3, folder=tmp_path).close()  # another link is free
+    first.close()
+    devices.hold("dut0", timeout=0.3, folder=tmp_path).close()
