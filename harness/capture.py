@@ -27,6 +27,8 @@ DROPPED = re.compile(r"^(\d+) packets? dropped by (kernel|interface)\s*$", re.MU
 
 class Capture:
     def __init__(self, lab: Lab, node: Node, tools_image: str, interface: str = "eth0"):
+        from harness.devices import captured_node
+        node = captured_node(node)  # a device under test: the harness's side of its link
         self.node = node
         self.interface = interface
         # --immediate-mode: hand over each packet at once (libpcap's default block buffering loses the

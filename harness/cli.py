@@ -9,6 +9,7 @@
     transcript FILE [--keys-from LOG ...]      the transcript of any capture (IPsec decoded, decrypted with keys)
     history [DIR...] [--out FILE]              one page: each cell's verdict across runs, where it changed
     expectations draft DIR                     an expectations file pinning a run's failed and skipped cells
+    devices settings FILE                      write the settings files of the inventory's static devices
 
 Exit status: 2 for a usage error or bad input, 3 when the harness broke; `run` otherwise passes on pytest's
 (see `run --help`).
@@ -126,6 +127,9 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
                      help="VENDOR=IMAGE: run a local image (tag or id) for VENDOR instead of building its folder; "
                           "VENDOR@LABEL=IMAGE: add it as the row VENDOR@LABEL, driven by VENDOR's adapter "
                           "(e.g. strongswan@dev=ci/strongswan:branch); repeatable; see docs/vendors.md")
+    run.add_argument("--devices", metavar="FILE", type=lambda p: str(Path(p).resolve()),  # pytest runs elsewhere
+                     help="an inventory of devices under test outside the harness, paired like vendors "
+                          "(docs/devices.md)")
     return run
 
 
@@ -135,7 +139,8 @@ def pytest_arguments(args) -> list[str]:
     forwarded = []
     for option, dest in (("--vendors", "vendors"), ("--protocols", "protocols"), ("--shard", "shard"),
                          ("-k", "keyword"), ("-n", "numprocesses"), ("--expect", "expect"),
-                         ("--reruns", "reruns"), ("--compare", "compare"), ("--kernel", "kernel")):
+                         ("--reruns", "reruns"), ("--compare", "compare"), ("--kernel", "kernel"),
+                         ("--devices", "devices")):
         if getattr(args, dest) is not None:
             forwarded += [option, getattr(args, dest)]
     # repeatable, each in one word (a value may start with '-'); a folder made absolute: pytest runs from the
@@ -330,6 +335,13 @@ def cmd_expectations(args) -> int:
     return 0
 
 
+def cmd_devices_settings(args) -> int:
+    from harness.devices import write_static_settings
+    for line in write_static_settings(Path(args.file)):
+        print(line)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="overlay-interop", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -354,6 +366,11 @@ def main(argv: list[str] | None = None) -> int:
     drafted = expect_sub.add_parser("draft", help="print an expectations file pinning every failed and skipped "
                                                   "cell of the run in DIR as it is (edit it: globs, host, notes)")
     drafted.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest")
+    dev = sub.add_parser("devices", help="devices under test outside the harness (docs/devices.md)")
+    dev_sub = dev.add_subparsers(dest="devices_command", required=True)
+    dev_settings = dev_sub.add_parser("settings", help="write the settings file of each static device of an "
+                                                       "inventory (what to configure it with once)")
+    dev_settings.add_argument("file", metavar="FILE", help="the inventory (TOML)")
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -368,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_history(args)
         if args.command == "expectations":
             return cmd_expectations(args)
+        if args.command == "devices":
+            return cmd_devices_settings(args)
         return {"doctor": cmd_doctor, "clean": cmd_clean, "report": cmd_report}[args.command](args)
     except ConfigError as exc:  # bad input: the user fixes it
         print(f"overlay-interop: error: {exc}", file=sys.stderr)

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 LAB_SUPERNET = ipaddress.ip_network("198.18.0.0/16")
 SLOTS_PER_WORKER = 32
+DEVICE_INTERFACE = f"{LABEL}.device-interface"  # a container holding a device's host interface (harness.devices)
 _SUBNETS = list(LAB_SUPERNET.subnets(new_prefix=24))
 EXEC_EXIT_TIMEOUT = 124  # coreutils `timeout` exit status
 
@@ -172,6 +173,7 @@ class Lab:
         self._prefix = f"oi-{run.short}-{run.worker}-{next(Lab._sequence)}"
         self._containers: list = []
         self._networks: list = []
+        self._on_close: list = []  # steps before removal, e.g. giving a device's interface back (harness.devices)
 
     def __enter__(self) -> "Lab":
         return self
@@ -212,6 +214,21 @@ class Lab:
         self._containers.append(container)
         return Node(container, name, address, network)
 
+    def container(self, image: str, name: str, *, host_config, command: list[str] | None = None,
+                  labels: dict[str, str] | None = None):
+        """Create (not start) a container of this lab with the host config given (a node on no Docker network,
+        harness.devices); removed with the lab, found by the reaper by its labels."""
+        created = self.client.api.create_container(
+            image, command=command, name=f"{self._prefix}-{name}", hostname=name,
+            labels={**self.labels, **(labels or {})}, host_config=host_config)
+        container = self.client.containers.get(created["Id"])
+        self._containers.append(container)
+        return container
+
+    def on_close(self, fn) -> None:
+        """Run `fn` when the lab closes, before anything is removed (last registered first)."""
+        self._on_close.append(fn)
+
     def vm_node(self, name: str, image: str, network: Network, *, images, **kwargs):
         """Create a node that is a qemu microVM booting `image` (harness.vm.VmNode, driven like a Node): for kernel
         features the host lacks. It starts booting at once; its daemon waits for start()."""
@@ -235,6 +252,12 @@ class Lab:
             log.warning("--keep-lab: leaving %s (containers: %s)", self.pair,
                         " ".join(c.name for c in self._containers))
             return
+        steps, self._on_close = list(reversed(self._on_close)), []
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # never mask the verdict; the reaper tries again
+                log.warning("%s: a closing step failed: %s", self.pair, exc)
         containers, networks = list(self._containers), list(reversed(self._networks))
         self._containers.clear()
         self._networks.clear()
@@ -316,6 +339,12 @@ def reap(client: docker.DockerClient) -> dict[str, int]:
     # another run removing its own (NotFound in the middle of the listing).
     for container in client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL}.run"}):
         if dead(container.attrs.get("Labels") or {}):
+            if DEVICE_INTERFACE in (container.attrs.get("Labels") or {}):  # give the host its interface first
+                from harness import devices
+                try:
+                    devices.reclaim(container)
+                except HarnessError as exc:
+                    log.warning("%s: %s", container.name, exc)
             _remove(container, force=True)
             removed["containers"] += 1
     for net in client.networks.list(filters={"label": f"{LABEL}.run"}):

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import protocols
+from harness import devices, protocols
 from harness.errors import CaptureError, ConfigError, HarnessError
 from harness.images import Images
 from harness.lab import Lab, Network, Node
@@ -144,6 +144,8 @@ class PairLab:
         if vendor is HARNESS_PEER:
             raise ConfigError(f"the case {self.pair.case}", role, "is played by the harness's built-in probe, "
                                                                   "which has no image: use PairLab.probe_node")
+        if devices.cell_device(self.pair):  # a device under test on one side: its link, not a lab network
+            return devices.node(self, role, lambda v: v.image(self.images), **kwargs)
         image = vendor.image(self.images)
         if vendor.name in self.vm:  # the kernel this host lacks, from a qemu microVM (harness.vm)
             node = self.lab.vm_node(role, image, images=self.images, **kwargs)
@@ -206,6 +208,9 @@ class PairLab:
         """Note the version of the role's daemon (`read()` asks the running daemon) and what its image is made
         of (its id and Debian packages), once per image."""
         vendor = self.pair.vendor(role)
+        if isinstance(self.nodes[role], devices.DeviceNode):  # no image: the version its inventory states
+            self.versions[vendor.name] = self.nodes[role].device.version
+            return
         image_id = self.nodes[role].container.image.id
         key = (vendor.name, image_id)
         if key not in _VERSIONS:

@@ -57,6 +57,9 @@ def pytest_addoption(parser):
     group.addoption("--image", action="append", default=None, metavar="VENDOR[@LABEL]=IMAGE",
                     help="VENDOR=IMAGE: run a local image (tag or id) for VENDOR instead of building its folder; "
                          "VENDOR@LABEL=IMAGE: add the row VENDOR@LABEL, the same adapter on IMAGE (repeatable)")
+    group.addoption("--devices", default=None, metavar="FILE",
+                    help="an inventory (TOML) of devices under test outside the harness: each pairs like a vendor, "
+                         "on its own host interface (docs/devices.md)")
     group.addoption("--expect", default="default", metavar="FILE|none",
                     help="the expectations file the verdicts are judged against (default: the project's "
                          "expectations/default.toml; 'none': no expectations, every cell is expected to pass)")
@@ -188,6 +191,9 @@ def _registry(config) -> dict[str, Vendor]:
         folders = [f for f in folders if f.is_dir()]  # an out-of-tree suite's checkout may have none
         folders += [vendors_folder(given) for given in config.getoption("vendors_dir") or []]
         everyone = load_registry(folders)
+        if config.getoption("devices"):  # devices under test: registry entries with no folder (harness.devices)
+            from harness.devices import registry_entries
+            everyone = {**everyone, **registry_entries(Path(config.getoption("devices")), everyone)}
         specs = config.getoption("image") or []
         if specs:
             everyone = supply_images(everyone, specs)
