@@ -2,7 +2,8 @@
 internal port that is the segment's inner host; NORMAL (MAC-learning) forwarding floods BUM frames head-end to
 every peer and learns inner MACs per tunnel port.
 
-Without the openvswitch kernel module OVS runs its userspace (netdev) datapath: tunnels are terminated and
+With the openvswitch kernel module (the ovs@kernel variant, in a microVM here) the bridges use the kernel
+datapath. Without it OVS runs its userspace (netdev) datapath: tunnels are terminated and
 originated in ovs-vswitchd itself ("native tunnelling"), which routes the outer packets with its own copy of
 the kernel's routes and ARP table. That works only when the underlay address lives on an OVS bridge (br-phy)
 whose port is eth0. See NOTES.md for what was verified and the traps.
@@ -48,7 +49,9 @@ class OpenVSwitch(VtepEndpoint):
 
     @property
     def _kernel_datapath(self) -> bool:
-        # Unverified: this host has no openvswitch module, so only the netdev branch was ever run.
+        # `host` is the kernel the node runs on: ovs@kernel in a microVM (Debian 6.1, openvswitch preloaded) gets
+        # "system@ovs-system" and the kernel's vxlan/geneve vports; no br-phy, nft rules or neighbour priming
+        # are needed there, as the kernel routes and ARPs for the outer packets itself (NOTES.md).
         return self.host.has("openvswitch")
 
     def setup(self, scenario: Scenario, side: Side, timeout: float) -> None:
