@@ -6,11 +6,31 @@ import base64
 import json
 import socket
 import sys
+import time
+
+SOCKET = "/run/vm/exec.sock"
+# The broker binds its socket only after it has made the bridge, a moment after the container starts, and the
+# harness puts the node's files as soon as the container runs: a request that comes first waits for the broker
+# instead of failing (seen: "[Errno 2] No such file or directory" for the first tar into a VM node).
+BROKER_WAIT_S = 30
+
+
+def connect(path: str = SOCKET, wait: float = BROKER_WAIT_S) -> socket.socket:
+    deadline = time.monotonic() + wait
+    while True:
+        sock = socket.socket(socket.AF_UNIX)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def main(argv: list[str]) -> int:
-    sock = socket.socket(socket.AF_UNIX)
-    sock.connect("/run/vm/exec.sock")
+    sock = connect()
     if argv[0] == "--reboot":
         sock.sendall(b'{"reboot": true}\n')
         return json.loads(sock.makefile("rb").readline())["code"]

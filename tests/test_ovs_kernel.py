@@ -1,0 +1,66 @@
+"""ovs@kernel: Open vSwitch on the openvswitch kernel datapath, a qemu microVM where this host's kernel lacks the
+module (--kernel auto), against the Linux kernel's VXLAN device in both directions; and the Linux vendor's Geneve
+device in a microVM (this host may lack geneve) against Open vSwitch. Real cells, judged from the wire; each
+takes 15-40 s on two shared cores (the VM boots under software emulation)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from support import ROOT
+
+pytestmark = pytest.mark.docker
+
+# unicast[linux->ovs@kernel], unicast[ovs@kernel->linux], geneve[linux->ovs] (-k matches the ids' text).
+CELLS = {("unicast", "linux", "ovs@kernel"), ("unicast", "ovs@kernel", "linux"), ("geneve", "linux", "ovs")}
+SELECTION = ["--vendors", "ovs@kernel,linux,ovs", "--protocols", "vxlan",
+             "-k", "(test_unicast and kernel and linux) or (test_geneve and not options and linux- and ovs])"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    docker = pytest.importorskip("docker")
+    from harness import vm
+    from harness.images import ImageBuildError, Images
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    images = Images(client)
+    try:  # the cells would only be broken: say why once
+        vm.prepare(images, [images.ensure(name, ROOT / "vendors" / name) for name in ("ovs", "linux")])
+    except ImageBuildError as exc:
+        pytest.skip(f"the microVM kit or a vendor's VM root cannot be built here: {exc}")
+    reports = tmp_path_factory.mktemp("ovs-kernel")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--expect", "none", "--compare", "none",
+                           "-n", "0", *SELECTION, "--reports-dir", str(reports)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    records = json.loads((reports / "matrix.json").read_text())
+    return {(r["case"], r["a"], r["b"]): r for r in records}, reports, proc.stdout + proc.stderr
+
+
+def test_the_three_cells_ran(run):
+    records, _, output = run
+    assert set(records) == CELLS, output
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS), ids=lambda c: f"{c[0]}[{c[1]}->{c[2]}]")
+def test_the_cell_passes_on_the_kernel_it_needs(run, cell):
+    records, reports, output = run
+    record = records[cell]
+    assert record["verdict"] == "passed", f"{record['reason']}\n{output[-3000:]}"
+    assert record["pcap"], "a verdict rests on the wire: the cell has a capture"
+    case, a, b = cell
+    folder = reports / "pairs" / "vxlan" / case / f"{a}__{b}"
+    if "ovs@kernel" in cell:
+        # Where this host lacks the module the variant runs in a VM; either way on the kernel datapath.
+        role = "vtep1" if a == "ovs@kernel" else "vtep2"
+        log = (folder / f"{role}-ovs@kernel.log").read_text()
+        assert "system@ovs-system" in log, f"ovs@kernel did not use the kernel datapath:\n{log[-2000:]}"
+        assert "netdev@ovs-netdev" not in log
+    if "vm" in record:
+        assert set(record["vm"]) <= {"ovs@kernel", "linux"} and "ovs" not in record["vm"], record["vm"]
