@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import pytest
+
 from harness.errors import HarnessError
 from harness.lab import Lab, Node
 
@@ -22,8 +24,8 @@ class Reply:
 class UdpPeer:
     def __init__(self, lab: Lab, beside: Node, tools_image: str, name: str = "peer"):
         if getattr(beside, "bridge_ports", None):  # a VM node's container has no address of its own to speak from
-            raise HarnessError(f"{beside.name} runs as a microVM (harness.vm): no peer can speak from its address "
-                               f"beside it; run the case with its vendor in a container (--kernel host)")
+            pytest.skip(f"{beside.name} runs as a microVM (harness.vm) and the case sends its own datagrams from "
+                        f"{beside.name}'s address, which no peer beside a VM can (its container has no address)")
         container = lab.sidecar(f"{name}-{beside.name}", tools_image, of=beside, command=["sleep", "infinity"],
                                 cap_add=[])
         container.start()

@@ -1,7 +1,6 @@
 """ICMP echo from inside a node (iputils ping): the data-plane probe every protocol's cases use."""
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
@@ -24,10 +23,10 @@ def ping(node: Node, dst: str, *, source: str | None = None, count: int = 3, int
          size: int | None = None, dont_fragment: bool = False, wait_s: float = 1) -> Ping:
     """`count` echo requests from `node` to `dst` (from the address or interface `source`); never raises
     for lost answers: the caller judges."""
-    # -w, a deadline for the whole run: once one reply is in, ping waits only about two round trips for the rest,
-    # not -W; a slower answer (a loaded microVM: 270 ms) then counts as lost although it is on the wire.
-    deadline = math.ceil(count * interval + wait_s)
-    argv = ["ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait_s:g}", "-w", str(deadline)]
+    # No -w: with it ping keeps sending until `count` replies are in, so the wire would carry more echoes than
+    # `sent` says. (Without it, once a reply is in, iputils waits ~2 round trips, not -W, after its last echo: a
+    # reply much later than the others, as from a loaded microVM, counts as lost though it is on the wire.)
+    argv = ["ping", "-n", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait_s:g}"]
     if source:
         argv += ["-I", source]
     if size is not None:

@@ -23,7 +23,7 @@ from harness import expectations
 from harness.host import declared
 from harness.vendor import load_registry
 
-RUN_TIMEOUT_S = 900
+RUN_TIMEOUT_S = 1800
 SHIPPED = ROOT / "expectations" / "default.toml"
 
 
@@ -32,7 +32,10 @@ def key(r: dict) -> str:
 
 
 def test_the_default_matrix(tmp_path, browser):
-    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--reports-dir", str(tmp_path)],
+    # --reruns 1, as a CI gating on the matrix would: a cell whose verdict changes on its second try is marked flaky
+    # (software-emulated microVM cells on a busy 2-core host are where that happens), and still judged.
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--reruns", "1", "--reports-dir",
+                             str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     records = json.loads((tmp_path / "matrix.json").read_text())
     output = result.stdout[-3000:] + result.stderr[-2000:]
