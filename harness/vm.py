@@ -31,6 +31,7 @@ import fcntl
 import hashlib
 import io
 import logging
+import os
 import re
 import shlex
 import tarfile
@@ -425,20 +426,20 @@ def probe_kernel(lab: Lab, images: Images, capabilities: dict, timeout: float = 
     key = hashlib.sha256("\0".join([images.client.images.get(kit(images)).id,
                                     images.client.images.get(tools).id, script]).encode()).hexdigest()[:16]
     cached = PROBE_CACHE / f"{key}.json"
-    if cached.is_file():
+    try:
         saved = json.loads(cached.read_text())
-        found = parse_probe(saved["output"], capabilities)
-    else:
-        node = create(lab, "vm-probe", tools, lab.network("vm-probe"), images=images, boot_timeout=timeout)
-        node.wait_ready()
-        output = node.exec(["sh", "-c", script], timeout=60, check=True, what="the host probes in a VM").output
-        found = parse_probe(output, capabilities)
-        PROBE_CACHE.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"output": output, "release": node.kernel}))
-        tmp.replace(cached)
-        saved = {"release": node.kernel}
-    return VmKernel(found, saved["release"])
+        return VmKernel(parse_probe(saved["output"], capabilities), str(saved["release"]))
+    except (OSError, ValueError, KeyError, TypeError, HarnessError):
+        pass  # none yet, or unreadable: probe again (and replace it)
+    node = create(lab, "vm-probe", tools, lab.network("vm-probe"), images=images, boot_timeout=timeout)
+    node.wait_ready()
+    output = node.exec(["sh", "-c", script], timeout=60, check=True, what="the host probes in a VM").output
+    found = parse_probe(output, capabilities)
+    PROBE_CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(f".{os.getpid()}.tmp")  # workers of one run may probe at once: each its own
+    tmp.write_text(json.dumps({"output": output, "release": node.kernel}))
+    tmp.replace(cached)
+    return VmKernel(found, node.kernel)
 
 
 class VmKernel:

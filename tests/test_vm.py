@@ -197,3 +197,32 @@ def test_pluto_runs_as_the_vm_daemon_with_files_put_before_start_and_again_after
     node.exec(["sh", "-c", "kill -9 $(pidof pluto)"], timeout=10, check=True)
     with pytest.raises(DaemonExited, match="status 137"):
         wait_for(lambda: node.ensure_running(), timeout=20, what="pluto's death to show")
+
+
+def test_the_vm_kernel_probe_is_kept_on_disk_and_a_damaged_copy_is_probed_again(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+    from harness.host import declared
+    capabilities = {name: c for name, c in declared().items() if name in ("kernel-esp", "tun")}
+    booted = []
+
+    class Node:
+        kernel = "6.1.0-50-amd64"
+
+        def wait_ready(self):
+            pass
+
+        def exec(self, argv, **kwargs):
+            return SimpleNamespace(output="kernel-esp yes\ntun yes\n")
+    monkeypatch.setattr(vm, "PROBE_CACHE", tmp_path)
+    monkeypatch.setattr(vm, "kit", lambda images: "kit")
+    monkeypatch.setattr(vm, "create", lambda *a, **k: booted.append(1) or Node())
+    images = SimpleNamespace(tools=lambda: "tools", client=SimpleNamespace(images=SimpleNamespace(
+        get=lambda ref: SimpleNamespace(id=f"sha256:{ref}"))))
+    lab = SimpleNamespace(network=lambda name: None)
+    first = vm.probe_kernel(lab, images, capabilities)
+    assert first.missing("kernel-esp", "tun") == [] and first.release == "6.1.0-50-amd64" and booted == [1]
+    assert vm.probe_kernel(lab, images, capabilities).release == "6.1.0-50-amd64" and booted == [1]  # from disk
+    (cached,) = tmp_path.glob("*.json")
+    cached.write_text("{not json")
+    assert vm.probe_kernel(lab, images, capabilities).missing("kernel-esp") == [] and booted == [1, 1]
+    assert not list(tmp_path.glob("*.tmp"))
