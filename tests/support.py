@@ -45,3 +45,23 @@ def tshark_main(disagreements, paths: list[str]) -> int:
         found |= bool(problems)
         print(f"{path}: " + ("agrees with tshark" if not problems else "\n  ".join(["disagrees:", *problems])))
     return 1 if found else 0
+
+
+def vm_ready(*vendors: str):
+    """The engine's Images with the microVM kit and the VM roots of `vendors` made, for a test that runs real cells
+    with microVM nodes; the test skips, saying why, where there is no engine or the kit cannot be built here."""
+    import pytest
+    docker = pytest.importorskip("docker")
+    from harness import vm
+    from harness.images import ImageBuildError, Images
+    try:
+        client = docker.from_env(timeout=300)
+        client.ping()
+    except Exception as exc:
+        pytest.skip(f"no Docker engine: {exc}")
+    images = Images(client)
+    try:  # what a run would build first; a kit that cannot be built here means no VM node can run
+        vm.prepare(images, [images.ensure(name, ROOT / "vendors" / name) for name in vendors])
+    except ImageBuildError as exc:
+        pytest.skip(f"the microVM kit or a VM root of {', '.join(vendors)} cannot be built here: {exc}")
+    return images

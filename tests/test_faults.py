@@ -116,6 +116,15 @@ def test_libreswan_gives_up_when_the_last_doubled_retransmission_went_unanswered
     assert "rekey=no\n" in default
 
 
+def test_libreswan_keeps_four_retransmissions_before_giving_up_whatever_the_interval():
+    """pluto gives up at a deadline, not a count: the fixed 5 s that allows four retransmissions of 0.5 s would end
+    a scenario stretched for a microVM (5-s interval) before its first retransmission."""
+    stretched = rendered("libreswan", Scenario(retransmit_timeout_s=0.5).slowed(10))["/etc/ipsec.conf"]
+    assert "retransmit-interval=5000\n" in stretched and "retransmit-timeout=50000ms\n" in stretched
+    host = rendered("libreswan", Scenario(retransmit_timeout_s=0.5))["/etc/ipsec.conf"]
+    assert "retransmit-interval=500\n" in host and "retransmit-timeout=5000ms\n" in host
+
+
 def test_scenario_refuses_an_unknown_dpd_action():
     with pytest.raises(ValueError, match="dpd_action"):
         Scenario(dpd_action="hold")

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from support import ROOT
+from support import ROOT, vm_ready
 
 pytestmark = pytest.mark.docker
 
@@ -22,19 +22,7 @@ SELECTION = ["--vendors", "ovs@kernel,linux,ovs", "--protocols", "vxlan",
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    docker = pytest.importorskip("docker")
-    from harness import vm
-    from harness.images import ImageBuildError, Images
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    images = Images(client)
-    try:  # the cells would only be broken: say why once
-        vm.prepare(images, [images.ensure(name, ROOT / "vendors" / name) for name in ("ovs", "linux")])
-    except ImageBuildError as exc:
-        pytest.skip(f"the microVM kit or a vendor's VM root cannot be built here: {exc}")
+    vm_ready("ovs", "linux")
     reports = tmp_path_factory.mktemp("ovs-kernel")
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--expect", "none", "--compare", "none",
                            "-n", "0", *SELECTION, "--reports-dir", str(reports)],

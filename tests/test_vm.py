@@ -13,7 +13,7 @@ from harness import vm
 from harness.errors import DaemonExited, HarnessError, LabTimeout
 from harness.lab import Lab
 from harness.run import LABEL, Run, new_run_id, owner_of
-from support import ROOT
+from support import ROOT, vm_ready
 
 ESP_SA = ["ip", "xfrm", "state", "add", "src", "{src}", "dst", "{dst}", "proto", "esp", "spi", "0x100", "mode",
           "tunnel", "aead", "rfc4106(gcm(aes))", "0x" + "11" * 20, "128"]
@@ -78,19 +78,9 @@ def test_a_request_made_before_the_broker_listens_is_asked_again():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    docker = pytest.importorskip("docker")
-    from harness.images import ImageBuildError, Images
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    images = Images(client)
+    images = vm_ready("libreswan")
+    client = images.client
     libreswan = images.ensure("libreswan", ROOT / "vendors" / "libreswan")
-    try:
-        vm.prepare(images, [libreswan])
-    except ImageBuildError as exc:
-        pytest.skip(f"the microVM kit or root cannot be built here: {exc}")
     run = Run(new_run_id(), owner_of(os.getpid()), "main", tmp_path_factory.mktemp("vm"))
     lab = Lab(client, run, "vm/selftest")
     try:

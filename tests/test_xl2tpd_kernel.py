@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from support import ROOT
+from support import ROOT, vm_ready
 
 from harness import vm
 from harness.protocols.l2tp.scenario import Scenario, Side
@@ -72,18 +72,7 @@ CELLS = {  # xl2tpd@kernel as the LAC against another LNS, as the LNS of another
 
 @pytest.fixture(scope="module")
 def cells(tmp_path_factory):
-    docker = pytest.importorskip("docker")
-    from harness import vm
-    from harness.images import ImageBuildError, Images
-    try:
-        client = docker.from_env(timeout=300)
-        client.ping()
-    except Exception as exc:
-        pytest.skip(f"no Docker engine: {exc}")
-    try:  # what the run would build first; a kit that cannot be built here means no VM node can run
-        vm.prepare(Images(client), [Images(client).ensure("xl2tpd", ROOT / "vendors" / "xl2tpd")])
-    except ImageBuildError as exc:
-        pytest.skip(f"the microVM kit or xl2tpd's VM root cannot be built here: {exc}")
+    vm_ready("xl2tpd")
     reports = tmp_path_factory.mktemp("xl2tpd-kernel")
     ids = [f"suites/l2tp/test_l2tp.py::test_{cell}" for cell in CELLS]
     proc = subprocess.run([sys.executable, "-m", "pytest", *ids, "--rootdir", str(ROOT), "-p", "no:randomly",

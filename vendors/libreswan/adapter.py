@@ -103,6 +103,9 @@ class Libreswan(IPsecEndpoint):
             busy=scenario.responder_busy and side.role == "responder")
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)
+            # The template's 5 s deadline is ten of pluto's default 0.5-s intervals (four retransmissions): keep that
+            # many for a longer interval (a scenario stretched for a microVM), or pluto gives up before its first.
+            variables["retransmit_timeout"] = f"{max(5000, 10 * variables['retransmit_interval_ms'])}ms"
         if scenario.retransmit_tries is not None:
             # pluto has no count, only a deadline, checked at each retransmission; they go out 1, 2, 4, ...
             # intervals after the first sending (its log: "will wait 0.5 seconds", then 0.5, 1, 2 ...). So the
