@@ -283,9 +283,12 @@ def take(interface: str, pid: int, peer_address: str) -> None:
 def give_back(interface: str, pid: int) -> None:
     """Move eth0 of `pid`'s namespace back to this process's namespace under its own name, without addresses,
     up as before (a veth or VLAN in a namespace that dies is destroyed with it, not returned)."""
-    _in_netns(pid, f"ip address flush dev {LINK_NAME}\nip link set dev {LINK_NAME} down\n"
-                   f"ip link set dev {LINK_NAME} name {shlex.quote(interface)}\n"
-                   f"ip link set dev {shlex.quote(interface)} netns {os.getpid()}",
+    name = shlex.quote(interface)
+    # Under its own name still where the run died between moving it in and renaming it (take()).
+    _in_netns(pid, f"dev={LINK_NAME}; ip link show dev {LINK_NAME} >/dev/null 2>&1 || dev={name}\n"
+                   f'ip address flush dev "$dev"\nip link set dev "$dev" down\n'
+                   f'[ "$dev" = {name} ] || ip link set dev "$dev" name {name}\n'
+                   f"ip link set dev {name} netns {os.getpid()}",
               f"giving {interface} back to the host")
     _run(["ip", "link", "set", "dev", interface, "up"], f"bringing {interface} up on the host")
 

@@ -321,7 +321,7 @@ def test_a_pair_lists_its_images_packages_once_even_when_both_roles_are_one_vend
             asked.append(argv)
             return ExecResult(0, "iproute2\t6.1.0-3\nlibc6\t2.36-9\ndpkg-query: a warning without a tab\n")
 
-    linux = SimpleNamespace(name="linux")
+    linux = SimpleNamespace(name="linux", supplied_image=None)
     plab = PairLab(None, SimpleNamespace(vendor=lambda role: linux), Path("."), None,
                    nodes={"vtep1": Node(), "vtep2": Node()})
     plab.record_version("vtep1", lambda: "Linux 6.1.0\n")

@@ -105,8 +105,11 @@ class RestartPair:
                                       child_sas=lambda role: [new if self.restarted else old])
 
     def establish(self, scenario):
-        self.scenario = scenario
+        self.scenario = self.tunnel.scenario = scenario  # the host's speed: nothing stretched
         return self.tunnel
+
+    def patience(self, seconds):
+        return seconds
 
     def restart(self, role):
         self.clock.now += self.restart_s

@@ -1,7 +1,9 @@
 """ovs@kernel: Open vSwitch on the openvswitch kernel datapath, a qemu microVM where this host's kernel lacks the
 module (--kernel auto), against the Linux kernel's VXLAN device in both directions; and the Linux vendor's Geneve
 device in a microVM (this host may lack geneve) against Open vSwitch. Real cells, judged from the wire; each
-takes 15-40 s on two shared cores (the VM boots under software emulation)."""
+takes 15-40 s on two shared cores (the VM boots under software emulation). Each cell may run twice (--reruns 1): in
+some boots OVS in the 1-vCPU VM forwards nothing within the warm-up's 30 s (vendors/ovs/NOTES.md); a cell that
+passes only on its second try is flagged flaky in matrix.json, and still has to pass."""
 from __future__ import annotations
 
 import json
@@ -25,7 +27,7 @@ def run(tmp_path_factory):
     vm_ready("ovs", "linux")
     reports = tmp_path_factory.mktemp("ovs-kernel")
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--expect", "none", "--compare", "none",
-                           "-n", "0", *SELECTION, "--reports-dir", str(reports)],
+                           "-n", "0", "--reruns", "1", *SELECTION, "--reports-dir", str(reports)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     records = json.loads((reports / "matrix.json").read_text())
     return {(r["case"], r["a"], r["b"]): r for r in records}, reports, proc.stdout + proc.stderr
