@@ -22,7 +22,7 @@ from _pytest.runner import runtestprotocol
 from harness import history, protocols
 from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
-from harness.expectations import Expectations, cell_key, host_answers
+from harness.expectations import VM_CONDITION, Expectations, cell_key, host_answers
 from harness.host import HostCapabilities, declared, probe
 from harness.images import TOOLS_IMAGE_DIR, Images
 from harness.lab import Lab, reap
@@ -37,7 +37,6 @@ from harness.vendor import (HARNESS_PEER, SUPPLIED, Vendor, check_images, load_r
 
 log = logging.getLogger(__name__)
 KERNEL_CHOICES = ("auto", "host", "vm")
-VM_CONDITION = "vm"  # an expectations `host` condition: vendor nodes may run as VMs here (--kernel auto or vm)
 DOCKER_TIMEOUT_S = 300  # HTTP timeout of the SDK; every wait of ours has its own, shorter, timeout
 
 
@@ -180,7 +179,7 @@ def _expectations(config) -> Expectations | None:
     path = Path(config.rootpath) / DEFAULT_EXPECTATIONS if choice == "default" else Path(choice)
     if choice == "default" and not path.is_file():
         return None  # a checkout without the file (an out-of-tree suite): nothing is expected but passing
-    return expectations.load(path, set(config.oi_capabilities) | {VM_CONDITION})
+    return expectations.load(path, set(config.oi_capabilities))
 
 
 def _registry(config) -> dict[str, Vendor]:

@@ -122,3 +122,13 @@ def test_a_draft_pins_the_run_it_came_from(tmp_path):
     for r in results:
         key = expectations.cell_key(r.protocol, r.case, r.a, r.b)
         assert drafted.judge(key, r.verdict, r.reason, {})[0] == "expected"
+
+
+def test_vm_is_a_condition_beside_the_host_capabilities(tmp_path):
+    """`vm` (nodes may run as microVMs: --kernel auto or vm) is known to every reader of an expectations file, the
+    default-matrix test's included, not only to the plugin."""
+    path = tmp_path / "e.toml"
+    path.write_text('[[cell]]\nmatch = "ipsec/psk_tunnel/libreswan->*"\nverdict = "skipped"\nreason = "kernel-esp"\n'
+                    'host = ["!kernel-esp", "!vm"]\n')
+    entry = expectations.load(path, {"kernel-esp"}).entries[0]
+    assert entry.holds_on({"kernel-esp": False, "vm": False}) and not entry.holds_on({"kernel-esp": False, "vm": True})
