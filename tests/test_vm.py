@@ -117,7 +117,10 @@ def test_the_vm_and_a_container_ping_each_other_and_the_capture_on_the_vm_node_s
     from_vm = [f for f in frames if f.data[6:12] == vm_mac]
     assert {f.data[12:14] for f in from_vm} == {b"\x08\x06", b"\x08\x00"}  # ARP and IPv4, nothing else
     ipv4 = [f.data[14:] for f in frames if f.data[12:14] == b"\x08\x00"]
-    pairs = {(".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20])), ip[9]) for ip in ipv4}
+    # The host's own bridge (the network's .1) may send an IGMP report of its own: no lab node's traffic.
+    bridge = str(next(node.network.subnet.hosts()))
+    pairs = {(".".join(map(str, ip[12:16])), ".".join(map(str, ip[16:20])), ip[9]) for ip in ipv4
+             if ".".join(map(str, ip[12:16])) != bridge}
     assert pairs == {(node.address, peer.address, 1), (peer.address, node.address, 1)}  # ICMP, both ways
 
 
