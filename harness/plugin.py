@@ -463,7 +463,8 @@ def vm_kernel(request, pytestconfig, docker_client, images: Images, host: HostCa
             for vendor in (pair.a, pair.b):
                 if vendor is HARNESS_PEER or pair.protocol not in vendor.protocols:
                     continue
-                needs = set(vendor.variant_needs).union(*vendor.protocols[pair.protocol].host.values())
+                # every feature with a host need, and a variant's own needs: what any of its cells may ask for
+                needs = set().union(*vendor.host_needs(pair.protocol, vendor.protocols[pair.protocol].host).values())
                 if every or host.missing(*sorted(needs)):
                     vendors[vendor.name] = vendor
     if not vendors:

@@ -61,7 +61,6 @@ MEMORY_MIB = 512
 SLOTS = 4  # commands that may run in the VM at once (virtio-serial ports with an agent each)
 READY = "oi-vm: ready"  # the VM's stage2 prints it on the console (the container's log) once its agents listen
 BROKER_FAILED = 125  # vm-exec: the broker or the VM failed (the line it prints says how)
-BROKER_NOT_LISTENING = re.compile(r"no answer from the VM's broker: \[Errno (2|111)\]")  # no socket yet / refused
 DAEMON = "/run/oi/daemon"  # in the VM: .log (the daemon's output), .exit (its status, once it has exited)
 BUSYBOX = "/run/oi/bin/busybox"  # in the VM, put there by the initramfs: tools an image need not have
 
@@ -368,22 +367,16 @@ class VmNode:
         argv = ["vm-exec", f"{timeout:g}", base64.b64encode(script.encode()).decode()]
         if stdin:
             argv.append(base64.b64encode(stdin).decode())
-        deadline = time.monotonic() + self.boot_timeout
-        while True:
-            try:
-                code, out = self.qemu.exec_run(argv, demux=False)
-            except docker.errors.APIError as exc:
-                self.qemu.reload()
-                if not self.qemu.attrs["State"]["Running"]:
-                    raise DaemonExited(f"{self.name}: the VM's container exited with status "
-                                       f"{self.qemu.attrs['State'].get('ExitCode')}; console:\n"
-                                       f"{tail(self.console())}") from None
-                raise HarnessError(f"{self.name}: could not run {what}: {exc.explanation or exc}") from None
-            output = (out or b"").decode(errors="replace")
-            # The container runs, but its PID 1 has not made the broker's socket yet (a busy host): ask again.
-            if not (code == BROKER_FAILED and BROKER_NOT_LISTENING.search(output)) or time.monotonic() >= deadline:
-                break
-            time.sleep(0.1)
+        try:
+            code, out = self.qemu.exec_run(argv, demux=False)
+        except docker.errors.APIError as exc:
+            self.qemu.reload()
+            if not self.qemu.attrs["State"]["Running"]:
+                raise DaemonExited(f"{self.name}: the VM's container exited with status "
+                                   f"{self.qemu.attrs['State'].get('ExitCode')}; console:\n"
+                                   f"{tail(self.console())}") from None
+            raise HarnessError(f"{self.name}: could not run {what}: {exc.explanation or exc}") from None
+        output = (out or b"").decode(errors="replace")  # vm-exec itself waits for a broker not listening yet
         if code == EXEC_EXIT_TIMEOUT:
             raise LabTimeout(f"{self.name}: timed out after {timeout:g}s waiting for {what}")
         if code == BROKER_FAILED and output.startswith("oi-vm:"):

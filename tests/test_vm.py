@@ -57,23 +57,6 @@ def test_the_container_callers_see_is_the_qemu_one_but_its_image_is_the_vendors(
     assert (seen.id, seen.image.id) == ("qemu-id", "sha256:vendor")
 
 
-def test_a_request_made_before_the_broker_listens_is_asked_again():
-    """The container runs but its PID 1 has not made the exec socket yet (a busy host): `vm-exec` cannot connect;
-    the node asks again until the broker answers, instead of breaking the cell (seen as 'could not run tar')."""
-    answers = [(125, b"oi-vm: no answer from the VM's broker: [Errno 2] No such file or directory\n"),
-               (125, b"oi-vm: no answer from the VM's broker: [Errno 111] Connection refused\n"), (0, b"done\n")]
-
-    class Qemu:
-        def exec_run(self, argv, demux=False):
-            return answers.pop(0)
-    vendor = type("Image", (), {"id": "sha256:vendor", "tags": [], "attrs": {"Config": {"Cmd": ["true"]}}})()
-    node = vm.VmNode(Qemu(), "n", "198.18.0.2", None, vendor)
-    assert node._run("true\n", b"", 5, "true").output == "done\n" and answers == []
-    answers[:] = [(125, b"oi-vm: the VM has no free agent\n")]  # any other broker failure is reported at once
-    with pytest.raises(HarnessError, match="could not run true in the VM: oi-vm: the VM has no free agent"):
-        node._run("true\n", b"", 5, "true")
-
-
 # --- with an engine ---------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
