@@ -457,8 +457,9 @@ class DeviceNode:
     def _manual(self, request: dict) -> None:
         ready = self.folder / f"device-{self.device.name}.ready"
         ready.unlink(missing_ok=True)
+        shown = redacted(request["settings"], secret_settings(self.protocol))  # the console is no place for a PSK
         text = (f"\noverlay-interop: configure {self.device.name} for {self.protocol} {self.case} as {self.name} "
-                f"with the settings in {self.settings_file}:\n{json.dumps(request['settings'], indent=2)}\n"
+                f"with the settings in {self.settings_file}:\n{json.dumps(shown, indent=2)}\n"
                 f"then create {ready} (timeout {self.device.timeout:g}s)\n")
         print(text, file=sys.__stderr__, flush=True)
         self._note(f"asked the operator; waiting for {ready}")
@@ -480,7 +481,7 @@ class DeviceNode:
                                                                   f"`overlay-interop devices settings`") from None
         if configured is None:
             pytest.skip(f"{self.device.name} was configured once (static) without {key} settings")
-        different = first_difference(configured, settings)
+        different = first_difference(configured, settings, secrets=secret_settings(self.protocol))
         if different:
             pytest.skip(f"{self.device.name} is configured once (static); this case needs another {different}")
         self._note(f"static settings match {key}")
@@ -500,21 +501,42 @@ class DeviceNode:
         return result
 
 
-def first_difference(configured, wanted, path: str = "") -> str | None:
-    """The first setting (dotted path) where `wanted` differs from `configured`, or None."""
+def secret_settings(protocol: str) -> tuple[str, ...]:
+    """The settings keys of `protocol` that hold secrets (its device module's SECRET_SETTINGS): written into the
+    pair folder's settings file only, never printed, logged or put in a skip reason."""
+    return tuple(getattr(device_module(protocol), "SECRET_SETTINGS", ()))
+
+
+def redacted(settings, secrets: tuple[str, ...]):
+    """`settings` with the value of every key named in `secrets` replaced by a pointer to the settings file."""
+    if isinstance(settings, dict):
+        return {k: "(secret: in the settings file)" if k in secrets and v is not None else redacted(v, secrets)
+                for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [redacted(v, secrets) for v in settings]
+    return settings
+
+
+def first_difference(configured, wanted, path: str = "", secrets: tuple[str, ...] = ()) -> str | None:
+    """The first setting (dotted path) where `wanted` differs from `configured`, or None. A secret is named, its
+    values are not shown."""
     if isinstance(configured, dict) and isinstance(wanted, dict):
         for key in sorted(set(configured) | set(wanted)):
-            found = first_difference(configured.get(key), wanted.get(key), f"{path}.{key}" if path else key)
+            found = first_difference(configured.get(key), wanted.get(key), f"{path}.{key}" if path else key, secrets)
             if found:
                 return found
         return None
     if isinstance(configured, list) and isinstance(wanted, list) and len(configured) == len(wanted):
         for i, (a, b) in enumerate(zip(configured, wanted)):
-            found = first_difference(a, b, f"{path}[{i}]")
+            found = first_difference(a, b, f"{path}[{i}]", secrets)
             if found:
                 return found
         return None
-    return None if configured == wanted else f"{path} ({wanted!r}, not {configured!r})"
+    if configured == wanted:
+        return None
+    if path.rsplit(".", 1)[-1] in secrets:
+        return f"{path} (another value than the one configured)"
+    return f"{path} ({wanted!r}, not {configured!r})"
 
 
 def cell_device(pair) -> DeviceVendor | None:
