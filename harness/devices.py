@@ -381,8 +381,11 @@ class DeviceNode:
         import pytest
         pytest.skip(f"{self.device.name} is a device under test: the harness runs nothing on it")
 
-    def _note(self, line: str) -> None:
+    def note(self, line: str) -> None:
+        """A line in the device's log in the pair folder (what the harness asked and did on its behalf)."""
         self._log.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    _note = note
 
     def put_files(self, files: dict, mode: int = 0o644) -> None:
         if files:

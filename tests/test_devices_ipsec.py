@@ -105,6 +105,7 @@ def test_a_static_device_runs_wrong_psk_with_the_harness_side_holding_the_other_
     assert fitted.psk_of("responder") == Scenario().psk  # the device keeps what it was configured with
     assert fitted.psk_of("initiator") == "a-different-secret"  # the harness's side disagrees with it
     load(ep, asked)  # matches the static settings: no skip
+    assert "the harness's side takes the other PSK" in ep.node.logs()  # the cell's evidence says so
     (tmp_path / "c").mkdir()
     command = endpoint(tmp_path / "c", 'control = "command"\ncommand = "true"')
     assert command.fit(asked) is asked  # a device configured per case takes the case's PSK as asked
@@ -130,3 +131,21 @@ def test_the_device_cannot_be_told_to_initiate(tmp_path):
     ep = endpoint(tmp_path, 'control = "command"\ncommand = "true"')
     with pytest.raises(pytest.skip.Exception, match="cannot tell it when to initiate"):
         ep.initiate(10)
+
+
+def test_a_vendor_that_would_run_as_a_microvm_skips_against_a_device_saying_why(tmp_path):
+    """A microVM cannot hold the device's link: run in a container on a kernel without ESP, the vendor's failure
+    would be the host's, not an interop failure."""
+    from harness.pairlab import VendorPair
+    from harness.plugin import _placement
+    from test_placement import NEEDS_ESP, cell, request
+    from test_vendor_registry import vendor_toml
+    (tmp_path / "v").mkdir()
+    found, _ = cell(tmp_path / "v", vendor_toml("a", extra=NEEDS_ESP), vendor_toml("b"))
+    box = devices.DeviceVendor(device(tmp_path, 'control = "command"\ncommand = "true"'))
+    with pytest.raises(pytest.skip.Exception, match=r"a would run as a qemu microVM \(a needs kernel-esp for psk, "
+                                                    r"which this host lacks\), and a microVM cannot hold"):
+        _placement(request(), VendorPair("ipsec", "psk_tunnel", found["a"], box, ("initiator", "responder")), "auto")
+    # a vendor the host can run stays in its container on the device's link
+    assert _placement(request(), VendorPair("ipsec", "psk_tunnel", found["b"], box, ("initiator", "responder")),
+                      "auto") == set()

@@ -80,6 +80,7 @@ class Endpoint(IPsecEndpoint):
         if self.node.device.control != "static" or scenario.responder_psk in (None, scenario.psk):
             return scenario
         if self.node.name == "responder":
+            self.node.note("configured once: the harness's side takes the other PSK, so the PSKs disagree as asked")
             return replace(scenario, psk=scenario.responder_psk, responder_psk=scenario.psk)
         return scenario  # the initiator holds `psk`, the reference one, already
 
