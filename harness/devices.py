@@ -574,13 +574,34 @@ def node(pair_lab, role: str, image_of, **kwargs):
     return made
 
 
+LINK_WAIT_IN_NODE_S = 60  # how long a peer's own command waits for the device's link before it gives up
+# The peer's own command starts only once the link is in its namespace, up (take() brings it up last): a daemon
+# binding the peer's address at start (xl2tpd's listen-addr) would otherwise exit, and with it the namespace
+# and the veth or VLAN interface it had just been given.
+AWAIT_LINK = (f'i=0; until [ $(( $(cat /sys/class/net/{LINK_NAME}/flags 2>/dev/null || echo 0) & 1 )) = 1 ]; do '
+              f'i=$((i+1)); [ $i -le {LINK_WAIT_IN_NODE_S * 20} ] || '
+              f'{{ echo "no {LINK_NAME} after {LINK_WAIT_IN_NODE_S}s: the device link never came" >&2; exit 1; }}; '
+              f'sleep 0.05; done; exec "$@"')
+
+
+def awaiting_link(client, image: str, command: list[str] | None) -> tuple[list[str], list[str]]:
+    """The entrypoint and command that run the image's own (its entrypoint, then `command` or its CMD) once the
+    device's link is up in the node."""
+    config = client.images.get(image).attrs.get("Config") or {}
+    own = list(config.get("Entrypoint") or []) + list(command or config.get("Cmd") or [])
+    if not own:
+        raise HarnessError(f"{image} has neither an entrypoint nor a command to run on the device's link")
+    return ["/bin/sh", "-c", AWAIT_LINK, "await-link"], own
+
+
 def peer_node(lab, name: str, image: str, device: Device, command: list[str] | None = None) -> PeerNode:
     """Create (not start) the container that takes the device's interface: no Docker network, labelled with the
-    interface so the reaper can give it back."""
+    interface so the reaper can give it back, its own command held until the interface is in."""
     host_config = lab.client.api.create_host_config(
         cap_add=["NET_ADMIN", "NET_RAW"], devices=["/dev/net/tun:/dev/net/tun:rwm"], network_mode="none",
         sysctls={"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"})
-    container = lab.container(image, name, command=command, host_config=host_config,
+    entrypoint, own = awaiting_link(lab.client, image, command)
+    container = lab.container(image, name, command=own, entrypoint=entrypoint, host_config=host_config,
                               labels={INTERFACE_LABEL: device.interface})
     made = PeerNode(container, name, device)
     lab.on_close(made.release)

@@ -273,3 +273,26 @@ def test_one_cell_at_a_time_holds_a_device_link(tmp_path):
     devices.hold("dut1", timeout=0.3, folder=tmp_path).close()  # another link is free
     first.close()
     devices.hold("dut0", timeout=0.3, folder=tmp_path).close()
+
+
+def test_a_peers_own_command_waits_for_the_device_link(tmp_path):
+    """A daemon binding the peer's address at start (xl2tpd) exited before the link was in, taking the namespace
+    and the interface with it: the peer runs the image's entrypoint and command only once eth0 is up."""
+    from types import SimpleNamespace
+    images = {"lns": {"Config": {"Entrypoint": ["/init"], "Cmd": ["xl2tpd", "-D"]}}, "bare": {"Config": {}}}
+    client = SimpleNamespace(images=SimpleNamespace(get=lambda image: SimpleNamespace(attrs=images[image])))
+    entrypoint, command = devices.awaiting_link(client, "lns", None)
+    assert entrypoint[:2] == ["/bin/sh", "-c"] and "/sys/class/net/eth0/flags" in entrypoint[2]
+    assert command == ["/init", "xl2tpd", "-D"]
+    assert devices.awaiting_link(client, "lns", ["sleep", "infinity"])[1] == ["/init", "sleep", "infinity"]
+    with pytest.raises(HarnessError, match="neither an entrypoint nor a command"):
+        devices.awaiting_link(client, "bare", None)
+    # the wait itself, on a fake sysfs: it runs the command once the flags say up (IFF_UP), gives up otherwise
+    script = entrypoint[2].replace("/sys/class/net", str(tmp_path)).replace("-le 1200", "-le 4")
+    (tmp_path / "eth0").mkdir()
+    (tmp_path / "eth0" / "flags").write_text("0x1002\n")
+    down = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert down.returncode == 1 and "no eth0" in down.stderr and "ran" not in down.stdout
+    (tmp_path / "eth0" / "flags").write_text("0x1003\n")
+    up = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert up.returncode == 0 and up.stdout == "ran\n"
