@@ -200,5 +200,8 @@ def test_docker_ipsec_cases_against_a_static_strongswan_device(strongswan_device
     assert psk not in out
     run_json = json.loads((reports / "run.json").read_text())
     assert run_json["versions"][NAME] == "test strongSwan", run_json["versions"]
+    # the device is a row of the matrix page and has its conformance page, under its own name
+    assert f">{NAME}<" in (reports / "matrix.html").read_text()
+    assert f"<h1>{NAME}: interoperability and conformance</h1>" in (reports / "conformance" / f"{NAME}.html").read_text()
     assert on_host(nic), f"{nic} was not given back to the host"
     assert "dut" in in_device(container, "ip", "-br", "link"), "the device's end of the link is gone"

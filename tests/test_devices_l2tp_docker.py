@@ -210,4 +210,7 @@ def test_docker_l2tp_cases_against_a_manually_configured_xl2tpd_device(xl2tpd_de
     assert secret not in out  # printed for the operator without it; the settings file holds it
     run_json = json.loads((reports / "run.json").read_text())
     assert run_json["versions"][NAME] == "test xl2tpd", run_json["versions"]
+    # the device is a row of the matrix page and has its conformance page, under its own name
+    assert f">{NAME}<" in (reports / "matrix.html").read_text()
+    assert f"<h1>{NAME}: interoperability and conformance</h1>" in (reports / "conformance" / f"{NAME}.html").read_text()
     assert on_host(nic), f"{nic} was not given back to the host"
