@@ -641,6 +641,21 @@ def awaiting_link(client, image: str, command: list[str] | None, device: Device 
     return ["/bin/sh", "-c", await_link(device), "await-link"], own
 
 
+def probe_peer(pair_lab, name: str, image: str) -> PeerNode:
+    """The harness's built-in probe in a cell with a device: a plain node of `image` on the device's link (it
+    holds the interface, and the device's captures are taken there)."""
+    device = cell_device(pair_lab.pair).device
+    mine = [n for n in pair_lab.nodes.values() if isinstance(n, DeviceNode)]
+    if any(isinstance(n, PeerNode) for n in pair_lab.nodes.values()):
+        import pytest
+        pytest.skip(f"the case needs a second node on {device.name}'s link; it has room for one peer")
+    made = peer_node(pair_lab.lab, name, image, device, command=["sleep", "infinity"])
+    for other in mine:
+        other.peer = made
+    pair_lab.nodes[name] = made  # so a device node made after it finds its peer (and no second peer is made)
+    return made
+
+
 def peer_node(lab, name: str, image: str, device: Device, command: list[str] | None = None) -> PeerNode:
     """Create (not start) the container that takes the device's interface: no Docker network, labelled with the
     interface so the reaper can give it back, its own command held until the interface is in."""

@@ -164,9 +164,10 @@ def test_docker_ipsec_cases_against_a_static_strongswan_device(strongswan_device
     vendors = os.environ.get("OI_DEVICE_VENDORS", "strongswan,libreswan")
     reports = tmp_path / "r"
     process = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites/ipsec/test_psk.py", "-p", "no:randomly", "-n", "0",
+        [sys.executable, "-m", "pytest", "suites/ipsec/test_psk.py", "suites/ipsec/test_conformance.py",
+         "-p", "no:randomly", "-n", "0",
          "--devices", str(inventory), "--reports-dir", str(reports), "--expect", "none", "--compare", "none",
-         "--vendors", f"{vendors},{NAME}", "-k", f"(test_psk_tunnel or test_wrong_psk) and {NAME}"],
+         "--vendors", f"{vendors},{NAME}", "-k", f"(test_psk_tunnel or test_wrong_psk or test_acceptable_proposal) and {NAME}"],
         cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     out = process.stdout + process.stderr
     matrix = {(r["case"], r["a"], r["b"]): r for r in json.loads((reports / "matrix.json").read_text())}
@@ -175,6 +176,9 @@ def test_docker_ipsec_cases_against_a_static_strongswan_device(strongswan_device
     assert cell["verdict"] == "passed", f"psk_tunnel strongswan->{NAME}: {cell['reason']}\n{out[-3000:]}"
     cell = matrix["wrong_psk", "strongswan", NAME]
     assert cell["verdict"] == "passed", f"wrong_psk strongswan->{NAME}: {cell['reason']}\n{out[-3000:]}"
+    # the harness's built-in probe, on the device's link like any peer, against the device's responder
+    cell = matrix["acceptable_proposal", "probe", NAME]
+    assert cell["verdict"] == "passed", f"acceptable_proposal probe->{NAME}: {cell['reason']}\n{out[-3000:]}"
     if "libreswan" in vendors:  # kernel ESP only: on a host without it, skipped with that reason
         for case in ("psk_tunnel", "wrong_psk"):
             cell = matrix[case, "libreswan", NAME]
