@@ -3,6 +3,7 @@
     run [OPTIONS] [PYTEST ARGS...]             the default interop matrix (pytest over suites/), then a summary
     images build [VENDOR...]                   build (or confirm cached) vendor images and the tools image
     doctor                                     what this host and its Docker engine can do
+                                               (both take run's --vendors-dir, --no-project-vendors, --image)
     clean                                      remove containers and networks left by dead runs
     report DIR                                 (re)write DIR/matrix.html and DIR/conformance/ from DIR/matrix.json
     report merge DIR... --into OUT             join the reports of shards (--shard i/n) into one new run folder
@@ -66,6 +67,44 @@ def _docker():
 def _registry(vendors_dir: Path):
     from harness.vendor import load_registry
     return load_registry(vendors_dir)
+
+
+def add_vendor_options(parser) -> None:
+    """Where the vendors come from, as `run` takes it: the project's vendors/, --vendors-dir folders added (or
+    alone, --no-project-vendors), --image for a supplied image or another row."""
+    parser.add_argument("--vendors-dir", metavar="DIR", action="append",
+                        help="add the vendor folders in DIR (your own implementation, out of tree) to vendors/; "
+                             "repeatable")
+    parser.add_argument("--no-project-vendors", action="store_true",
+                        help="only the --vendors-dir folders, not the project's vendors/")
+    parser.add_argument("--image", metavar="VENDOR[@LABEL]=IMAGE", action="append",
+                        help="VENDOR=IMAGE: a local image (tag or id) for VENDOR instead of its folder's build; "
+                             "VENDOR@LABEL=IMAGE: another row VENDOR@LABEL on VENDOR's adapter; repeatable")
+
+
+def vendor_registry(args) -> dict:
+    """Every vendor the options name, as a run would see it (harness.plugin._registry): the project's vendors/
+    unless --no-project-vendors, the --vendors-dir folders, the --image rows and images (each checked present)."""
+    from harness.vendor import check_images, load_registry, supply_images, vendors_folder
+    folders = [] if args.no_project_vendors else [PROJECT_ROOT / "vendors"]
+    folders += [vendors_folder(given) for given in args.vendors_dir or []]
+    if not folders:
+        raise ConfigError("--no-project-vendors", "(flag)", "leaves no vendor folder; add --vendors-dir DIR")
+    found = load_registry(folders)
+    if args.image:
+        found = supply_images(found, args.image)
+        client = _docker()
+        check_images(args.image, lambda ref: _present(client, ref))
+    return found
+
+
+def _present(client, ref: str) -> bool:
+    import docker
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
 
 
 def _names(option: str):
@@ -194,7 +233,7 @@ def _wait(process: subprocess.Popen) -> int:
 
 def cmd_images_build(args) -> int:
     from harness.images import Images
-    registry = _registry(PROJECT_ROOT / "vendors")
+    registry = vendor_registry(args)
     unknown = [v for v in args.vendors if v not in registry]
     if unknown:
         print(f"overlay-interop: error: no such vendor: {', '.join(unknown)}; known: {', '.join(registry)}",
@@ -203,10 +242,18 @@ def cmd_images_build(args) -> int:
     from harness.images import TOOLS_IMAGE_DIR, ImageBuildError
     images = Images(_docker())
     wanted = {"tools": TOOLS_IMAGE_DIR}
+    supplied = {}
     for name in args.vendors or registry:
-        wanted.update(registry[name].images())  # with its companions
+        vendor = registry[name]
+        own = vendor.images()  # with its companions
+        if vendor.supplied_image:  # the user's own build runs: its folder's is not made (companions still are)
+            supplied[name] = vendor.supplied_image
+            own.pop(vendor.image_name, None)
+        wanted.update(own)
     images.prepare(wanted)  # side by side; a failed build is raised below, by name
     failed = 0
+    for name, ref in supplied.items():
+        print(f"{name}: {ref} (supplied with --image, not built)", flush=True)
     for name, folder in wanted.items():
         try:
             print(f"{name}: {images.ensure(name, folder)}", flush=True)
@@ -216,12 +263,13 @@ def cmd_images_build(args) -> int:
     # The microVM kit and the VM roots of the vendors that may run as VMs (they declare host needs): what
     # --kernel auto boots where this host lacks them (docs/microvm.md).
     from harness import vm
-    for vendor in sorted({v.image_name: v for name in args.vendors or registry
+    # One VM root per image that runs (a supplied image gets its own: it is what its row boots).
+    for vendor in sorted({(v.supplied_image or v.image_name): v for name in args.vendors or registry
                           if (v := registry[name]).variant_needs or any(s.host for s in v.protocols.values())}.values(),
-                         key=lambda v: v.image_name):
+                         key=lambda v: v.name):
         try:
-            print(f"vm-{vendor.image_name}: {vm.vm_image(images, vendor.image(images))}",
-                  flush=True)
+            print(f"vm-{vendor.image_name}{'' if not vendor.supplied_image else f' ({vendor.name})'}: "
+                  f"{vm.vm_image(images, vendor.image(images))}", flush=True)
         except (ImageBuildError, HarnessError) as exc:
             print(f"overlay-interop: error: {exc}", file=sys.stderr)
             failed += 1
@@ -239,7 +287,10 @@ def cmd_doctor(args) -> int:
     print(f"registry: {_registry_answer(REGISTRY_BASE)}")
     images = Images(client)
     print(f"base image: {images.base}")
-    registry = _registry(Path(args.vendors_dir))
+    registry = vendor_registry(args)
+    for vendor in registry.values():
+        if vendor.supplied_image:
+            print(f"{vendor.name}: runs the supplied image {vendor.supplied_image} (--image)")
     host = probe(client, images.tools(), declared(registry.values()))
     print(host.describe())
     print("what it means for the matrix:")
@@ -350,8 +401,9 @@ def main(argv: list[str] | None = None) -> int:
     images_sub = images.add_subparsers(dest="images_command", required=True)
     build = images_sub.add_parser("build", help="build vendor images (all by default)")
     build.add_argument("vendors", nargs="*")
+    add_vendor_options(build)
     doctor = sub.add_parser("doctor", help="print what this host and its Docker engine can do")
-    doctor.add_argument("--vendors-dir", default=str(PROJECT_ROOT / "vendors"))
+    add_vendor_options(doctor)
     sub.add_parser("clean", help="remove what dead runs left behind")
     report = sub.add_parser("report", help="(re)write a run's HTML pages from its matrix.json")
     report.add_argument("dir", metavar="DIR", help="the run's reports folder, e.g. reports/latest; or 'merge'")

@@ -14,6 +14,10 @@ An inventory (`--devices FILE`, TOML) declares each device:
     # settings = "acme-gw.json"           # control = "static": what `overlay-interop devices settings` wrote
     # timeout = 300                       # seconds the control step may take (manual: the operator)
     # force = true                        # accept an interface carrying the host's default route
+    # A routed device, off the harness's link: `via` replaces `interface` and a router at `gateway` (on
+    # peer_address's link) forwards to `address`; the peer gets that one route, never NAT.
+    # via = "enp3s0.102"
+    # gateway = "192.0.2.254"
 
     [device.protocols.vxlan]
     roles = ["vtep2"]
@@ -52,8 +56,8 @@ from harness.vendor import Support, Vendor, _known_keys, _support
 log = logging.getLogger(__name__)
 
 CONTROLS = ("manual", "command", "static")
-DEVICE_KEYS = ("name", "description", "version", "interface", "address", "peer_address", "control", "command",
-               "settings", "timeout", "force", "protocols")
+DEVICE_KEYS = ("name", "description", "version", "interface", "via", "gateway", "address", "peer_address", "control",
+               "command", "settings", "timeout", "force", "protocols")
 DEFAULT_TIMEOUT = {"manual": 600.0, "command": 60.0, "static": 0.0}
 LINK_NAME = "eth0"  # the interface's name inside the peer container: what the adapters build on
 ROUTE_TABLE = Path("/proc/net/route")
@@ -74,6 +78,8 @@ class Device:
     timeout: float = 60.0
     force: bool = False
     protocols: dict[str, Support] = field(default_factory=dict)
+    # A routed device (`via`): the router on the peer's link that forwards to `address`; None: on the link itself.
+    gateway: ipaddress.IPv4Address | None = None
 
 
 class DeviceVendor(Vendor):
@@ -153,14 +159,15 @@ def _text(entry: dict, key: str, where: str, required: bool = True) -> str | Non
     return value.strip()
 
 
-def _address(entry: dict, key: str, where: str) -> ipaddress.IPv4Interface:
+def _address(entry: dict, key: str, where: str, host: bool = False) -> ipaddress.IPv4Interface:
+    """An address with its link's prefix length (`host`: a routed device's own, /32 allowed)."""
     value = _text(entry, key, where)
     try:
         address = ipaddress.IPv4Interface(value)
     except ValueError:
         raise ConfigError(where, key, f"{value!r} is not an IPv4 address with its prefix length "
                                       f"(e.g. 198.18.250.10/24)") from None
-    if "/" not in value or address.network.prefixlen > 30:
+    if "/" not in value or (address.network.prefixlen > 30 and not host):
         raise ConfigError(where, key, f"{value!r}: give the link's prefix length, /30 or shorter (e.g. /24)")
     return address
 
@@ -170,14 +177,34 @@ def _device(entry: dict, inventory: Path, where: str, default_route: set[str]) -
     name = _text(entry, "name", where)
     if not all(c.isalnum() or c in "._-" for c in name) or "@" in name:
         raise ConfigError(where, "name", "letters, digits, '.', '_' and '-' only (it names a matrix row and a folder)")
-    interface = _text(entry, "interface", where)
+    routed = "via" in entry
+    if routed and "interface" in entry:
+        raise ConfigError(where, "via", "give interface (the device is on that link) or via (routed to it), not both")
+    if "gateway" in entry and not routed:
+        raise ConfigError(where, "gateway", "only with via (a routed device); a device on the link needs none")
+    link = "via" if routed else "interface"
+    interface = _text(entry, link, where)
     if len(interface) > 15 or "/" in interface or " " in interface:
-        raise ConfigError(where, "interface", f"{interface!r} is not an interface name (at most 15 characters)")
-    address, peer = _address(entry, "address", where), _address(entry, "peer_address", where)
-    if address.network != peer.network:
-        raise ConfigError(where, "peer_address", f"{peer} is not on the device's link {address.network}")
-    if address.ip == peer.ip:
-        raise ConfigError(where, "peer_address", "is the device's own address")
+        raise ConfigError(where, link, f"{interface!r} is not an interface name (at most 15 characters)")
+    address, peer = _address(entry, "address", where, host=routed), _address(entry, "peer_address", where)
+    gateway = None
+    if routed:
+        text = _text(entry, "gateway", where)
+        try:
+            gateway = ipaddress.IPv4Address(text)
+        except ValueError:
+            raise ConfigError(where, "gateway", f"{text!r} is not an IPv4 address (the router, e.g. 192.0.2.254)") \
+                from None
+        if gateway not in peer.network or gateway == peer.ip:
+            raise ConfigError(where, "gateway", f"{gateway} must be another address on the peer's link {peer.network}")
+        if address.ip in peer.network:
+            raise ConfigError(where, "address", f"{address.ip} is on the via link {peer.network} itself: "
+                                                f"give interface, not via")
+    else:
+        if address.network != peer.network:
+            raise ConfigError(where, "peer_address", f"{peer} is not on the device's link {address.network}")
+        if address.ip == peer.ip:
+            raise ConfigError(where, "peer_address", "is the device's own address")
     control = _text(entry, "control", where)
     if control not in CONTROLS:
         raise ConfigError(where, "control", f"{control!r}; one of {', '.join(CONTROLS)}")
@@ -194,8 +221,8 @@ def _device(entry: dict, inventory: Path, where: str, default_route: set[str]) -
     if not isinstance(force, bool):
         raise ConfigError(where, "force", "must be true or false")
     if interface in default_route and not force:
-        raise ConfigError(where, "interface", f"{interface} carries this host's default route: the harness would "
-                                              f"take it away from the host for every case (force = true if meant)")
+        raise ConfigError(where, link, f"{interface} carries this host's default route: the harness would "
+                                       f"take it away from the host for every case (force = true if meant)")
     declared = entry.get("protocols")
     if not isinstance(declared, dict) or not declared:
         raise ConfigError(where, "protocols", "declare at least one [device.protocols.<name>] table")
@@ -207,7 +234,7 @@ def _device(entry: dict, inventory: Path, where: str, default_route: set[str]) -
     return Device(name=name, description=_text(entry, "description", where), version=_text(entry, "version", where),
                   interface=interface, address=address, peer_address=peer, control=control, inventory=inventory,
                   command=command, settings=(inventory.parent / settings) if settings else None,
-                  timeout=float(timeout), force=force, protocols=support)
+                  timeout=float(timeout), force=force, protocols=support, gateway=gateway)
 
 
 def registry_entries(path: Path, vendors: dict[str, Vendor]) -> dict[str, DeviceVendor]:
@@ -267,9 +294,10 @@ def on_host(interface: str) -> bool:
     return Path("/sys/class/net", interface).exists()
 
 
-def take(interface: str, pid: int, peer_address: str) -> None:
+def take(interface: str, pid: int, peer_address: str, route: tuple[str, str] | None = None) -> None:
     """Move the host's `interface` into the network namespace of process `pid` as eth0 holding `peer_address`
-    (IPv6 off, so the link carries only what the case sends)."""
+    (IPv6 off, so the link carries only what the case sends); `route` (device address, gateway): a routed
+    device's one route, a host route through the router (no default route, no NAT)."""
     if not on_host(interface):
         raise HarnessError(f"the device interface {interface} is not on this host (held by a run that died? "
                            f"`overlay-interop clean` gives it back)")
@@ -277,7 +305,10 @@ def take(interface: str, pid: int, peer_address: str) -> None:
     _in_netns(pid, f"ip link set dev {shlex.quote(interface)} name {LINK_NAME}\n"
                    f"echo 1 > /proc/sys/net/ipv6/conf/{LINK_NAME}/disable_ipv6\n"
                    f"ip address add {shlex.quote(peer_address)} dev {LINK_NAME}\n"
-                   f"ip link set dev {LINK_NAME} up", f"configuring {interface} as {LINK_NAME} in the peer's namespace")
+                   f"ip link set dev {LINK_NAME} up"
+                   + (f"\nip route add {shlex.quote(route[0])}/32 via {shlex.quote(route[1])} dev {LINK_NAME}"
+                      if route else ""),
+              f"configuring {interface} as {LINK_NAME} in the peer's namespace")
 
 
 def give_back(interface: str, pid: int) -> None:
@@ -318,6 +349,11 @@ class Link:
     subnet: ipaddress.IPv4Network
 
 
+def route_to(device: Device) -> tuple[str, str] | None:
+    """A routed device's route for its peer: (its address, the gateway); None for a device on the link."""
+    return (str(device.address.ip), str(device.gateway)) if device.gateway else None
+
+
 class PeerNode(Node):
     """The harness's vendor on the device's link: a container with no Docker network; on start the device's
     interface moves in (Lab.on_close gives it back)."""
@@ -334,7 +370,8 @@ class PeerNode(Node):
         try:
             self.container.start()
             self.container.reload()
-            take(self.device.interface, self.container.attrs["State"]["Pid"], str(self.device.peer_address))
+            take(self.device.interface, self.container.attrs["State"]["Pid"], str(self.device.peer_address),
+                 route_to(self.device))
         except BaseException:
             self._lock.close()
             raise
@@ -381,8 +418,11 @@ class DeviceNode:
         import pytest
         pytest.skip(f"{self.device.name} is a device under test: the harness runs nothing on it")
 
-    def _note(self, line: str) -> None:
+    def note(self, line: str) -> None:
+        """A line in the device's log in the pair folder (what the harness asked and did on its behalf)."""
         self._log.append(f"{time.strftime('%H:%M:%S')} {line}")
+
+    _note = note
 
     def put_files(self, files: dict, mode: int = 0o644) -> None:
         if files:
@@ -457,8 +497,9 @@ class DeviceNode:
     def _manual(self, request: dict) -> None:
         ready = self.folder / f"device-{self.device.name}.ready"
         ready.unlink(missing_ok=True)
+        shown = redacted(request["settings"], secret_settings(self.protocol))  # the console is no place for a PSK
         text = (f"\noverlay-interop: configure {self.device.name} for {self.protocol} {self.case} as {self.name} "
-                f"with the settings in {self.settings_file}:\n{json.dumps(request['settings'], indent=2)}\n"
+                f"with the settings in {self.settings_file}:\n{json.dumps(shown, indent=2)}\n"
                 f"then create {ready} (timeout {self.device.timeout:g}s)\n")
         print(text, file=sys.__stderr__, flush=True)
         self._note(f"asked the operator; waiting for {ready}")
@@ -480,7 +521,7 @@ class DeviceNode:
                                                                   f"`overlay-interop devices settings`") from None
         if configured is None:
             pytest.skip(f"{self.device.name} was configured once (static) without {key} settings")
-        different = first_difference(configured, settings)
+        different = first_difference(configured, settings, secrets=secret_settings(self.protocol))
         if different:
             pytest.skip(f"{self.device.name} is configured once (static); this case needs another {different}")
         self._note(f"static settings match {key}")
@@ -500,21 +541,42 @@ class DeviceNode:
         return result
 
 
-def first_difference(configured, wanted, path: str = "") -> str | None:
-    """The first setting (dotted path) where `wanted` differs from `configured`, or None."""
+def secret_settings(protocol: str) -> tuple[str, ...]:
+    """The settings keys of `protocol` that hold secrets (its device module's SECRET_SETTINGS): written into the
+    pair folder's settings file only, never printed, logged or put in a skip reason."""
+    return tuple(getattr(device_module(protocol), "SECRET_SETTINGS", ()))
+
+
+def redacted(settings, secrets: tuple[str, ...]):
+    """`settings` with the value of every key named in `secrets` replaced by a pointer to the settings file."""
+    if isinstance(settings, dict):
+        return {k: "(secret: in the settings file)" if k in secrets and v is not None else redacted(v, secrets)
+                for k, v in settings.items()}
+    if isinstance(settings, list):
+        return [redacted(v, secrets) for v in settings]
+    return settings
+
+
+def first_difference(configured, wanted, path: str = "", secrets: tuple[str, ...] = ()) -> str | None:
+    """The first setting (dotted path) where `wanted` differs from `configured`, or None. A secret is named, its
+    values are not shown."""
     if isinstance(configured, dict) and isinstance(wanted, dict):
         for key in sorted(set(configured) | set(wanted)):
-            found = first_difference(configured.get(key), wanted.get(key), f"{path}.{key}" if path else key)
+            found = first_difference(configured.get(key), wanted.get(key), f"{path}.{key}" if path else key, secrets)
             if found:
                 return found
         return None
     if isinstance(configured, list) and isinstance(wanted, list) and len(configured) == len(wanted):
         for i, (a, b) in enumerate(zip(configured, wanted)):
-            found = first_difference(a, b, f"{path}[{i}]")
+            found = first_difference(a, b, f"{path}[{i}]", secrets)
             if found:
                 return found
         return None
-    return None if configured == wanted else f"{path} ({wanted!r}, not {configured!r})"
+    if configured == wanted:
+        return None
+    if path.rsplit(".", 1)[-1] in secrets:
+        return f"{path} (another value than the one configured)"
+    return f"{path} ({wanted!r}, not {configured!r})"
 
 
 def cell_device(pair) -> DeviceVendor | None:
@@ -549,13 +611,59 @@ def node(pair_lab, role: str, image_of, **kwargs):
     return made
 
 
+LINK_WAIT_IN_NODE_S = 60  # how long a peer's own command waits for the device's link before it gives up
+# The peer's own command starts only once the link is in its namespace, up (take() brings it up last): a daemon
+# binding the peer's address at start (xl2tpd's listen-addr) would otherwise exit, and with it the namespace
+# and the veth or VLAN interface it had just been given.
+# A routed device's route comes after the link is up (the kernel takes no route through a link that is down):
+# then the wait is for the route too, read from /proc/net/route (every image has it, not every image iproute2).
+
+
+def await_link(device: Device | None = None) -> str:
+    """The shell loop a peer's own command waits in until the link (and a routed device's route) is there."""
+    ready = f'[ $(( $(cat /sys/class/net/{LINK_NAME}/flags 2>/dev/null || echo 0) & 1 )) = 1 ]'
+    if device is not None and device.gateway is not None:
+        destination = device.address.ip.packed[::-1].hex().upper()  # /proc/net/route: little-endian hex
+        ready += f' && grep -q "^{LINK_NAME}[[:space:]]*{destination}[[:space:]]" /proc/net/route'
+    return (f'i=0; until {ready}; do i=$((i+1)); [ $i -le {LINK_WAIT_IN_NODE_S * 20} ] || '
+            f'{{ echo "no {LINK_NAME} after {LINK_WAIT_IN_NODE_S}s: the device link never came" >&2; exit 1; }}; '
+            f'sleep 0.05; done; exec "$@"')
+
+
+def awaiting_link(client, image: str, command: list[str] | None, device: Device | None = None) \
+        -> tuple[list[str], list[str]]:
+    """The entrypoint and command that run the image's own (its entrypoint, then `command` or its CMD) once the
+    device's link is up in the node (and, for a routed device, its route in place)."""
+    config = client.images.get(image).attrs.get("Config") or {}
+    own = list(config.get("Entrypoint") or []) + list(command or config.get("Cmd") or [])
+    if not own:
+        raise HarnessError(f"{image} has neither an entrypoint nor a command to run on the device's link")
+    return ["/bin/sh", "-c", await_link(device), "await-link"], own
+
+
+def probe_peer(pair_lab, name: str, image: str) -> PeerNode:
+    """The harness's built-in probe in a cell with a device: a plain node of `image` on the device's link (it
+    holds the interface, and the device's captures are taken there)."""
+    device = cell_device(pair_lab.pair).device
+    mine = [n for n in pair_lab.nodes.values() if isinstance(n, DeviceNode)]
+    if any(isinstance(n, PeerNode) for n in pair_lab.nodes.values()):
+        import pytest
+        pytest.skip(f"the case needs a second node on {device.name}'s link; it has room for one peer")
+    made = peer_node(pair_lab.lab, name, image, device, command=["sleep", "infinity"])
+    for other in mine:
+        other.peer = made
+    pair_lab.nodes[name] = made  # so a device node made after it finds its peer (and no second peer is made)
+    return made
+
+
 def peer_node(lab, name: str, image: str, device: Device, command: list[str] | None = None) -> PeerNode:
     """Create (not start) the container that takes the device's interface: no Docker network, labelled with the
-    interface so the reaper can give it back."""
+    interface so the reaper can give it back, its own command held until the interface is in."""
     host_config = lab.client.api.create_host_config(
         cap_add=["NET_ADMIN", "NET_RAW"], devices=["/dev/net/tun:/dev/net/tun:rwm"], network_mode="none",
         sysctls={"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"})
-    container = lab.container(image, name, command=command, host_config=host_config,
+    entrypoint, own = awaiting_link(lab.client, image, command, device)
+    container = lab.container(image, name, command=own, entrypoint=entrypoint, host_config=host_config,
                               labels={INTERFACE_LABEL: device.interface})
     made = PeerNode(container, name, device)
     lab.on_close(made.release)

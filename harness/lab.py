@@ -215,11 +215,11 @@ class Lab:
         return Node(container, name, address, network)
 
     def container(self, image: str, name: str, *, host_config, command: list[str] | None = None,
-                  labels: dict[str, str] | None = None):
+                  labels: dict[str, str] | None = None, entrypoint: list[str] | None = None):
         """Create (not start) a container of this lab with the host config given (a node on no Docker network,
         harness.devices); removed with the lab, found by the reaper by its labels."""
         created = self.client.api.create_container(
-            image, command=command, name=f"{self._prefix}-{name}", hostname=name,
+            image, command=command, name=f"{self._prefix}-{name}", hostname=name, entrypoint=entrypoint,
             labels={**self.labels, **(labels or {})}, host_config=host_config)
         container = self.client.containers.get(created["Id"])
         self._containers.append(container)

@@ -175,6 +175,8 @@ class PairLab:
             raise ConfigError(f"the case {self.pair.case}", "pytest.mark.probes",
                               f"{self.pair.protocol} cases with the harness's built-in probe carry the mark (and "
                               f"their protocol declares PROBE_ROLE); this cell has no built-in probe")
+        if devices.cell_device(self.pair):  # against a device: on its link, where the probe can reach it
+            return devices.probe_peer(self, HARNESS_PEER.name, self.images.tools())
         return self.lab.node(HARNESS_PEER.name, self.images.tools(), network, command=["sleep", "infinity"])
 
     def companion(self, role: str, companion: Companion, network, timeout: float = 30) -> Node:

@@ -19,7 +19,7 @@ import docker
 import pytest
 from _pytest.runner import runtestprotocol
 
-from harness import history, protocols
+from harness import devices, history, protocols
 from harness.errors import CaptureError, ConfigError, HarnessError
 from harness import expectations
 from harness.expectations import VM_CONDITION, Expectations, cell_key, host_answers
@@ -446,6 +446,12 @@ def _placement(request, pair: VendorPair, kernel: str) -> set[str]:
                             + "; ".join(under.reason(c) for c in missing))
     if gaps:
         pytest.skip("; ".join(gaps))
+    if in_vm and devices.cell_device(pair):  # the device's link is moved into a container's namespace, not a VM's
+        why = "--kernel vm" if kernel == "vm" else "; ".join(
+            f"{name} needs {', '.join(sorted(caps))} for {feature}, which this host lacks"
+            for name in sorted(in_vm) for feature, caps in needs[name].items())
+        pytest.skip(f"{', '.join(sorted(in_vm))} would run as a qemu microVM ({why}), and a microVM cannot hold "
+                    f"the device's interface")
     return in_vm
 
 

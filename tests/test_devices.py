@@ -273,3 +273,89 @@ def test_one_cell_at_a_time_holds_a_device_link(tmp_path):
     devices.hold("dut1", timeout=0.3, folder=tmp_path).close()  # another link is free
     first.close()
     devices.hold("dut0", timeout=0.3, folder=tmp_path).close()
+
+
+def test_a_peers_own_command_waits_for_the_device_link(tmp_path):
+    """A daemon binding the peer's address at start (xl2tpd) exited before the link was in, taking the namespace
+    and the interface with it: the peer runs the image's entrypoint and command only once eth0 is up."""
+    from types import SimpleNamespace
+    images = {"lns": {"Config": {"Entrypoint": ["/init"], "Cmd": ["xl2tpd", "-D"]}}, "bare": {"Config": {}}}
+    client = SimpleNamespace(images=SimpleNamespace(get=lambda image: SimpleNamespace(attrs=images[image])))
+    entrypoint, command = devices.awaiting_link(client, "lns", None)
+    assert entrypoint[:2] == ["/bin/sh", "-c"] and "/sys/class/net/eth0/flags" in entrypoint[2]
+    assert command == ["/init", "xl2tpd", "-D"]
+    assert devices.awaiting_link(client, "lns", ["sleep", "infinity"])[1] == ["/init", "sleep", "infinity"]
+    with pytest.raises(HarnessError, match="neither an entrypoint nor a command"):
+        devices.awaiting_link(client, "bare", None)
+    # the wait itself, on a fake sysfs: it runs the command once the flags say up (IFF_UP), gives up otherwise
+    assert "-le 1200 " in entrypoint[2]  # 60 s of 50 ms naps
+    script = entrypoint[2].replace("/sys/class/net", str(tmp_path)).replace("-le 1200", "-le 4")
+    (tmp_path / "eth0").mkdir()
+    (tmp_path / "eth0" / "flags").write_text("0x1002\n")
+    down = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert down.returncode == 1 and "no eth0" in down.stderr and "ran" not in down.stdout
+    (tmp_path / "eth0" / "flags").write_text("0x1003\n")
+    up = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert up.returncode == 0 and up.stdout == "ran\n"
+
+
+# --- a routed device: via + gateway ------------------------------------------------------------------------------
+
+ROUTED = GOOD.replace('interface = "dut0"\naddress = "198.18.250.10/24"',
+                      'via = "dut0"\ngateway = "198.18.250.254"\naddress = "198.18.254.10/32"')
+
+
+def test_a_routed_device_is_reached_through_via_and_its_gateway(tmp_path):
+    [device] = inventory(tmp_path, ROUTED)
+    assert (device.interface, str(device.gateway), str(device.address)) == ("dut0", "198.18.250.254",
+                                                                            "198.18.254.10/32")
+    assert devices.route_to(device) == ("198.18.254.10", "198.18.250.254")
+    [on_link] = inventory(tmp_path)  # a device on the link has no route
+    assert on_link.gateway is None and devices.route_to(on_link) is None
+
+
+@pytest.mark.parametrize("old, new, field, problem", [
+    ('via = "dut0"', 'via = "dut0"\ninterface = "dut1"', "via", "give interface (the device is on that link) or via"),
+    ('gateway = "198.18.250.254"\n', "", "gateway", "required"),
+    ('gateway = "198.18.250.254"', 'gateway = "router"', "gateway", "'router' is not an IPv4 address"),
+    ('gateway = "198.18.250.254"', 'gateway = "198.18.9.1"', "gateway", "another address on the peer's link"),
+    ('gateway = "198.18.250.254"', 'gateway = "198.18.250.1"', "gateway", "another address on the peer's link"),
+    ('address = "198.18.254.10/32"', 'address = "198.18.250.10/24"', "address", "on the via link 198.18.250.0/24 "
+                                                                                "itself: give interface, not via"),
+    ('via = "dut0"', 'via = "a/b"', "via", "not an interface name"),
+])
+def test_a_routed_device_mistake_is_one_line(tmp_path, old, new, field, problem):
+    with pytest.raises(ConfigError) as caught:
+        inventory(tmp_path, ROUTED.replace(old, new))
+    assert caught.value.field == field and problem in caught.value.problem, str(caught.value)
+
+
+def test_a_gateway_without_via_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match=r"device acme-gw: gateway: only with via"):
+        inventory(tmp_path, extra='gateway = "198.18.250.254"')
+
+
+def test_the_peer_routes_to_a_routed_device_through_its_gateway_never_nat(tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(devices, "on_host", lambda interface: True)
+    monkeypatch.setattr(devices, "_run", lambda argv, what, timeout=10: ran.append(argv) or "")
+    devices.take("dut0", 42, "198.18.250.1/24", ("198.18.254.10", "198.18.250.254"))
+    script = ran[-1][-1]
+    assert script.splitlines()[-1] == "ip route add 198.18.254.10/32 via 198.18.250.254 dev eth0"
+    assert "nat" not in script.lower() and "default" not in script
+    devices.take("dut0", 42, "198.18.250.1/24")
+    assert "route" not in ran[-1][-1]
+
+
+def test_a_peers_command_waits_for_a_routed_devices_route_too(tmp_path):
+    [device] = inventory(tmp_path, ROUTED)
+    script = devices.await_link(device).replace("/sys/class/net", str(tmp_path)).replace(
+        "/proc/net/route", str(tmp_path / "route")).replace("-le 1200", "-le 4")
+    (tmp_path / "eth0").mkdir()
+    (tmp_path / "eth0" / "flags").write_text("0x1003\n")
+    (tmp_path / "route").write_text(ROUTES)
+    waited = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert waited.returncode == 1 and "ran" not in waited.stdout  # up, but no route yet
+    (tmp_path / "route").write_text(ROUTES + "eth0\t0AFE12C6\tFEFA12C6\t0007\t0\t0\t0\tFFFFFFFF\n")
+    waited = subprocess.run(["sh", "-c", script, "await-link", "echo", "ran"], capture_output=True, text=True)
+    assert waited.returncode == 0 and waited.stdout == "ran\n"

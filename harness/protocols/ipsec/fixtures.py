@@ -150,6 +150,9 @@ class IPsecPair(CapturedWire):
         self.endpoints: dict[str, IPsecEndpoint] = {
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], pair_lab.kernel(role, host))
             for role in ROLES}
+        for role, endpoint in self.endpoints.items():  # a device under test reads its SAs off its counterpart
+            if hasattr(endpoint, "counterpart"):
+                endpoint.counterpart = self.endpoints[RESPONDER if role == INITIATOR else INITIATOR]
         self.capture = Capture(pair_lab.lab, self.nodes[INITIATOR], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self._exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]] | None = None
@@ -170,6 +173,8 @@ class IPsecPair(CapturedWire):
         the case judges the returned tunnel and the wire. In a cell with a microVM the scenario's timers are
         stretched (PairLab.time_scale): the tunnel's scenario is the one the daemons got."""
         scenario = scenario.slowed(self.pair_lab.time_scale)
+        for endpoint in self.endpoints.values():  # a device configured once runs the case as it can (device.py)
+            scenario = endpoint.fit(scenario)
         self.scenario = scenario
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
@@ -193,8 +198,7 @@ class IPsecPair(CapturedWire):
         """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
         self.endpoints[role].wait_ready(self.patience(READY_TIMEOUT_S))
         self.pair_lab.record_version(role, self.endpoints[role].version)
-        self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.subnets[role])}/32",
-                               "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+        self.endpoints[role].add_inner_address(inner_address(self.scenario.subnets[role]))
 
     def patience(self, seconds: float) -> float:
         """How long to wait for what takes `seconds` on the host, in this cell (PairLab.time_scale)."""

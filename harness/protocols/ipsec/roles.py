@@ -61,6 +61,15 @@ class IPsecEndpoint(ABC):
     def terminate(self, timeout: float) -> None:
         """Close the IKE SA (and its CHILD SAs) from this side, so a DELETE goes on the wire."""
 
+    def fit(self, scenario: Scenario) -> Scenario:
+        """The scenario as this endpoint can run it: as asked (a device under test may differ, device.py)."""
+        return scenario
+
+    def add_inner_address(self, address: str) -> None:
+        """Hold the side's inner address (the source and target of the data-plane pings), before load()."""
+        self.node.exec(["ip", "address", "add", f"{address}/32", "dev", "lo"], timeout=5, check=True,
+                       what="adding the inner address")
+
     @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""

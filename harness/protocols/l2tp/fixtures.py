@@ -52,6 +52,9 @@ class L2tpPair:
         self.endpoints: dict[str, L2tpEndpoint] = {
             role: pair_lab.pair.vendor(role).adapter_class()(self.nodes[role], pair_lab.kernel(role, host))
             for role in ROLES}
+        for role, endpoint in self.endpoints.items():  # a device under test reads its session off its counterpart
+            if hasattr(endpoint, "counterpart"):
+                endpoint.counterpart = self.endpoints[LNS if role == LAC else LAC]
         self.capture = Capture(pair_lab.lab, self.nodes[LAC], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
         self.scenario: Scenario | None = None
