@@ -219,10 +219,12 @@ def load_participants(path: Path, vendor_names: set[str]) -> dict[str, Participa
         participant = Participant(ident, _line(table, "organisation", here), _line(table, "contact", here),
                                   vendors, tuple(devices))
         for name in vendors + tuple(d.get("name") for d in devices if isinstance(d.get("name"), str)):
+            spot, key = (here, "vendors") if name in vendors else (f"{here}: device {name}", "name")
+            if name not in vendors and name in vendor_names:
+                raise ConfigError(spot, key, "is a built-in vendor's name too; name it apart")
             if name in claimed:
-                raise ConfigError(here, "vendors" if name in vendors else "device",
-                                  f"{name} is participant {claimed[name]}'s already: one matrix row answers to "
-                                  f"one participant")
+                raise ConfigError(spot, key, f"{name} is participant {claimed[name]}'s already: one matrix row "
+                                             f"answers to one participant")
             claimed[name] = ident
         participants[ident] = participant
     return participants
@@ -294,11 +296,6 @@ def load(folder: Path, root: Path, vendor_names: set[str]) -> Event:
     folder = Path(folder)
     config = load_event(folder, root)
     participants = load_participants(folder / PARTICIPANTS_FILE, vendor_names)
-    clash = sorted(set(d["name"] for p in participants.values() for d in p.devices if "name" in d) & vendor_names)
-    if clash:
-        owner = next(p.id for p in participants.values() if any(d.get("name") == clash[0] for d in p.devices))
-        raise ConfigError(f"{folder / PARTICIPANTS_FILE}: participant {owner}: device {clash[0]}", "name",
-                          "is a built-in vendor's name too; name it apart")
     event = Event(folder, config, participants)
     write_inventory(folder, participants)
     return event
