@@ -61,7 +61,7 @@ def evidence_files(folder: Path, evidence: str | None) -> list[str]:
             path = Path(where) / name
             if not path.is_symlink() and path.is_file():
                 found.append(path.relative_to(base).as_posix())
-    return found
+    return sorted(found)
 
 
 def _evidence_base(folder: Path, evidence: str | None) -> Path | None:
