@@ -46,6 +46,9 @@ def event(tmp_path_factory):
     os.symlink(theirs / "keys/ike.keys", mine / "theirs.keys")
     os.symlink(root / "outside.txt", mine / "outside.txt")
     os.symlink(theirs, mine / "theirs-folder")
+    # a link that stays inside the folder: refused too (no symlink on the way, whatever it points to), so the
+    # symlink rule holds on its own and not only through the containment check behind it
+    os.symlink(mine / "keys/ike.keys", mine / "alias.keys")
     board = BoardProcess(folder)
     yield {"folder": folder, "tokens": tokens, "tries": ids, "board": board, "root": root}
     board.stop()
@@ -137,6 +140,7 @@ def traversals(event):
         f"/api/evidence/{mine}/theirs.keys",                            # symlinks inside one's own folder
         f"/api/evidence/{mine}/outside.txt",
         f"/api/evidence/{mine}/theirs-folder/keys/ike.keys",
+        f"/api/evidence/{mine}/alias.keys",
         f"/api/evidence/{mine}/keys/ike.keys%00.txt",
         f"/api/evidence/{mine}/./keys/../../ovs__scapy-vtep/keys/ike.keys",
         f"/api/evidence/{int(theirs) + 1000}/keys/ike.keys",           # no such try
@@ -156,6 +160,7 @@ def test_another_participants_evidence_cannot_be_reached(event):
             status, _, data = request(event, "GET", path, **how)
             answers[path] = (status, data)
             assert SECRET not in data and OUTSIDE not in data and b"SQLite" not in data, path
+            assert b"kernel-switch keys" not in data, path
             assert b"root:" not in data, path
             assert status == 404, (path, status, data)
     # what is not yours and what is not there look the same
