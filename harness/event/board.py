@@ -260,6 +260,8 @@ class Handler(BaseHTTPRequestHandler):
             if path in ("/board.js", "/board.css"):
                 return self._static(path[1:], "text/javascript; charset=utf-8" if path.endswith(".js")
                                     else "text/css; charset=utf-8")
+            if path == "/favicon.ico":  # browsers ask for it; the board has none
+                return self._send(204, b"", "image/x-icon")
             if path == "/api/state":
                 given, who = self._who()
                 if given and who is None:
