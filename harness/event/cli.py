@@ -1,4 +1,4 @@
-"""`overlay-interop event ...`: init, plan, run, board (docs/event.md)."""
+"""`overlay-interop event ...`: init, plan, run, board, report, bundle (docs/event.md)."""
 from __future__ import annotations
 
 import shutil
@@ -28,6 +28,13 @@ def add_parser(sub) -> None:
     which.add_argument("--pair", metavar="A,B", help="the slots of participants A and B")
     run.add_argument("-n", metavar="N", dest="numprocesses",
                      help="labs in parallel within a slot (default: one per core; 0 with a device)")
+    report = event_sub.add_parser("report", help="the public report: per feature, and a problem table naming no "
+                                                 "participant (DIR/report.html, DIR/report.json)")
+    report.add_argument("dir", metavar="DIR")
+    bundle = event_sub.add_parser("bundle", help="a zip of one participant's evidence and its conformance page")
+    bundle.add_argument("dir", metavar="DIR")
+    bundle.add_argument("participant", metavar="PARTICIPANT", help="the participant's id")
+    bundle.add_argument("--out", metavar="FILE", help="the zip to write (default: DIR/bundles/PARTICIPANT.zip)")
     board = event_sub.add_parser("board", help="serve the live board (public, participant and organiser views)")
     board.add_argument("dir", metavar="DIR")
     board.add_argument("--port", type=int, required=True)
@@ -157,5 +164,23 @@ def cmd_board(args) -> int:
     return serve(folder, args.host, args.port)
 
 
+def cmd_report(args) -> int:
+    from harness.event.report import write_report
+    from harness.event.store import Store
+    event = load_event(Path(args.dir))
+    for path in write_report(event, Store(event.folder)):
+        print(path)
+    return 0
+
+
+def cmd_bundle(args) -> int:
+    from harness.event.report import write_bundle
+    from harness.event.store import Store
+    event = load_event(Path(args.dir))
+    print(write_bundle(event, Store(event.folder), args.participant, args.out))
+    return 0
+
+
 def cmd_event(args) -> int:
-    return {"init": cmd_init, "plan": cmd_plan, "run": cmd_run, "board": cmd_board}[args.event_command](args)
+    return {"init": cmd_init, "plan": cmd_plan, "run": cmd_run, "board": cmd_board, "report": cmd_report,
+            "bundle": cmd_bundle}[args.event_command](args)
