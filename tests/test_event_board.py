@@ -49,9 +49,9 @@ def event(tmp_path_factory):
     # a link that stays inside the folder: refused too (no symlink on the way, whatever it points to), so the
     # symlink rule holds on its own and not only through the containment check behind it
     os.symlink(mine / "keys/ike.keys", mine / "alias.keys")
-    board = BoardProcess(folder)
-    yield {"folder": folder, "tokens": tokens, "tries": ids, "board": board, "root": root}
-    board.stop()
+    shared = {"folder": folder, "tokens": tokens, "tries": ids, "board": BoardProcess(folder), "root": root}
+    yield shared
+    shared["board"].stop()  # the restart test replaced the first one
 
 
 def request(event, method, path, token=None, body=None, cookie=None, headers=None):

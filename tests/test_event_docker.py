@@ -4,6 +4,8 @@ harness (Docker labs, verdicts from the wire) while the board shows it live in a
 browser by two participants with their tokens, bundled and reported. Needs root and a Docker engine (the device
 moves a host interface into the peer's namespace)."""
 import json
+import os
+import signal
 import subprocess
 import sys
 import zipfile
@@ -66,9 +68,17 @@ def test_docker_an_event_planned_run_signed_off_bundled_and_reported(netns_vtep,
     assert len(slots) == 3 and {s["cells"] for s in slots} == {2}  # 3 pairs, unicast both ways
 
     board = BoardProcess(folder)
+    try:
+        check_event(folder, tokens, store, board, browser)
+    finally:
+        board.stop()
+    bundle_and_report(folder)
+
+
+def check_event(folder, tokens, store, board, browser):  # noqa: F811
     public = Page(browser, board.url)
     run = subprocess.Popen([sys.executable, "-m", "harness.cli", "event", "run", str(folder), "-n", "0"], cwd=ROOT,
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         # live: the board shows a slot running, then a cell, while its run (pytest) has not finished yet
         wait_for(lambda: public.page.locator("#schedule tr[data-status='now']").count() == 1, RUN_TIMEOUT_S,
@@ -84,9 +94,13 @@ def test_docker_an_event_planned_run_signed_off_bundled_and_reported(netns_vtep,
         wait_for(lambda: any(c["id"] == str(early["cell"]) for c in public.cells()), 10, "that cell on the board")
         out, _ = run.communicate(timeout=RUN_TIMEOUT_S)
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
+        if run.poll() is None:  # ^C to the whole group: pytest takes its labs down
+            os.killpg(run.pid, signal.SIGINT)
+            try:
+                run.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
     assert run.returncode == 0, out[-3000:]
     assert public.still_the_same_page()
     cells = {c.key: c for c in store.cells()}
@@ -119,8 +133,9 @@ def test_docker_an_event_planned_run_signed_off_bundled_and_reported(netns_vtep,
              "the verified cell on the public board")
     for page in (public, *signers.values()):
         page.close()
-    board.stop()
 
+
+def bundle_and_report(folder):
     code, out, err = cli("event", "bundle", folder, "box-corp")
     assert code == 0, err
     with zipfile.ZipFile(out.strip()) as bundle:
