@@ -207,3 +207,29 @@ def test_sign_off_states(tmp_path):
         with store.write() as db:
             db.execute("INSERT INTO tries (cell, number, run, verdict, reason, finished) VALUES (?, 1, 'x', "
                        "'passed', '', 0)", (cell.id,))
+
+
+def test_usage_mistakes_are_one_line_and_exit_2(tmp_path):
+    folder = tmp_path / "event"
+    folder.mkdir()
+    (folder / "event.toml").write_text(EVENT)
+    (folder / "participants.toml").write_text(PARTICIPANTS)
+    for argv, expected in [
+        (("event", "plan", folder), "event.sqlite: (file): not found; run `overlay-interop event init DIR` first"),
+        (("event", "board", folder, "--port", "0"), "event.sqlite: (file): not found"),
+    ]:
+        code, _, err = cli(*argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (argv, err)
+    make_event(folder)
+    for argv, expected in [
+        (("event", "run", folder, "--slot", "99"), "--slot: 99: no such slot; the plan has 1 to 3"),
+        (("event", "run", folder, "--pair", "kernel-team"), "--pair: kernel-team: two participant ids expected"),
+        (("event", "run", folder, "--pair", "kernel-team,nosuch"), "no slot of the plan pairs these participants"),
+        (("event", "init", folder, "--new-token", "nosuch"), "--new-token: nosuch: no such participant"),
+        (("event", "init", tmp_path / "nowhere", "--participants", tmp_path / "nosuch.toml"), "nosuch.toml: (file): not found"),
+    ]:
+        code, _, err = cli(*argv)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and expected in err, (argv, err)
+    (folder / "event.sqlite").write_bytes(b"not a database at all" * 100)
+    code, _, err = cli("event", "plan", folder)
+    assert code == 2 and "event.sqlite: schema_version: not an event database" in err, err

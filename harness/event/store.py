@@ -104,8 +104,12 @@ class Store:
         if db is None:
             if not self.path.exists():
                 raise ConfigError(str(self.path), "(file)", "not found; run `overlay-interop event init DIR` first")
-            db = self._local.db = self._connect()
+            try:
+                db = self._connect()
+            except sqlite3.DatabaseError:
+                raise ConfigError(str(self.path), "schema_version", "not an event database") from None
             self._check_version(db)
+            self._local.db = db
         return db
 
     @contextmanager
@@ -143,8 +147,10 @@ class Store:
         try:
             version = db.execute("SELECT version FROM schema_version").fetchone()[0]
         except (sqlite3.DatabaseError, TypeError):
+            db.close()
             raise ConfigError(str(self.path), "schema_version", "not an event database") from None
         if version != SCHEMA_VERSION:
+            db.close()
             raise ConfigError(str(self.path), "schema_version", f"{version}; this overlay-interop reads version "
                                                                 f"{SCHEMA_VERSION}")
 
