@@ -67,6 +67,11 @@ def test_a_participant_added_later_gets_a_token_the_others_keep_theirs(tmp_path)
     assert store.authenticate(tokens["kernel-team"]) == "kernel-team"
     assert store.entries()["box1"] == "box-corp"
     assert 'name = "box1"' in (folder / "inventory.toml").read_text()  # what `event run` hands to --devices
+    add_try(folder, "20261206-070000-1", "unicast", "linux", "ovs", "passed")
+    (folder / "participants.toml").write_text(PARTICIPANTS.split("[[participant]]\nid = \"switch-team\"")[0]
+                                              + DEVICE_PARTICIPANT)
+    code, _, err = cli("event", "init", folder)  # switch-team has a result: it cannot leave the event
+    assert code == 2 and "participants.toml: participant switch-team: has results" in err, err
     code, out, _ = cli("event", "init", folder, "--new-token", "kernel-team")
     assert code == 0 and store.authenticate(tokens["kernel-team"]) is None
     assert store.authenticate(tokens_of(out)["kernel-team"]) == "kernel-team"

@@ -91,7 +91,7 @@ def cmd_init(args) -> int:
     kinds = {e: ("device" if e not in registry or getattr(registry[e], "device", None) else "vendor")
              for p in event.participants.values() for e in p.entries}
     created = store.create()
-    tokens = store.sync_participants(event.participants, kinds)
+    tokens = store.sync_participants(event.participants, kinds, str(folder / config.PARTICIPANTS_FILE))
     labels = {r["id"]: r["label"] for r in store.participants().values()}
     print(f"{'created' if created else 'updated'} {store.path}: {len(event.participants)} participants")
     for ident in event.participants:

@@ -135,10 +135,8 @@ class Store:
         if self.path.exists():
             return False
         db = self._connect()
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            db.executescript(SCHEMA)  # executescript commits: the schema lands whole
-            db.execute("INSERT INTO schema_version VALUES (?)", (SCHEMA_VERSION,))
+        try:  # one transaction: a reader never sees half a schema, or a schema without its version
+            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} INSERT INTO schema_version VALUES ({SCHEMA_VERSION}); COMMIT;")
         finally:
             db.close()
         return True
@@ -159,7 +157,8 @@ class Store:
     def participants(self) -> dict[str, sqlite3.Row]:
         return {r["id"]: r for r in self.db.execute("SELECT * FROM participants ORDER BY label")}
 
-    def sync_participants(self, participants, kinds: dict[str, str]) -> dict[str, str]:
+    def sync_participants(self, participants, kinds: dict[str, str], where: str = "participants.toml"
+                          ) -> dict[str, str]:
         """Bring the table in line with participants.toml: new participants get a label and a token (returned,
         {id: token}, to be shown once), existing ones keep theirs, removed ones without tries go."""
         tokens = {}
@@ -168,7 +167,8 @@ class Store:
             for gone in known - set(participants):
                 if db.execute("SELECT 1 FROM cells WHERE a_participant = ? OR b_participant = ?",
                               (gone, gone)).fetchone():
-                    raise ConfigError("participants.toml", gone, "has results in this event and cannot be removed")
+                    raise ConfigError(where, f"participant {gone}", "has results in this event and cannot be "
+                                                                    "removed (keep its table)")
                 db.execute("DELETE FROM entries WHERE participant = ?", (gone,))
                 db.execute("DELETE FROM participants WHERE id = ?", (gone,))
             used = {r["label"] for r in db.execute("SELECT label FROM participants")}
