@@ -25,21 +25,17 @@ def event(tmp_path_factory):
     root = tmp_path_factory.mktemp("board")
     folder = root / "event"
     tokens = make_event(folder)
-    tries = {
-        "mine_failed": add_try(folder, RUN, "unicast", "linux", "ovs", "failed", "linux never answered ovs",
-                               {"capture.pcap": b"\xd4\xc3\xb2\xa1kernel-switch", "vtep1-linux.log": b"linux log\n",
-                                "keys/ike.keys": b"kernel-switch keys"}),
-        "mine_passed": add_try(folder, RUN, "unicast", "linux", "scapy-vtep", "passed"),
-        "theirs": add_try(folder, RUN, "unicast", "ovs", "scapy-vtep", "failed", "ovs dropped scapy-vtep's frames",
-                          {"capture.pcap": b"\xd4\xc3\xb2\xa1switch-scapy", "keys/ike.keys": SECRET}),
-    }
+    add_try(folder, RUN, "unicast", "linux", "ovs", "failed", "linux never answered ovs",
+            {"capture.pcap": b"\xd4\xc3\xb2\xa1kernel-switch", "vtep1-linux.log": b"linux log\n",
+             "keys/ike.keys": b"kernel-switch keys"})
+    add_try(folder, RUN, "unicast", "linux", "scapy-vtep", "passed")
+    add_try(folder, RUN, "unicast", "ovs", "scapy-vtep", "failed", "ovs dropped scapy-vtep's frames",
+            {"capture.pcap": b"\xd4\xc3\xb2\xa1switch-scapy", "keys/ike.keys": SECRET})
     (root / "outside.txt").write_bytes(OUTSIDE)
     store = Store(folder)
-    ids = {name: next(t["id"] for t in store.tries() if t["number"] == number and
-                      store.cell(t["cell"]).key == key)
-           for name, key, number in (("mine_failed", "vxlan/unicast/linux->ovs", 1),
-                                     ("mine_passed", "vxlan/unicast/linux->scapy-vtep", 1),
-                                     ("theirs", "vxlan/unicast/ovs->scapy-vtep", 1))}
+    keys = {"mine_failed": "vxlan/unicast/linux->ovs", "mine_passed": "vxlan/unicast/linux->scapy-vtep",
+            "theirs": "vxlan/unicast/ovs->scapy-vtep"}
+    ids = {name: next(t["id"] for t in store.tries() if store.cell(t["cell"]).key == key) for name, key in keys.items()}
     mine = folder / "tries" / RUN / "pairs/vxlan/unicast/linux__ovs"
     theirs = folder / "tries" / RUN / "pairs/vxlan/unicast/ovs__scapy-vtep"
     # links a participant could not make, but a careless copy could: the board follows none of them
@@ -144,7 +140,7 @@ def traversals(event):
         f"/api/evidence/{mine}/keys/ike.keys%00.txt",
         f"/api/evidence/{mine}/./keys/../../ovs__scapy-vtep/keys/ike.keys",
         f"/api/evidence/{int(theirs) + 1000}/keys/ike.keys",           # no such try
-        f"/api/evidence/-1/keys/ike.keys",
+        "/api/evidence/-1/keys/ike.keys",
         f"/api/evidence/{mine}x/keys/ike.keys",
         "/api/evidence/../../event.sqlite",
         "/../event.sqlite",
