@@ -60,7 +60,7 @@ def make_event(folder: Path, participants: str = PARTICIPANTS, event: str = EVEN
     (folder / "participants.toml").write_text(participants)
     code, out, err = cli("event", "init", folder)
     assert code == 0, err
-    code, _, err = cli("event", "plan", folder)
+    code, _, err = cli("event", "plan", folder, "--runs", folder / "no-runs")
     assert code == 0, err
     return tokens_of(out)
 

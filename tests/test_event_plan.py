@@ -1,6 +1,7 @@
 """Event mode without a lab: init (templates, validation, tokens shown once and stored as hashes), the plan
 (slots, rounds, estimate, partner coverage) and the store's tries and sign-off states."""
 import hashlib
+import json
 import re
 import sqlite3
 
@@ -137,7 +138,7 @@ def slots(folder):
 def test_plan_pairs_everyone_both_roles_one_slot_per_participant_at_a_time(tmp_path):
     folder = tmp_path / "event"
     make_event(folder, PARTICIPANTS + DEVICE_PARTICIPANT)
-    code, out, _ = cli("event", "plan", folder)
+    code, out, _ = cli("event", "plan", folder, "--runs", tmp_path / "no-runs")
     assert code == 0
     planned = slots(folder)
     pairs = sorted(tuple(sorted((s["a"], s["b"]))) for s in planned)
@@ -159,17 +160,36 @@ def test_plan_estimates_from_the_durations_earlier_tries_measured(tmp_path):
     make_event(folder)
     for number, b in enumerate(["ovs", "scapy-vtep"]):
         add_try(folder, f"20261206-0700{number}0-1", "unicast", "linux", b, "passed", duration_s=30.0)
-    code, out, _ = cli("event", "plan", folder)
+    code, out, _ = cli("event", "plan", folder, "--runs", tmp_path / "no-runs")
     assert code == 0
     # per slot: 2 unicast cells at 30 s measured + 2 vni_isolation cells at the default 60 s
     assert {s["estimate_s"] for s in slots(folder)} == {180.0}
-    assert "measured case times where earlier tries ran" in out
+    assert "measured case times where earlier tries or runs had the case" in out
+
+
+def test_plan_takes_case_durations_from_earlier_runs_before_the_events_own(tmp_path):
+    folder = tmp_path / "event"
+    make_event(folder)
+    run = tmp_path / "reports" / "20261205-120000-1"
+    run.mkdir(parents=True)
+    records = [{"protocol": "vxlan", "case": case, "a": "linux", "b": b, "verdict": verdict, "reason": "",
+                "duration_s": seconds, "pcap": None}
+               for case, b, verdict, seconds in (("unicast", "ovs", "passed", 10.0), ("unicast", "linux", "failed", 20.0),
+                                                 ("vni_isolation", "ovs", "broken", 500.0))]  # broken: no measure
+    (run / "matrix.json").write_text(json.dumps(records))
+    (tmp_path / "reports" / "20261205-130000-1").mkdir()  # no matrix: not a run
+    code, out, err = cli("event", "plan", folder, "--runs", tmp_path / "reports")
+    assert code == 0, err
+    assert {s["estimate_s"] for s in slots(folder)} == {2 * 15.0 + 2 * 60.0}
+    add_try(folder, "20261206-070000-1", "unicast", "linux", "ovs", "passed", duration_s=40.0)
+    cli("event", "plan", folder, "--runs", tmp_path / "reports")
+    assert {s["estimate_s"] for s in slots(folder)} == {2 * 40.0 + 2 * 60.0}  # the event's own measure wins
 
 
 def test_coverage_counts_partners_of_other_organisations_only(tmp_path):
     folder = tmp_path / "event"
     make_event(folder, PARTICIPANTS.replace('"Switch Team"', '"Kernel Team"'))
-    code, out, _ = cli("event", "plan", folder)
+    code, out, _ = cli("event", "plan", folder, "--runs", tmp_path / "no-runs")
     assert code == 0
     assert "  kernel-team: 1" in out and "  switch-team: 1" in out and "  scapy-team: 1" in out
 

@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
                                                         "old one was lost: the old one stops working")
     plan = event_sub.add_parser("plan", help="the pair slots, rounds, estimated time and partner coverage")
     plan.add_argument("dir", metavar="DIR")
+    plan.add_argument("--runs", metavar="REPORTS", default=str(ROOT / "reports"),
+                      help="where earlier runs are, for case durations this event has not measured yet "
+                           "(default: the project's reports/)")
     run = event_sub.add_parser("run", help="run slots (default: every slot not run yet), each cell a new try")
     run.add_argument("dir", metavar="DIR")
     which = run.add_mutually_exclusive_group()
@@ -106,12 +109,14 @@ def cmd_init(args) -> int:
 
 
 def cmd_plan(args) -> int:
-    from harness.event.plan import describe, make_plan
+    from harness.event.plan import describe, make_plan, measured_in_runs
     from harness.event.store import Store
     event = load_event(Path(args.dir))
     store = Store(event.folder)
     _check_registered(store, event)
-    plan = make_plan(event, _registry(event), store.case_seconds())
+    # this event's own tries first: they ran on this event's host, under its load
+    measured = {**measured_in_runs(Path(args.runs)), **store.case_seconds()}
+    plan = make_plan(event, _registry(event), measured)
     store.save_plan(plan.slots)
     for line in describe(plan, event.config.default_case_seconds):
         print(line)

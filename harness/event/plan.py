@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness import protocols as protocol_registry
 
 COVERAGE_PARTNERS = 4  # IPv6 Ready's IKEv2 programme: interoperability with 4 partners of different origin
+RUNS_MEASURED = 10  # the newest runs under reports/ an estimate reads
 
 
 @dataclass(frozen=True)
@@ -93,10 +95,28 @@ def make_plan(event, registry, measured: dict[tuple[str, str], float]) -> Plan:
     return Plan(slots, rounds, partners, used & set(measured))
 
 
+def measured_in_runs(reports: Path, latest: int = RUNS_MEASURED) -> dict[tuple[str, str], float]:
+    """The mean duration of each (protocol, case) over the cells that reached a verdict in the newest `latest`
+    runs under `reports` (the project's reports/ folder): before an event's first try, the best estimate there
+    is. A run that cannot be read is left out: an estimate is no reason to stop."""
+    from harness import history
+    from harness.errors import ConfigError
+    seconds: dict[tuple[str, str], list[float]] = {}
+    for folder in history.run_folders(reports)[-latest:]:
+        try:
+            results = history.load(folder).results.values()
+        except ConfigError:
+            continue
+        for result in results:
+            if result.verdict in ("passed", "failed") and result.duration_s > 0:
+                seconds.setdefault((result.protocol, result.case), []).append(result.duration_s)
+    return {key: sum(values) / len(values) for key, values in seconds.items()}
+
+
 def describe(plan: Plan, default_case_seconds: float) -> list[str]:
     lines = [f"{len(plan.slots)} slot{'s' if len(plan.slots) != 1 else ''} in {len(plan.rounds)} "
              f"round{'s' if len(plan.rounds) != 1 else ''}, about {_duration(plan.estimate_s)} "
-             f"({'measured case times where earlier tries ran, else ' if plan.measured else ''}"
+             f"({'measured case times where earlier tries or runs had the case, else ' if plan.measured else ''}"
              f"{default_case_seconds:g} s per case)"]
     for slot in plan.slots:
         lines.append(f"  slot {slot.number:>3}  round {slot.round:>2}  {slot.protocol:<6} {slot.a} <-> {slot.b}: "
