@@ -213,9 +213,13 @@ def test_sign_off_by_the_cells_participants_only(event):
     assert status == 400  # a cross-site form cannot post JSON
     status, _, _ = request(event, "POST", "/api/signoff", None, {"cell": cell["id"], "state": "verified"})
     assert status == 401
+    seen = cell["history"][-1]["try"]
+    status, _, data = request(event, "POST", "/api/signoff", event["tokens"]["kernel-team"],
+                              {"cell": cell["id"], "state": "verified", "try": seen + 1000})
+    assert status == 409 and b"a newer try" in data  # not the try it looked at: nothing signed unseen
     for who in ("kernel-team", "scapy-team"):
         status, _, data = request(event, "POST", "/api/signoff", event["tokens"][who],
-                                  {"cell": cell["id"], "state": "verified", "note": ""})
+                                  {"cell": cell["id"], "state": "verified", "note": "", "try": seen})
         assert status == 200, data
     assert next(c for c in state(event)["cells"] if c["id"] == cell["id"])["state"] == "verified"
 

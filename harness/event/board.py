@@ -17,6 +17,7 @@ symlink on the way.
 """
 from __future__ import annotations
 
+import functools
 import json
 import mimetypes
 import os
@@ -92,7 +93,10 @@ def evidence_path(folder: Path, evidence: str | None, relative: str) -> Path | N
     return target
 
 
-def state(store: Store, folder: Path, who: str | None, event_name: str) -> dict:
+def state(store: Store, folder: Path, who: str | None, event_name: str, files=None) -> dict:
+    """What `who` (None: the public, ORGANISER, or a participant's id) may see of the event, as the page draws
+    it. `files(evidence, finished)` lists a try's evidence files (the board caches it)."""
+    files = files or (lambda evidence, finished: evidence_files(folder, evidence))
     participants = store.participants()
     labels = {p: row["label"] for p, row in participants.items()}
     organiser = who == ORGANISER
@@ -135,7 +139,7 @@ def state(store: Store, folder: Path, who: str | None, event_name: str) -> dict:
                 "history": [{"try": t["id"], "number": t["number"], "verdict": t["verdict"], "reason": t["reason"],
                              "finished": t["finished"],
                              "files": [{"name": f, "url": f"/api/evidence/{t['id']}/{quote(f)}"}
-                                       for f in evidence_files(folder, t["evidence"])]} for t in history],
+                                       for f in files(t["evidence"], t["finished"])]} for t in history],
                 "signoffs": {p: {"state": s["state"], "note": s["note"], "current": latest is not None
                                  and s["try"] == latest["id"]}
                              for p in (cell.a_participant, cell.b_participant)
@@ -164,6 +168,10 @@ class Board(ThreadingHTTPServer):
         self.log = log or sys.stderr
         self.log_lock = threading.Lock()
         self.event_name = _event_name(self.folder)
+        # every poll of every logged-in page lists its tries' files: walk a folder once per version of its try
+        # (a try's row is updated, `finished` with it, when its run settles it)
+        self.files = functools.lru_cache(maxsize=8192)(lambda evidence, finished: evidence_files(self.folder,
+                                                                                               evidence))
         super().__init__(address, Handler)
 
 
@@ -266,7 +274,8 @@ class Handler(BaseHTTPRequestHandler):
                 given, who = self._who()
                 if given and who is None:
                     return self._error(401, "unknown token")
-                return self._json(200, state(self.server.store, self.server.folder, who, self.server.event_name))
+                return self._json(200, state(self.server.store, self.server.folder, who, self.server.event_name,
+                                             self.server.files))
             if path.startswith("/api/evidence/"):
                 return self._evidence(path[len("/api/evidence/"):])
             return self._error(404, "not found")
@@ -324,11 +333,11 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         if body is None:
             return self._error(400, "a JSON object expected (Content-Type: application/json)")
-        cell_id, word, note = body.get("cell"), body.get("state"), body.get("note", "")
-        if not isinstance(cell_id, int) or isinstance(cell_id, bool) or word not in SIGNOFF_STATES \
+        cell_id, word, note, seen = body.get("cell"), body.get("state"), body.get("note", ""), body.get("try")
+        if not _number(cell_id) or (seen is not None and not _number(seen)) or word not in SIGNOFF_STATES \
                 or not isinstance(note, str) or len(note) > MAX_NOTE:
-            return self._error(400, f"cell (a number), state (one of {', '.join(SIGNOFF_STATES)}) and note "
-                                    f"(text, at most {MAX_NOTE} characters) expected")
+            return self._error(400, f"cell (a number), state (one of {', '.join(SIGNOFF_STATES)}), note "
+                                    f"(text, at most {MAX_NOTE} characters) and try (the try seen) expected")
         cell = self.server.store.cell(cell_id)
         if cell is None or who not in (cell.a_participant, cell.b_participant):
             return self._error(404 if who != ORGANISER or cell is None else 403,
@@ -337,10 +346,14 @@ class Handler(BaseHTTPRequestHandler):
         if word == "disputed" and not note.strip():
             return self._error(400, "a dispute needs a note saying what is wrong")
         try:
-            latest = self.server.store.sign(cell.id, who, word, note.strip())
+            latest = self.server.store.sign(cell.id, who, word, note.strip(), seen)
         except LookupError as exc:
             return self._error(409, str(exc))
         self._json(200, {"cell": cell.id, "try": latest["id"], "state": word})
+
+
+def _number(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def serve(folder: Path, host: str, port: int) -> int:

@@ -291,8 +291,9 @@ class Store:
 
     # --- sign-off ------------------------------------------------------------------------------------------
 
-    def sign(self, cell_id: int, participant: str, state: str, note: str) -> sqlite3.Row:
-        """A participant of the cell confirms, disputes or asks for a re-test of the cell's latest try."""
+    def sign(self, cell_id: int, participant: str, state: str, note: str, seen: int | None = None) -> sqlite3.Row:
+        """A participant of the cell confirms, disputes or asks for a re-test of the cell's latest try; `seen`,
+        the try the participant looked at: a newer one that landed meanwhile is not signed unseen."""
         if state not in SIGNOFF_STATES:
             raise ValueError(f"state: one of {', '.join(SIGNOFF_STATES)}")
         with self.write() as db:
@@ -300,6 +301,8 @@ class Store:
                                 (cell_id,)).fetchone()
             if latest is None:
                 raise LookupError("the cell has no try to sign off")
+            if seen is not None and seen != latest[0]:
+                raise LookupError("a newer try of this cell has landed: look at it, then sign it off")
             db.execute("INSERT INTO signoffs (cell, try, participant, state, note, time) VALUES (?, ?, ?, ?, ?, ?)",
                        (cell_id, latest[0], participant, state, note, time.time()))
         return latest

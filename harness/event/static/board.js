@@ -78,16 +78,17 @@ function myCell(c, state, note) {
     const area = el("textarea", { "data-cell": c.id, placeholder: "note (required to dispute)" });
     area.value = note;
     const buttons = [["verified", "Confirm"], ["disputed", "Dispute"], ["re-test requested", "Request re-test"]]
-      .map(([word, label]) => el("button", { type: "button", "data-word": word, onclick: () => signoff(c.id, word, area) }, label));
+      .map(([word, label]) => el("button", { type: "button", "data-word": word,
+        onclick: () => signoff(c.id, c.history[c.history.length - 1].try, word, area) }, label));
     node.append(area, ...buttons, el("span", { class: "signoff-error", role: "alert" }));
   }
   return node;
 }
 
-async function signoff(cell, word, area) {
+async function signoff(cell, seen, word, area) {
   const response = await fetch("/api/signoff", {
     method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ cell, state: word, note: area.value }),
+    body: JSON.stringify({ cell, try: seen, state: word, note: area.value }),
   });
   if (!response.ok) {
     area.parentNode.querySelector(".signoff-error").textContent = (await response.json()).error;
