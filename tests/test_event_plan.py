@@ -258,3 +258,24 @@ def test_usage_mistakes_are_one_line_and_exit_2(tmp_path):
     (folder / "event.sqlite").write_bytes(b"not a database at all" * 100)
     code, _, err = cli("event", "plan", folder)
     assert code == 2 and "event.sqlite: schema_version: not an event database" in err, err
+
+
+def test_a_slot_is_running_only_while_its_run_lives_and_done_only_when_it_ran(tmp_path):
+    import socket
+
+    from harness.event.runner import chosen_slots
+    folder = tmp_path / "event"
+    make_event(folder)
+    store = Store(folder)
+    assert [s["number"] for s in chosen_slots(store, None, None)] == [1, 2, 3]
+    store.start_run("20261206-070000-1", 1)  # this process: alive
+    with store.write() as db:  # a run whose process died (SIGKILL): the same host, a pid that is gone
+        db.execute("INSERT INTO runs VALUES ('20261206-070000-2', 2, 0, NULL, NULL, ?)",
+                   (f"{socket.gethostname()}/nobootid/999999999/1",))
+    assert store.slot_progress() == ({1}, set())
+    assert [s["number"] for s in chosen_slots(store, None, None)] == [2, 3]  # a dead run's slot is still to run
+    store.start_run("20261206-070000-3", 3)
+    store.finish_run("20261206-070000-3", 130)  # interrupted: not done
+    store.finish_run("20261206-070000-1", 1)  # a failed cell: done
+    assert store.slot_progress() == (set(), {1})
+    assert [s["number"] for s in chosen_slots(store, None, None)] == [2, 3]

@@ -104,9 +104,7 @@ def state(store: Store, folder: Path, who: str | None, event_name: str, files=No
     def sees(*owners: str) -> bool:
         return organiser or (who is not None and who in owners)
 
-    runs = store.runs()
-    running = {r["slot"] for r in runs if r["finished"] is None}
-    done = {r["slot"] for r in runs if r["finished"] is not None}
+    running, done = store.slot_progress()
     slots = store.slots()
     waiting = [s for s in slots if s["number"] not in running | done]
     next_round = min((s["round"] for s in waiting), default=None)

@@ -134,7 +134,7 @@ def _check_registered(store, event) -> None:
 def cmd_run(args) -> int:
     from harness.event.plan import slot_cells
     from harness.event.runner import chosen_slots, run_slot
-    from harness.event.store import Store
+    from harness.event.store import INCOMPLETE, Store
     event = load_event(Path(args.dir))
     store = Store(event.folder)
     _check_registered(store, event)
@@ -149,10 +149,10 @@ def cmd_run(args) -> int:
         if not cells:
             print(f"slot {slot['number']}: no cell left (the participants changed since the plan: run event plan)")
             continue
-        code = run_slot(event, store, _SlotView(slot), cells, ROOT, args.numprocesses)
-        if code in (2, 130):  # a usage error repeats in every slot; ^C means stop
+        code, wrote = run_slot(event, store, _SlotView(slot), cells, ROOT, args.numprocesses)
+        if code in INCOMPLETE:  # a usage error repeats in every slot; ^C means stop
             return code
-        trouble = trouble or code == 3
+        trouble = trouble or not wrote  # a failed or broken cell is a result; a run without a matrix is not
     return 3 if trouble else 0
 
 

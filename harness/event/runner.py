@@ -71,8 +71,10 @@ def cell_of(node_id: str) -> tuple[str, str, str] | None:
     return case, a, b
 
 
-def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path, numprocesses: str | None) -> int:
-    """Run one slot; its exit status as `overlay-interop run` gives it. Every cell that ran is in the store."""
+def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path,
+             numprocesses: str | None) -> tuple[int, bool]:
+    """Run one slot: its exit status as `overlay-interop run` gives it, and whether the run wrote its matrix.
+    Every cell that ran is in the store."""
     from harness.cli import add_run_parser, cmd_run, _Parser
     from harness.event.live import ENV_DIR, ENV_RUN, ENV_SLOT
     folder = event.folder.resolve()
@@ -104,11 +106,12 @@ def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path, 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        if (reports / "matrix.json").is_file():
+        wrote = (reports / "matrix.json").is_file()
+        if wrote:
             recorded = record(store, folder, run, slot.number, read_matrix(reports))
             print(f"slot {slot.number}: {recorded} tries recorded", flush=True)
         store.finish_run(run, code)
-    return code
+    return code, wrote
 
 
 def chosen_slots(store, slot_number: int | None, pair: str | None) -> list:
@@ -128,5 +131,5 @@ def chosen_slots(store, slot_number: int | None, pair: str | None) -> list:
         if not chosen:
             raise ConfigError("--pair", pair, "no slot of the plan pairs these participants")
         return chosen
-    done = {r["slot"] for r in store.runs() if r["finished"] is not None}
-    return [s for s in slots if s["number"] not in done]
+    running, done = store.slot_progress()
+    return [s for s in slots if s["number"] not in running | done]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import secrets
 import sqlite3
 import threading
@@ -32,6 +33,7 @@ SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 30_000
 ORGANISER = "organiser"  # the organiser's id in the token check: no participant may take it (not a safe id? it is)
 SIGNOFF_STATES = ("verified", "disputed", "re-test requested")
+INCOMPLETE = (2, 130)  # the exit status of a slot's run that did not run its cells: bad input, interrupted
 TO_BE_VERIFIED = "to be verified"
 
 SCHEMA = """
@@ -46,7 +48,8 @@ CREATE TABLE slots (
     number INTEGER PRIMARY KEY, protocol TEXT NOT NULL, a TEXT NOT NULL, b TEXT NOT NULL, round INTEGER NOT NULL,
     cells INTEGER NOT NULL, estimate_s REAL NOT NULL);
 CREATE TABLE runs (
-    id TEXT PRIMARY KEY, slot INTEGER, started REAL NOT NULL, finished REAL, exit_code INTEGER);
+    id TEXT PRIMARY KEY, slot INTEGER, started REAL NOT NULL, finished REAL, exit_code INTEGER,
+    owner TEXT NOT NULL);
 CREATE TABLE cells (
     id INTEGER PRIMARY KEY, key TEXT NOT NULL UNIQUE, protocol TEXT NOT NULL, "case" TEXT NOT NULL,
     a TEXT NOT NULL, b TEXT NOT NULL, a_participant TEXT NOT NULL, b_participant TEXT NOT NULL);
@@ -239,8 +242,10 @@ class Store:
     # --- runs and tries ------------------------------------------------------------------------------------
 
     def start_run(self, run: str, slot: int | None) -> None:
+        from harness.run import owner_of
         with self.write() as db:
-            db.execute("INSERT INTO runs VALUES (?, ?, ?, NULL, NULL)", (run, slot, time.time()))
+            db.execute("INSERT INTO runs VALUES (?, ?, ?, NULL, NULL, ?)", (run, slot, time.time(),
+                                                                           owner_of(os.getpid())))
 
     def finish_run(self, run: str, exit_code: int) -> None:
         with self.write() as db:
@@ -248,6 +253,20 @@ class Store:
 
     def runs(self) -> list[sqlite3.Row]:
         return list(self.db.execute("SELECT * FROM runs ORDER BY started"))
+
+    def slot_progress(self) -> tuple[set[int], set[int]]:
+        """(running, done): the slots a live `event run` is running, and those a run finished. A run that was
+        interrupted (^C) or stopped on bad input, or whose process died (SIGKILL, a reboot), did neither: its
+        slot is still to run."""
+        from harness.run import owner_alive
+        running, done = set(), set()
+        for run in self.runs():
+            if run["finished"] is None:
+                if owner_alive(run["owner"]) is not False:
+                    running.add(run["slot"])
+            elif run["exit_code"] not in INCOMPLETE:
+                done.add(run["slot"])
+        return running, done - running
 
     def record_try(self, run: str, slot: int | None, key: str, cell: tuple[str, str, str, str],
                    owners: tuple[str, str], verdict: str, reason: str, evidence: str | None,
