@@ -279,3 +279,23 @@ def test_a_slot_is_running_only_while_its_run_lives_and_done_only_when_it_ran(tm
     store.finish_run("20261206-070000-1", 1)  # a failed cell: done
     assert store.slot_progress() == (set(), {1})
     assert [s["number"] for s in chosen_slots(store, None, None)] == [2, 3]
+
+
+def test_a_slot_runs_its_own_cells_and_nothing_else(tmp_path):
+    from event_support import ROOT
+    from harness.event.runner import cell_of, deselected, record
+    from harness.results import CaseResult
+    cells = [("unicast", "linux", "ovs"), ("unicast", "ovs", "linux")]
+    unwanted = deselected(ROOT, ["--vendors", "linux,ovs", "--protocols", "vxlan"], cells)
+    assert {cell_of(node) for node in unwanted} >= {("unicast", "linux", "linux"), ("unicast", "ovs", "ovs"),
+                                                   ("vni_isolation", "linux", "ovs")}
+    assert not {cell_of(node) for node in unwanted} & set(cells)
+    assert cell_of("suites/vxlan/test_vxlan.py::test_unicast[scapy-vtep->linux]") == ("unicast", "scapy-vtep", "linux")
+    # and what the run recorded of anything else is no try of the event
+    folder = tmp_path / "event"
+    make_event(folder)
+    store = Store(folder)
+    results = [CaseResult("vxlan", "unicast", a, b, "passed", "", 1.0, None)
+               for a, b in (("linux", "ovs"), ("linux", "linux"), ("probe", "ovs"))]
+    assert record(store, folder, "20261206-070000-1", 1, results) == 1
+    assert [c.key for c in store.cells()] == ["vxlan/unicast/linux->ovs"]

@@ -71,6 +71,12 @@ def cell_of(node_id: str) -> tuple[str, str, str] | None:
     return case, a, b
 
 
+def deselected(root: Path, options: list[str], cells) -> list[str]:
+    """The node ids the run would collect that are not the slot's `cells` ((case, a, b)): --deselect them."""
+    wanted = set(cells)
+    return [node for node in collected(root, options) if cell_of(node) not in wanted]
+
+
 def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path,
              numprocesses: str | None) -> tuple[int, bool]:
     """Run one slot: its exit status as `overlay-interop run` gives it, and whether the run wrote its matrix.
@@ -86,8 +92,7 @@ def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path,
         options += ["--devices", str(event.inventory.resolve())]
         # one link per device: its cells one after another (docs/devices.md)
         numprocesses = "0" if numprocesses is None else numprocesses
-    wanted = set(cells)
-    unwanted = [node for node in collected(root, options) if cell_of(node) not in wanted]
+    unwanted = deselected(root, options, cells)
     parser = _Parser(prog="overlay-interop")
     add_run_parser(parser.add_subparsers(dest="command"))
     args = parser.parse_args(["run", *options, "--reports-dir", str(reports), "--expect", "none",
