@@ -11,6 +11,7 @@
     history [DIR...] [--out FILE]              one page: each cell's verdict across runs, where it changed
     expectations draft DIR                     an expectations file pinning a run's failed and skipped cells
     devices settings FILE                      write the settings files of the inventory's static devices
+    event init|plan|run|board|report DIR       an interop event: participants, slots, a live board (docs/event.md)
 
 Exit status: 2 for a usage error or bad input, 3 when the harness broke; `run` otherwise passes on pytest's
 (see `run --help`).
@@ -423,6 +424,8 @@ def main(argv: list[str] | None = None) -> int:
     dev_settings = dev_sub.add_parser("settings", help="write the settings file of each static device of an "
                                                        "inventory (what to configure it with once)")
     dev_settings.add_argument("file", metavar="FILE", help="the inventory (TOML)")
+    from harness.event import cli as event_cli
+    event_cli.add_parser(sub)
     args, rest = parser.parse_known_args(argv)
     if rest and args.command != "run":
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
@@ -439,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_expectations(args)
         if args.command == "devices":
             return cmd_devices_settings(args)
+        if args.command == "event":
+            return event_cli.cmd_event(args)
         return {"doctor": cmd_doctor, "clean": cmd_clean, "report": cmd_report}[args.command](args)
     except ConfigError as exc:  # bad input: the user fixes it
         print(f"overlay-interop: error: {exc}", file=sys.stderr)
