@@ -36,8 +36,8 @@ def event(tmp_path_factory):
     keys = {"mine_failed": "vxlan/unicast/linux->ovs", "mine_passed": "vxlan/unicast/linux->scapy-vtep",
             "theirs": "vxlan/unicast/ovs->scapy-vtep"}
     ids = {name: next(t["id"] for t in store.tries() if store.cell(t["cell"]).key == key) for name, key in keys.items()}
-    mine = folder / "tries" / RUN / "pairs/vxlan/unicast/linux__ovs"
-    theirs = folder / "tries" / RUN / "pairs/vxlan/unicast/ovs__scapy-vtep"
+    mine = folder / "runs" / RUN / "pairs/vxlan/unicast/linux__ovs"
+    theirs = folder / "runs" / RUN / "pairs/vxlan/unicast/ovs__scapy-vtep"
     # links a participant could not make, but a careless copy could: the board follows none of them
     os.symlink(theirs / "keys/ike.keys", mine / "theirs.keys")
     os.symlink(root / "outside.txt", mine / "outside.txt")
@@ -130,8 +130,8 @@ def traversals(event):
         f"/api/evidence/{mine}/..%2f..%2f..%2f..%2f..%2f..%2foutside.txt",
         f"/api/evidence/{mine}/%252e%252e/ovs__scapy-vtep/keys/ike.keys",  # double-encoded
         f"/api/evidence/{mine}/..\\ovs__scapy-vtep\\keys\\ike.keys",
-        f"/api/evidence/{mine}/%2f{str(folder).lstrip('/')}/tries/{RUN}/pairs/vxlan/unicast/ovs__scapy-vtep/keys/ike.keys",
-        f"/api/evidence/{mine}/{folder}/tries/{RUN}/pairs/vxlan/unicast/ovs__scapy-vtep/keys/ike.keys",
+        f"/api/evidence/{mine}/%2f{str(folder).lstrip('/')}/runs/{RUN}/pairs/vxlan/unicast/ovs__scapy-vtep/keys/ike.keys",
+        f"/api/evidence/{mine}/{folder}/runs/{RUN}/pairs/vxlan/unicast/ovs__scapy-vtep/keys/ike.keys",
         f"/api/evidence/{mine}//etc/passwd",
         f"/api/evidence/{mine}/theirs.keys",                            # symlinks inside one's own folder
         f"/api/evidence/{mine}/outside.txt",

@@ -86,7 +86,7 @@ def check_event(folder, tokens, store, board, browser):  # noqa: F811
 
         def a_cell_before_its_run_ended():
             for row in store.tries():
-                if not (folder / "tries" / row["run"] / "matrix.json").exists():
+                if not (folder / "runs" / row["run"] / "matrix.json").exists():
                     return row
             assert run.poll() is None, run.stdout.read()[-3000:]
             return None

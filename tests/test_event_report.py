@@ -44,8 +44,8 @@ def test_the_public_report_judges_features_and_names_no_participant(tmp_path):
 
 def test_a_bundle_holds_its_participants_cells_only(tmp_path):
     folder = event_with_results(tmp_path)
-    mine = folder / "tries" / RUN / "pairs/vxlan/unicast/linux__ovs"
-    os.symlink(folder / "tries" / RUN / "pairs/vxlan/unicast/ovs__scapy-vtep/capture.pcap", mine / "theirs.pcap")
+    mine = folder / "runs" / RUN / "pairs/vxlan/unicast/linux__ovs"
+    os.symlink(folder / "runs" / RUN / "pairs/vxlan/unicast/ovs__scapy-vtep/capture.pcap", mine / "theirs.pcap")
     code, out, err = cli("event", "bundle", folder, "kernel-team")
     assert code == 0, err
     path = folder / "bundles" / "kernel-team.zip"
@@ -54,7 +54,7 @@ def test_a_bundle_holds_its_participants_cells_only(tmp_path):
         names = sorted(bundle.namelist())
         page = bundle.read("conformance.html").decode()
         data = b"".join(bundle.read(n) for n in names)
-    evidence = f"evidence/tries/{RUN}/pairs/vxlan"
+    evidence = f"evidence/runs/{RUN}/pairs/vxlan"
     assert names == sorted([
         "conformance.html",
         f"{evidence}/unicast/linux__ovs/capture.pcap", f"{evidence}/unicast/linux__ovs/vtep1-linux.log",

@@ -6,7 +6,7 @@ An event is a folder:
     DIR/participants.toml   who takes part: organisation, contact, built-in vendors and/or devices
     DIR/inventory.toml      generated from participants.toml: their devices, in the --devices format
     DIR/event.sqlite        the state (store.py): participants, token hashes, the plan, every try, sign-offs
-    DIR/tries/<run id>/     one `overlay-interop run` of a slot: its reports folder (matrix.json, pairs/...)
+    DIR/runs/<run id>/     one `overlay-interop run` of a slot: its reports folder (matrix.json, pairs/...)
 
 The package knows no protocol: a cell is (protocol, case, a, b) as the run's matrix.json names it.
 """

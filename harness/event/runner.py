@@ -1,5 +1,5 @@
 """`event run`: a slot's cells through the normal run (harness.cli.cmd_run: pytest over suites/ with the plugin),
-into DIR/tries/<run id>/, each cell's verdict then a new try in the store.
+into DIR/runs/<run id>/, each cell's verdict then a new try in the store.
 
 Only the slot's cells run: the run is asked for the two participants' implementations, and the cells pytest
 collects that are not the slot's (an implementation against itself or its own participant's, a case outside
@@ -17,12 +17,12 @@ from harness.errors import ConfigError, HarnessError
 from harness.history import cell_key
 from harness.results import read_matrix
 
-TRIES = "tries"
+RUNS = "runs"
 
 
 def evidence_of(run: str, protocol: str, case: str, a: str, b: str) -> str:
     """The cell's evidence folder, relative to the event folder (the board resolves it under that folder)."""
-    return f"{TRIES}/{run}/pairs/{protocol}/{case}/{a}__{b}"
+    return f"{RUNS}/{run}/pairs/{protocol}/{case}/{a}__{b}"
 
 
 def record(store, folder: Path, run: str, slot: int | None, results) -> int:
@@ -45,7 +45,7 @@ def _fresh_run_id(folder: Path) -> str:
     from harness.run import new_run_id
     while True:  # the id has a one-second resolution: two slots in one second from one process would share it
         run = new_run_id()
-        if not (folder / TRIES / run).exists():
+        if not (folder / RUNS / run).exists():
             return run
         time.sleep(0.2)
 
@@ -86,7 +86,7 @@ def run_slot(event, store, slot, cells: list[tuple[str, str, str]], root: Path,
     folder = event.folder.resolve()
     entries = sorted({e for _, a, b in cells for e in (a, b)})
     run = _fresh_run_id(folder)
-    reports = folder / TRIES / run
+    reports = folder / RUNS / run
     options = ["--vendors", ",".join(entries), "--protocols", slot.protocol]
     if event.inventory is not None and any(event.owner(e).devices for e in entries):
         options += ["--devices", str(event.inventory.resolve())]
