@@ -11,7 +11,7 @@
     history [DIR...] [--out FILE]              one page: each cell's verdict across runs, where it changed
     expectations draft DIR                     an expectations file pinning a run's failed and skipped cells
     devices settings FILE                      write the settings files of the inventory's static devices
-    event init|plan|run|board|report DIR       an interop event: participants, slots, a live board (docs/event.md)
+    event init|plan|run|board|report DIR       an interop event: participants, slots, a live board (docs/events.md)
 
 Exit status: 2 for a usage error or bad input, 3 when the harness broke; `run` otherwise passes on pytest's
 (see `run --help`).

@@ -1,4 +1,4 @@
-"""Event mode: many participants test pairwise over days, each seeing only its own evidence (docs/event.md).
+"""Event mode: many participants test pairwise over days, each seeing only its own evidence (docs/events.md).
 
 An event is a folder:
 

@@ -1,4 +1,4 @@
-"""`overlay-interop event ...`: init, plan, run, board, report, bundle (docs/event.md)."""
+"""`overlay-interop event ...`: init, plan, run, board, report, bundle (docs/events.md)."""
 from __future__ import annotations
 
 import shutil
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 def add_parser(sub) -> None:
     event = sub.add_parser("event", help="an interop event: participants, a pair-slot plan, a live board "
-                                         "(docs/event.md)")
+                                         "(docs/events.md)")
     event_sub = event.add_subparsers(dest="event_command", required=True)
     init = event_sub.add_parser("init", help="write the event's templates, or (re)read them: new participants get "
                                              "their token, printed once")
