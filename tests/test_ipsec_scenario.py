@@ -53,3 +53,47 @@ def test_a_scenario_slowed_for_a_microvm_stretches_every_timer_and_nothing_else(
     assert (slow.psk, slow.ike, slow.esp, slow.dpd_action) == (fast.psk, fast.ike, fast.esp, fast.dpd_action)
     assert Scenario().slowed(6) == Scenario() and fast.slowed(1) is fast
     assert Scenario(dpd_delay_s=1).slowed(1.5).dpd_delay_s == 2  # whole seconds stay whole
+
+
+HOST = __import__("harness.host", fromlist=["HostCapabilities"]).HostCapabilities(present={"kernel-esp": False},
+                                                                                   details={})
+LIBRESWAN = load_vendor(Path(__file__).resolve().parent.parent / "vendors" / "libreswan")
+PFS_ESN = EspProposal(encryption="ENCR_AES_GCM_16_128", integrity=None, group="MODP_2048", esn=("ESN",))
+
+
+def _rendered(vendor, scenario: Scenario, role: str = "initiator") -> dict[str, str]:
+    from harness.protocols.ipsec.fixtures import side_of
+    side = side_of(role, scenario, {"initiator": "198.18.0.2", "responder": "198.18.0.3"})
+    return vendor.adapter_class()(None, HOST).render(scenario, side)
+
+
+def test_an_esp_proposal_offers_pfs_and_esn_by_transform_type():
+    assert PFS_ESN.transforms == ("ENCR_AES_GCM_16_128", "MODP_2048", "ESN")
+    assert EspProposal(esn=("ESN", "NO_ESN")).transforms == ("ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128", "ESN",
+                                                             "NO_ESN")
+    assert EspProposal().transforms == ("ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128")  # no PFS, vendor's ESN
+    with pytest.raises(ValueError, match="esn must list"):
+        EspProposal(esn=("esn",))
+
+
+def test_strongswan_renders_pfs_and_esn_in_esp_proposals():
+    module = __import__(STRONGSWAN.adapter_class().__module__, fromlist=["esp_proposal"])
+    assert module.esp_proposal(PFS_ESN) == "aes128gcm16-modp2048-esn"
+    assert module.esp_proposal(EspProposal(group="ECP_256", esn=("ESN", "NO_ESN"))) == "aes128-sha256-ecp256-esn-noesn"
+    conf = _rendered(STRONGSWAN, Scenario(esp=(PFS_ESN,)))["/etc/swanctl/swanctl.conf"]
+    assert "esp_proposals = aes128gcm16-modp2048-esn\n" in conf
+
+
+def test_libreswan_renders_pfs_as_a_group_after_a_semicolon_and_esn_per_connection():
+    module = __import__(LIBRESWAN.adapter_class().__module__, fromlist=["esp_proposal"])
+    assert module.esp_proposal(PFS_ESN) == "aes_gcm128;modp2048"  # "aes_gcm128-modp2048" reads modp2048 as INTEG
+    assert module.esp_proposal(EspProposal(group="MODP_3072")) == "aes128-sha2_256_128;modp3072"
+    conf = _rendered(LIBRESWAN, Scenario(esp=(PFS_ESN,)))["/etc/ipsec.conf"]
+    assert "\n    esp=aes_gcm128;modp2048\n" in conf and "\n    pfs=yes\n" in conf and "\n    esn=yes\n" in conf
+    either = _rendered(LIBRESWAN, Scenario(esp=(EspProposal(esn=("NO_ESN", "ESN")),)))["/etc/ipsec.conf"]
+    assert "\n    pfs=no\n" in either and "\n    esn=either\n" in either
+    assert "esn=" not in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.conf"].split("conn lab", 1)[1]
+    with pytest.raises(ConfigError, match="^scenario: esp: libreswan 4.10 takes one ESP key exchange group"):
+        _rendered(LIBRESWAN, Scenario(esp=(EspProposal(group="MODP_3072"), EspProposal(group="MODP_2048"))))
+    with pytest.raises(ConfigError, match="^scenario: esp: libreswan has one esn= per connection"):
+        _rendered(LIBRESWAN, Scenario(esp=(EspProposal(esn=("ESN",)), EspProposal(esn=("NO_ESN",)))))

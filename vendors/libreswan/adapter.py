@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_
 from harness.errors import ConfigError, HarnessError, LabTimeout
 from harness.protocols.ipsec.pki import Credentials
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
-from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side, inner_address
+from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, IkeProposal, Scenario, Side, inner_address
 from harness.waiting import wait_for
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -59,7 +59,35 @@ def ike_proposal(p: IkeProposal) -> str:
 
 
 def esp_proposal(p: EspProposal) -> str:
-    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+    """ENCR-INTEG;DH, ENCR;DH for AEAD (`ipsec algparse -pfs`: "aes_gcm128-modp2048" reads the group as INTEG).
+    ESN is not part of a Libreswan proposal: see esn_policy."""
+    text = "-".join(_keyword(n, "esp") for n in p.transforms if n != p.group and n not in ESN_TRANSFORMS)
+    return text if p.group is None else f"{text};{_keyword(p.group, 'esp')}"
+
+
+# The scenario's ESN transforms -> Libreswan 4.10 `esn=` (one per conn, not per proposal).
+ESN_POLICY = {("ESN",): "yes", ("NO_ESN",): "no", ("ESN", "NO_ESN"): "either", ("NO_ESN", "ESN"): "either"}
+
+
+def esn_policy(proposals: tuple[EspProposal, ...]) -> str | None:
+    """`esn=` for these proposals, None to leave pluto's default; Libreswan cannot vary it between proposals."""
+    offered = {p.esn for p in proposals}
+    if len(offered) > 1:
+        raise ConfigError("scenario", "esp", "libreswan has one esn= per connection: the ESP proposals must offer "
+                                             f"the same ESN transforms, not {sorted(offered)}")
+    (esn,) = offered
+    return ESN_POLICY[esn] if esn else None
+
+
+def pfs_group(proposals: tuple[EspProposal, ...]) -> str | None:
+    """The one KE group of the ESP proposals (None: no PFS). pluto refuses several: "more than one IKEv2 ESP DH
+    algorithm ... requires unimplemented CHILD_SA INVALID_KE" (4.10's algparse), and a proposal without a group
+    among ones with a group is not what pfs= can say."""
+    groups = {p.group for p in proposals}
+    if len(groups) > 1:
+        raise ConfigError("scenario", "esp", "libreswan 4.10 takes one ESP key exchange group (no CHILD SA "
+                                             f"INVALID_KE_PAYLOAD as initiator), not {sorted(map(str, groups))}")
+    return groups.pop()
 
 
 def credential_files(credentials: Credentials) -> dict[str, str]:
@@ -100,6 +128,7 @@ class Libreswan(IPsecEndpoint):
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
+            pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder")
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)

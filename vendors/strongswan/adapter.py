@@ -32,6 +32,7 @@ KEYWORDS = {
     "PRF_HMAC_SHA2_512": "prfsha512",
     "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
+    "ESN": "esn", "NO_ESN": "noesn",
 }
 
 
@@ -47,14 +48,16 @@ def ike_proposal(p: IkeProposal) -> str:
 
 
 def esp_proposal(p: EspProposal) -> str:
-    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+    """ENCR-INTEG-KE-ESN: a group in esp_proposals is PFS for every CREATE_CHILD_SA of the child (swanctl.conf)."""
+    return "-".join(_keyword(n, "esp") for n in p.transforms)
 
 
 class StrongSwan(IPsecEndpoint):
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
         self.childless = scenario.childless
+        child_rekey_s = scenario.child_rekey_s if side.role in scenario.child_rekey_by else None
         timers = {"dpd_delay": scenario.dpd_delay_s, "ike_rekey_time": scenario.ike_rekey_s,
-                  "child_rekey_time": scenario.child_rekey_s}
+                  "child_rekey_time": child_rekey_s}
         variables = dict(
             {name: f"{seconds}s" for name, seconds in timers.items() if seconds is not None},
             role=side.role, libipsec=not self.host.has("kernel-esp"),
@@ -71,10 +74,10 @@ class StrongSwan(IPsecEndpoint):
             variables["retransmit_tries"] = scenario.retransmit_tries
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
-        if scenario.child_rekey_s:
+        if child_rekey_s:
             # The default hard lifetime (rekey time + 10%) is too close to the rekey for second-long timers:
             # the SAs expired and were deleted before the rekey ran, and new CHILD SAs were made instead.
-            variables["child_life_time"] = f"{2 * scenario.child_rekey_s}s"
+            variables["child_life_time"] = f"{2 * child_rekey_s}s"
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),

@@ -20,6 +20,11 @@ FEATURES = {
     "child_sa": "sets up a CHILD SA in IKE_AUTH and carries traffic through it (ESP)",
     "childless": "sets up an IKE SA without a CHILD SA (RFC 6023)",
     "rekey": "rekeys IKE and CHILD SAs with CREATE_CHILD_SA on the timers a case asks for (RFC 7296 1.3.2, 2.8)",
+    "pfs": "runs a key exchange (KE transform, KEi/KEr) in CREATE_CHILD_SA for a CHILD SA whose ESP proposal has a "
+           "group (RFC 7296 1.3.1, 1.3.3)",
+    "pfs_groups": "offers several KE groups for a CHILD SA and retries a CREATE_CHILD_SA answered INVALID_KE_PAYLOAD "
+                  "with the group it names (RFC 7296 1.3)",
+    "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",
     "dpd_restart": "finds a dead peer by liveness checks on a CHILD SA and sets the tunnel up anew",
     "rsa": "authenticates with RSA certificates",

@@ -31,10 +31,32 @@ class IkeProposal:
         return (self.encryption, *integrity, self.prf, self.group)
 
 
+ESN_TRANSFORMS = ("ESN", "NO_ESN")  # RFC 7296 3.3.2, transform type 5 (Extended Sequence Numbers, RFC 4303 2.2.1)
+
+
 @dataclass(frozen=True)
 class EspProposal:
     encryption: str = "ENCR_AES_CBC_128"
     integrity: str | None = "AUTH_HMAC_SHA2_256_128"  # None for combined-mode (AEAD) ciphers
+    # RFC 7296 1.3.1/3.3.2: a KE transform in a CHILD SA's proposal is perfect forward secrecy: a CREATE_CHILD_SA
+    # for it (a rekey, an additional CHILD SA) carries KEi/KEr of that group. None: no KE transform (no PFS). The
+    # CHILD SA set up in IKE_AUTH never runs a KE (RFC 7296 1.2): its keys come from the IKE SA's.
+    group: str | None = None
+    # The ESN transforms offered, in order of preference (ESN_TRANSFORMS); the responder picks exactly one.
+    # Empty: whatever the vendor does unasked.
+    esn: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.esn if e not in ESN_TRANSFORMS]
+        if unknown or len(set(self.esn)) != len(self.esn):
+            raise ValueError(f"esn must list each of {', '.join(ESN_TRANSFORMS)} at most once, not {self.esn!r}")
+
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """What the proposal offers, by transform type: ENCR, INTEG (none for AEAD), KE (if PFS), ESN."""
+        integrity = () if is_aead(self.encryption) or self.integrity is None else (self.integrity,)
+        group = () if self.group is None else (self.group,)
+        return (self.encryption, *integrity, *group, *self.esn)
 
 
 @dataclass(frozen=True)
@@ -57,6 +79,9 @@ class Scenario:
     retransmit_tries: int | None = None
     ike_rekey_s: int | None = None  # rekey the IKE SA after this many seconds (None: the vendor's default)
     child_rekey_s: int | None = None
+    # Who runs the CHILD SA's rekey timer: both (RFC 7296 2.8: either end may rekey), or one, so the rekey comes
+    # from a known side with its proposals (a case about the responder's answer to a rekey).
+    child_rekey_by: tuple[str, ...] = ("initiator", "responder")
     # RFC 7296 2.6: the responder considers itself under load (each vendor's own knob: a low cookie
     # threshold, a "busy" mode), and the harness leaves it half-open IKE SAs from a third lab node.
     responder_busy: bool = False
