@@ -22,8 +22,9 @@ FEATURES = {
     "rekey": "rekeys IKE and CHILD SAs with CREATE_CHILD_SA on the timers a case asks for (RFC 7296 1.3.2, 2.8)",
     "pfs": "runs a key exchange (KE transform, KEi/KEr) in CREATE_CHILD_SA for a CHILD SA whose ESP proposal has a "
            "group (RFC 7296 1.3.1, 1.3.3)",
-    "pfs_groups": "offers several KE groups for a CHILD SA and retries a CREATE_CHILD_SA answered INVALID_KE_PAYLOAD "
-                  "with the group it names (RFC 7296 1.3)",
+    "pfs_groups": "more than one KE group for a CHILD SA (RFC 7296 1.3): as initiator offers several and retries a "
+                  "CREATE_CHILD_SA answered INVALID_KE_PAYLOAD with the group it names; as responder answers a KEi "
+                  "of a group it does not want with INVALID_KE_PAYLOAD",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",
     "dpd_restart": "finds a dead peer by liveness checks on a CHILD SA and sets the tunnel up anew",

@@ -1,0 +1,187 @@
+"""CHILD SAs in depth (RFC 7296 1.3, 2.8, 3.3; RFC 4303): perfect forward secrecy on rekey, extended sequence
+numbers. What breaks between vendors in the field shows late (at the first rekey) or only in ESP itself, so each
+case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
+import pytest
+
+from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, Scenario
+from harness.protocols.ipsec.transcript import DecryptedMessages
+
+pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("psk", "child_sa")]
+
+CHILD_REKEY_S = 2
+REKEY_TIMEOUT_S = CHILD_REKEY_S + 6  # the rekey, and room for a retry after INVALID_KE_PAYLOAD or a retransmission
+PFS = EspProposal(group="MODP_2048")
+
+
+def exchanges_of(messages: DecryptedMessages) -> list[tuple]:
+    """(request, response or None) per request, in order: a response answers the request with its message ID
+    on the same IKE SA, sent back the way the request came (RFC 7296 2.2)."""
+    pairs = []
+    for request in (m for m in messages if not m.is_response):
+        response = next((m for m in messages if m.is_response and m.message_id == request.message_id
+                         and m.message.ispi == request.message.ispi and m.message.src == request.message.dst), None)
+        pairs.append((request, response))
+    return pairs
+
+
+def child_rekeys(messages: DecryptedMessages) -> list[tuple]:
+    """The CREATE_CHILD_SA exchanges that rekey a CHILD SA (N(REKEY_SA), RFC 7296 1.3.3), decrypted."""
+    return [(q, r) for q, r in exchanges_of(messages.ike("CREATE_CHILD_SA")) if q.decrypted and q.notify("REKEY_SA")]
+
+
+def esp_proposals(message) -> list:
+    return [p for sa in message.payloads_of("SA") for p in sa.proposals if p.protocol == "ESP"]
+
+
+def ke_transforms(proposal) -> list[str]:
+    return [t.algorithm for t in proposal.transforms if t.type == "KE"]
+
+
+def esn_transforms(proposal) -> list[str]:
+    return [t.algorithm for t in proposal.transforms if t.type == "ESN"]
+
+
+def spis(message) -> set[int]:
+    return {int.from_bytes(p.spi, "big") for p in esp_proposals(message)}
+
+
+def deleted_esp_spis(message) -> set[int]:
+    return {int.from_bytes(spi, "big") for d in message.payloads_of("Delete") if d.protocol == "ESP" for spi in d.spis}
+
+
+def ike_auth_has_no_ke(ipsec_pair) -> None:
+    """RFC 7296 1.2: IKE_AUTH carries no KEi/KEr, so its SA payloads "cannot contain Transform Type 4 (Diffie-Hellman
+    group) with any value other than NONE"."""
+    for message in ipsec_pair.decrypted().ike("IKE_AUTH"):
+        for proposal in esp_proposals(message):
+            assert set(ke_transforms(proposal)) <= {"NONE"}, \
+                f"a KE transform in IKE_AUTH's SA (RFC 7296 1.2):\n{message.describe()}"
+
+
+def traffic_moved(ipsec_pair, rekey_messages) -> None:
+    """The echo requests after the rekey travel in an SPI the rekey made, not the first one."""
+    echoes = [e for e in ipsec_pair.echoes_in_esp() if e.kind == "request"]
+    new = set().union(*(spis(m) for m in rekey_messages))
+    assert echoes and echoes[-1].spi != echoes[0].spi and echoes[-1].spi in new, \
+        f"echo requests by SPI {[hex(e.spi) for e in echoes]}; SPIs the rekey made {sorted(map(hex, new))}"
+
+
+@pytest.mark.features("psk", "child_sa", "rekey", "pfs")
+def test_pfs_rekey(ipsec_pair):
+    """RFC 7296 1.3.3/3.3.2: a CHILD SA whose proposal has a KE transform is rekeyed with PFS: the CREATE_CHILD_SA
+    request carries N(REKEY_SA), that KE transform and KEi of its group; the response chooses the same group and
+    carries KEr of it; traffic then moves to the new SPIs."""
+    tunnel = ipsec_pair.establish(Scenario(esp=(PFS,), child_rekey_s=CHILD_REKEY_S, child_rekey_by=("initiator",)))
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, tunnel.explain()
+    ipsec_pair.decrypted_until(lambda d: any(r for _, r in child_rekeys(d)), timeout=REKEY_TIMEOUT_S)
+    after = tunnel.ping(count=3)
+    assert after.all_answered, f"no traffic after the rekey:\n{after.output}"
+
+    decrypted = ipsec_pair.decrypted()
+    rekeys = child_rekeys(decrypted)
+    assert rekeys, f"no CHILD SA rekey (CREATE_CHILD_SA with N(REKEY_SA)):\n{decrypted.ike('CREATE_CHILD_SA').describe()}"
+    request, response = rekeys[0]
+    assert response is not None and response.decrypted, f"the rekey was not answered:\n{request.describe()}"
+    offered = [ke_transforms(p) for p in esp_proposals(request)]
+    assert offered and all(PFS.group in groups for groups in offered), \
+        f"expected the KE transform {PFS.group} in every proposal:\n{request.describe()}"
+    kei, ker = request.payload("KE"), response.payload("KE")
+    assert kei is not None and kei.group == PFS.group, f"expected KEi of {PFS.group}:\n{request.describe()}"
+    [chosen] = esp_proposals(response) or [None]
+    assert chosen is not None and ke_transforms(chosen) == [PFS.group], \
+        f"the response must choose one proposal with the KE transform {PFS.group}:\n{response.describe()}"
+    assert ker is not None and ker.group == PFS.group, f"expected KEr of {PFS.group}:\n{response.describe()}"
+    ike_auth_has_no_ke(ipsec_pair)
+    traffic_moved(ipsec_pair, (request, response))
+
+
+@pytest.mark.features("psk", "child_sa", "rekey", "pfs", "pfs_groups")
+def test_pfs_group_mismatch_on_rekey(ipsec_pair):
+    """RFC 7296 1.3: a responder that accepts a proposal whose group is not KEi's "MUST reject the request and
+    indicate its preferred Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload" (not NO_PROPOSAL_CHOSEN);
+    the initiator retries with that group, and the old CHILD SA lives on until the retry has rekeyed it."""
+    modp3072, modp2048 = EspProposal(group="MODP_3072"), EspProposal(group="MODP_2048")
+    tunnel = ipsec_pair.establish(Scenario(esp=(modp3072, modp2048), responder_esp=(modp2048,),
+                                           child_rekey_s=CHILD_REKEY_S, child_rekey_by=("initiator",)))
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, tunnel.explain()
+    ipsec_pair.decrypted_until(lambda d: any(r and not r.errors for _, r in child_rekeys(d)),
+                               timeout=REKEY_TIMEOUT_S)
+    after = tunnel.ping(count=3)
+    assert after.all_answered, f"no traffic after the rekey:\n{after.output}"
+
+    decrypted = ipsec_pair.decrypted()
+    shown = decrypted.ike("CREATE_CHILD_SA").describe()
+    rekeys = child_rekeys(decrypted)
+    assert len(rekeys) >= 2, f"expected a refused rekey and its retry:\n{shown}"
+    (first, refusal), (retry, accepted) = rekeys[:2]
+    assert first.payload("KE") is not None and first.payload("KE").group == "MODP_3072", shown
+    assert refusal is not None and refusal.notify("INVALID_KE_PAYLOAD") is not None, \
+        f"expected INVALID_KE_PAYLOAD for KEi of MODP_3072 (RFC 7296 1.3), got:\n{shown}"
+    assert not refusal.notify("NO_PROPOSAL_CHOSEN"), f"NO_PROPOSAL_CHOSEN for an acceptable proposal:\n{shown}"
+    assert refusal.notify("INVALID_KE_PAYLOAD").group == "MODP_2048", f"the notify must name MODP_2048:\n{shown}"
+    assert retry.payload("KE") is not None and retry.payload("KE").group == "MODP_2048", \
+        f"the retry must use the group the responder asked for:\n{shown}"
+    assert accepted is not None and not accepted.errors and accepted.payload("KE").group == "MODP_2048", shown
+    old = {int.from_bytes(first.notify("REKEY_SA").spi, "big")}  # RFC 7296 1.3.3: the SPI of the SA rekeyed
+    messages = list(decrypted)
+    done = messages.index(accepted)
+    early = [m for m in messages[:done] if deleted_esp_spis(m) & old]
+    assert not early, "the old CHILD SA was deleted before its rekey succeeded:\n" + \
+        "\n".join(m.describe() for m in early)
+    traffic_moved(ipsec_pair, (retry, accepted))
+
+
+def ike_auth_esp(ipsec_pair):
+    """The IKE_AUTH request and response, decrypted (the cell needs a side that exports its keys)."""
+    auth = [m for m in ipsec_pair.decrypted().ike("IKE_AUTH") if m.decrypted]
+    assert [m.is_response for m in auth] == [False, True], f"IKE_AUTH not decrypted:\n{ipsec_pair.decrypted().describe()}"
+    return auth
+
+
+@pytest.mark.features("psk", "child_sa", "esn", "key_export")
+def test_esn(ipsec_pair):
+    """RFC 7296 3.3.2/3.3.6: offered both ESN transforms, a responder that wants ESN picks exactly one, ESN; RFC 4303
+    2.2.1: both ends then apply it: the ICV of every ESP packet covers the high half of the sequence number,
+    never sent, and checks that way in the decrypted ESP."""
+    tunnel = ipsec_pair.establish(Scenario(esp=(EspProposal(esn=("NO_ESN", "ESN")),),
+                                           responder_esp=(EspProposal(esn=("ESN",)),)))
+    assert tunnel.up, tunnel.explain()
+    ping = tunnel.ping()
+    assert ping.all_answered, ping.output
+
+    request, response = ike_auth_esp(ipsec_pair)
+    assert all(set(esn_transforms(p)) == set(ESN_TRANSFORMS) for p in esp_proposals(request)), request.describe()
+    [chosen] = esp_proposals(response) or [None]
+    assert chosen is not None and esn_transforms(chosen) == ["ESN"], \
+        f"the response must hold exactly one ESN transform, ESN:\n{response.describe()}"
+    inner = [p for p in ipsec_pair.esp_inner() if p.plaintext is not None]
+    assert len(inner) >= 2 * ping.sent, f"expected the echoes in ESP, opened: {[p.describe() for p in inner]}"
+    wrong = [p for p in inner if p.problem is not None or p.plaintext.esn is not True]
+    assert not wrong, ("ESP whose ICV does not check with the ESN high half (RFC 4303 2.2.1):\n"
+                       + "\n".join(f"spi=0x{p.spi:08x} {p.describe()} esn={p.plaintext.esn}" for p in wrong))
+
+
+@pytest.mark.features("psk", "child_sa", "esn", "key_export")
+def test_esn_mismatch(ipsec_pair):
+    """RFC 7296 2.7/1.2: an initiator offering only ESN to a responder taking only NO_ESN gets NO_PROPOSAL_CHOSEN
+    in the IKE_AUTH response for the CHILD SA, while the IKE SA is set up and stays: it still answers a request
+    (here the initiator's Delete of it) afterwards."""
+    tunnel = ipsec_pair.establish(Scenario(esp=(EspProposal(esn=("ESN",)),),
+                                           responder_esp=(EspProposal(esn=("NO_ESN",)),)))
+    assert not tunnel.up, f"a CHILD SA came up with disjoint ESN transforms\n{tunnel.explain()}"
+    for role in ("initiator", "responder"):
+        assert not tunnel.child_sas(role), f"{role} installed a CHILD SA with disjoint ESN transforms"
+    tunnel.close()
+
+    request, response = ike_auth_esp(ipsec_pair)
+    assert response.notify("NO_PROPOSAL_CHOSEN") and not response.payload("SA"), \
+        f"expected NO_PROPOSAL_CHOSEN and no SA for the CHILD SA:\n{response.describe()}"
+    assert response.payload("AUTH") is not None and response.notify("AUTHENTICATION_FAILED") is None, \
+        f"the IKE SA must be authenticated all the same:\n{response.describe()}"
+    info = exchanges_of(ipsec_pair.decrypted().ike("INFORMATIONAL"))
+    closing = [(q, r) for q, r in info if q.decrypted and any(d.protocol == "IKE" for d in q.payloads_of("Delete"))]
+    assert closing and closing[0][1] is not None, \
+        f"the IKE SA did not stay: its Delete went unanswered:\n{ipsec_pair.decrypted().describe()}"
+    assert not ipsec_pair.wire().esp(), f"ESP without a CHILD SA:\n{ipsec_pair.wire().describe()}"
