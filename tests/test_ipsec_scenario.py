@@ -97,3 +97,30 @@ def test_libreswan_renders_pfs_as_a_group_after_a_semicolon_and_esn_per_connecti
         _rendered(LIBRESWAN, Scenario(esp=(EspProposal(group="MODP_3072"), EspProposal(group="MODP_2048"))))
     with pytest.raises(ConfigError, match="^scenario: esp: libreswan has one esn= per connection"):
         _rendered(LIBRESWAN, Scenario(esp=(EspProposal(esn=("ESN",)), EspProposal(esn=("NO_ESN",)))))
+
+
+def test_transport_mode_protects_the_hosts_and_each_adapter_renders_it():
+    from harness.protocols.ipsec.fixtures import side_of
+    addresses = {"initiator": "198.18.0.2", "responder": "198.18.0.3"}
+    mismatch = Scenario(mode="transport", responder_mode="tunnel")
+    assert mismatch.hosts_only and mismatch.mode_of("responder") == "tunnel"
+    side = side_of("responder", mismatch, addresses)
+    assert (side.subnet, side.peer_subnet) == ("198.18.0.3/32", "198.18.0.2/32")  # the mode alone differs
+    with pytest.raises(ValueError, match="mode must be one of tunnel, transport"):
+        Scenario(mode="beet")
+    swan = _rendered(STRONGSWAN, Scenario(mode="transport"))["/etc/swanctl/swanctl.conf"]
+    assert "mode = transport\n" in swan and "local_ts = 198.18.0.2/32\n" in swan
+    assert "mode = " not in _rendered(STRONGSWAN, mismatch, "responder")["/etc/swanctl/swanctl.conf"]
+    pluto = _rendered(LIBRESWAN, Scenario(mode="transport"))["/etc/ipsec.conf"]
+    assert "\n    type=transport\n" in pluto and "subnet=" not in pluto and "leftsourceip" not in pluto
+
+
+def test_the_responder_sees_its_own_subnets_for_narrowing():
+    from harness.protocols.ipsec.fixtures import side_of
+    addresses = {"initiator": "198.18.0.2", "responder": "198.18.0.3"}
+    scenario = Scenario(subnets={"initiator": "198.19.1.0/24", "responder": "198.19.0.0/16"},
+                        responder_subnets={"initiator": "198.19.1.0/24", "responder": "198.19.2.0/24"})
+    assert side_of("initiator", scenario, addresses).peer_subnet == "198.19.0.0/16"
+    assert side_of("responder", scenario, addresses).subnet == "198.19.2.0/24"
+    assert scenario.own_subnet("responder") == "198.19.2.0/24"  # where its inner address lives
+    assert "\n    narrowing=yes\n" in _rendered(LIBRESWAN, scenario, "responder")["/etc/ipsec.conf"]

@@ -1,6 +1,7 @@
 """CHILD SAs in depth (RFC 7296 1.3, 2.8, 3.3; RFC 4303): perfect forward secrecy on rekey, extended sequence
 numbers. What breaks between vendors in the field shows late (at the first rekey) or only in ESP itself, so each
 case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
+import allure
 import pytest
 
 from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, Scenario
@@ -187,3 +188,141 @@ def test_esn_mismatch(ipsec_pair):
     assert closing and closing[0][1] is not None, \
         f"the IKE SA did not stay: its Delete went unanswered:\n{ipsec_pair.decrypted().describe()}"
     assert not ipsec_pair.wire().esp(), f"ESP without a CHILD SA:\n{ipsec_pair.wire().describe()}"
+
+
+IPPROTO_ICMP, IPPROTO_IPIP = 1, 4
+
+
+def echo_next_headers(ipsec_pair) -> set[int]:
+    """The ESP Next Header of every decrypted echo (RFC 4303 2.6): the inner IP version in tunnel mode (4), the
+    transport protocol in transport mode (1, ICMP)."""
+    return {p.plaintext.next_header for p in ipsec_pair.esp_inner()
+            if p.plaintext is not None and p.plaintext.opened and p.problem is None}
+
+
+@pytest.mark.features("psk", "child_sa", "transport_mode")
+@pytest.mark.any_features("key_export")
+def test_transport_mode(ipsec_pair):
+    """RFC 7296 1.3.1: an initiator asking for transport mode sends N(USE_TRANSPORT_MODE) in IKE_AUTH, and a
+    responder that accepts includes it in its response; RFC 4303 3.1.1: ESP then carries the hosts' own packets,
+    Next Header naming the transport protocol (ICMP), no inner IP header."""
+    tunnel = ipsec_pair.establish(Scenario(mode="transport"))
+    assert tunnel.up, tunnel.explain()
+    ping = tunnel.ping()
+    assert ping.all_answered, ping.output
+
+    request, response = ike_auth_esp(ipsec_pair)
+    assert request.notify("USE_TRANSPORT_MODE") and response.notify("USE_TRANSPORT_MODE"), \
+        f"N(USE_TRANSPORT_MODE) must be in both IKE_AUTH messages:\n{request.describe()}\n{response.describe()}"
+    assert echo_next_headers(ipsec_pair) == {IPPROTO_ICMP}, \
+        f"expected ICMP as ESP's Next Header (transport mode), got {echo_next_headers(ipsec_pair)}"
+
+
+def _record(what: str) -> None:
+    """What the pair did where the RFC allows more than one thing: shown with the cell's evidence."""
+    allure.attach(what, name="what each side did", attachment_type=allure.attachment_type.TEXT)
+
+
+@pytest.mark.features("psk", "child_sa", "transport_mode")
+@pytest.mark.any_features("key_export")
+def test_transport_mode_refused(ipsec_pair):
+    """RFC 7296 1.3.1: a responder that will not use transport mode leaves N(USE_TRANSPORT_MODE) out of its response,
+    and "the CHILD SA will be established in tunnel mode"; "if this is unacceptable to the initiator, the initiator
+    MUST delete the SA". Either is compliant: what each side did is on the wire, and the mode of the ESP that
+    flowed must be the one the response agreed to (tunnel: Next Header 4)."""
+    tunnel = ipsec_pair.establish(Scenario(mode="transport", responder_mode="tunnel"))
+    ping = tunnel.ping() if tunnel.up else None  # before the wire is read: reading it stops the capture
+    request, response = ike_auth_esp(ipsec_pair)
+    assert request.notify("USE_TRANSPORT_MODE"), f"the initiator did not ask for transport:\n{request.describe()}"
+    assert not response.notify("USE_TRANSPORT_MODE"), \
+        f"a responder configured for tunnel mode agreed to transport:\n{response.describe()}"
+    if response.payload("SA") is None:  # refused outright: allowed, but then no CHILD SA at all
+        assert response.errors, response.describe()
+        assert not ipsec_pair.wire().esp(), ipsec_pair.wire().describe()
+        return _record("the responder refused the CHILD SA: " + ", ".join(str(n.type) for n in response.errors))
+    deleted = set().union(*(deleted_esp_spis(m) for m in ipsec_pair.decrypted().ike("INFORMATIONAL")))
+    if spis(response) & deleted or spis(request) & deleted:  # the initiator found tunnel mode unacceptable
+        return _record("the responder answered in tunnel mode; the initiator deleted the CHILD SA")
+    _record("the responder answered in tunnel mode; the initiator kept the CHILD SA in tunnel mode")
+    assert ping is not None and ping.all_answered, f"a tunnel-mode CHILD SA nobody deleted carries nothing\n" \
+                                                   f"{tunnel.explain()}"
+    assert echo_next_headers(ipsec_pair) == {IPPROTO_IPIP}, \
+        f"the response agreed to tunnel mode, but ESP's Next Header is {echo_next_headers(ipsec_pair)}"
+
+
+@pytest.mark.features("psk", "child_sa", "child_delete")
+@pytest.mark.any_features("key_export")
+def test_child_sa_delete(ipsec_pair):
+    """RFC 7296 1.4.1: an endpoint deletes a CHILD SA with an INFORMATIONAL request whose Delete payload names its
+    inbound SPI; "the responder MUST reply with ... Delete payloads for the paired SAs", its own inbound SPI. ESP then
+    stops, and the IKE SA lives on: it still answers the Delete of itself."""
+    tunnel = ipsec_pair.establish(Scenario())
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, tunnel.explain()
+    tunnel.close_child()
+    for role in ("initiator", "responder"):
+        assert not tunnel.child_sas(role), f"{role} still lists the deleted CHILD SA"
+    tunnel.close()
+
+    request, response = ike_auth_esp(ipsec_pair)
+    initiator_in, responder_in = spis(request), spis(response)
+    info = exchanges_of(ipsec_pair.decrypted().ike("INFORMATIONAL"))
+    shown = ipsec_pair.decrypted().ike("INFORMATIONAL").describe()
+    child = [(q, r) for q, r in info if q.decrypted and deleted_esp_spis(q)]
+    assert child, f"no Delete for the CHILD SA:\n{shown}"
+    delete, answer = child[0]
+    assert deleted_esp_spis(delete) == initiator_in, \
+        f"the Delete must name the deleting side's inbound SPI {sorted(map(hex, initiator_in))}:\n{shown}"
+    assert answer is not None and deleted_esp_spis(answer) == responder_in, \
+        f"the answer must delete the paired SA, SPI {sorted(map(hex, responder_in))} (RFC 7296 1.4.1):\n{shown}"
+    closing = [(q, r) for q, r in info if q.decrypted and any(d.protocol == "IKE" for d in q.payloads_of("Delete"))]
+    assert closing and closing[0][1] is not None, f"the IKE SA did not outlive its CHILD SA:\n{shown}"
+    last_esp = max((p.time for p in ipsec_pair.esp_inner()), default=0.0)
+    assert last_esp <= answer.message.time, "ESP after the CHILD SA was deleted"
+
+
+
+def selectors(message, kind: str) -> list[str]:
+    """The networks a TSi/TSr payload covers ("198.19.2.0/24")."""
+    payload = message.payload(kind)
+    return [] if payload is None else [n for ts in payload.selectors for n in ts.networks()]
+
+
+@pytest.mark.features("psk", "child_sa", "narrowing")
+@pytest.mark.any_features("key_export")
+def test_ts_narrowing(ipsec_pair):
+    """RFC 7296 2.9: a responder whose policy allows only part of the proposed traffic selectors narrows them: TSr
+    in the response is a subset of TSr in the request (here 198.19.2.0/24 of 198.19.0.0/16), and traffic between
+    the narrowed selectors flows."""
+    tunnel = ipsec_pair.establish(Scenario(
+        subnets={"initiator": "198.19.1.0/24", "responder": "198.19.0.0/16"},
+        responder_subnets={"initiator": "198.19.1.0/24", "responder": "198.19.2.0/24"}))
+    assert tunnel.up, tunnel.explain()
+    ping = tunnel.ping()
+    assert ping.all_answered, ping.output
+
+    request, response = ike_auth_esp(ipsec_pair)
+    assert selectors(request, "TSr") == ["198.19.0.0/16"], request.describe()
+    assert selectors(response, "TSr") == ["198.19.2.0/24"], \
+        f"expected TSr narrowed to 198.19.2.0/24:\n{response.describe()}"
+    assert selectors(response, "TSi") == ["198.19.1.0/24"], response.describe()
+
+
+@pytest.mark.features("psk", "child_sa")
+@pytest.mark.any_features("key_export")
+def test_ts_unacceptable(ipsec_pair):
+    """RFC 7296 2.9/3.10.1: a responder whose policy shares nothing with the proposed traffic selectors answers
+    TS_UNACCEPTABLE for the CHILD SA; the IKE SA is set up all the same and stays (it answers its own Delete)."""
+    tunnel = ipsec_pair.establish(Scenario(
+        responder_subnets={"initiator": "198.19.1.0/24", "responder": "198.19.3.0/24"}))
+    assert not tunnel.up, f"a CHILD SA came up with disjoint traffic selectors\n{tunnel.explain()}"
+    tunnel.close()
+
+    request, response = ike_auth_esp(ipsec_pair)
+    assert response.notify("TS_UNACCEPTABLE") and not response.payload("SA"), \
+        f"expected TS_UNACCEPTABLE and no SA:\n{response.describe()}"
+    assert response.payload("AUTH") is not None, f"the IKE SA must be set up all the same:\n{response.describe()}"
+    info = exchanges_of(ipsec_pair.decrypted().ike("INFORMATIONAL"))
+    closing = [(q, r) for q, r in info if q.decrypted and any(d.protocol == "IKE" for d in q.payloads_of("Delete"))]
+    assert closing and closing[0][1] is not None, \
+        f"the IKE SA did not stay: its Delete went unanswered:\n{ipsec_pair.decrypted().describe()}"

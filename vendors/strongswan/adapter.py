@@ -64,6 +64,7 @@ class StrongSwan(IPsecEndpoint):
             local_addr=side.address, remote_addr=side.peer_address,
             local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
             local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
+            mode=scenario.mode_of(side.role),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
         variables["dpd_action"] = scenario.dpd_action  # swanctl's words are the scenario's: clear, restart
@@ -124,6 +125,9 @@ class StrongSwan(IPsecEndpoint):
 
     def terminate(self, timeout: float) -> None:
         self._swanctl("--terminate", "--ike", "lab", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+
+    def close_child(self, timeout: float) -> None:
+        self._swanctl("--terminate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
 
     def version(self) -> str:
         return self._swanctl("--version", "--daemon").output.strip()

@@ -25,6 +25,10 @@ FEATURES = {
     "pfs_groups": "more than one KE group for a CHILD SA (RFC 7296 1.3): as initiator offers several and retries a "
                   "CREATE_CHILD_SA answered INVALID_KE_PAYLOAD with the group it names; as responder answers a KEi "
                   "of a group it does not want with INVALID_KE_PAYLOAD",
+    "child_delete": "deletes a CHILD SA on request and keeps the IKE SA (IPsecEndpoint.close_child, RFC 7296 1.4.1)",
+    "narrowing": "narrows proposed traffic selectors to its own as responder, and takes a narrowed answer as "
+                 "initiator (RFC 7296 2.9)",
+    "transport_mode": "sets up a CHILD SA in transport mode (N(USE_TRANSPORT_MODE), RFC 7296 1.3.1)",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",
     "dpd_restart": "finds a dead peer by liveness checks on a CHILD SA and sets the tunnel up anew",

@@ -79,13 +79,20 @@ class Tunnel:
 
     @property
     def inner_addresses(self) -> tuple[str, str]:
-        """The initiator's and the responder's addresses inside the tunnel."""
-        return (inner_address(self.scenario.subnets[INITIATOR]), inner_address(self.scenario.subnets[RESPONDER]))
+        """The initiator's and the responder's addresses inside the tunnel: for an SA protecting the hosts only
+        (transport mode), their own addresses."""
+        if self.scenario.hosts_only:
+            return self.pair.addresses
+        return (inner_address(self.scenario.own_subnet(INITIATOR)), inner_address(self.scenario.own_subnet(RESPONDER)))
 
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
         src, dst = self.inner_addresses
         return ping(self.pair.nodes[INITIATOR], dst, source=src, count=count, wait_s=self.pair.patience(1))
+
+    def close_child(self) -> None:
+        """The initiator deletes the CHILD SA, keeping the IKE SA (RFC 7296 1.4.1)."""
+        self.pair.endpoints[INITIATOR].close_child(TERMINATE_TIMEOUT_S)
 
     def close(self) -> None:
         """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
@@ -100,9 +107,11 @@ class Tunnel:
 def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
     """One role's view of the lab, given each role's address: what its adapter renders a config from."""
     peer = RESPONDER if role == INITIATOR else INITIATOR
+    subnets = ({r: f"{a}/32" for r, a in addresses.items()} if scenario.hosts_only  # transport: the hosts' traffic
+               else scenario.subnets_of(role))
     return Side(role=role, address=addresses[role], peer_address=addresses[peer],
                 identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
-                subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer],
+                subnet=subnets[role], peer_subnet=subnets[peer],
                 credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
 
 
@@ -193,7 +202,7 @@ class IPsecPair(CapturedWire):
         """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
         self.endpoints[role].wait_ready(self.patience(READY_TIMEOUT_S))
         self.pair_lab.record_version(role, self.endpoints[role].version)
-        self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.subnets[role])}/32",
+        self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.own_subnet(role))}/32",
                                "dev", "lo"], timeout=5, check=True, what="adding the inner address")
 
     def patience(self, seconds: float) -> float:

@@ -61,6 +61,11 @@ class IPsecEndpoint(ABC):
     def terminate(self, timeout: float) -> None:
         """Close the IKE SA (and its CHILD SAs) from this side, so a DELETE goes on the wire."""
 
+    def close_child(self, timeout: float) -> None:
+        """Delete the CHILD SA from this side, keeping the IKE SA (an INFORMATIONAL with Delete for ESP goes on the
+        wire). Only for adapters whose vendor declares the feature child_delete."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement close_child (feature child_delete)")
+
     @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""

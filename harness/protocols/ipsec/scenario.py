@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from harness.protocols.ipsec.pki import Credentials
 
 
+MODES = ("tunnel", "transport")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
 DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
@@ -70,6 +71,11 @@ class Scenario:
     esp: tuple[EspProposal, ...] = (EspProposal(),)
     responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
+    # The CHILD SA's mode (MODES). Where either side is in transport mode the SA protects the two hosts' own
+    # traffic: each side's traffic selector is its own address (fixtures.side_of), not the subnets below, so a mode
+    # mismatch is about the mode alone.
+    mode: str = "tunnel"
+    responder_mode: str | None = None
     dpd_delay_s: int | None = None  # liveness checks (RFC 7296 2.4) after this many idle seconds
     dpd_action: str = "clear"  # a peer found dead: "clear" its SAs, or "restart" (set the tunnel up anew)
     # RFC 7296 2.1/2.4: an unanswered request is retransmitted after `retransmit_timeout_s` (again at that
@@ -88,8 +94,14 @@ class Scenario:
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
+    # The responder's own view of the subnets, where it differs from the initiator's (traffic selectors, RFC 7296
+    # 2.9: the initiator proposes TSi/TSr from `subnets`, the responder narrows them to, or refuses them for, these).
+    responder_subnets: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("mode", "responder_mode"):
+            if getattr(self, name) not in (*MODES, None):
+                raise ValueError(f"{name} must be one of {', '.join(MODES)}, not {getattr(self, name)!r}")
         if self.dpd_action not in DPD_ACTIONS:
             raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
@@ -113,6 +125,21 @@ class Scenario:
             self, dpd_delay_s=whole(self.dpd_delay_s), ike_rekey_s=whole(self.ike_rekey_s),
             child_rekey_s=whole(self.child_rekey_s),
             retransmit_timeout_s=None if self.retransmit_timeout_s is None else self.retransmit_timeout_s * factor)
+
+    @property
+    def hosts_only(self) -> bool:
+        """Whether the CHILD SA protects only the two hosts' own traffic (either side asks for transport mode)."""
+        return "transport" in (self.mode, self.responder_mode)
+
+    def mode_of(self, role: str) -> str:
+        return self._of(role, "mode")
+
+    def subnets_of(self, role: str) -> dict[str, str]:
+        return self._of(role, "subnets")
+
+    def own_subnet(self, role: str) -> str:
+        """The subnet `role` protects, as it sees it itself: where its inner address lives."""
+        return self.subnets_of(role)[role]
 
     def psk_of(self, role: str) -> str:
         return self._of(role, "psk")
@@ -149,4 +176,4 @@ class Side:
 
 def inner_address(subnet: str) -> str:
     import ipaddress
-    return str(next(ipaddress.ip_network(subnet).hosts()))
+    return str(next(iter(ipaddress.ip_network(subnet).hosts())))  # a /32's hosts() is a list, not an iterator
