@@ -128,7 +128,8 @@ class Libreswan(IPsecEndpoint):
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
-            mode=scenario.mode_of(side.role),
+            mode=scenario.mode_of(side.role), encapsulation=scenario.encapsulation,
+            keep_alive=scenario.nat_keepalive_s,
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder")
         if scenario.retransmit_timeout_s is not None:

@@ -79,6 +79,9 @@ class StrongSwan(IPsecEndpoint):
             # The default hard lifetime (rekey time + 10%) is too close to the rekey for second-long timers:
             # the SAs expired and were deleted before the rekey ran, and new CHILD SAs were made instead.
             variables["child_life_time"] = f"{2 * child_rekey_s}s"
+        variables["encap"] = scenario.encapsulation
+        if scenario.nat_keepalive_s is not None:
+            variables["keep_alive"] = f"{scenario.nat_keepalive_s}s"
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),

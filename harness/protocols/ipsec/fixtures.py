@@ -23,6 +23,7 @@ from harness.host import HostCapabilities
 from harness.faults import Impairment
 from harness.images import Images
 from harness.lab import Node, start_all, together
+from harness.nat import Nat
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
@@ -164,6 +165,7 @@ class IPsecPair(CapturedWire):
         self._exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]] | None = None
         self.impairments: dict[str, Impairment] = {}
         self.scenario: Scenario | None = None  # the last one established
+        self.nat: Nat | None = None  # the NAT router between the pair, for a scenario with `nat`
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
@@ -172,7 +174,10 @@ class IPsecPair(CapturedWire):
         return self.nodes[INITIATOR].address, self.nodes[RESPONDER].address
 
     def side(self, role: str, scenario: Scenario) -> Side:
-        return side_of(role, scenario, {r: node.address for r, node in self.nodes.items()})
+        addresses = {r: node.address for r, node in self.nodes.items()}
+        if self.nat is not None and role == RESPONDER:  # behind the NAT the initiator is the router's address
+            addresses[INITIATOR] = self.nat.address
+        return side_of(role, scenario, addresses)
 
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
@@ -180,9 +185,13 @@ class IPsecPair(CapturedWire):
         stretched (PairLab.time_scale): the tunnel's scenario is the one the daemons got."""
         scenario = scenario.slowed(self.pair_lab.time_scale)
         self.scenario = scenario
+        if scenario.nat and self.nat is None:
+            self.nat = Nat(self.pair_lab.lab, self.network, self.tools_image)
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
-        start_all(self.nodes.values())
+        start_all([*self.nodes.values(), *([self.nat.node] if self.nat else [])])
+        if self.nat is not None:
+            self.nat.install(inside=self.nodes[INITIATOR], outside=self.nodes[RESPONDER])
         # Neither daemon speaks unasked (the initiator only on initiate(), below), so the wire is complete from
         # its first packet with the capture started once both run.
         self.capture.start()

@@ -91,6 +91,13 @@ class Scenario:
     # RFC 7296 2.6: the responder considers itself under load (each vendor's own knob: a low cookie
     # threshold, a "busy" mode), and the harness leaves it half-open IKE SAs from a third lab node.
     responder_busy: bool = False
+    # RFC 3948, RFC 7296 2.23: a NAT router of the lab's own masquerades the initiator (harness.nat): the responder
+    # sees the router's address, so both must detect the NAT, float to UDP 4500 and UDP-encapsulate ESP.
+    nat: bool = False
+    # RFC 7296 2.23: UDP-encapsulate ESP even where no NAT is, both sides (by faking NAT detection, as allowed).
+    encapsulation: bool = False
+    # RFC 3948 2.3/4: a side behind a NAT sends a NAT-keepalive after this many idle seconds (None: its default).
+    nat_keepalive_s: int | None = None
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
@@ -123,7 +130,7 @@ class Scenario:
         whole = lambda v: None if v is None else math.ceil(v * factor)  # noqa: E731
         return replace(
             self, dpd_delay_s=whole(self.dpd_delay_s), ike_rekey_s=whole(self.ike_rekey_s),
-            child_rekey_s=whole(self.child_rekey_s),
+            child_rekey_s=whole(self.child_rekey_s), nat_keepalive_s=whole(self.nat_keepalive_s),
             retransmit_timeout_s=None if self.retransmit_timeout_s is None else self.retransmit_timeout_s * factor)
 
     @property
