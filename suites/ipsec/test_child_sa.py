@@ -326,3 +326,32 @@ def test_ts_unacceptable(ipsec_pair):
     closing = [(q, r) for q, r in info if q.decrypted and any(d.protocol == "IKE" for d in q.payloads_of("Delete"))]
     assert closing and closing[0][1] is not None, \
         f"the IKE SA did not stay: its Delete went unanswered:\n{ipsec_pair.decrypted().describe()}"
+
+
+@pytest.mark.features("psk", "child_sa", "initial_contact")
+@pytest.mark.any_features("key_export")
+def test_initial_contact(ipsec_pair):
+    """RFC 7296 2.4: an initiator that lost its SAs (a crash: the responder was not told) sends N(INITIAL_CONTACT) in
+    the IKE_AUTH request of its next IKE SA, and the responder then deletes the SAs it still holds with that peer:
+    afterwards it lists one CHILD SA, the new one, and traffic flows through it."""
+    tunnel = ipsec_pair.establish(Scenario())
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, tunnel.explain()
+    before = tunnel.child_sas("responder")
+    tunnel.forget()
+    assert tunnel.child_sas("responder") == before, "the responder was told: the case needs it to hold the old SAs"
+    again = tunnel.reinitiate()
+    assert again.up, again.explain()
+    assert again.ping(count=2).all_answered, again.explain()
+    kept = tunnel.child_sas("responder")
+
+    decrypted = ipsec_pair.decrypted()
+    requests = [m for m in decrypted.ike("IKE_AUTH") if m.decrypted and not m.is_response]
+    responses = [m for m in decrypted.ike("IKE_AUTH") if m.decrypted and m.is_response]
+    assert len(requests) == 2 and len(responses) == 2, f"expected two IKE_AUTH exchanges:\n{decrypted.describe()}"
+    assert requests[1].notify("INITIAL_CONTACT") is not None, \
+        f"the IKE_AUTH after the lost state must carry N(INITIAL_CONTACT):\n{requests[1].describe()}"
+    new = spis(responses[1])
+    assert len(kept) == 1 and kept[0].spi_in in new, \
+        f"the responder holds the CHILD SAs {[hex(sa.spi_in) for sa in kept]}; only the new one, " \
+        f"{sorted(map(hex, new))}, should be left (RFC 7296 2.4)"

@@ -132,6 +132,11 @@ class StrongSwan(IPsecEndpoint):
     def close_child(self, timeout: float) -> None:
         self._swanctl("--terminate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
 
+    def forget(self, timeout: float) -> None:
+        # --force: the IKE SA is destroyed if the peer has not answered its Delete within --timeout (a second: no
+        # more, the Delete is meant to be lost)
+        self._swanctl("--terminate", "--ike", "lab", "--force", "--timeout", "1", timeout=timeout + 5)
+
     def version(self) -> str:
         return self._swanctl("--version", "--daemon").output.strip()
 

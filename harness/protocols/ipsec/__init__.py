@@ -31,6 +31,8 @@ FEATURES = {
     "nat_t": "detects a NAT between the peers (NAT_DETECTION notifies), floats IKE to UDP 4500, UDP-encapsulates ESP "
              "and sends NAT-keepalives from behind the NAT at the interval asked (RFC 7296 2.23, RFC 3948)",
     "forced_encapsulation": "UDP-encapsulates ESP without a NAT when asked (RFC 7296 2.23)",
+    "initial_contact": "forgets its IKE SA on request (IPsecEndpoint.forget) and, setting up the next with the same "
+                       "peer, sends N(INITIAL_CONTACT); as responder deletes the old SAs it then holds (RFC 7296 2.4)",
     "transport_mode": "sets up a CHILD SA in transport mode (N(USE_TRANSPORT_MODE), RFC 7296 1.3.1)",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",

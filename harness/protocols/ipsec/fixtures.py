@@ -95,6 +95,21 @@ class Tunnel:
         """The initiator deletes the CHILD SA, keeping the IKE SA (RFC 7296 1.4.1)."""
         self.pair.endpoints[INITIATOR].close_child(TERMINATE_TIMEOUT_S)
 
+    def reinitiate(self) -> "Tunnel":
+        """The initiator sets the tunnel up again with the same scenario: a new attempt, on the same capture."""
+        outcome = self.pair.endpoints[INITIATOR].initiate(self.pair.patience(INITIATE_TIMEOUT_S))
+        return Tunnel(self.pair, self.scenario, outcome)
+
+    def forget(self) -> None:
+        """The initiator loses the IKE SA as in a crash: the responder is not told (its Delete is dropped on the
+        way in, harness.faults), so it still holds the SAs."""
+        impairment = self.pair.impair(RESPONDER)
+        impairment.drop("udp dport 500-4500")  # IKE and NAT-T: the only UDP of the lab there
+        try:
+            self.pair.endpoints[INITIATOR].forget(TERMINATE_TIMEOUT_S)
+        finally:
+            impairment.clear()
+
     def close(self) -> None:
         """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
         self.pair.endpoints[INITIATOR].terminate(TERMINATE_TIMEOUT_S)

@@ -66,6 +66,11 @@ class IPsecEndpoint(ABC):
         wire). Only for adapters whose vendor declares the feature child_delete."""
         raise NotImplementedError(f"{type(self).__name__} does not implement close_child (feature child_delete)")
 
+    def forget(self, timeout: float) -> None:
+        """Destroy the IKE SA and its CHILD SAs at once, without waiting for the peer (as after a crash; what the
+        daemon still sends the harness may drop). Only for adapters whose vendor declares initial_contact."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forget (feature initial_contact)")
+
     @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""
