@@ -124,3 +124,19 @@ def test_the_responder_sees_its_own_subnets_for_narrowing():
     assert side_of("responder", scenario, addresses).subnet == "198.19.2.0/24"
     assert scenario.own_subnet("responder") == "198.19.2.0/24"  # where its inner address lives
     assert "\n    narrowing=yes\n" in _rendered(LIBRESWAN, scenario, "responder")["/etc/ipsec.conf"]
+
+
+def test_rsa_schemes_render_per_role():
+    scenario = Scenario(auth="rsa", rsa_scheme="pkcs1", responder_rsa_scheme="pss", childless=True)
+    assert (scenario.rsa_scheme_of("initiator"), scenario.rsa_scheme_of("responder")) == ("pkcs1", "pss")
+    with pytest.raises(ValueError, match="rsa_scheme must be one of pss, pkcs1, legacy"):
+        Scenario(rsa_scheme="pss256")
+    assert "rsa_pss = yes" in _rendered(STRONGSWAN, scenario, "responder")["/etc/strongswan.conf"]
+    legacy = _rendered(STRONGSWAN, Scenario(auth="rsa", rsa_scheme="legacy"))["/etc/strongswan.conf"]
+    assert "signature_authentication = no" in legacy and "rsa_pss" not in legacy
+    assert "\n    authby=rsa-sha2\n" in _rendered(LIBRESWAN, scenario, "responder")["/etc/ipsec.conf"]
+    assert "\n    authby=rsa-sha1\n" in _rendered(LIBRESWAN, Scenario(auth="rsa", rsa_scheme="legacy"))[
+        "/etc/ipsec.conf"]
+    assert "\n    authby=rsasig\n" in _rendered(LIBRESWAN, Scenario(auth="rsa"))["/etc/ipsec.conf"]
+    with pytest.raises(ConfigError, match="^scenario: rsa_scheme: libreswan 4.10 has no authby= for pkcs1$"):
+        _rendered(LIBRESWAN, scenario, "initiator")

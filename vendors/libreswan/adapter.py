@@ -40,6 +40,9 @@ KEYWORDS = {
 # Scenario key types -> Libreswan 4.10 `authby=`. rsasig is RSA in RFC 7427 Digital Signatures: RSASSA-PSS when
 # pluto initiates, the initiator's own scheme (e.g. PKCS#1 v1.5) when it responds; see NOTES.md.
 AUTHBY = {"psk": "secret", "rsa": "rsasig", "rsa4096": "rsasig", "ecdsa": "ecdsa"}
+# The scenario's RSA schemes -> `authby=` (4.10's readwriteconf: rsa-sha2 is RSASIG, RFC 7427 with RSASSA-PSS;
+# rsa-sha1 is RSASIG_v1_5, RFC 7296's method 1). Nothing asks pluto to sign PKCS#1 v1.5 inside RFC 7427.
+RSA_AUTHBY = {"pss": "rsa-sha2", "legacy": "rsa-sha1"}
 # Where run-pluto finds the certificate files, and the NSS nickname its PKCS#12 import gives our certificate.
 LAB_DIR = "/etc/ipsec.d/lab"
 CERT_NICKNAME = "local"
@@ -120,11 +123,16 @@ class Libreswan(IPsecEndpoint):
             raise ConfigError("scenario", "auth", f"{scenario.auth} needs the side's credentials")
         if scenario.ike_rekey_s is not None or scenario.child_rekey_s is not None:
             raise ConfigError("scenario", "rekey", "libreswan adapter does not implement rekey timers")
+        scheme = scenario.rsa_scheme_of(side.role)
+        if scheme is not None and scenario.auth.startswith("rsa"):
+            if scheme not in RSA_AUTHBY:
+                raise ConfigError("scenario", "rsa_scheme", f"libreswan 4.10 has no authby= for {scheme}")
         self.childless = scenario.childless
         variables = dict(
             role=side.role, local_addr=side.address, remote_addr=side.peer_address,
             local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
-            auth=scenario.auth, authby=AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
+            auth=scenario.auth, authby=RSA_AUTHBY[scheme] if scheme and scenario.auth.startswith("rsa")
+            else AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],

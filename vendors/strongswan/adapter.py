@@ -82,6 +82,9 @@ class StrongSwan(IPsecEndpoint):
         variables["encap"] = scenario.encapsulation
         if scenario.nat_keepalive_s is not None:
             variables["keep_alive"] = f"{scenario.nat_keepalive_s}s"
+        # RFC 7427 schemes: charon signs PKCS#1 v1.5 unless rsa_pss; signature_authentication = no drops RFC 7427
+        # (no SIGNATURE_HASH_ALGORITHMS notify, AUTH method 1)
+        variables["rsa_scheme"] = scenario.rsa_scheme_of(side.role)
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),

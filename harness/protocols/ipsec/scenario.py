@@ -9,7 +9,11 @@ from dataclasses import dataclass, field, replace
 from harness.protocols.ipsec.pki import Credentials
 
 
-MODES = ("tunnel", "transport")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
+MODES = ("tunnel", "transport")
+# How a side signs with an RSA key (RFC 7427): "pss" RSASSA-PSS in a Digital Signature AUTH (method 14), "pkcs1"
+# PKCS#1 v1.5 in one, "legacy" RFC 7296's RSA Digital Signature (method 1) without announcing
+# SIGNATURE_HASH_ALGORITHMS. None: the vendor's default.
+RSA_SCHEMES = ("pss", "pkcs1", "legacy")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
 DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
@@ -71,6 +75,8 @@ class Scenario:
     esp: tuple[EspProposal, ...] = (EspProposal(),)
     responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
+    rsa_scheme: str | None = None  # RSA_SCHEMES, for auth "rsa"/"rsa4096"
+    responder_rsa_scheme: str | None = None
     # The CHILD SA's mode (MODES). Where either side is in transport mode the SA protects the two hosts' own
     # traffic: each side's traffic selector is its own address (fixtures.side_of), not the subnets below, so a mode
     # mismatch is about the mode alone.
@@ -109,6 +115,9 @@ class Scenario:
         for name in ("mode", "responder_mode"):
             if getattr(self, name) not in (*MODES, None):
                 raise ValueError(f"{name} must be one of {', '.join(MODES)}, not {getattr(self, name)!r}")
+        for name in ("rsa_scheme", "responder_rsa_scheme"):
+            if getattr(self, name) not in (*RSA_SCHEMES, None):
+                raise ValueError(f"{name} must be one of {', '.join(RSA_SCHEMES)}, not {getattr(self, name)!r}")
         if self.dpd_action not in DPD_ACTIONS:
             raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
@@ -137,6 +146,9 @@ class Scenario:
     def hosts_only(self) -> bool:
         """Whether the CHILD SA protects only the two hosts' own traffic (either side asks for transport mode)."""
         return "transport" in (self.mode, self.responder_mode)
+
+    def rsa_scheme_of(self, role: str) -> str | None:
+        return self._of(role, "rsa_scheme")
 
     def mode_of(self, role: str) -> str:
         return self._of(role, "mode")
