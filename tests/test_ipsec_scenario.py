@@ -140,3 +140,17 @@ def test_rsa_schemes_render_per_role():
     assert "\n    authby=rsasig\n" in _rendered(LIBRESWAN, Scenario(auth="rsa"))["/etc/ipsec.conf"]
     with pytest.raises(ConfigError, match="^scenario: rsa_scheme: libreswan 4.10 has no authby= for pkcs1$"):
         _rendered(LIBRESWAN, scenario, "initiator")
+
+
+def test_ppk_renders_the_initiators_ppk_id_and_both_sides_keys():
+    scenario = Scenario(childless=True, ppk_id="lab-ppk-1", responder_ppk_id="other", responder_ppk_required=True)
+    assert (scenario.ppk_id_of("responder"), scenario.ppk_required_of("initiator")) == ("other", False)
+    initiator = _rendered(STRONGSWAN, scenario)["/etc/swanctl/swanctl.conf"]
+    assert "ppk_id = lab-ppk-1\n" in initiator and "ppk_required = no\n" in initiator
+    responder = _rendered(STRONGSWAN, scenario, "responder")["/etc/swanctl/swanctl.conf"]
+    # on a strongSwan responder ppk_id would be a constraint that refuses another PPK_ID even when optional
+    assert "ppk_id =" not in responder and "ppk_required = yes\n" in responder and "id = other\n" in responder
+    pluto = _rendered(LIBRESWAN, scenario, "responder")
+    assert "\n    ppk=insist\n" in pluto["/etc/ipsec.conf"]
+    assert '@responder.lab @initiator.lab : PPKS "other" 0x' in pluto["/etc/ipsec.secrets"]
+    assert "ppk" not in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.conf"].split("conn lab", 1)[1]

@@ -136,6 +136,7 @@ class Libreswan(IPsecEndpoint):
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
+            ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role), ppk=scenario.ppk,
             mode=scenario.mode_of(side.role), encapsulation=scenario.encapsulation,
             keep_alive=scenario.nat_keepalive_s,
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),

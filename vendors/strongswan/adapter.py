@@ -85,6 +85,9 @@ class StrongSwan(IPsecEndpoint):
         # RFC 7427 schemes: charon signs PKCS#1 v1.5 unless rsa_pss; signature_authentication = no drops RFC 7427
         # (no SIGNATURE_HASH_ALGORITHMS notify, AUTH method 1)
         variables["rsa_scheme"] = scenario.rsa_scheme_of(side.role)
+        if scenario.ppk_id_of(side.role) is not None:
+            variables.update(ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role),
+                             ppk=scenario.ppk)
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),

@@ -37,6 +37,8 @@ FEATURES = {
     "rsa_pkcs1": "signs with PKCS#1 v1.5 in an RFC 7427 Digital Signature AUTH when asked (rsa_scheme pkcs1)",
     "rsa_legacy": "sends no SIGNATURE_HASH_ALGORITHMS and signs with RFC 7296's RSA Digital Signature (method 1) "
                   "when asked (rsa_scheme legacy)",
+    "ppk": "mixes a post-quantum preshared key into the IKE SA (RFC 8784: USE_PPK, PPK_IDENTITY, NO_PPK_AUTH), "
+           "optional or required as asked",
     "transport_mode": "sets up a CHILD SA in transport mode (N(USE_TRANSPORT_MODE), RFC 7296 1.3.1)",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",

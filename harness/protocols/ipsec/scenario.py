@@ -75,6 +75,13 @@ class Scenario:
     esp: tuple[EspProposal, ...] = (EspProposal(),)
     responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
+    # RFC 8784 post-quantum preshared keys: the PPK_ID a side holds its PPK under (None: no PPK), whether it insists
+    # on one (else it falls back to the normal AUTH, NO_PPK_AUTH), and the key itself (the same under every ID).
+    ppk_id: str | None = None
+    responder_ppk_id: str | None = None
+    ppk_required: bool = False
+    responder_ppk_required: bool | None = None
+    ppk: str = "interop-lab-post-quantum-ppk-5c1e9b7d2a40"
     rsa_scheme: str | None = None  # RSA_SCHEMES, for auth "rsa"/"rsa4096"
     responder_rsa_scheme: str | None = None
     # The CHILD SA's mode (MODES). Where either side is in transport mode the SA protects the two hosts' own
@@ -146,6 +153,12 @@ class Scenario:
     def hosts_only(self) -> bool:
         """Whether the CHILD SA protects only the two hosts' own traffic (either side asks for transport mode)."""
         return "transport" in (self.mode, self.responder_mode)
+
+    def ppk_id_of(self, role: str) -> str | None:
+        return self._of(role, "ppk_id")
+
+    def ppk_required_of(self, role: str) -> bool:
+        return self._of(role, "ppk_required")
 
     def rsa_scheme_of(self, role: str) -> str | None:
         return self._of(role, "rsa_scheme")
