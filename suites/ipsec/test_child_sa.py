@@ -4,7 +4,7 @@ case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons
 import allure
 import pytest
 
-from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, Scenario
+from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, Scenario, inner_address
 from harness.protocols.ipsec.transcript import DecryptedMessages
 
 pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("psk", "child_sa")]
@@ -355,3 +355,39 @@ def test_initial_contact(ipsec_pair):
     assert len(kept) == 1 and kept[0].spi_in in new, \
         f"the responder holds the CHILD SAs {[hex(sa.spi_in) for sa in kept]}; only the new one, " \
         f"{sorted(map(hex, new))}, should be left (RFC 7296 2.4)"
+
+
+ADDITIONAL = {"initiator": "198.19.11.0/24", "responder": "198.19.12.0/24"}
+
+
+@pytest.mark.features("psk", "child_sa", "additional_child")
+@pytest.mark.any_features("key_export")
+def test_additional_child_sa(ipsec_pair):
+    """RFC 7296 1.3.1: a CREATE_CHILD_SA request without N(REKEY_SA) adds a CHILD SA to the IKE SA, with its own SA,
+    Nonce and traffic selectors; the response chooses a proposal and the selectors, and traffic between the new
+    subnets flows in the new SA while the first one stays."""
+    tunnel = ipsec_pair.establish(Scenario(additional_subnets=ADDITIONAL))
+    assert tunnel.up, tunnel.explain()
+    added = tunnel.add_child()
+    assert added.established, f"the initiator could not add the CHILD SA: {added.detail}\n{tunnel.explain()}"
+    ping = tunnel.ping_additional()
+    assert ping.all_answered, ping.output
+    assert tunnel.ping(count=1).all_answered, "the first CHILD SA stopped carrying traffic"
+    installed = tunnel.child_sas("responder")
+
+    exchanges = exchanges_of(ipsec_pair.decrypted().ike("CREATE_CHILD_SA"))
+    shown = ipsec_pair.decrypted().ike("CREATE_CHILD_SA").describe()
+    new = [(q, r) for q, r in exchanges if q.decrypted and q.notify("REKEY_SA") is None and esp_proposals(q)]
+    assert new, f"no CREATE_CHILD_SA for a new CHILD SA (an SA payload, no REKEY_SA):\n{shown}"
+    request, response = new[0]
+    assert selectors(request, "TSi") == [ADDITIONAL["initiator"]] and \
+        selectors(request, "TSr") == [ADDITIONAL["responder"]], f"the request's selectors:\n{shown}"
+    assert response is not None and len(esp_proposals(response)) == 1 and not response.errors, \
+        f"the response must choose one proposal:\n{shown}"
+    assert selectors(response, "TSr") == [ADDITIONAL["responder"]], shown
+    echo_spis = {e.spi for e in ipsec_pair.echoes_in_esp()
+                 if e.kind == "request" and e.dst == inner_address(ADDITIONAL["responder"])}
+    assert echo_spis and echo_spis <= spis(response), \
+        f"the echoes between the new subnets travelled in {sorted(map(hex, echo_spis))}, not the new SA's " \
+        f"{sorted(map(hex, spis(response)))}"
+    assert len(installed) == 2, f"the responder should hold both CHILD SAs, holds {installed}"

@@ -88,6 +88,9 @@ class StrongSwan(IPsecEndpoint):
         if scenario.ppk_id_of(side.role) is not None:
             variables.update(ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role),
                              ppk=scenario.ppk)
+        if scenario.additional_subnets:
+            peer = "responder" if side.role == "initiator" else "initiator"
+            variables["additional_ts"] = (scenario.additional_subnets[side.role], scenario.additional_subnets[peer])
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
@@ -137,6 +140,12 @@ class StrongSwan(IPsecEndpoint):
 
     def close_child(self, timeout: float) -> None:
         self._swanctl("--terminate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+
+    def initiate_additional(self, timeout: float) -> Outcome:
+        result = self._swanctl("--initiate", "--child", "extra", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+        lines = result.output.strip().splitlines()
+        return Outcome(established=result.ok, auth_failed=False,
+                       detail=lines[-1] if lines else f"swanctl --initiate exited {result.exit_code}")
 
     def forget(self, timeout: float) -> None:
         # --force: the IKE SA is destroyed if the peer has not answered its Delete within --timeout (a second: no

@@ -39,6 +39,8 @@ FEATURES = {
                   "when asked (rsa_scheme legacy)",
     "ppk": "mixes a post-quantum preshared key into the IKE SA (RFC 8784: USE_PPK, PPK_IDENTITY, NO_PPK_AUTH), "
            "optional or required as asked",
+    "additional_child": "adds a second CHILD SA to an IKE SA with CREATE_CHILD_SA on request "
+                        "(IPsecEndpoint.initiate_additional, RFC 7296 1.3.1)",
     "transport_mode": "sets up a CHILD SA in transport mode (N(USE_TRANSPORT_MODE), RFC 7296 1.3.1)",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",

@@ -95,6 +95,16 @@ class Tunnel:
         """The initiator deletes the CHILD SA, keeping the IKE SA (RFC 7296 1.4.1)."""
         self.pair.endpoints[INITIATOR].close_child(TERMINATE_TIMEOUT_S)
 
+    def add_child(self) -> Outcome:
+        """The initiator adds the scenario's additional CHILD SA with CREATE_CHILD_SA (RFC 7296 1.3.1)."""
+        return self.pair.endpoints[INITIATOR].initiate_additional(self.pair.patience(INITIATE_TIMEOUT_S))
+
+    def ping_additional(self, count: int = 3) -> Ping:
+        """ICMP echo between the initiator's and the responder's inner addresses of the additional CHILD SA."""
+        extra = self.scenario.additional_subnets
+        return ping(self.pair.nodes[INITIATOR], inner_address(extra[RESPONDER]), source=inner_address(extra[INITIATOR]),
+                    count=count, wait_s=self.pair.patience(1))
+
     def reinitiate(self) -> "Tunnel":
         """The initiator sets the tunnel up again with the same scenario: a new attempt, on the same capture."""
         outcome = self.pair.endpoints[INITIATOR].initiate(self.pair.patience(INITIATE_TIMEOUT_S))
@@ -226,8 +236,11 @@ class IPsecPair(CapturedWire):
         """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
         self.endpoints[role].wait_ready(self.patience(READY_TIMEOUT_S))
         self.pair_lab.record_version(role, self.endpoints[role].version)
-        self.nodes[role].exec(["ip", "address", "add", f"{inner_address(self.scenario.own_subnet(role))}/32",
-                               "dev", "lo"], timeout=5, check=True, what="adding the inner address")
+        subnets = [self.scenario.own_subnet(role), *([self.scenario.additional_subnets[role]]
+                                                     if self.scenario.additional_subnets else [])]
+        for subnet in subnets:
+            self.nodes[role].exec(["ip", "address", "add", f"{inner_address(subnet)}/32", "dev", "lo"], timeout=5,
+                                  check=True, what="adding the inner address")
 
     def patience(self, seconds: float) -> float:
         """How long to wait for what takes `seconds` on the host, in this cell (PairLab.time_scale)."""

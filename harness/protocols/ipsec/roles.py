@@ -66,6 +66,12 @@ class IPsecEndpoint(ABC):
         wire). Only for adapters whose vendor declares the feature child_delete."""
         raise NotImplementedError(f"{type(self).__name__} does not implement close_child (feature child_delete)")
 
+    def initiate_additional(self, timeout: float) -> Outcome:
+        """Set up the scenario's additional CHILD SA (additional_subnets) on the IKE SA there is (initiator only).
+        Only for adapters whose vendor declares additional_child."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement initiate_additional "
+                                  "(feature additional_child)")
+
     def forget(self, timeout: float) -> None:
         """Destroy the IKE SA and its CHILD SAs at once, without waiting for the peer (as after a crash; what the
         daemon still sends the harness may drop). Only for adapters whose vendor declares initial_contact."""

@@ -114,6 +114,9 @@ class Scenario:
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
+    # A second CHILD SA, between these subnets, which the initiator adds to the IKE SA with CREATE_CHILD_SA
+    # (RFC 7296 1.3.1) when the case asks (Tunnel.add_child). None: the one CHILD SA of IKE_AUTH only.
+    additional_subnets: dict[str, str] | None = None
     # The responder's own view of the subnets, where it differs from the initiator's (traffic selectors, RFC 7296
     # 2.9: the initiator proposes TSi/TSr from `subnets`, the responder narrows them to, or refuses them for, these).
     responder_subnets: dict[str, str] | None = None
