@@ -154,3 +154,25 @@ def test_ppk_renders_the_initiators_ppk_id_and_both_sides_keys():
     assert "\n    ppk=insist\n" in pluto["/etc/ipsec.conf"]
     assert '@responder.lab @initiator.lab : PPKS "other" 0x' in pluto["/etc/ipsec.secrets"]
     assert "ppk" not in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.conf"].split("conn lab", 1)[1]
+
+
+def test_id_types_give_matching_identities_certificates_and_vendor_ids():
+    from cryptography import x509
+    from harness.protocols.ipsec.fixtures import side_of
+    addresses = {"initiator": "198.18.0.2", "responder": "198.18.0.3"}
+    for id_type, identity, alt in (("ipv4", "198.18.0.2", x509.IPAddress),
+                                   ("email", "initiator@lab.example", x509.RFC822Name),
+                                   ("dn", "CN=initiator.lab", x509.DNSName)):
+        side = side_of("initiator", Scenario(auth="rsa", id_type=id_type), addresses)
+        assert side.identity == identity and side.id_type == id_type
+        cert = x509.load_pem_x509_certificate(side.credentials.cert_pem)
+        assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(alt)
+    assert side_of("initiator", Scenario(send_idr=False), addresses).peer_identity is None
+    assert side_of("responder", Scenario(responder_peer_id="x.lab"), addresses).peer_identity == "x.lab"
+    dn = _rendered(LIBRESWAN, Scenario(auth="rsa", id_type="dn"))["/etc/ipsec.conf"]
+    assert '\n    leftid="CN=initiator.lab"\n' in dn and '\n    rightid="CN=responder.lab"\n' in dn
+    anyone = _rendered(STRONGSWAN, Scenario(auth="rsa", send_idr=False))["/etc/swanctl/swanctl.conf"]
+    assert 'id = "initiator.lab"\n' in anyone and "id = %any\n" in anyone
+    assert "\n@initiator.lab @responder.lab : PSK 0x" in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.secrets"]
+    with pytest.raises(ValueError, match="id_type must be one of"):
+        Scenario(id_type="keyid")

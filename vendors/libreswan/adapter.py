@@ -93,6 +93,14 @@ def pfs_group(proposals: tuple[EspProposal, ...]) -> str | None:
     return groups.pop()
 
 
+def pluto_id(identity: str | None, id_type: str) -> str:
+    """An identity as leftid=/rightid= and ipsec.secrets read it: '@' makes an FQDN (without it pluto would
+    resolve the name), a bare address is ID_IPV4_ADDR, user@domain ID_RFC822_ADDR, a quoted DN ID_DER_ASN1_DN."""
+    if identity is None:
+        return "%any"
+    return {"fqdn": f"@{identity}", "dn": f'"{identity}"'}.get(id_type, identity)
+
+
 def credential_files(credentials: Credentials) -> dict[str, str]:
     """Key and certificate as a PKCS#12 (friendly name = NSS nickname, no password: it lives only in the lab),
     base64 because the harness copies text; run-pluto imports it and the CA into NSS before pluto starts."""
@@ -130,7 +138,8 @@ class Libreswan(IPsecEndpoint):
         self.childless = scenario.childless
         variables = dict(
             role=side.role, local_addr=side.address, remote_addr=side.peer_address,
-            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            local_id=pluto_id(side.identity, side.id_type), remote_id=pluto_id(side.peer_identity, side.id_type),
+            psk=side.psk,
             auth=scenario.auth, authby=RSA_AUTHBY[scheme] if scheme and scenario.auth.startswith("rsa")
             else AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),

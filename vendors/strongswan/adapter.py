@@ -62,7 +62,9 @@ class StrongSwan(IPsecEndpoint):
             {name: f"{seconds}s" for name, seconds in timers.items() if seconds is not None},
             role=side.role, libipsec=not self.host.has("kernel-esp"),
             local_addr=side.address, remote_addr=side.peer_address,
-            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            # quoted: a DN's '=' and ',' must not end the value; %any: no IDr (any responder)
+            local_id=f'"{side.identity}"', remote_id=f'"{side.peer_identity}"' if side.peer_identity else "%any",
+            psk=side.psk,
             local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
             mode=scenario.mode_of(side.role),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],

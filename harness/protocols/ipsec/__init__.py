@@ -41,6 +41,8 @@ FEATURES = {
            "optional or required as asked",
     "additional_child": "adds a second CHILD SA to an IKE SA with CREATE_CHILD_SA on request "
                         "(IPsecEndpoint.initiate_additional, RFC 7296 1.3.1)",
+    "identities": "identifies itself with an FQDN, IPv4, RFC 822 or DN ID matching its certificate, checks the "
+                  "peer's, and sends no IDr when asked (scenario id_type, responder_peer_id, send_idr)",
     "transport_mode": "sets up a CHILD SA in transport mode (N(USE_TRANSPORT_MODE), RFC 7296 1.3.1)",
     "esn": "negotiates extended sequence numbers (ESN transform) and applies them in ESP (RFC 4303 2.2.1)",
     "dpd": "checks the peer's liveness on an idle IKE SA (empty INFORMATIONAL, RFC 7296 2.4) at the delay asked",

@@ -40,6 +40,7 @@ from harness.protocols.ipsec.wire import Wire
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
 TERMINATE_TIMEOUT_S = 10
+CLOSE_SETTLE_S = 2
 RESTART_TIMEOUT_S = 10
 HALF_OPEN_LOAD = 2
 IKE_PORT = 500
@@ -121,8 +122,17 @@ class Tunnel:
             impairment.clear()
 
     def close(self) -> None:
-        """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
+        """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out. Returns
+        once the capture holds an answer to every INFORMATIONAL request the initiator sent, or CLOSE_SETTLE_S later:
+        the daemon may report the answer before tcpdump has written it, and a capture stopped right then lacks it."""
         self.pair.endpoints[INITIATOR].terminate(TERMINATE_TIMEOUT_S)
+        initiator = self.pair.nodes[INITIATOR].address
+
+        def answered(wire) -> bool:
+            info = wire.ike("INFORMATIONAL")
+            asked = {m.message_id for m in info if not m.is_response and m.src == initiator}
+            return bool(asked) and asked <= {m.message_id for m in info if m.is_response and m.dst == initiator}
+        self.pair.wire_until(answered, timeout=self.pair.patience(CLOSE_SETTLE_S))
 
     def explain(self) -> str:
         """The initiator's own account plus both daemons' last log lines: the failure message of a case."""
@@ -135,10 +145,32 @@ def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
     peer = RESPONDER if role == INITIATOR else INITIATOR
     subnets = ({r: f"{a}/32" for r, a in addresses.items()} if scenario.hosts_only  # transport: the hosts' traffic
                else scenario.subnets_of(role))
+    peer_identity = identity_of(peer, scenario.id_type, addresses)
+    if role == RESPONDER and scenario.responder_peer_id is not None:
+        peer_identity = scenario.responder_peer_id
+    if role == INITIATOR and not scenario.send_idr:
+        peer_identity = None
     return Side(role=role, address=addresses[role], peer_address=addresses[peer],
-                identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
-                subnet=subnets[role], peer_subnet=subnets[peer],
-                credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
+                identity=identity_of(role, scenario.id_type, addresses), peer_identity=peer_identity,
+                psk=scenario.psk_of(role), subnet=subnets[role], peer_subnet=subnets[peer], id_type=scenario.id_type,
+                credentials=None if scenario.auth == "psk" else pki.issue(
+                    _certified(role, scenario.id_type, addresses)[0], scenario.auth,
+                    _certified(role, scenario.id_type, addresses)[1]))
+
+
+# scenario.ID_TYPES -> what a side's certificate names (subject CN and subjectAltName) and the altName's kind.
+ALT_NAME_KINDS = {"fqdn": "dns", "dn": "dns", "ipv4": "ip", "email": "email"}
+
+
+def identity_of(role: str, id_type: str, addresses: dict[str, str]) -> str:
+    """The identity `role` identifies itself with, written as the ID's data reads ("CN=..." for a DN)."""
+    return {"fqdn": f"{role}.lab", "ipv4": addresses[role], "email": f"{role}@lab.example",
+            "dn": f"CN={role}.lab"}[id_type]
+
+
+def _certified(role: str, id_type: str, addresses: dict[str, str]) -> tuple[str, str]:
+    name = f"{role}.lab" if id_type == "dn" else identity_of(role, id_type, addresses)
+    return name, ALT_NAME_KINDS[id_type]
 
 
 class CapturedWire:

@@ -10,6 +10,10 @@ from harness.protocols.ipsec.pki import Credentials
 
 
 MODES = ("tunnel", "transport")
+# The IKE ID type each side identifies itself with (RFC 7296 3.5), its certificate naming it to match: "fqdn"
+# (initiator.lab, a dNSName), "ipv4" (its address, an iPAddress), "email" (initiator@lab.example, an rfc822Name),
+# "dn" (the subject DN, CN=initiator.lab).
+ID_TYPES = ("fqdn", "ipv4", "email", "dn")
 # How a side signs with an RSA key (RFC 7427): "pss" RSASSA-PSS in a Digital Signature AUTH (method 14), "pkcs1"
 # PKCS#1 v1.5 in one, "legacy" RFC 7296's RSA Digital Signature (method 1) without announcing
 # SIGNATURE_HASH_ALGORITHMS. None: the vendor's default.
@@ -82,6 +86,12 @@ class Scenario:
     ppk_required: bool = False
     responder_ppk_required: bool | None = None
     ppk: str = "interop-lab-post-quantum-ppk-5c1e9b7d2a40"
+    id_type: str = "fqdn"  # ID_TYPES
+    # The identity the responder accepts for the initiator (RFC 7296 2.15: checked against the AUTH and the
+    # certificate); None: the initiator's own. Another makes the IDs disagree.
+    responder_peer_id: str | None = None
+    # RFC 7296 3.5: the initiator may name the responder it wants in IDr; False leaves IDr out (any responder).
+    send_idr: bool = True
     rsa_scheme: str | None = None  # RSA_SCHEMES, for auth "rsa"/"rsa4096"
     responder_rsa_scheme: str | None = None
     # The CHILD SA's mode (MODES). Where either side is in transport mode the SA protects the two hosts' own
@@ -128,6 +138,8 @@ class Scenario:
         for name in ("rsa_scheme", "responder_rsa_scheme"):
             if getattr(self, name) not in (*RSA_SCHEMES, None):
                 raise ValueError(f"{name} must be one of {', '.join(RSA_SCHEMES)}, not {getattr(self, name)!r}")
+        if self.id_type not in ID_TYPES:
+            raise ValueError(f"id_type must be one of {', '.join(ID_TYPES)}, not {self.id_type!r}")
         if self.dpd_action not in DPD_ACTIONS:
             raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
@@ -197,11 +209,12 @@ class Side:
     address: str
     peer_address: str
     identity: str
-    peer_identity: str
+    peer_identity: str | None  # None: any peer (the initiator sends no IDr)
     psk: str
     subnet: str
     peer_subnet: str
     credentials: Credentials | None = None  # this side's certificate, key and CA when auth is not "psk"
+    id_type: str = "fqdn"  # of both identities (ID_TYPES)
 
     @property
     def inner_address(self) -> str:
