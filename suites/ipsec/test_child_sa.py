@@ -81,7 +81,8 @@ def test_pfs_rekey(ipsec_pair):
 
     decrypted = ipsec_pair.decrypted()
     rekeys = child_rekeys(decrypted)
-    assert rekeys, f"no CHILD SA rekey (CREATE_CHILD_SA with N(REKEY_SA)):\n{decrypted.ike('CREATE_CHILD_SA').describe()}"
+    assert rekeys, \
+        f"no CHILD SA rekey (CREATE_CHILD_SA with N(REKEY_SA)):\n{decrypted.ike('CREATE_CHILD_SA').describe()}"
     request, response = rekeys[0]
     assert response is not None and response.decrypted, f"the rekey was not answered:\n{request.describe()}"
     offered = [ke_transforms(p) for p in esp_proposals(request)]
@@ -137,7 +138,8 @@ def test_pfs_group_mismatch_on_rekey(ipsec_pair):
 def ike_auth_esp(ipsec_pair):
     """The IKE_AUTH request and response, decrypted (the cell needs a side that exports its keys)."""
     auth = [m for m in ipsec_pair.decrypted().ike("IKE_AUTH") if m.decrypted]
-    assert [m.is_response for m in auth] == [False, True], f"IKE_AUTH not decrypted:\n{ipsec_pair.decrypted().describe()}"
+    assert [m.is_response for m in auth] == [False, True], \
+        f"IKE_AUTH not decrypted:\n{ipsec_pair.decrypted().describe()}"
     return auth
 
 

@@ -72,7 +72,8 @@ def test_nat_traversal(ipsec_pair):
     assert not missing, f"no {', no '.join(missing)} behind a NAT:\n{wire.describe()}"
     keepalives = [k for k in wire.keepalives if k.src == initiator and k.dport == NAT_T_PORT]
     assert len(keepalives) >= KEEPALIVES, \
-        f"expected NAT-keepalives from the initiator (behind the NAT) every {KEEPALIVE_S}s of silence:\n{wire.describe()}"
+        f"expected NAT-keepalives from the initiator (behind the NAT) every {KEEPALIVE_S}s of silence:\n" \
+        f"{wire.describe()}"
 
 
 @pytest.mark.features("psk", "child_sa", "forced_encapsulation")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from harness.protocols.ipsec.pki import Credentials
 
 
-MODES = ("tunnel", "transport")
+MODES = ("tunnel", "transport")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
 # The IKE ID type each side identifies itself with (RFC 7296 3.5), its certificate naming it to match: "fqdn"
 # (initiator.lab, a dNSName), "ipv4" (its address, an iPAddress), "email" (initiator@lab.example, an rfc822Name),
 # "dn" (the subject DN, CN=initiator.lab).
@@ -17,7 +17,7 @@ ID_TYPES = ("fqdn", "ipv4", "email", "dn")
 # How a side signs with an RSA key (RFC 7427): "pss" RSASSA-PSS in a Digital Signature AUTH (method 14), "pkcs1"
 # PKCS#1 v1.5 in one, "legacy" RFC 7296's RSA Digital Signature (method 1) without announcing
 # SIGNATURE_HASH_ALGORITHMS. None: the vendor's default.
-RSA_SCHEMES = ("pss", "pkcs1", "legacy")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
+RSA_SCHEMES = ("pss", "pkcs1", "legacy")
 DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
