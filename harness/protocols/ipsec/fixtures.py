@@ -150,12 +150,11 @@ def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
         peer_identity = scenario.responder_peer_id
     if role == INITIATOR and not scenario.send_idr:
         peer_identity = None
+    certified, alt_name = _certified(role, scenario.id_type, addresses)
     return Side(role=role, address=addresses[role], peer_address=addresses[peer],
                 identity=identity_of(role, scenario.id_type, addresses), peer_identity=peer_identity,
                 psk=scenario.psk_of(role), subnet=subnets[role], peer_subnet=subnets[peer], id_type=scenario.id_type,
-                credentials=None if scenario.auth == "psk" else pki.issue(
-                    _certified(role, scenario.id_type, addresses)[0], scenario.auth,
-                    _certified(role, scenario.id_type, addresses)[1]))
+                credentials=None if scenario.auth == "psk" else pki.issue(certified, scenario.auth, alt_name))
 
 
 # scenario.ID_TYPES -> what a side's certificate names (subject CN and subjectAltName) and the altName's kind.
@@ -169,6 +168,7 @@ def identity_of(role: str, id_type: str, addresses: dict[str, str]) -> str:
 
 
 def _certified(role: str, id_type: str, addresses: dict[str, str]) -> tuple[str, str]:
+    """The name `role`'s certificate is issued for, and the kind of subjectAltName it goes in."""
     name = f"{role}.lab" if id_type == "dn" else identity_of(role, id_type, addresses)
     return name, ALT_NAME_KINDS[id_type]
 
