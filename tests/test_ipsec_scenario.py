@@ -176,3 +176,22 @@ def test_id_types_give_matching_identities_certificates_and_vendor_ids():
     assert "\n@initiator.lab @responder.lab : PSK 0x" in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.secrets"]
     with pytest.raises(ValueError, match="id_type must be one of"):
         Scenario(id_type="keyid")
+
+
+def test_libreswan_narrows_only_when_asked_and_reads_instances_in_its_state_table():
+    # narrowing=yes turns the responder's connection into an instance ("lab"[1]) even when the selectors match
+    assert "narrowing" not in _rendered(LIBRESWAN, Scenario(), "responder")["/etc/ipsec.conf"]
+    module = __import__(LIBRESWAN.adapter_class().__module__, fromlist=["Libreswan"])
+    states = ('000 #2: "lab"[1] 198.18.0.2:4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); REKEY in 1s\n'
+              '000 #2: "lab"[1] 198.18.0.2 esp.53b07b5d@198.18.0.2 esp.7b0a9284@198.18.0.3 Traffic: ESPin=0B\n'
+              '000 #4: "lab":500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); REKEY in 1s\n'
+              '000 #4: "lab" esp.11111111@198.18.0.2 esp.22222222@198.18.0.3 Traffic: ESPin=0B\n')
+
+    class Node:
+        address = "198.18.0.3"
+
+        def exec(self, *args, **kwargs):
+            return type("R", (), {"output": states, "ok": True, "exit_code": 0})()
+    sas = module.Libreswan(Node(), HOST).child_sas()
+    assert [(sa.spi_in, sa.spi_out, sa.udp_encapsulated) for sa in sas] == [
+        (0x7B0A9284, 0x53B07B5D, True), (0x22222222, 0x11111111, False)]

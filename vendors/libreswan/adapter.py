@@ -115,8 +115,11 @@ def credential_files(credentials: Credentials) -> dict[str, str]:
 #   000 #2: "lab":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
 #   000 #2: "lab" esp.248d1071@198.18.0.3 esp.4e68b7a9@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
 # The port is the peer's IKE port; the SPI at the peer's address is the outbound SA, ours the inbound one.
-CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
-SPIS = re.compile(r'#(\d+): "[^"]+"\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
+# An instance of a connection (narrowing=yes, or a NAT'd peer) is named with its number and the peer's address:
+#   000 #2: "lab"[1] 198.18.0.2:4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
+INSTANCE = r'(?:\[\d+\] [^\s:]+)?'
+CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"' + INSTANCE + r'\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
+SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
 
 
 class Libreswan(IPsecEndpoint):
@@ -147,6 +150,9 @@ class Libreswan(IPsecEndpoint):
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
             ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role), ppk=scenario.ppk,
             mode=scenario.mode_of(side.role), encapsulation=scenario.encapsulation,
+            # Only where the two sides' subnets differ: with narrowing=yes pluto makes every peer's connection an
+            # instance ("lab"[1]) even when the selectors match exactly.
+            narrowing=scenario.responder_subnets is not None,
             keep_alive=scenario.nat_keepalive_s,
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder")
