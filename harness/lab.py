@@ -198,15 +198,18 @@ class Lab:
         raise HarnessError(f"no free /24 left in {LAB_SUPERNET} for lab network {name}")
 
     def node(self, name: str, image: str, network: Network, *, command: list[str] | None = None,
-             environment: dict[str, str] | None = None) -> Node:
-        """Create (not start) a node attached to `network` with the next free address."""
+             environment: dict[str, str] | None = None, sysctls: dict[str, str] | None = None) -> Node:
+        """Create (not start) a node attached to `network` with the next free address. `sysctls`: namespaced
+        kernel settings for the node (a router's net.ipv4.ip_forward), which a running container cannot change:
+        Docker mounts /proc/sys read-only."""
         address = network.next_address()
         endpoint = self.client.api.create_endpoint_config(ipv4_address=address)
         networking = self.client.api.create_networking_config({network.name: endpoint})
         host_config = self.client.api.create_host_config(
             cap_add=NODE_CAPABILITIES, devices=NODE_DEVICES, network_mode=network.name,
             # IPv6 stays off so the wire shows only the lab's IPv4 traffic.
-            sysctls={"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"})
+            sysctls={"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1",
+                     **(sysctls or {})})
         created = self.client.api.create_container(
             image, command=command, name=f"{self._prefix}-{name}", hostname=name, labels=self.labels,
             environment=environment, host_config=host_config, networking_config=networking)

@@ -139,3 +139,13 @@ def test_a_vm_nodes_drops_act_on_its_bridge_by_port():
     assert 'iifname "eth0" udp dport 500 numgen inc mod 1073741824 < 2 counter drop comment "drop-0"' in text
     assert 'iifname "tap0" udp sport 4500 counter drop comment "drop-1"' in text
     assert "postrouting" not in text
+
+
+def test_the_nat_router_masquerades_only_the_inside_node_towards_the_outside_one():
+    from harness.nat import ROUTER_SYSCTLS, TABLE, ruleset
+    rules = ruleset("198.18.0.2", "198.18.0.3")
+    assert "ip saddr 198.18.0.2 ip daddr 198.18.0.3 counter masquerade" in rules
+    assert rules.startswith(f"table ip {TABLE}\ndelete table ip {TABLE}\n")  # replaced whole, never stacked
+    assert ROUTER_SYSCTLS["net.ipv4.ip_forward"] == "1"
+    # it forwards out of the interface the packet came in by: a redirect would send the inside node direct
+    assert ROUTER_SYSCTLS["net.ipv4.conf.all.send_redirects"] == "0"

@@ -456,3 +456,49 @@ def test_real_gcm_esp_across_child_rekeys():
     assert len(inner) == 32 and all(p.packet is not None for p in inner)
     assert len({p.spi for p in inner}) == 8
     assert {p.packet.src for p in inner if p.packet["ICMP"].type == 8} == {"198.19.1.1"}
+
+
+def _seal_esp(spi: int, seq: int, high: int | None, inner: bytes, *, gcm: bool) -> tuple[bytes, EspSaKeys]:
+    """An ESP packet sealed here, on cryptography's primitives (not crypto.py's code): AES-CBC + HMAC-SHA2-256-128
+    or AES-GCM-16-128, with `high` the ESN high half the ICV covers (RFC 4303 2.2.1), None for an SA without ESN."""
+    import hmac
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    header = struct.pack("!II", spi, seq)
+    esn = b"" if high is None else struct.pack("!I", high)
+    pad = -(len(inner) + 2) % 16
+    plaintext = inner + bytes(range(1, pad + 1)) + bytes([pad, 4])
+    key, auth, salt, iv = bytes(range(16)), bytes(range(32, 64)), b"salt", bytes(8)
+    if gcm:
+        aad = header if high is None else header[:4] + esn + header[4:]
+        sealed = AESGCM(key).encrypt(salt + iv, plaintext, aad)
+        return header + iv + sealed, EspSaKeys(spi, "198.18.0.2", "198.18.0.3", "ENCR_AES_GCM_16_128", None,
+                                               key + salt, b"")
+    iv = bytes(16)
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    body = header + iv + encryptor.update(plaintext) + encryptor.finalize()
+    icv = hmac.new(auth, body + esn, "sha256").digest()[:16]
+    return body + icv, EspSaKeys(spi, "198.18.0.2", "198.18.0.3", "ENCR_AES_CBC_128", "AUTH_HMAC_SHA2_256_128",
+                                 key, auth)
+
+
+@pytest.mark.parametrize("gcm", [False, True], ids=["cbc-hmac", "gcm"])
+def test_esp_icv_tells_esn_from_no_esn_and_counts_the_high_half_across_a_wrap(gcm):
+    """RFC 4303 2.2.1/3.3.2: with ESN the ICV covers the sequence number's high half, never sent; a receiver
+    infers it (Appendix A): after seq 0xffffffff comes seq 1 with the high half 1."""
+    from scapy.layers.inet import ICMP, IP
+    from harness.protocols.ipsec.transcript import EspPacket, open_esp
+    inner = bytes(IP(src="198.19.1.1", dst="198.19.2.1") / ICMP())
+    plain, keys = _seal_esp(0x1234, 7, None, inner, gcm=gcm)
+    esn, _ = _seal_esp(0x1234, 7, 0, inner, gcm=gcm)
+    assert crypto.decrypt_esp(plain, keys.src, keys.dst, keys).esn is False
+    assert crypto.decrypt_esp(esn, keys.src, keys.dst, keys).esn is True
+    last, _ = _seal_esp(0x1234, 0xFFFFFFFF, 0, inner, gcm=gcm)
+    wrapped, _ = _seal_esp(0x1234, 1, 1, inner, gcm=gcm)
+    assert crypto.decrypt_esp(wrapped, keys.src, keys.dst, keys).problem == crypto.SHOWN_UNVERIFIED  # high half 0
+    packets = [EspPacket(0.0, keys.src, keys.dst, 0x1234, seq, data) for seq, data in ((0xFFFFFFFF, last),
+                                                                                       (1, wrapped))]
+    opened = open_esp(packets, [keys])
+    assert [(p.problem, p.plaintext.esn) for p in opened] == [(None, True), (None, True)], \
+        [p.describe() for p in opened]
+    assert opened[1].packet[IP].dst == "198.19.2.1"

@@ -181,6 +181,7 @@ def test_wire_describe_is_the_whole_transcript(wire):
         "ESP spi=0xc0000001 198.18.0.2 -> 198.18.0.3 in UDP packets=3 seq=1..3",
         "ESP spi=0xc0000002 198.18.0.3 -> 198.18.0.2 in UDP packets=2 seq=1..2",
         "ESP spi=0xc0000003 198.18.0.4 -> 198.18.0.3 plain packets=1 seq=7..7",
+        "1 NAT-keepalive(s), the first: NAT-keepalive 198.18.0.2:4500 > 198.18.0.3:4500",
         "1 malformed packet(s) skipped",
     ]
 
@@ -267,6 +268,9 @@ def test_notify_spi_is_not_part_of_the_data(tmp_path):
 def test_keepalive_is_neither_ike_esp_nor_malformed(tmp_path):
     wire = Wire.from_pcap(_write(tmp_path / "ka.pcap", [_ether() / UDP(sport=4500, dport=4500) / Raw(b"\xff")]))
     assert (wire.ike(), wire.esp(), wire.malformed) == ((), (), 0)
+    # RFC 3948 2.3: counted on their own, so a NAT-T case can judge that the side behind the NAT sends them
+    [keepalive] = wire.keepalives
+    assert (keepalive.sport, keepalive.dport) == (4500, 4500) and "NAT-keepalive" in wire.describe()
 
 
 def test_ikev1_is_read_as_ikev1_not_mistaken_for_ikev2(tmp_path):
@@ -434,3 +438,12 @@ def test_unknown_numbers_fall_back_to_the_number(tmp_path):
     assert (seen.exchange, seen.names) == ("99", ("Notify", "60"))
     assert [(n.type, n.type.number, n.data) for n in seen.notifies] == [("40000", 40000, b"x")]
     assert without_spis(seen.describe()).endswith("99 mid=3 response(R) N(40000) 60")
+
+
+def test_nat_detection_hash_is_rfc_7296_2_23s():
+    from harness.protocols.ipsec.wire import nat_detection_hash
+    import hashlib
+    ispi, rspi = bytes.fromhex("0102030405060708"), bytes(8)
+    assert nat_detection_hash(ispi, rspi, "198.18.0.2", 500) == hashlib.sha1(
+        ispi + rspi + bytes([198, 18, 0, 2]) + bytes([1, 244])).digest()
+    assert nat_detection_hash(ispi, rspi, "198.18.0.2", 4500) != nat_detection_hash(ispi, rspi, "198.18.0.2", 500)

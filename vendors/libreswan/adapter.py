@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_
 from harness.errors import ConfigError, HarnessError, LabTimeout
 from harness.protocols.ipsec.pki import Credentials
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
-from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side, inner_address
+from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, IkeProposal, Scenario, Side, inner_address
 from harness.waiting import wait_for
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -40,6 +40,9 @@ KEYWORDS = {
 # Scenario key types -> Libreswan 4.10 `authby=`. rsasig is RSA in RFC 7427 Digital Signatures: RSASSA-PSS when
 # pluto initiates, the initiator's own scheme (e.g. PKCS#1 v1.5) when it responds; see NOTES.md.
 AUTHBY = {"psk": "secret", "rsa": "rsasig", "rsa4096": "rsasig", "ecdsa": "ecdsa"}
+# The scenario's RSA schemes -> `authby=` (4.10's readwriteconf: rsa-sha2 is RSASIG, RFC 7427 with RSASSA-PSS;
+# rsa-sha1 is RSASIG_v1_5, RFC 7296's method 1). Nothing asks pluto to sign PKCS#1 v1.5 inside RFC 7427.
+RSA_AUTHBY = {"pss": "rsa-sha2", "legacy": "rsa-sha1"}
 # Where run-pluto finds the certificate files, and the NSS nickname its PKCS#12 import gives our certificate.
 LAB_DIR = "/etc/ipsec.d/lab"
 CERT_NICKNAME = "local"
@@ -59,7 +62,43 @@ def ike_proposal(p: IkeProposal) -> str:
 
 
 def esp_proposal(p: EspProposal) -> str:
-    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+    """ENCR-INTEG;DH, ENCR;DH for AEAD (`ipsec algparse -pfs`: "aes_gcm128-modp2048" reads the group as INTEG).
+    ESN is not part of a Libreswan proposal: see esn_policy."""
+    text = "-".join(_keyword(n, "esp") for n in p.transforms if n != p.group and n not in ESN_TRANSFORMS)
+    return text if p.group is None else f"{text};{_keyword(p.group, 'esp')}"
+
+
+# The scenario's ESN transforms -> Libreswan 4.10 `esn=` (one per conn, not per proposal).
+ESN_POLICY = {("ESN",): "yes", ("NO_ESN",): "no", ("ESN", "NO_ESN"): "either", ("NO_ESN", "ESN"): "either"}
+
+
+def esn_policy(proposals: tuple[EspProposal, ...]) -> str | None:
+    """`esn=` for these proposals, None to leave pluto's default; Libreswan cannot vary it between proposals."""
+    offered = {p.esn for p in proposals}
+    if len(offered) > 1:
+        raise ConfigError("scenario", "esp", "libreswan has one esn= per connection: the ESP proposals must offer "
+                                             f"the same ESN transforms, not {sorted(offered)}")
+    (esn,) = offered
+    return ESN_POLICY[esn] if esn else None
+
+
+def pfs_group(proposals: tuple[EspProposal, ...]) -> str | None:
+    """The one KE group of the ESP proposals (None: no PFS). pluto refuses several: "more than one IKEv2 ESP DH
+    algorithm ... requires unimplemented CHILD_SA INVALID_KE" (4.10's algparse), and a proposal without a group
+    among ones with a group is not what pfs= can say."""
+    groups = {p.group for p in proposals}
+    if len(groups) > 1:
+        raise ConfigError("scenario", "esp", "libreswan 4.10 takes one ESP key exchange group (no CHILD SA "
+                                             f"INVALID_KE_PAYLOAD as initiator), not {sorted(map(str, groups))}")
+    return groups.pop()
+
+
+def pluto_id(identity: str | None, id_type: str) -> str:
+    """An identity as leftid=/rightid= and ipsec.secrets read it: '@' makes an FQDN (without it pluto would
+    resolve the name), a bare address is ID_IPV4_ADDR, user@domain ID_RFC822_ADDR, a quoted DN ID_DER_ASN1_DN."""
+    if identity is None:
+        return "%any"
+    return {"fqdn": f"@{identity}", "dn": f'"{identity}"'}.get(id_type, identity)
 
 
 def credential_files(credentials: Credentials) -> dict[str, str]:
@@ -76,8 +115,11 @@ def credential_files(credentials: Credentials) -> dict[str, str]:
 #   000 #2: "lab":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
 #   000 #2: "lab" esp.248d1071@198.18.0.3 esp.4e68b7a9@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
 # The port is the peer's IKE port; the SPI at the peer's address is the outbound SA, ours the inbound one.
-CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
-SPIS = re.compile(r'#(\d+): "[^"]+"\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
+# An instance of a connection (narrowing=yes, or a NAT'd peer) is named with its number and the peer's address:
+#   000 #2: "lab"[1] 198.18.0.2:4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
+INSTANCE = r'(?:\[\d+\] [^\s:]+)?'
+CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"' + INSTANCE + r'\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
+SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
 
 
 class Libreswan(IPsecEndpoint):
@@ -92,14 +134,27 @@ class Libreswan(IPsecEndpoint):
             raise ConfigError("scenario", "auth", f"{scenario.auth} needs the side's credentials")
         if scenario.ike_rekey_s is not None or scenario.child_rekey_s is not None:
             raise ConfigError("scenario", "rekey", "libreswan adapter does not implement rekey timers")
+        scheme = scenario.rsa_scheme_of(side.role)
+        if scheme is not None and scenario.auth.startswith("rsa"):
+            if scheme not in RSA_AUTHBY:
+                raise ConfigError("scenario", "rsa_scheme", f"libreswan 4.10 has no authby= for {scheme}")
         self.childless = scenario.childless
         variables = dict(
             role=side.role, local_addr=side.address, remote_addr=side.peer_address,
-            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
-            auth=scenario.auth, authby=AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
+            local_id=pluto_id(side.identity, side.id_type), remote_id=pluto_id(side.peer_identity, side.id_type),
+            psk=side.psk,
+            auth=scenario.auth, authby=RSA_AUTHBY[scheme] if scheme and scenario.auth.startswith("rsa")
+            else AUTHBY[scenario.auth], cert_nickname=CERT_NICKNAME,
             local_subnet=side.subnet, remote_subnet=side.peer_subnet, source_ip=inner_address(side.subnet),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)],
+            ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role), ppk=scenario.ppk,
+            mode=scenario.mode_of(side.role), encapsulation=scenario.encapsulation,
+            # Only where the two sides' subnets differ: with narrowing=yes pluto makes every peer's connection an
+            # instance ("lab"[1]) even when the selectors match exactly.
+            narrowing=scenario.responder_subnets is not None,
+            keep_alive=scenario.nat_keepalive_s,
+            pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder")
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)

@@ -32,6 +32,7 @@ KEYWORDS = {
     "PRF_HMAC_SHA2_512": "prfsha512",
     "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
+    "ESN": "esn", "NO_ESN": "noesn",
 }
 
 
@@ -47,20 +48,25 @@ def ike_proposal(p: IkeProposal) -> str:
 
 
 def esp_proposal(p: EspProposal) -> str:
-    return "-".join(_keyword(n, "esp") for n in (p.encryption, p.integrity) if n)
+    """ENCR-INTEG-KE-ESN: a group in esp_proposals is PFS for every CREATE_CHILD_SA of the child (swanctl.conf)."""
+    return "-".join(_keyword(n, "esp") for n in p.transforms)
 
 
 class StrongSwan(IPsecEndpoint):
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
         self.childless = scenario.childless
+        child_rekey_s = scenario.child_rekey_s if side.role in scenario.child_rekey_by else None
         timers = {"dpd_delay": scenario.dpd_delay_s, "ike_rekey_time": scenario.ike_rekey_s,
-                  "child_rekey_time": scenario.child_rekey_s}
+                  "child_rekey_time": child_rekey_s}
         variables = dict(
             {name: f"{seconds}s" for name, seconds in timers.items() if seconds is not None},
             role=side.role, libipsec=not self.host.has("kernel-esp"),
             local_addr=side.address, remote_addr=side.peer_address,
-            local_id=side.identity, remote_id=side.peer_identity, psk=side.psk,
+            # quoted: a DN's '=' and ',' must not end the value; %any: no IDr (any responder)
+            local_id=f'"{side.identity}"', remote_id=f'"{side.peer_identity}"' if side.peer_identity else "%any",
+            psk=side.psk,
             local_ts=side.subnet, remote_ts=side.peer_subnet, childless=scenario.childless,
+            mode=scenario.mode_of(side.role),
             ike_proposals=[ike_proposal(p) for p in scenario.ike_of(side.role)],
             esp_proposals=[esp_proposal(p) for p in scenario.esp_of(side.role)])
         variables["dpd_action"] = scenario.dpd_action  # swanctl's words are the scenario's: clear, restart
@@ -71,10 +77,22 @@ class StrongSwan(IPsecEndpoint):
             variables["retransmit_tries"] = scenario.retransmit_tries
         if scenario.ike_rekey_s or scenario.child_rekey_s:
             variables["rand_time"] = "0s"  # rekey exactly when the case expects it
-        if scenario.child_rekey_s:
+        if child_rekey_s:
             # The default hard lifetime (rekey time + 10%) is too close to the rekey for second-long timers:
             # the SAs expired and were deleted before the rekey ran, and new CHILD SAs were made instead.
-            variables["child_life_time"] = f"{2 * scenario.child_rekey_s}s"
+            variables["child_life_time"] = f"{2 * child_rekey_s}s"
+        variables["encap"] = scenario.encapsulation
+        if scenario.nat_keepalive_s is not None:
+            variables["keep_alive"] = f"{scenario.nat_keepalive_s}s"
+        # RFC 7427 schemes: charon signs PKCS#1 v1.5 unless rsa_pss; signature_authentication = no drops RFC 7427
+        # (no SIGNATURE_HASH_ALGORITHMS notify, AUTH method 1)
+        variables["rsa_scheme"] = scenario.rsa_scheme_of(side.role)
+        if scenario.ppk_id_of(side.role) is not None:
+            variables.update(ppk_id=scenario.ppk_id_of(side.role), ppk_required=scenario.ppk_required_of(side.role),
+                             ppk=scenario.ppk)
+        if scenario.additional_subnets:
+            peer = "responder" if side.role == "initiator" else "initiator"
+            variables["additional_ts"] = (scenario.additional_subnets[side.role], scenario.additional_subnets[peer])
         variables["auth"] = scenario.auth
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
@@ -121,6 +139,20 @@ class StrongSwan(IPsecEndpoint):
 
     def terminate(self, timeout: float) -> None:
         self._swanctl("--terminate", "--ike", "lab", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+
+    def close_child(self, timeout: float) -> None:
+        self._swanctl("--terminate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+
+    def initiate_additional(self, timeout: float) -> Outcome:
+        result = self._swanctl("--initiate", "--child", "extra", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
+        lines = result.output.strip().splitlines()
+        return Outcome(established=result.ok, auth_failed=False,
+                       detail=lines[-1] if lines else f"swanctl --initiate exited {result.exit_code}")
+
+    def forget(self, timeout: float) -> None:
+        # --force: the IKE SA is destroyed if the peer has not answered its Delete within --timeout (a second: no
+        # more, the Delete is meant to be lost)
+        self._swanctl("--terminate", "--ike", "lab", "--force", "--timeout", "1", timeout=timeout + 5)
 
     def version(self) -> str:
         return self._swanctl("--version", "--daemon").output.strip()

@@ -374,6 +374,9 @@ class EspPlaintext:
     problem: str | None = None
     src: str = field(default="", repr=False)   # the outer addresses: a transport-mode payload has no IP header
     dst: str = field(default="", repr=False)
+    # Whether the ICV verified with the high half of an extended sequence number signed (True) or without it
+    # (False): RFC 4303 2.2.1/3.3.2, the sender applied ESN or not. None: nothing verified, so nothing tells.
+    esn: bool | None = None
 
     @property
     def opened(self) -> bool:
@@ -406,10 +409,12 @@ def _dissect(next_header: int, data: bytes, src: str, dst: str) -> Packet:
     return Raw(data)
 
 
-def decrypt_esp(esp: bytes, src: str, dst: str, keys: EspSaKeys) -> EspPlaintext:
+def decrypt_esp(esp: bytes, src: str, dst: str, keys: EspSaKeys, seq_high: int = 0) -> EspPlaintext:
     """Open one ESP packet (from the SPI on: for ESP-in-UDP, what follows the UDP header). Never raises.
-    An SA with extended sequence numbers is tried with the high half 0 as well, which holds for the first 2^32
-    packets; the keys do not say whether ESN was negotiated."""
+    The keys do not say whether ESN was negotiated, so the ICV is tried both ways: without the high half of the
+    sequence number, and with it (RFC 4303 2.2.1: signed, never sent). `seq_high` is that high half, which only a
+    receiver counting the SA's packets knows (RFC 4303 Appendix A: the low half wrapped); `esn` in the result
+    says which way verified."""
     def failed(problem: str) -> EspPlaintext:
         return EspPlaintext(None, problem=problem, src=src, dst=dst)
 
@@ -431,11 +436,12 @@ def decrypt_esp(esp: bytes, src: str, dst: str, keys: EspSaKeys) -> EspPlaintext
         return failed(f"undecodable: the ciphertext ({len(ciphertext)} bytes) is not a whole number of "
                       f"{cipher.block_size}-byte blocks")
     key, salt = keys.enc_key[:cipher.key_size], keys.enc_key[cipher.key_size:]
+    high = struct.pack("!I", seq_high & 0xFFFFFFFF)
     try:
         if cipher.icv_size:
-            plaintext, verdict = _open_aead(cipher, key, salt, esp[:ESP_HEADER.size], iv, ciphertext, icv)
+            plaintext, verdict, esn = _open_aead(cipher, key, salt, esp[:ESP_HEADER.size], iv, ciphertext, icv, high)
         else:
-            verdict = _check_icv(keys, mac, signed, icv)
+            verdict, esn = _check_icv(keys, mac, signed, icv, high)
             plaintext = _decrypt(cipher, key, salt, iv, ciphertext)
     except ValueError as why:   # a key cryptography refuses (a weak DES key, a bad Blowfish length)
         return failed(f"bad key: {why}")
@@ -446,25 +452,27 @@ def decrypt_esp(esp: bytes, src: str, dst: str, keys: EspSaKeys) -> EspPlaintext
         return failed(ICV_MISMATCH if verdict == SHOWN_UNVERIFIED else
                       f"no ESP trailer inside ({verdict}; a wrong encryption key?)")
     data, next_header = trailer
-    return EspPlaintext(data, next_header, verdict, src, dst)
+    return EspPlaintext(data, next_header, verdict, src, dst, esn)
 
 
-def _check_icv(keys: EspSaKeys, mac, signed: bytes, icv: bytes) -> str | None:
+def _check_icv(keys: EspSaKeys, mac, signed: bytes, icv: bytes, high: bytes) -> tuple[str | None, bool | None]:
+    """The verdict on the ICV, and whether it verified with the ESN high half signed (None: it did not verify)."""
     if not icv:
-        return VERIFIED if keys.integrity is None else f"{NOT_CHECKED}: no ICV"
+        return (VERIFIED if keys.integrity is None else f"{NOT_CHECKED}: no ICV"), None
     if mac is None:
-        return f"{NOT_CHECKED}: {keys.integrity} is only an ICV length" if keys.integrity.startswith(
-            ANY_INTEGRITY) else f"{NOT_CHECKED}: {keys.integrity} is not implemented here"
+        return (f"{NOT_CHECKED}: {keys.integrity} is only an ICV length" if keys.integrity.startswith(
+            ANY_INTEGRITY) else f"{NOT_CHECKED}: {keys.integrity} is not implemented here"), None
     if not keys.auth_key:
-        return f"{NOT_CHECKED}: no integrity key"
+        return f"{NOT_CHECKED}: no integrity key", None
     try:
-        # RFC 4303 2.2.1: with ESN the high-order half of the sequence number is signed, though never sent
-        for esn_high in (b"", bytes(4)):
+        # RFC 4303 2.2.1/3.3.2: with ESN the high-order half of the sequence number is appended to what the ICV
+        # covers (after the payload), though never sent
+        for esn, esn_high in ((False, b""), (True, high)):
             if std_hmac.compare_digest(mac(keys.auth_key, signed + esn_high)[:len(icv)], icv):
-                return VERIFIED
+                return VERIFIED, esn
     except ValueError as why:   # a digest this OpenSSL lacks (RIPEMD-160), an AES-CMAC key of a wrong length
-        return f"{NOT_CHECKED}: {why}"
-    return SHOWN_UNVERIFIED
+        return f"{NOT_CHECKED}: {why}", None
+    return SHOWN_UNVERIFIED, None
 
 
 def _decrypt(cipher: _EspCipher, key: bytes, salt: bytes, iv: bytes, ciphertext: bytes) -> bytes:
@@ -479,26 +487,26 @@ def _decrypt(cipher: _EspCipher, key: bytes, salt: bytes, iv: bytes, ciphertext:
 
 
 def _open_aead(cipher: _EspCipher, key: bytes, salt: bytes, header: bytes, iv: bytes, ciphertext: bytes,
-               tag: bytes) -> tuple[bytes, str | None]:
-    """The plaintext and whether the tag verified. The associated data is SPI | sequence number (RFC 4106 5,
-    4309 5, 7634 2.1), with ESN SPI | high half | low half; GMAC authenticates everything and encrypts nothing
-    (RFC 4543 3.3). A tag that does not verify: the same keystream, without the check."""
+               tag: bytes, high: bytes) -> tuple[bytes, str | None, bool | None]:
+    """The plaintext, whether the tag verified, and whether it did with ESN. The associated data is SPI | sequence
+    number (RFC 4106 5, 4309 5, 7634 2.1), with ESN SPI | high half | low half; GMAC authenticates everything and
+    encrypts nothing (RFC 4543 3.3). A tag that does not verify: the same keystream, without the check."""
     nonce = salt + iv
-    for aad in (header, header[:4] + bytes(4) + header[4:]):
+    for esn, aad in ((False, header), (True, header[:4] + high + header[4:])):
         try:
             if cipher.mode == "gmac":
                 _gcm(key, nonce, b"", tag, aad + iv + ciphertext)
-                return ciphertext, VERIFIED
+                return ciphertext, VERIFIED, esn
             if cipher.mode == "gcm":
-                return _gcm(key, nonce, ciphertext, tag, aad), VERIFIED
+                return _gcm(key, nonce, ciphertext, tag, aad), VERIFIED, esn
             if cipher.mode == "ccm":
-                return AESCCM(key, tag_length=len(tag)).decrypt(nonce, ciphertext + tag, aad), VERIFIED
-            return ChaCha20Poly1305(key).decrypt(nonce, ciphertext + tag, aad), VERIFIED
+                return AESCCM(key, tag_length=len(tag)).decrypt(nonce, ciphertext + tag, aad), VERIFIED, esn
+            return ChaCha20Poly1305(key).decrypt(nonce, ciphertext + tag, aad), VERIFIED, esn
         except InvalidTag:
             continue
     if cipher.mode == "gmac":
-        return ciphertext, SHOWN_UNVERIFIED
-    return _aead_keystream(cipher.mode, key, nonce, ciphertext), SHOWN_UNVERIFIED
+        return ciphertext, SHOWN_UNVERIFIED, None
+    return _aead_keystream(cipher.mode, key, nonce, ciphertext), SHOWN_UNVERIFIED, None
 
 
 def _aead_keystream(mode: str, key: bytes, nonce: bytes, ciphertext: bytes) -> bytes:

@@ -23,6 +23,7 @@ from harness.host import HostCapabilities
 from harness.faults import Impairment
 from harness.images import Images
 from harness.lab import Node, start_all, together
+from harness.nat import Nat
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
 from harness.peer import Reply, UdpPeer
@@ -39,6 +40,7 @@ from harness.protocols.ipsec.wire import Wire
 READY_TIMEOUT_S = 20
 INITIATE_TIMEOUT_S = 20
 TERMINATE_TIMEOUT_S = 10
+CLOSE_SETTLE_S = 2
 RESTART_TIMEOUT_S = 10
 HALF_OPEN_LOAD = 2
 IKE_PORT = 500
@@ -79,17 +81,58 @@ class Tunnel:
 
     @property
     def inner_addresses(self) -> tuple[str, str]:
-        """The initiator's and the responder's addresses inside the tunnel."""
-        return (inner_address(self.scenario.subnets[INITIATOR]), inner_address(self.scenario.subnets[RESPONDER]))
+        """The initiator's and the responder's addresses inside the tunnel: for an SA protecting the hosts only
+        (transport mode), their own addresses."""
+        if self.scenario.hosts_only:
+            return self.pair.addresses
+        return (inner_address(self.scenario.own_subnet(INITIATOR)), inner_address(self.scenario.own_subnet(RESPONDER)))
 
     def ping(self, count: int = 3) -> Ping:
         """ICMP echo from the initiator's inner address to the responder's, through the tunnel."""
         src, dst = self.inner_addresses
         return ping(self.pair.nodes[INITIATOR], dst, source=src, count=count, wait_s=self.pair.patience(1))
 
+    def close_child(self) -> None:
+        """The initiator deletes the CHILD SA, keeping the IKE SA (RFC 7296 1.4.1)."""
+        self.pair.endpoints[INITIATOR].close_child(TERMINATE_TIMEOUT_S)
+
+    def add_child(self) -> Outcome:
+        """The initiator adds the scenario's additional CHILD SA with CREATE_CHILD_SA (RFC 7296 1.3.1)."""
+        return self.pair.endpoints[INITIATOR].initiate_additional(self.pair.patience(INITIATE_TIMEOUT_S))
+
+    def ping_additional(self, count: int = 3) -> Ping:
+        """ICMP echo between the initiator's and the responder's inner addresses of the additional CHILD SA."""
+        extra = self.scenario.additional_subnets
+        return ping(self.pair.nodes[INITIATOR], inner_address(extra[RESPONDER]), source=inner_address(extra[INITIATOR]),
+                    count=count, wait_s=self.pair.patience(1))
+
+    def reinitiate(self) -> "Tunnel":
+        """The initiator sets the tunnel up again with the same scenario: a new attempt, on the same capture."""
+        outcome = self.pair.endpoints[INITIATOR].initiate(self.pair.patience(INITIATE_TIMEOUT_S))
+        return Tunnel(self.pair, self.scenario, outcome)
+
+    def forget(self) -> None:
+        """The initiator loses the IKE SA as in a crash: the responder is not told (its Delete is dropped on the
+        way in, harness.faults), so it still holds the SAs."""
+        impairment = self.pair.impair(RESPONDER)
+        impairment.drop("udp dport 500-4500")  # IKE and NAT-T: the only UDP of the lab there
+        try:
+            self.pair.endpoints[INITIATOR].forget(TERMINATE_TIMEOUT_S)
+        finally:
+            impairment.clear()
+
     def close(self) -> None:
-        """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out."""
+        """The initiator deletes the IKE SA (RFC 7296 1.4.1): an INFORMATIONAL request with Delete goes out. Returns
+        once the capture holds an answer to every INFORMATIONAL request the initiator sent, or CLOSE_SETTLE_S later:
+        the daemon may report the answer before tcpdump has written it, and a capture stopped right then lacks it."""
         self.pair.endpoints[INITIATOR].terminate(TERMINATE_TIMEOUT_S)
+        initiator = self.pair.nodes[INITIATOR].address
+
+        def answered(wire) -> bool:
+            info = wire.ike("INFORMATIONAL")
+            asked = {m.message_id for m in info if not m.is_response and m.src == initiator}
+            return bool(asked) and asked <= {m.message_id for m in info if m.is_response and m.dst == initiator}
+        self.pair.wire_until(answered, timeout=self.pair.patience(CLOSE_SETTLE_S))
 
     def explain(self) -> str:
         """The initiator's own account plus both daemons' last log lines: the failure message of a case."""
@@ -100,10 +143,34 @@ class Tunnel:
 def side_of(role: str, scenario: Scenario, addresses: dict[str, str]) -> Side:
     """One role's view of the lab, given each role's address: what its adapter renders a config from."""
     peer = RESPONDER if role == INITIATOR else INITIATOR
+    subnets = ({r: f"{a}/32" for r, a in addresses.items()} if scenario.hosts_only  # transport: the hosts' traffic
+               else scenario.subnets_of(role))
+    peer_identity = identity_of(peer, scenario.id_type, addresses)
+    if role == RESPONDER and scenario.responder_peer_id is not None:
+        peer_identity = scenario.responder_peer_id
+    if role == INITIATOR and not scenario.send_idr:
+        peer_identity = None
+    certified, alt_name = _certified(role, scenario.id_type, addresses)
     return Side(role=role, address=addresses[role], peer_address=addresses[peer],
-                identity=f"{role}.lab", peer_identity=f"{peer}.lab", psk=scenario.psk_of(role),
-                subnet=scenario.subnets[role], peer_subnet=scenario.subnets[peer],
-                credentials=None if scenario.auth == "psk" else pki.issue(f"{role}.lab", scenario.auth))
+                identity=identity_of(role, scenario.id_type, addresses), peer_identity=peer_identity,
+                psk=scenario.psk_of(role), subnet=subnets[role], peer_subnet=subnets[peer], id_type=scenario.id_type,
+                credentials=None if scenario.auth == "psk" else pki.issue(certified, scenario.auth, alt_name))
+
+
+# scenario.ID_TYPES -> what a side's certificate names (subject CN and subjectAltName) and the altName's kind.
+ALT_NAME_KINDS = {"fqdn": "dns", "dn": "dns", "ipv4": "ip", "email": "email"}
+
+
+def identity_of(role: str, id_type: str, addresses: dict[str, str]) -> str:
+    """The identity `role` identifies itself with, written as the ID's data reads ("CN=..." for a DN)."""
+    return {"fqdn": f"{role}.lab", "ipv4": addresses[role], "email": f"{role}@lab.example",
+            "dn": f"CN={role}.lab"}[id_type]
+
+
+def _certified(role: str, id_type: str, addresses: dict[str, str]) -> tuple[str, str]:
+    """The name `role`'s certificate is issued for, and the kind of subjectAltName it goes in."""
+    name = f"{role}.lab" if id_type == "dn" else identity_of(role, id_type, addresses)
+    return name, ALT_NAME_KINDS[id_type]
 
 
 class CapturedWire:
@@ -158,6 +225,7 @@ class IPsecPair(CapturedWire):
         self._exported: dict[str, tuple[list[IkeSaKeys], list[EspSaKeys]]] | None = None
         self.impairments: dict[str, Impairment] = {}
         self.scenario: Scenario | None = None  # the last one established
+        self.nat: Nat | None = None  # the NAT router between the pair, for a scenario with `nat`
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
         pair_lab.on_teardown(lambda: self.capture.stop(self._pcap))
 
@@ -166,7 +234,10 @@ class IPsecPair(CapturedWire):
         return self.nodes[INITIATOR].address, self.nodes[RESPONDER].address
 
     def side(self, role: str, scenario: Scenario) -> Side:
-        return side_of(role, scenario, {r: node.address for r, node in self.nodes.items()})
+        addresses = {r: node.address for r, node in self.nodes.items()}
+        if self.nat is not None and role == RESPONDER:  # behind the NAT the initiator is the router's address
+            addresses[INITIATOR] = self.nat.address
+        return side_of(role, scenario, addresses)
 
     def establish(self, scenario: Scenario) -> Tunnel:
         """Configure both daemons for `scenario`, start them, and let the initiator try. Never asserts:
@@ -176,9 +247,13 @@ class IPsecPair(CapturedWire):
         for endpoint in self.endpoints.values():  # a device configured once runs the case as it can (device.py)
             scenario = endpoint.fit(scenario)
         self.scenario = scenario
+        if scenario.nat and self.nat is None:
+            self.nat = Nat(self.pair_lab.lab, self.network, self.tools_image)
         for role in ROLES:
             self.pair_lab.install(role, self.endpoints[role].render(scenario, self.side(role, scenario)))
-        start_all(self.nodes.values())
+        start_all([*self.nodes.values(), *([self.nat.node] if self.nat else [])])
+        if self.nat is not None:
+            self.nat.install(inside=self.nodes[INITIATOR], outside=self.nodes[RESPONDER])
         # Neither daemon speaks unasked (the initiator only on initiate(), below), so the wire is complete from
         # its first packet with the capture started once both run.
         self.capture.start()
@@ -198,7 +273,10 @@ class IPsecPair(CapturedWire):
         """Wait for the role's daemon and add its inner address: what a node needs before its config loads."""
         self.endpoints[role].wait_ready(self.patience(READY_TIMEOUT_S))
         self.pair_lab.record_version(role, self.endpoints[role].version)
-        self.endpoints[role].add_inner_address(inner_address(self.scenario.subnets[role]))
+        subnets = [self.scenario.own_subnet(role), *([self.scenario.additional_subnets[role]]
+                                                     if self.scenario.additional_subnets else [])]
+        for subnet in subnets:
+            self.endpoints[role].add_inner_address(inner_address(subnet))
 
     def patience(self, seconds: float) -> float:
         """How long to wait for what takes `seconds` on the host, in this cell (PairLab.time_scale)."""

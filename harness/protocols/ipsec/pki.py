@@ -37,7 +37,13 @@ def _new_key(key_type: str):
     raise ValueError(f"unknown key type {key_type!r}; known: {', '.join(KEY_TYPES)}")
 
 
-def _certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool, san: str | None = None):
+# How an identity is named in a certificate's subjectAltName (RFC 5280 4.2.1.6), by the IKE ID type it matches.
+ALT_NAMES = {"dns": x509.DNSName, "email": x509.RFC822Name,
+             "ip": lambda text: x509.IPAddress(__import__("ipaddress").ip_address(text))}
+
+
+def _certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool, san: str | None = None,
+                 alt_name: str = "dns"):
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (x509.CertificateBuilder()
                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
@@ -48,7 +54,7 @@ def _certificate(subject: str, key, issuer: str, issuer_key, *, ca: bool, san: s
                .not_valid_after(now + VALIDITY)
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+        builder = builder.add_extension(x509.SubjectAlternativeName([ALT_NAMES[alt_name](san)]), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -60,11 +66,14 @@ def _ca(key_type: str):
 
 
 @lru_cache(maxsize=None)
-def issue(identity: str, key_type: str) -> Credentials:
-    """A certificate for `identity` from this run's CA of the same key type."""
+def issue(identity: str, key_type: str, alt_name: str = "dns") -> Credentials:
+    """A certificate for `identity` from this run's CA of the same key type: subject CN=identity, and identity as
+    a subjectAltName of the kind `alt_name` (ALT_NAMES: "dns", "email", "ip")."""
+    if alt_name not in ALT_NAMES:
+        raise ValueError(f"unknown subjectAltName kind {alt_name!r}; known: {', '.join(ALT_NAMES)}")
     ca_name, ca_key, ca_cert = _ca(key_type)
     key = _new_key(key_type)
-    cert = _certificate(identity, key, ca_name, ca_key, ca=False, san=identity)
+    cert = _certificate(identity, key, ca_name, ca_key, ca=False, san=identity, alt_name=alt_name)
     pem = serialization.Encoding.PEM
     return Credentials(key_type, identity, cert.public_bytes(pem),
                        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),

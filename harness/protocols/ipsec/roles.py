@@ -70,6 +70,22 @@ class IPsecEndpoint(ABC):
         self.node.exec(["ip", "address", "add", f"{address}/32", "dev", "lo"], timeout=5, check=True,
                        what="adding the inner address")
 
+    def close_child(self, timeout: float) -> None:
+        """Delete the CHILD SA from this side, keeping the IKE SA (an INFORMATIONAL with Delete for ESP goes on the
+        wire). Only for adapters whose vendor declares the feature child_delete."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement close_child (feature child_delete)")
+
+    def initiate_additional(self, timeout: float) -> Outcome:
+        """Set up the scenario's additional CHILD SA (additional_subnets) on the IKE SA there is (initiator only).
+        Only for adapters whose vendor declares additional_child."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement initiate_additional "
+                                  "(feature additional_child)")
+
+    def forget(self, timeout: float) -> None:
+        """Destroy the IKE SA and its CHILD SAs at once, without waiting for the peer (as after a crash; what the
+        daemon still sends the harness may drop). Only for adapters whose vendor declares initial_contact."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement forget (feature initial_contact)")
+
     @abstractmethod
     def version(self) -> str:
         """The daemon's version, read from the running daemon."""

@@ -9,6 +9,15 @@ from dataclasses import dataclass, field, replace
 from harness.protocols.ipsec.pki import Credentials
 
 
+MODES = ("tunnel", "transport")  # RFC 4301 4.1; transport is asked for with N(USE_TRANSPORT_MODE), RFC 7296 1.3.1
+# The IKE ID type each side identifies itself with (RFC 7296 3.5), its certificate naming it to match: "fqdn"
+# (initiator.lab, a dNSName), "ipv4" (its address, an iPAddress), "email" (initiator@lab.example, an rfc822Name),
+# "dn" (the subject DN, CN=initiator.lab).
+ID_TYPES = ("fqdn", "ipv4", "email", "dn")
+# How a side signs with an RSA key (RFC 7427): "pss" RSASSA-PSS in a Digital Signature AUTH (method 14), "pkcs1"
+# PKCS#1 v1.5 in one, "legacy" RFC 7296's RSA Digital Signature (method 1) without announcing
+# SIGNATURE_HASH_ALGORITHMS. None: the vendor's default.
+RSA_SCHEMES = ("pss", "pkcs1", "legacy")
 DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
@@ -31,10 +40,32 @@ class IkeProposal:
         return (self.encryption, *integrity, self.prf, self.group)
 
 
+ESN_TRANSFORMS = ("ESN", "NO_ESN")  # RFC 7296 3.3.2, transform type 5 (Extended Sequence Numbers, RFC 4303 2.2.1)
+
+
 @dataclass(frozen=True)
 class EspProposal:
     encryption: str = "ENCR_AES_CBC_128"
     integrity: str | None = "AUTH_HMAC_SHA2_256_128"  # None for combined-mode (AEAD) ciphers
+    # RFC 7296 1.3.1/3.3.2: a KE transform in a CHILD SA's proposal is perfect forward secrecy: a CREATE_CHILD_SA
+    # for it (a rekey, an additional CHILD SA) carries KEi/KEr of that group. None: no KE transform (no PFS). The
+    # CHILD SA set up in IKE_AUTH never runs a KE (RFC 7296 1.2): its keys come from the IKE SA's.
+    group: str | None = None
+    # The ESN transforms offered, in order of preference (ESN_TRANSFORMS); the responder picks exactly one.
+    # Empty: whatever the vendor does unasked.
+    esn: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [e for e in self.esn if e not in ESN_TRANSFORMS]
+        if unknown or len(set(self.esn)) != len(self.esn):
+            raise ValueError(f"esn must list each of {', '.join(ESN_TRANSFORMS)} at most once, not {self.esn!r}")
+
+    @property
+    def transforms(self) -> tuple[str, ...]:
+        """What the proposal offers, by transform type: ENCR, INTEG (none for AEAD), KE (if PFS), ESN."""
+        integrity = () if is_aead(self.encryption) or self.integrity is None else (self.integrity,)
+        group = () if self.group is None else (self.group,)
+        return (self.encryption, *integrity, *group, *self.esn)
 
 
 @dataclass(frozen=True)
@@ -48,6 +79,26 @@ class Scenario:
     esp: tuple[EspProposal, ...] = (EspProposal(),)
     responder_esp: tuple[EspProposal, ...] | None = None
     childless: bool = False  # RFC 6023: IKE SA only, no CHILD SA in IKE_AUTH
+    # RFC 8784 post-quantum preshared keys: the PPK_ID a side holds its PPK under (None: no PPK), whether it insists
+    # on one (else it falls back to the normal AUTH, NO_PPK_AUTH), and the key itself (the same under every ID).
+    ppk_id: str | None = None
+    responder_ppk_id: str | None = None
+    ppk_required: bool = False
+    responder_ppk_required: bool | None = None
+    ppk: str = "interop-lab-post-quantum-ppk-5c1e9b7d2a40"
+    id_type: str = "fqdn"  # ID_TYPES
+    # The identity the responder accepts for the initiator (RFC 7296 2.15: checked against the AUTH and the
+    # certificate); None: the initiator's own. Another makes the IDs disagree.
+    responder_peer_id: str | None = None
+    # RFC 7296 3.5: the initiator may name the responder it wants in IDr; False leaves IDr out (any responder).
+    send_idr: bool = True
+    rsa_scheme: str | None = None  # RSA_SCHEMES, for auth "rsa"/"rsa4096"
+    responder_rsa_scheme: str | None = None
+    # The CHILD SA's mode (MODES). Where either side is in transport mode the SA protects the two hosts' own
+    # traffic: each side's traffic selector is its own address (fixtures.side_of), not the subnets below, so a mode
+    # mismatch is about the mode alone.
+    mode: str = "tunnel"
+    responder_mode: str | None = None
     dpd_delay_s: int | None = None  # liveness checks (RFC 7296 2.4) after this many idle seconds
     dpd_action: str = "clear"  # a peer found dead: "clear" its SAs, or "restart" (set the tunnel up anew)
     # RFC 7296 2.1/2.4: an unanswered request is retransmitted after `retransmit_timeout_s` (again at that
@@ -57,14 +108,38 @@ class Scenario:
     retransmit_tries: int | None = None
     ike_rekey_s: int | None = None  # rekey the IKE SA after this many seconds (None: the vendor's default)
     child_rekey_s: int | None = None
+    # Who runs the CHILD SA's rekey timer: both (RFC 7296 2.8: either end may rekey), or one, so the rekey comes
+    # from a known side with its proposals (a case about the responder's answer to a rekey).
+    child_rekey_by: tuple[str, ...] = ("initiator", "responder")
     # RFC 7296 2.6: the responder considers itself under load (each vendor's own knob: a low cookie
     # threshold, a "busy" mode), and the harness leaves it half-open IKE SAs from a third lab node.
     responder_busy: bool = False
+    # RFC 3948, RFC 7296 2.23: a NAT router of the lab's own masquerades the initiator (harness.nat): the responder
+    # sees the router's address, so both must detect the NAT, float to UDP 4500 and UDP-encapsulate ESP.
+    nat: bool = False
+    # RFC 7296 2.23: UDP-encapsulate ESP even where no NAT is, both sides (by faking NAT detection, as allowed).
+    encapsulation: bool = False
+    # RFC 3948 2.3/4: a side behind a NAT sends a NAT-keepalive after this many idle seconds (None: its default).
+    nat_keepalive_s: int | None = None
     # Inner subnets live only inside the nodes, so every pair can use the same ones.
     subnets: dict[str, str] = field(default_factory=lambda: {"initiator": "198.19.1.0/24",
                                                             "responder": "198.19.2.0/24"})
+    # A second CHILD SA, between these subnets, which the initiator adds to the IKE SA with CREATE_CHILD_SA
+    # (RFC 7296 1.3.1) when the case asks (Tunnel.add_child). None: the one CHILD SA of IKE_AUTH only.
+    additional_subnets: dict[str, str] | None = None
+    # The responder's own view of the subnets, where it differs from the initiator's (traffic selectors, RFC 7296
+    # 2.9: the initiator proposes TSi/TSr from `subnets`, the responder narrows them to, or refuses them for, these).
+    responder_subnets: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        for name in ("mode", "responder_mode"):
+            if getattr(self, name) not in (*MODES, None):
+                raise ValueError(f"{name} must be one of {', '.join(MODES)}, not {getattr(self, name)!r}")
+        for name in ("rsa_scheme", "responder_rsa_scheme"):
+            if getattr(self, name) not in (*RSA_SCHEMES, None):
+                raise ValueError(f"{name} must be one of {', '.join(RSA_SCHEMES)}, not {getattr(self, name)!r}")
+        if self.id_type not in ID_TYPES:
+            raise ValueError(f"id_type must be one of {', '.join(ID_TYPES)}, not {self.id_type!r}")
         if self.dpd_action not in DPD_ACTIONS:
             raise ValueError(f"dpd_action must be one of {', '.join(DPD_ACTIONS)}, not {self.dpd_action!r}")
 
@@ -86,8 +161,32 @@ class Scenario:
         whole = lambda v: None if v is None else math.ceil(v * factor)  # noqa: E731
         return replace(
             self, dpd_delay_s=whole(self.dpd_delay_s), ike_rekey_s=whole(self.ike_rekey_s),
-            child_rekey_s=whole(self.child_rekey_s),
+            child_rekey_s=whole(self.child_rekey_s), nat_keepalive_s=whole(self.nat_keepalive_s),
             retransmit_timeout_s=None if self.retransmit_timeout_s is None else self.retransmit_timeout_s * factor)
+
+    @property
+    def hosts_only(self) -> bool:
+        """Whether the CHILD SA protects only the two hosts' own traffic (either side asks for transport mode)."""
+        return "transport" in (self.mode, self.responder_mode)
+
+    def ppk_id_of(self, role: str) -> str | None:
+        return self._of(role, "ppk_id")
+
+    def ppk_required_of(self, role: str) -> bool:
+        return self._of(role, "ppk_required")
+
+    def rsa_scheme_of(self, role: str) -> str | None:
+        return self._of(role, "rsa_scheme")
+
+    def mode_of(self, role: str) -> str:
+        return self._of(role, "mode")
+
+    def subnets_of(self, role: str) -> dict[str, str]:
+        return self._of(role, "subnets")
+
+    def own_subnet(self, role: str) -> str:
+        """The subnet `role` protects, as it sees it itself: where its inner address lives."""
+        return self.subnets_of(role)[role]
 
     def psk_of(self, role: str) -> str:
         return self._of(role, "psk")
@@ -110,11 +209,12 @@ class Side:
     address: str
     peer_address: str
     identity: str
-    peer_identity: str
+    peer_identity: str | None  # None: any peer (the initiator sends no IDr)
     psk: str
     subnet: str
     peer_subnet: str
     credentials: Credentials | None = None  # this side's certificate, key and CA when auth is not "psk"
+    id_type: str = "fqdn"  # of both identities (ID_TYPES)
 
     @property
     def inner_address(self) -> str:
@@ -124,4 +224,4 @@ class Side:
 
 def inner_address(subnet: str) -> str:
     import ipaddress
-    return str(next(ipaddress.ip_network(subnet).hosts()))
+    return str(next(iter(ipaddress.ip_network(subnet).hosts())))  # a /32's hosts() is a list, not an iterator

@@ -437,6 +437,25 @@ def _distinct_esp(keys: Iterable[EspSaKeys]) -> list[EspSaKeys]:
     return list(dict.fromkeys(keys))  # both daemons export each SA: count it once
 
 
+ESN_WRAP = 1 << 31   # a sequence number this far below the highest seen has wrapped (RFC 4303 2.2.1: ESN)
+
+
+class _EsnHigh:
+    """The high half of each SA's extended sequence numbers as a receiver infers it (RFC 4303 Appendix A, without
+    its window: the capture is in order): it grows by one whenever the low half falls back by half its range or
+    more. For an SA without ESN it stays 0 (such a sender rekeys before the counter wraps, RFC 4303 3.3.3)."""
+
+    def __init__(self) -> None:
+        self.sas: dict[tuple[int, str], tuple[int, int]] = {}   # (SPI, destination) -> (high half, highest low half)
+
+    def of(self, p: EspPacket) -> int:
+        high, highest = self.sas.get((p.spi, p.dst), (0, p.seq))
+        if highest - p.seq >= ESN_WRAP:
+            high, highest = high + 1, p.seq
+        self.sas[p.spi, p.dst] = (high, max(highest, p.seq))
+        return high
+
+
 def open_esp(packets: Iterable[EspPacket], esp_keys: Iterable[EspSaKeys]) -> list[InnerPacket]:
     """Each packet opened with the keys of its SA. The SPI names the SA; a key for exactly these addresses is
     tried first (a NAT may have rewritten them, and a key file may wildcard them). A key whose ICV verifies wins;
@@ -444,6 +463,7 @@ def open_esp(packets: Iterable[EspPacket], esp_keys: Iterable[EspSaKeys]) -> lis
     keys = _distinct_esp(esp_keys)
     inner = []
     by_sa: dict[tuple[int, str, str], list[EspSaKeys]] = {}   # the candidates, worked out once per SA
+    high = _EsnHigh()
     for p in packets:
         candidates = by_sa.get((p.spi, p.src, p.dst))
         if candidates is None:
@@ -452,8 +472,9 @@ def open_esp(packets: Iterable[EspPacket], esp_keys: Iterable[EspSaKeys]) -> lis
                 key=lambda k: (not k.matches(p.spi, p.src, p.dst), not k.exact))
         chosen: crypto.EspPlaintext | None = None
         problem = NO_KEYS
+        seq_high = high.of(p)
         for k in candidates:
-            opened = crypto.decrypt_esp(p.data, p.src, p.dst, k)
+            opened = crypto.decrypt_esp(p.data, p.src, p.dst, k, seq_high)
             if opened.opened and (chosen is None or opened.problem is None):
                 chosen = opened
                 if opened.problem is None:
@@ -474,7 +495,6 @@ def esp_inner(capture: str | os.PathLike, esp_keys: Iterable[EspSaKeys]) -> list
     return open_esp(read_capture(capture)[1], esp_keys)
 
 
-ESN_WRAP = 1 << 31   # a sequence number this far below the highest seen has wrapped (RFC 4303 2.2.1: ESN)
 
 
 @dataclass

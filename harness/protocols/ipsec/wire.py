@@ -42,6 +42,15 @@ FLAG_RESPONSE = ike.FLAG_RESPONSE
 
 
 
+def nat_detection_hash(ispi: bytes, rspi: bytes, address: str, port: int) -> bytes:
+    """RFC 7296 2.23: NAT_DETECTION_SOURCE_IP/_DESTINATION_IP carry SHA-1(SPIi | SPIr | IP address | port), the
+    address and port the message was sent from (source) or to (destination). A receiver that computes another
+    value for what it saw knows a NAT is between (or the sender faked it to force UDP encapsulation)."""
+    import hashlib
+    import ipaddress
+    return hashlib.sha1(ispi + rspi + ipaddress.ip_address(address).packed + struct.pack("!H", port)).digest()
+
+
 def _endpoint(address: str, port: int) -> str:
     return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
 
@@ -262,14 +271,29 @@ class EspFlow:
 
 
 @dataclass(frozen=True)
+class Keepalive:
+    """A NAT-keepalive (RFC 3948 2.3): one 0xFF byte on the NAT-T port, neither IKE nor ESP."""
+    time: float
+    src: str
+    dst: str
+    sport: int
+    dport: int
+
+    def describe(self) -> str:
+        return f"NAT-keepalive {_endpoint(self.src, self.sport)} > {_endpoint(self.dst, self.dport)}"
+
+
+@dataclass(frozen=True)
 class Wire:
     messages: IkeMessages = IkeMessages()
     flows: tuple[EspFlow, ...] = ()
     malformed: int = 0
+    keepalives: tuple[Keepalive, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "messages", IkeMessages(self.messages))  # so .describe() works on any input
         object.__setattr__(self, "flows", tuple(self.flows))
+        object.__setattr__(self, "keepalives", tuple(self.keepalives))
 
     @classmethod
     def from_pcap(cls, path) -> Wire:
@@ -302,6 +326,8 @@ class Wire:
         """Every IKE message, damaged ones with why; the ESP flows; what was neither shown nor readable."""
         lines = [self.messages.describe()]
         lines += [f.describe() for f in self.flows] or ["no ESP on the wire"]
+        if self.keepalives:
+            lines.append(f"{len(self.keepalives)} NAT-keepalive(s), the first: {self.keepalives[0].describe()}")
         skipped = self.malformed - sum(m.problem is not None for m in self.messages)
         if skipped > 0:
             lines.append(f"{skipped} malformed packet(s) skipped")
@@ -334,13 +360,14 @@ class _Transcript:
         self.messages: list[IkeMessage] = []
         self.flows: dict[tuple[int, str, str], EspFlow] = {}
         self.malformed = 0
+        self.keepalives: list[Keepalive] = []
         self.datagram: Datagram | None = None  # the one being read (its frame number, its fragments)
         self.start: float | None = None  # the time of the capture's first frame
 
     def wire(self) -> Wire:
         start = self.start if self.start is not None else (self.messages[0].time if self.messages else None)
         messages = [replace(m, start=start) for m in self.messages]
-        return Wire(IkeMessages(messages), tuple(self.flows.values()), self.malformed)
+        return Wire(IkeMessages(messages), tuple(self.flows.values()), self.malformed, tuple(self.keepalives))
 
     def read(self, source) -> None:
         """A capture: a path, "-", or a harness.packets.Capture already read."""
@@ -392,7 +419,7 @@ class _Transcript:
         if port == IKE_PORT:
             self._add_ike(body, time=time, src=src, dst=dst, sport=sport, dport=dport)
         elif body == NAT_KEEPALIVE:
-            return
+            self.keepalives.append(Keepalive(time, src, dst, sport, dport))
         elif body[:len(NON_ESP_MARKER)] == NON_ESP_MARKER:
             self._add_ike(body[len(NON_ESP_MARKER):], time=time, src=src, dst=dst, sport=sport, dport=dport)
         else:
