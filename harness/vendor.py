@@ -523,10 +523,10 @@ def narrow(found: dict[str, Vendor], only: list[str] | None) -> dict[str, Vendor
         if unknown:
             raise ConfigError("--vendors", ",".join(unknown), f"no such vendor; known: {', '.join(found)}")
         chosen: dict[str, Vendor] = {}
-        for name in only:
-            name = own.get(name, name)
+        for given in only:
+            name = own.get(given, given)
             chosen[name] = found[name]
-            if found[name].label is None:
+            if given == name and found[name].label is None:  # the bare name: "strongswan@5.9" is that row alone
                 chosen.update((n, v) for n, v in found.items() if v.labelled_by == VERSION
                               and v.folder == found[name].folder and n not in only)
         return chosen

@@ -120,7 +120,7 @@ def test_the_record_says_which_side_the_built_in_probe_played(tmp_path):
     (tmp_path / "suite" / "test_probed.py").write_text(SUITE)
     env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")  # the cell breaks: no engine
     subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                    str(tmp_path / "suite"), "--vendors-dir", str(ROOT / "vendors"), "--vendors", "strongswan",
+                    str(tmp_path / "suite"), "--vendors-dir", str(ROOT / "vendors"), "--vendors", "strongswan@5.9",
                     "--expect", "none", "--reports-dir", str(tmp_path / "out")],
                    cwd=ROOT, env=env, capture_output=True, timeout=120)
     records = json.loads((tmp_path / "out" / "matrix.json").read_text())

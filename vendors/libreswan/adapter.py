@@ -54,6 +54,9 @@ def _keyword(name: str, field: str) -> str:
 
 def ike_proposal(p: IkeProposal) -> str:
     """ENCR-INTEG-PRF;DH, or ENCR-PRF;DH for AEAD ciphers (Libreswan then proposes no INTEG transform)."""
+    if p.additional:  # its vendor.toml declares no mlkem: a case asking for it skips before rendering
+        raise ConfigError("scenario", "ike", f"libreswan adapter has no additional key exchanges "
+                                             f"({', '.join(p.additional)}): Libreswan 4.10 and 5.2 know none")
     *algorithms, group = p.transforms
     return "-".join(_keyword(n, "ike") for n in algorithms) + ";" + _keyword(group, "ike")
 
