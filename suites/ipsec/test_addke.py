@@ -22,7 +22,7 @@ def chosen(init_response) -> tuple[str, ...]:
     return init_response.sa.proposals[0].algorithms
 
 
-@pytest.mark.features("mlkem")
+@pytest.mark.features("psk", "childless", "mlkem")
 def test_mlkem_additional_key_exchange(ipsec_pair):
     """RFC 9370 2.2: the initiator proposes ML-KEM-768 as the first additional key exchange (transform type 6,
     ADDKE1) and the responder chooses it; both announce INTERMEDIATE_EXCHANGE_SUPPORTED (RFC 9242 2) and run it
@@ -60,7 +60,7 @@ def test_mlkem_additional_key_exchange(ipsec_pair):
         f"IKE_AUTH did not open with the keys derived after IKE_INTERMEDIATE\n{auth.describe()}"
 
 
-@pytest.mark.features("mlkem@initiator")
+@pytest.mark.features("psk", "childless", "mlkem@initiator")
 def test_addke_downgrade_responder_without(ipsec_pair):
     """RFC 9370 2.2.1/3.3.6 of RFC 7296: an initiator that proposes additional key exchanges, and also a proposal
     without them, gets an IKE SA from a responder that has none: the responder chooses the proposal without ADDKE
@@ -70,7 +70,7 @@ def test_addke_downgrade_responder_without(ipsec_pair):
     _judge_classic(ipsec_pair, offered_hybrid=True)
 
 
-@pytest.mark.features("mlkem@responder")
+@pytest.mark.features("psk", "childless", "mlkem@responder")
 def test_addke_downgrade_initiator_without(ipsec_pair):
     """RFC 9370 2.2.1: a responder that prefers additional key exchanges but also accepts a proposal without
     them sets up an IKE SA with an initiator that proposes none: no ADDKE transform chosen, no IKE_INTERMEDIATE."""
