@@ -32,8 +32,8 @@ from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expect
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import (HARNESS_PEER, SUPPLIED, VERSION_CHOICES, Vendor, check_images, in_version_matrix,
-                            load_registry, narrow, supply_images, vendors_folder)
+from harness.vendor import (HARNESS_PEER, SUPPLIED, VERSION_CHOICES, Vendor, check_images, load_registry, narrow,
+                            supply_images, vendors_folder)
 
 log = logging.getLogger(__name__)
 KERNEL_CHOICES = ("auto", "host", "vm")
@@ -238,9 +238,7 @@ def pytest_generate_tests(metafunc):
     protocol = marker.args[0]
     case = metafunc.definition.originalname.removeprefix("test_")
     probes = metafunc.definition.get_closest_marker(PROBES) is not None
-    registry, versions = _registry(metafunc.config), metafunc.config.getoption("versions")
-    pairs = [p for p in cells(protocol, case, registry, probes)
-             if in_version_matrix(p.a, p.b, registry.values(), versions)]
+    pairs = cells(protocol, case, _registry(metafunc.config), probes, metafunc.config.getoption("versions"))
     metafunc.parametrize("vendor_pair", pairs, ids=[p.id for p in pairs])
 
 

@@ -389,11 +389,6 @@ def _version_key(label: str | None) -> tuple:
                  for part in re.split(r"[._-]", label or ""))
 
 
-def releases(vendors_dir: Path) -> list[str]:
-    """The Debian releases the versions under `vendors_dir` are built on (what scripts/setup-host.sh bootstraps)."""
-    return sorted({v.base for v in load_registry(vendors_dir).values() if v.base})
-
-
 def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
     """The vendor's variants ([variants.<label>]: description, needs = [host capabilities]), each a Vendor named
     "<vendor>@<label>" with the same folder, adapter and declarations."""

@@ -79,7 +79,10 @@ def credential_files(credentials: Credentials) -> dict[str, str]:
 #   000 #2: "lab":4500 STATE_V2_ESTABLISHED_CHILD_SA (established Child SA); ...
 #   000 #2: "lab" esp.248d1071@198.18.0.3 esp.4e68b7a9@198.18.0.2 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B
 # The port is the peer's IKE port; the SPI at the peer's address is the outbound SA, ours the inbound one.
-CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"\S*:(\d+) STATE_V2_ESTABLISHED_CHILD_SA')
+# Libreswan 5 prints the states without the "STATE_V2_" prefix (and the lines without "000 "):
+#   #2: "lab":4500 ESTABLISHED_CHILD_SA (established Child SA); ...
+STATES = {"ike": "ESTABLISHED_IKE_SA", "child": "ESTABLISHED_CHILD_SA"}  # with or without STATE_V2_ before them
+CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"\S*:(\d+) (?:STATE_V2_)?ESTABLISHED_CHILD_SA')
 SPIS = re.compile(r'#(\d+): "[^"]+"\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
 
 
@@ -159,8 +162,8 @@ class Libreswan(IPsecEndpoint):
                            detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
                                   f"states: {self._states().strip() or 'none'}")
         states = self._states()
-        ike_up = "STATE_V2_ESTABLISHED_IKE_SA" in states
-        child_up = "STATE_V2_ESTABLISHED_CHILD_SA" in states
+        ike_up = STATES["ike"] in states
+        child_up = STATES["child"] in states
         # Lines are "NNN <text>"; drop the reply codes and pluto's FIPS advice about short PSKs.
         lines = [re.sub(r"^\d{3} ", "", line) for line in result.output.strip().splitlines()
                  if "PSK length" not in line]
