@@ -467,7 +467,8 @@ def parse_image(text: str) -> tuple[str, str | None, str]:
 
 def supply_images(found: dict[str, Vendor], specs: list[str]) -> dict[str, Vendor]:
     """The registry with the --image options applied (see the module's docstring): `VENDOR=REF` runs REF for
-    the vendor and its variants; `VENDOR@LABEL=REF` adds the row "VENDOR@LABEL" right after the vendor's own rows.
+    the vendor and its variants (not its versions: each is a build of its own); `VENDOR@VERSION=REF` runs REF for
+    that version; `VENDOR@LABEL=REF` adds the row "VENDOR@LABEL" right after the vendor's own rows.
     Whether each image is there is check_images' to say."""
     out = dict(found)
     given: dict[str, str] = {}
@@ -482,9 +483,11 @@ def supply_images(found: dict[str, Vendor], specs: list[str]) -> dict[str, Vendo
             folders = [v for v in found.values() if v.label is None]
             raise ConfigError("--image", repr(text), f"no such vendor {vendor!r}; known: "
                                                      f"{', '.join(v.name for v in folders)}")
-        if label is None:
+        if label is None:  # a version is another build of the folder: it keeps its own
             out.update((n, dataclasses.replace(v, supplied_image=ref)) for n, v in out.items()
-                       if v.folder == base.folder and v.labelled_by != SUPPLIED)
+                       if v.folder == base.folder and v.labelled_by not in (SUPPLIED, VERSION))
+        elif name in found and found[name].labelled_by == VERSION:  # that version, run on the image given
+            out[name] = dataclasses.replace(found[name], supplied_image=ref)
         elif name in found:
             raise ConfigError("--image", repr(text), f"{name} is a variant ([variants.{label}] in "
                                                      f"{base.folder / 'vendor.toml'}); give the image another label")

@@ -16,7 +16,7 @@ from harness.plugin import needed_by
 from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.probe import ike_sa_init
 from harness.protocols.ipsec.scenario import IkeProposal
-from harness.vendor import VERSION, in_version_matrix, load_registry, narrow, ordered_pairs
+from harness.vendor import VERSION, in_version_matrix, load_registry, narrow, ordered_pairs, supply_images
 
 ROOT = Path(__file__).resolve().parent.parent
 HYBRID = IkeProposal(group="CURVE25519", additional=("ML_KEM_768",))
@@ -207,3 +207,11 @@ def test_the_libreswan_adapter_reads_the_states_of_4_and_5():
         assert module.STATES["child"] in line
     with pytest.raises(ConfigError, match="no additional key exchanges"):
         module.ike_proposal(HYBRID)
+
+
+def test_a_supplied_image_replaces_the_folders_build_and_leaves_its_versions_theirs(tmp_path):
+    declare(tmp_path, "acme", VERSIONS)
+    got = supply_images(load_registry(tmp_path), ["acme=ci/acme:main", "acme@1.9=ci/acme:1.9"])
+    assert {n: v.supplied_image for n, v in got.items()} == {
+        "acme": "ci/acme:main", "acme@1.9": "ci/acme:1.9", "acme@1.10": None}
+    assert (got["acme@1.9"].labelled_by, got["acme@1.9"].version) == (VERSION, "1.9")
