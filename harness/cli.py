@@ -27,6 +27,7 @@ from pathlib import Path
 from harness import transcript_cli
 from harness.errors import ConfigError, HarnessError
 from harness.run import new_run_id
+from harness.vendor import VERSION_CHOICES
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 USAGE, HARNESS_TROUBLE, INTERRUPTED = 2, 3, 130
@@ -145,6 +146,10 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
     run.add_argument("--kernel", choices=("auto", "host", "vm"),
                      help="where a vendor gets the kernel a case needs: auto (default: a qemu microVM only where "
                           "this host lacks it), host (never a VM; such cells skip), vm (every vendor in a VM)")
+    run.add_argument("--versions", choices=VERSION_CHOICES,
+                     help="which cells pair a vendor's versions (vendor.toml [versions]): default (each vendor's "
+                          "versions against each other, its newest against every vendor), all (every pair), none "
+                          "(no version rows: the matrix without them)")
     run.add_argument("--expect", metavar="FILE|none",
                      help="the expectations file the verdicts are checked against (default: the project's "
                           "expectations/default.toml); none: no expectations, any failed cell exits 1")
@@ -180,7 +185,7 @@ def pytest_arguments(args) -> list[str]:
     for option, dest in (("--vendors", "vendors"), ("--protocols", "protocols"), ("--shard", "shard"),
                          ("-k", "keyword"), ("-n", "numprocesses"), ("--expect", "expect"),
                          ("--reruns", "reruns"), ("--compare", "compare"), ("--kernel", "kernel"),
-                         ("--devices", "devices")):
+                         ("--devices", "devices"), ("--versions", "versions")):
         if getattr(args, dest) is not None:
             forwarded += [option, getattr(args, dest)]
     # repeatable, each in one word (a value may start with '-'); a folder made absolute: pytest runs from the

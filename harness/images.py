@@ -2,7 +2,8 @@
 
 The tag changes exactly when the folder (or the base image) changes, so an unchanged vendor is never
 rebuilt. The base comes from ARG BASE_IMAGE: a registry's Debian where one answers, else the image that
-scripts/setup-host.sh bootstrapped with debootstrap.
+scripts/setup-host.sh bootstrapped with debootstrap. A vendor's version (vendor.toml [versions.<label>]) is the
+same folder built on another Debian release's base with its own build arguments (a `Build`): both are in its tag.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import docker
@@ -30,6 +32,19 @@ PREPARE_PARALLEL = 4
 
 class ImageBuildError(HarnessError):
     pass
+
+
+@dataclass(frozen=True)
+class Build:
+    """A folder built on the base of Debian `release` (None: the default base) with more build arguments."""
+    folder: Path
+    release: str | None = None
+    args: tuple[tuple[str, str], ...] = ()
+
+
+def release_bases(release: str) -> list[str]:
+    """Where the base of a Debian release comes from: a registry's, else the one setup-host.sh bootstrapped."""
+    return [f"debian:{release}-slim", f"overlay-interop/base:{release}"]
 
 
 def _ignored(folder: Path) -> list[str]:
@@ -63,6 +78,7 @@ class Images:
         self._base = base_image or os.environ.get("OVERLAY_INTEROP_BASE_IMAGE")
         self._base_id: str | None = None
         self._failed: dict[str, ImageBuildError] = {}  # tag -> why its build failed: not tried again in this run
+        self._releases: dict[str, tuple[str, str]] = {}  # Debian release -> (base image, its id)
 
     @property
     def base(self) -> str:
@@ -80,12 +96,40 @@ class Images:
                                    f"run scripts/setup-host.sh")
         return self._base
 
-    def tag_for(self, name: str, folder: Path) -> str:
-        self.base  # resolves the base id, which is part of the hash
-        return f"overlay-interop/{name}:{folder_digest(folder, self._base_id or '')}"
+    def release_base(self, release: str) -> tuple[str, str]:
+        """The base image of a Debian release (a version's) and its id; setup-host.sh bootstraps it (it reads
+        which releases the vendor folders' versions name), so a missing one says to run it."""
+        if release not in self._releases:
+            for name in release_bases(release):
+                try:
+                    self._releases[release] = (name, self.client.images.get(name).id)
+                    break
+                except docker.errors.ImageNotFound:
+                    continue
+            else:
+                raise ImageBuildError(f"no base image for Debian {release}: neither "
+                                      f"{' nor '.join(release_bases(release))} is present; run scripts/setup-host.sh")
+        return self._releases[release]
 
-    def ensure(self, name: str, folder: Path) -> str:
-        """Return the tag of `folder`'s image, building it only if that exact tag is missing."""
+    def _spec(self, build: Path | Build) -> tuple[Path, str, dict[str, str]]:
+        """(folder, salt of its tag, build arguments) of a folder or a Build."""
+        if isinstance(build, Path):
+            build = Build(build)
+        if build.release is None:
+            base, base_id = self.base, self._base_id or ""
+        else:
+            base, base_id = self.release_base(build.release)
+        args = {"BASE_IMAGE": base, **dict(build.args)}
+        salt = base_id + "".join(f"\0{k}={v}" for k, v in build.args)  # no args: the tag it always had
+        return build.folder, salt, args
+
+    def tag_for(self, name: str, folder: Path | Build) -> str:
+        folder, salt, _ = self._spec(folder)  # the base id and the build arguments are part of the hash
+        return f"overlay-interop/{name}:{folder_digest(folder, salt)}"
+
+    def ensure(self, name: str, folder: Path | Build) -> str:
+        """Return the tag of `folder`'s image (a folder, or a Build: a folder on another base with more build
+        arguments), building it only if that exact tag is missing."""
         tag = self.tag_for(name, folder)
         if tag in self._failed:
             raise self._failed[tag]
@@ -97,7 +141,7 @@ class Images:
             fcntl.flock(lock, fcntl.LOCK_EX)
             if not self._exists(tag):
                 try:
-                    self._build(name, folder, tag)
+                    self._build(name, *self._spec(folder)[::2], tag)
                 except ImageBuildError as exc:
                     self._failed[tag] = exc
                     raise
@@ -106,14 +150,14 @@ class Images:
     def tools(self) -> str:
         return self.ensure("tools", TOOLS_IMAGE_DIR)
 
-    def prepare(self, folders: dict[str, Path], parallel: int = PREPARE_PARALLEL) -> dict[str, float]:
+    def prepare(self, folders: dict[str, Path | Build], parallel: int = PREPARE_PARALLEL) -> dict[str, float]:
         """Make sure of every image in `folders` (name -> folder) before the first case, building the missing ones
         side by side: a build mostly waits on downloads and dpkg, so a few at once finish sooner than one after
         another, and no case's lab-up then waits on a build. Workers of one run doing the same share the work
         (ensure() locks each image). Returns seconds per image (0 for one already there). A build that fails is
         not an error here: each cell using that image is broken with the build's error (ensure() raises it again
         without building again), and the others run."""
-        def one(item: tuple[str, Path]) -> tuple[str, float]:
+        def one(item: tuple[str, Path | Build]) -> tuple[str, float]:
             started = time.monotonic()
             try:
                 self.ensure(*item)
@@ -122,7 +166,7 @@ class Images:
             return item[0], round(time.monotonic() - started, 2)
         self.base  # resolve it once, not in every thread
         with ThreadPoolExecutor(max(1, min(parallel, len(folders)))) as pool:
-            return dict(pool.map(one, sorted(folders.items())))
+            return dict(pool.map(one, sorted(folders.items(), key=lambda item: item[0])))
 
     def _exists(self, tag: str) -> bool:
         try:
@@ -131,13 +175,13 @@ class Images:
         except docker.errors.ImageNotFound:
             return False
 
-    def _build(self, name: str, folder: Path, tag: str) -> None:
+    def _build(self, name: str, folder: Path, args: dict[str, str], tag: str) -> None:
         if not (folder / "Dockerfile").is_file():
             raise ImageBuildError(f"{folder}/Dockerfile: missing; a vendor folder needs one")
         step, output = "(before the first step)", []
         try:
             # timeout: the longest silence between two lines of build output (apt-get can be quiet a while).
-            for chunk in self.client.api.build(path=str(folder), tag=tag, buildargs={"BASE_IMAGE": self.base},
+            for chunk in self.client.api.build(path=str(folder), tag=tag, buildargs=args,
                                                rm=True, forcerm=True, decode=True, timeout=BUILD_SILENCE_S,
                                                labels={"overlay-interop.vendor": name}):
                 line = chunk.get("stream", "").strip()

@@ -31,7 +31,7 @@ from harness.errors import CaptureError, ConfigError, HarnessError
 from harness.images import Images
 from harness.lab import Lab, Network, Node
 from harness.results import MARKS
-from harness.vendor import HARNESS_PEER, Companion, Vendor, ordered_pairs
+from harness.vendor import HARNESS_PEER, Companion, Vendor, in_version_matrix, ordered_pairs
 from harness.waiting import wait_for
 
 log = logging.getLogger(__name__)
@@ -75,9 +75,16 @@ class VendorPair:
         return self.a.reference and self.b.reference
 
 
-def cells(protocol: str, case: str, registry: dict[str, Vendor], probes: bool = False) -> list[VendorPair]:
+def cells(protocol: str, case: str, registry: dict[str, Vendor], probes: bool = False,
+          versions: str = "default") -> list[VendorPair]:
     """The cells of one case: every ordered pair the vendors' roles allow; for a case marked `probes`, the
-    pairs with a prober (see the module's docstring)."""
+    pairs with a prober (see the module's docstring); of a vendor's versions, those `--versions` runs
+    (harness.vendor.in_version_matrix)."""
+    return [p for p in _cells(protocol, case, registry, probes)
+            if in_version_matrix(p.a, p.b, registry.values(), versions)]
+
+
+def _cells(protocol: str, case: str, registry: dict[str, Vendor], probes: bool) -> list[VendorPair]:
     roles = protocols.roles(protocol)
     if not probes:
         return [VendorPair(protocol, case, a, b, roles) for a, b in ordered_pairs(registry, protocol)]

@@ -32,8 +32,8 @@ from harness.results import (CELL_LABEL, RANK, CaseResult, describe_case, expect
                              in_shard, mark_flaky, pair_dir, parse_shard, phase_durations, phase_verdict,
                              summary_table, write_matrix, write_run_facts)
 from harness.run import Run, check_run_id, new_run_id, owner_of
-from harness.vendor import (HARNESS_PEER, SUPPLIED, Vendor, check_images, load_registry, narrow, supply_images,
-                            vendors_folder)
+from harness.vendor import (HARNESS_PEER, SUPPLIED, VERSION_CHOICES, Vendor, check_images, load_registry, narrow,
+                            supply_images, vendors_folder)
 
 log = logging.getLogger(__name__)
 KERNEL_CHOICES = ("auto", "host", "vm")
@@ -73,6 +73,10 @@ def pytest_addoption(parser):
     group.addoption("--compare", default=None, metavar="DIR|none",
                     help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
                          "beside this one under reports/); 'none': compare with nothing")
+    group.addoption("--versions", default="default", choices=VERSION_CHOICES,
+                    help="which cells pair a vendor's versions (vendor.toml [versions]): default (each vendor's "
+                         "versions against each other, its newest against every vendor), all (every pair), none "
+                         "(no version rows)")
     group.addoption("--kernel", default="auto", choices=KERNEL_CHOICES,
                     help="where a vendor's node gets the kernel a case needs: auto (a qemu microVM only where this "
                          "host lacks a capability the vendor declares for the case), host (never a VM: such cells "
@@ -98,7 +102,8 @@ def _check_lists(config) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
     config.addinivalue_line("markers", "protocol(name): the protocol a suite module tests")
-    config.addinivalue_line("markers", "features(*names): vendor features a case needs")
+    config.addinivalue_line("markers", "features(*names): vendor features a case needs (\"name@role\": only "
+                                       "the side playing that role)")
     config.addinivalue_line("markers", "any_features(*names): vendor features a case needs on at least one side")
     config.addinivalue_line("markers", "severity(level): allure severity of a case (blocker, critical, normal, "
                                        "minor, trivial); normal by default")
@@ -233,7 +238,7 @@ def pytest_generate_tests(metafunc):
     protocol = marker.args[0]
     case = metafunc.definition.originalname.removeprefix("test_")
     probes = metafunc.definition.get_closest_marker(PROBES) is not None
-    pairs = cells(protocol, case, _registry(metafunc.config), probes)
+    pairs = cells(protocol, case, _registry(metafunc.config), probes, metafunc.config.getoption("versions"))
     metafunc.parametrize("vendor_pair", pairs, ids=[p.id for p in pairs])
 
 
@@ -274,17 +279,24 @@ def pytest_runtest_setup(item):
             pytest.skip(reason)
 
 
+def needed_by(marker, role: str | None = None) -> set[str]:
+    """The features a `features` mark asks of the side playing `role`: every name, and "name@role" for that role
+    only (a downgrade case needs the feature on one side); None: what either side may be asked."""
+    names = marker.args if marker else ()
+    return {name.partition("@")[0] for name in names
+            if "@" not in name or role is None or name.partition("@")[2] == role}
+
+
 def undeclared(item, pair: VendorPair) -> str | None:
     """Why the pair cannot run the case, from the vendors' declarations alone: a feature the case needs that a
     side does not declare (in the vendor's own words where its vendor.toml says why, `gaps`), or an
     `any_features` feature neither side declares (in a case marked `probes`, the `probes` feature where vendors
     play the prober and neither side declares it). None if the declarations allow the case."""
     marker = item.get_closest_marker("features")
-    needed = set(marker.args) if marker else set()
     players = list(zip(pair.roles, (pair.a, pair.b)))
     said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
     for role, v in players:
-        missing = v.missing_features(pair.protocol, needed, role)
+        missing = v.missing_features(pair.protocol, needed_by(marker, role), role)
         unstated = [f for f in missing if not v.gap(pair.protocol, f, role)]
         if unstated:
             said.setdefault((v.name, f"does not declare {', '.join(unstated)}", ""), []).append(role)
@@ -424,8 +436,7 @@ def _placement(request, pair: VendorPair, kernel: str) -> set[str]:
 
     --kernel host: every vendor on the host's kernel (a need it lacks skips); auto: a vendor whose needs the host
     lacks runs in a VM; vm: every vendor runs in a VM (the harness's built-in probe is no vendor and stays)."""
-    marker = request.node.get_closest_marker("features")
-    needed = set(marker.args) if marker else set()
+    needed = needed_by(request.node.get_closest_marker("features"))
     vendors = {v.name: v for v in (pair.a, pair.b) if v is not HARNESS_PEER}
     needs = {name: v.host_needs(pair.protocol, needed) for name, v in vendors.items()}
     in_vm: set[str] = set()

@@ -81,11 +81,13 @@ def _claimed(modules: dict[str, ModuleType], capture: Capture) -> tuple[dict[str
 def _vendors(needed: bool):
     if not needed:
         return {}
-    from harness.vendor import load_registry, narrow
+    from harness.vendor import load_registry
     folder = Path(__file__).resolve().parent.parent / "vendors"
     if not folder.is_dir():
         raise HarnessError(f"--keys-from: {folder}: not found; key logs are read by the vendors' keylog.py")
-    return narrow(load_registry(folder), None)  # a variant reads its vendor's logs with its vendor's keylog
+    # One reader per folder: a variant or a version reads its logs with its folder's keylog (three strongSwan
+    # versions asked would read every log three times)
+    return {name: v for name, v in load_registry(folder).items() if v.label is None}
 
 
 def transcribe(path: Path | str, keys_from: list[Path], ladder: Path | None = None,

@@ -27,6 +27,17 @@
     rekey = "adapter gap: ..."             # the adapter does not drive it yet; a case needing it is skipped
                                            # with this reason instead of "does not declare"
 
+    version = "5.9"                        # optional: the version label of the folder's own build (the row
+                                           # "strongswan"; `--vendors strongswan@5.9` names it too)
+
+    [versions."6.0"]                       # optional: another version of the vendor, the row "strongswan@6.0": the
+    description = "strongSwan 6.0.1 (Debian 13)"  # same folder and adapter, built on another Debian release
+    base = "trixie"                        # (its base image: debian:<base>-slim or overlay-interop/base:<base>,
+                                           # which scripts/setup-host.sh bootstraps for every base named here)
+    build_args = { UNSTABLE_PACKAGES = "..." }  # optional: more build arguments for the folder's Dockerfile
+    [versions."6.0".protocols.ipsec]       # optional: what this version declares differently; each key given
+    features = ["psk", "mlkem"]            # replaces the folder's (roles, features, host, gaps, keylog)
+
     [variants.kernel]                      # optional: another row of the matrix, "strongswan@kernel": the same
     description = "... on kernel ESP"      # image, adapter and declarations, needing these host capabilities
     needs = ["kernel-esp"]                 # in every case: where the host lacks them it runs as a microVM
@@ -34,7 +45,9 @@
                                            # capabilities, takes its kernel paths
 
 A row named "<vendor>@<label>" is a *labelled entry* of the folder's vendor: the same folder, adapter and
-declarations under another name. Two things make one: a variant above (`labelled_by = "vendor.toml"`), and
+declarations under another name. Three things make one: a version above (`labelled_by = "[versions]"`: its own
+image, its own declarations; `--vendors strongswan` means the vendor and all its versions), a variant above
+(`labelled_by = "vendor.toml"`), and
 `--image <vendor>@<label>=REF` (`labelled_by = "--image"`: the vendor driven on an image the user supplies, e.g.
 a CI build of a branch beside the release). `--image <vendor>=REF` makes the vendor, and its variants, run REF
 instead of the folder's build (`supplied_image`); `Vendor.image()` is the one place a node's image is chosen.
@@ -57,12 +70,17 @@ from pathlib import Path
 from harness import protocols
 from harness.errors import ConfigError
 from harness.host import CORE, Capability, declarations
+from harness.images import Build
 from harness.tomlfile import read_toml
 
 VENDOR_PACKAGE = "overlay_interop_vendors"
-VARIANT, SUPPLIED = "vendor.toml", "--image"  # what made a labelled entry (Vendor.labelled_by)
+VARIANT, SUPPLIED, VERSION = "vendor.toml", "--image", "[versions]"  # what made a labelled entry (Vendor.labelled_by)
 LABEL = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
-TOP_KEYS = ("name", "description", "adapter", "reference", "protocols", "capabilities", "variants")
+TOP_KEYS = ("name", "description", "adapter", "reference", "version", "protocols", "capabilities", "variants",
+            "versions")
+VERSION_KEYS = ("description", "base", "build_args", "protocols")
+VERSION_PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
+RELEASE = re.compile(r"[a-z][a-z0-9-]{1,30}")  # a Debian release name: bookworm, trixie, sid
 VARIANT_KEYS = ("description", "needs")
 PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
 
@@ -105,6 +123,11 @@ class Vendor:
     variant_needs: frozenset[str] = frozenset()
     # An image the user supplied (--image: a local tag or id), run instead of building the folder.
     supplied_image: str | None = None
+    # Which version this row is (vendor.toml `version` for the folder's own build and its variants, the label of a
+    # [versions.<label>] row), and how a version's image is built: the Debian release of its base, build arguments.
+    version: str | None = None
+    base: str | None = None
+    build_args: tuple[tuple[str, str], ...] = ()
 
     @property
     def variant(self) -> str | None:
@@ -113,13 +136,19 @@ class Vendor:
 
     @property
     def image_name(self) -> str:
-        """The name its image is built under: the folder's (a labelled entry runs its vendor's folder)."""
-        return self.folder.name
+        """The name its image is built under: the folder's (a labelled entry runs its vendor's folder), a version's
+        with its label ("strongswan-6.0": another base, other build arguments, another image)."""
+        return f"{self.folder.name}-{self.label}" if self.labelled_by == VERSION else self.folder.name
+
+    @property
+    def build(self) -> Path | Build:
+        """What Images.ensure builds for it: the folder, or for a version the folder on its base with its args."""
+        return Build(self.folder, self.base, self.build_args) if self.labelled_by == VERSION else self.folder
 
     def image(self, images) -> str:
         """The image its nodes run (a tag or id): the one the user supplied, never built, else the folder's build
         (harness.images.Images.ensure). Containers and microVM roots alike come from here."""
-        return self.supplied_image or images.ensure(self.image_name, self.folder)
+        return self.supplied_image or images.ensure(self.image_name, self.build)
 
     def plays(self, protocol: str, role: str) -> bool:
         support = self.protocols.get(protocol)
@@ -148,7 +177,7 @@ class Vendor:
         Dockerfile, image "<vendor>-<sub-folder>", see Companion): what is built before the first case."""
         companions = {f"{self.image_name}-{sub.name}": sub for sub in sorted(self.folder.iterdir())
                       if sub.is_dir() and (sub / "Dockerfile").is_file()}
-        own = {} if self.supplied_image else {self.image_name: self.folder}  # a supplied image is never built
+        own = {} if self.supplied_image else {self.image_name: self.build}  # a supplied image is never built
         return {**own, **companions}
 
     def adapter_class(self) -> type:
@@ -290,9 +319,74 @@ def load_vendor(folder: Path) -> Vendor:
         if owner:
             raise ConfigError(where, f"capabilities.{name}", f"host capability already declared by {owner}")
     support = {proto: _support(proto, table, where, capabilities, folder) for proto, table in declared.items()}
-    vendor = Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities)
+    version = data.get("version")
+    if version is not None and (not isinstance(version, str) or not LABEL.fullmatch(version)):
+        raise ConfigError(where, "version", "a version label: lower case letters, digits, '.', '_' and '-' "
+                                            "(at most 40), e.g. \"5.9\"")
+    vendor = Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities,
+                    version=version)
     _variants(vendor, data.get("variants", {}), where)  # checked here, expanded by load_registry
+    _versions(vendor, data, where)
     return vendor
+
+
+def _versions(vendor: Vendor, data: dict, where: str) -> list[Vendor]:
+    """The vendor's versions ([versions.<label>]: description, base, build_args, protocols), each a Vendor named
+    "<vendor>@<label>" built from the same folder on its own base, declaring what the folder's vendor.toml
+    declares but for the keys its own [versions.<label>.protocols.<p>] tables give."""
+    table = data.get("versions", {})
+    if not isinstance(table, dict):
+        raise ConfigError(where, "versions", "must be a table of [versions.<label>] tables")
+    clash = sorted(set(table) & set(data.get("variants", {}) or {}))
+    if clash:
+        raise ConfigError(where, f"versions.{clash[0]}", "is also a variant's label; a row has one name")
+    out = []
+    for label, spec in table.items():
+        at = f"versions.{label}"
+        if not isinstance(label, str) or not LABEL.fullmatch(label):
+            raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
+        if label == vendor.version:
+            raise ConfigError(where, at, f"is the folder's own build (version = {label!r}); give another label")
+        if not isinstance(spec, dict):
+            raise ConfigError(where, at, 'must be a table: description = "...", base = "<Debian release>"')
+        _known_keys(spec, VERSION_KEYS, where, f"{at}.")
+        description = spec.get("description")
+        if not isinstance(description, str) or not description.strip():
+            raise ConfigError(where, f"{at}.description", "required, a non-empty string")
+        base = spec.get("base")
+        if not isinstance(base, str) or not RELEASE.fullmatch(base):
+            raise ConfigError(where, f"{at}.base", 'required: the Debian release its image is built on, e.g. '
+                                                   '"trixie"')
+        args = spec.get("build_args", {})
+        if not isinstance(args, dict) or not all(isinstance(k, str) and k.isidentifier() and isinstance(v, str)
+                                                 for k, v in args.items()):
+            raise ConfigError(where, f"{at}.build_args", "must be a table of NAME = \"value\" (Dockerfile ARGs)")
+        if "BASE_IMAGE" in args:
+            raise ConfigError(where, f"{at}.build_args.BASE_IMAGE", "comes from base; leave it out")
+        own = spec.get("protocols", {})
+        if not isinstance(own, dict):
+            raise ConfigError(where, f"{at}.protocols", "must be a table of [protocols.<name>] tables")
+        support = dict(vendor.protocols)
+        for proto, changes in own.items():
+            if proto not in vendor.protocols:
+                raise ConfigError(where, f"{at}.protocols.{proto}", f"the folder's vendor.toml declares no "
+                                                                    f"[protocols.{proto}]: a version only changes "
+                                                                    f"what it declares")
+            if not isinstance(changes, dict):
+                raise ConfigError(where, f"{at}.protocols.{proto}", "must be a table")
+            _known_keys(changes, VERSION_PROTOCOL_KEYS, where, f"{at}.protocols.{proto}.")
+            merged = {**data["protocols"][proto], **changes}
+            support[proto] = _support(proto, merged, f"{where} [{at}]", vendor.capabilities, vendor.folder)
+        out.append(dataclasses.replace(vendor, name=f"{vendor.name}@{label}", description=description, label=label,
+                                       labelled_by=VERSION, protocols=support, version=label, base=base,
+                                       build_args=tuple(sorted(args.items()))))
+    return out
+
+
+def _version_key(label: str | None) -> tuple:
+    """A version label in version order ("4.10" after "4.9"): numbers compare as numbers."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part)
+                 for part in re.split(r"[._-]", label or ""))
 
 
 def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
@@ -339,7 +433,9 @@ def load_registry(vendors_dirs: Path | list[Path], only: list[str] | None = None
                                   f"{vendor.name!r} is also the vendor of {found[vendor.name].folder}; a vendor "
                                   f"added from another folder needs a name of its own")
             found[vendor.name] = vendor
-            found.update((v.name, v) for v in _variants(vendor, _read(folder).get("variants", {}), str(folder)))
+            data = _read(folder)
+            found.update((v.name, v) for v in _versions(vendor, data, str(folder)))
+            found.update((v.name, v) for v in _variants(vendor, data.get("variants", {}), str(folder)))
     return narrow(found, only) if only else found
 
 
@@ -371,7 +467,8 @@ def parse_image(text: str) -> tuple[str, str | None, str]:
 
 def supply_images(found: dict[str, Vendor], specs: list[str]) -> dict[str, Vendor]:
     """The registry with the --image options applied (see the module's docstring): `VENDOR=REF` runs REF for
-    the vendor and its variants; `VENDOR@LABEL=REF` adds the row "VENDOR@LABEL" right after the vendor's own rows.
+    the vendor and its variants (not its versions: each is a build of its own); `VENDOR@VERSION=REF` runs REF for
+    that version; `VENDOR@LABEL=REF` adds the row "VENDOR@LABEL" right after the vendor's own rows.
     Whether each image is there is check_images' to say."""
     out = dict(found)
     given: dict[str, str] = {}
@@ -386,9 +483,11 @@ def supply_images(found: dict[str, Vendor], specs: list[str]) -> dict[str, Vendo
             folders = [v for v in found.values() if v.label is None]
             raise ConfigError("--image", repr(text), f"no such vendor {vendor!r}; known: "
                                                      f"{', '.join(v.name for v in folders)}")
-        if label is None:
+        if label is None:  # a version is another build of the folder: it keeps its own
             out.update((n, dataclasses.replace(v, supplied_image=ref)) for n, v in out.items()
-                       if v.folder == base.folder and v.labelled_by != SUPPLIED)
+                       if v.folder == base.folder and v.labelled_by not in (SUPPLIED, VERSION))
+        elif name in found and found[name].labelled_by == VERSION:  # that version, run on the image given
+            out[name] = dataclasses.replace(found[name], supplied_image=ref)
         elif name in found:
             raise ConfigError("--image", repr(text), f"{name} is a variant ([variants.{label}] in "
                                                      f"{base.folder / 'vendor.toml'}); give the image another label")
@@ -413,13 +512,45 @@ def check_images(specs: list[str], present) -> None:
 def narrow(found: dict[str, Vendor], only: list[str] | None) -> dict[str, Vendor]:
     """The vendors named in `only`; when it names none, every vendor but the variants ("<vendor>@<label>" of a
     vendor.toml: each adds a row of cells, most of them microVMs on a host without the kernel it needs, so a run
-    asks for them by name). A row --image added is in: the user asked for it. An unknown name is an error."""
+    asks for them by name). A row --image added is in: the user asked for it. A vendor's bare name means it and
+    all its versions; "<vendor>@<version>" where that is the folder's own `version` names the vendor's own row.
+    An unknown name is an error."""
     if only:
-        unknown = [v for v in only if v not in found]
+        own = {f"{v.name}@{v.version}": v.name for v in found.values() if v.label is None and v.version}
+        unknown = [v for v in only if v not in found and v not in own]
         if unknown:
             raise ConfigError("--vendors", ",".join(unknown), f"no such vendor; known: {', '.join(found)}")
-        return {name: found[name] for name in only}
+        chosen: dict[str, Vendor] = {}
+        for given in only:
+            name = own.get(given, given)
+            chosen[name] = found[name]
+            if given == name and found[name].label is None:  # the bare name: "strongswan@5.9" is that row alone
+                chosen.update((n, v) for n, v in found.items() if v.labelled_by == VERSION
+                              and v.folder == found[name].folder and n not in only)
+        return chosen
     return {name: v for name, v in found.items() if v.labelled_by != VARIANT}
+
+
+VERSION_CHOICES = ("default", "all", "none")
+
+
+def in_version_matrix(a: Vendor, b: Vendor, rows, versions: str = "default") -> bool:
+    """Whether the cell (a, b) is in the run under `--versions`: "all" every ordered pair; "none" only rows that
+    are no version of a vendor (the matrix before versions); "default" each vendor's versions against each other,
+    and otherwise only rows that are no version or their vendor's newest version among `rows`: a middle version
+    meets its own vendor alone (the cross product grows as the square of the versions)."""
+    if versions == "all":
+        return True
+    if versions == "none":
+        return a.labelled_by != VERSION and b.labelled_by != VERSION
+    if a.folder == b.folder:
+        return True
+    newest: dict[Path, str | None] = {}
+    for row in rows:
+        if row.labelled_by in (None, VERSION) and row.version is not None:
+            if row.folder not in newest or _version_key(row.version) > _version_key(newest[row.folder]):
+                newest[row.folder] = row.version
+    return all(v.labelled_by != VERSION or newest.get(v.folder) == v.version for v in (a, b))
 
 
 def ordered_pairs(registry: dict[str, Vendor], protocol: str) -> list[tuple[Vendor, Vendor]]:

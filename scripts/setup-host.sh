@@ -23,6 +23,7 @@ done
 BASE_IMAGE="${OVERLAY_INTEROP_BASE_IMAGE:-debian:bookworm-slim}"
 LOCAL_BASE="${OVERLAY_INTEROP_LOCAL_BASE:-overlay-interop/base:bookworm}"  # the benchmark bootstraps its own
 STATE_DIR="${OVERLAY_INTEROP_STATE_DIR:-/var/lib/overlay-interop}"
+PROJECT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
 DOCKERD_WAIT_S=60
 PULL_TIMEOUT_S=60
 
@@ -89,23 +90,45 @@ debian_mirror() {
   echo "${uri:-http://deb.debian.org/debian}"
 }
 
+bootstrap_base() {  # bootstrap_base RELEASE IMAGE: a minbase Debian RELEASE imported as IMAGE
+  local release=$1 image=$2 root mirror
+  say "no registry answered; bootstrapping $image with debootstrap"
+  ensure_host_tools
+  root=$(mktemp -d /tmp/overlay-interop-rootfs.XXXXXX)
+  trap '$SUDO rm -rf "$root"' RETURN
+  mirror=$(debian_mirror)
+  $SUDO debootstrap --variant=minbase "$release" "$root" "$mirror" >"$root.log" 2>&1 \
+    || { tail -n 20 "$root.log" >&2; die "debootstrap $release from $mirror failed (log above)"; }
+  # A smaller image and faster builds: no docs, no apt caches kept in layers.
+  $SUDO rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root".log
+  $SUDO tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$image" >/dev/null
+  say "base image $image imported"
+}
+
 ensure_base_image() {
   docker image inspect "$BASE_IMAGE" >/dev/null 2>&1 && return 0
   docker image inspect "$LOCAL_BASE" >/dev/null 2>&1 && return 0
   say "pulling $BASE_IMAGE (timeout ${PULL_TIMEOUT_S}s)"
   if timeout "$PULL_TIMEOUT_S" docker pull -q "$BASE_IMAGE" >/dev/null 2>&1; then return 0; fi
-  say "no registry answered; bootstrapping $LOCAL_BASE with debootstrap"
-  ensure_host_tools
-  local root mirror
-  root=$(mktemp -d /tmp/overlay-interop-rootfs.XXXXXX)
-  trap '$SUDO rm -rf "$root"' RETURN
-  mirror=$(debian_mirror)
-  $SUDO debootstrap --variant=minbase bookworm "$root" "$mirror" >"$root.log" 2>&1 \
-    || { tail -n 20 "$root.log" >&2; die "debootstrap from $mirror failed (log above)"; }
-  # A smaller image and faster builds: no docs, no apt caches kept in layers.
-  $SUDO rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/lib/apt/lists/* "$root".log
-  $SUDO tar -C "$root" -c . | docker import -c 'CMD ["/bin/bash"]' - "$LOCAL_BASE" >/dev/null
-  say "base image $LOCAL_BASE imported"
+  bootstrap_base bookworm "$LOCAL_BASE"
+}
+
+version_releases() {
+  # The Debian releases the vendors' versions are built on (vendor.toml [versions.<label>] base = "<release>"):
+  # only these are bootstrapped, each about 22-40 s (harness.images.release_bases says where a build looks).
+  grep -hoE '^base *= *"[a-z][a-z0-9-]*"' "$PROJECT_DIR"/vendors/*/vendor.toml 2>/dev/null \
+    | sed -E 's/.*"(.*)"/\1/' | sort -u
+}
+
+ensure_release_bases() {
+  local release
+  for release in $(version_releases); do
+    docker image inspect "debian:$release-slim" >/dev/null 2>&1 && continue
+    docker image inspect "overlay-interop/base:$release" >/dev/null 2>&1 && continue
+    say "pulling debian:$release-slim (timeout ${PULL_TIMEOUT_S}s)"
+    timeout "$PULL_TIMEOUT_S" docker pull -q "debian:$release-slim" >/dev/null 2>&1 && continue
+    bootstrap_base "$release" "overlay-interop/base:$release"
+  done
 }
 
 ensure_test_tools() {
@@ -120,4 +143,5 @@ ensure_test_tools() {
 ensure_engine
 ensure_host_tools
 ensure_base_image
+ensure_release_bases
 [ "$WITH_TEST_TOOLS" -eq 0 ] || ensure_test_tools

@@ -39,7 +39,7 @@ def labelled(client, kind: str, **labels: str) -> list:
 
 def pytest_run(reports: Path, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "pytest", str(ROOT / "suites" / "ipsec"), "--rootdir", str(ROOT),
-                             "--vendors", "strongswan", "--reports-dir", str(reports), "-q", *args],
+                             "--vendors", "strongswan@5.9", "--reports-dir", str(reports), "-q", *args],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 

@@ -318,7 +318,7 @@ def test_a_supplied_image_runs_as_a_second_strongswan_paired_both_ways(tmp_path)
     try:
         reports = tmp_path / "r"
         proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--image", f"strongswan@dev={tag}",
-                               "--vendors", "strongswan,strongswan@dev", "--protocols", "ipsec", "-k", "psk_tunnel",
+                               "--vendors", "strongswan@5.9,strongswan@dev", "--protocols", "ipsec", "-k", "psk_tunnel",
                                "-n", "0", "--compare", "none", "--reports-dir", str(reports)],
                               cwd=ROOT, capture_output=True, text=True, timeout=900)
         output = proc.stdout[-4000:] + proc.stderr[-2000:]

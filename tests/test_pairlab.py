@@ -34,11 +34,13 @@ def probing(features=()) -> SimpleNamespace:
 
 def test_the_built_in_probe_plays_the_protocols_probe_role_against_each_vendor(shipped):
     ipsec = cells("ipsec", "truncated_request", shipped, probes=True)
-    assert [p.id for p in ipsec] == ["probe->libreswan", "probe->strongswan"]
+    # a vendor's middle version meets its own vendor alone (--versions default): no probe cell
+    assert [p.id for p in ipsec] == ["probe->libreswan", "probe->libreswan@5.2", "probe->strongswan",
+                                     "probe->strongswan@6.1"]
     assert all(p.a is HARNESS_PEER and (p.prober, p.judged, p.probe_side) == ("initiator", "responder", "a")
                for p in ipsec)
     vxlan = cells("vxlan", "reserved_flags", shipped, probes=True)
-    assert [p.id for p in vxlan] == ["probe->linux", "probe->ovs", "probe->scapy-vtep"]
+    assert [p.id for p in vxlan] == ["probe->linux", "probe->ovs", "probe->ovs@3.5", "probe->scapy-vtep"]
     assert {(p.prober, p.judged, p.probe_side) for p in vxlan} == {("vtep1", "vtep2", "a")}
     assert not any(p.reference for p in ipsec) and [p.id for p in vxlan if p.reference] == ["probe->scapy-vtep"]
 
@@ -56,7 +58,7 @@ def test_vendors_declaring_probes_play_the_prober_wherever_they_are_paired(shipp
 
 def test_a_case_without_the_mark_has_no_prober(shipped):
     for protocol in protocols.known():
-        plain = cells(protocol, "x", shipped)
+        plain = cells(protocol, "x", shipped, versions="all")
         assert [p.id for p in plain] == [f"{a.name}->{b.name}" for a, b in ordered_pairs(shipped, protocol)]
         assert not any(p.prober or p.judged or p.probe_side for p in plain)
 
@@ -120,7 +122,7 @@ def test_the_record_says_which_side_the_built_in_probe_played(tmp_path):
     (tmp_path / "suite" / "test_probed.py").write_text(SUITE)
     env = dict(os.environ, DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock")  # the cell breaks: no engine
     subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:randomly",
-                    str(tmp_path / "suite"), "--vendors-dir", str(ROOT / "vendors"), "--vendors", "strongswan",
+                    str(tmp_path / "suite"), "--vendors-dir", str(ROOT / "vendors"), "--vendors", "strongswan@5.9",
                     "--expect", "none", "--reports-dir", str(tmp_path / "out")],
                    cwd=ROOT, env=env, capture_output=True, timeout=120)
     records = json.loads((tmp_path / "out" / "matrix.json").read_text())

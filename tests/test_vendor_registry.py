@@ -88,8 +88,8 @@ def test_adapter_class_is_imported_from_the_folder(tmp_path):
     # a misspelt key or feature is an error, not a vendor whose every cell skips
     ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
      'feature = ["psk"]\n', "protocols.ipsec.feature"),
-    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\nversion = "1"\n[protocols.ipsec]\n'
-     'roles = ["initiator"]\n', "version"),
+    ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\nversoin = "1"\n[protocols.ipsec]\n'
+     'roles = ["initiator"]\n', "versoin"),
     ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
      'features = ["psk", "chilless"]\n', "protocols.ipsec.features"),
     ('name = "v"\ndescription = "d"\nadapter = "adapter:Adapter"\n[protocols.ipsec]\nroles = ["initiator"]\n'
@@ -273,8 +273,10 @@ def feature_marks() -> list[tuple[str, str, str]]:
 def test_every_feature_mark_and_declaration_is_in_the_protocols_vocabulary():
     marks = feature_marks()
     assert len(marks) > 20 and {p for p, _, _ in marks} == set(protocols.known())
-    unknown = [f"{where}: {feature!r} not in harness.protocols.{protocol}.FEATURES"
-               for protocol, feature, where in marks if feature not in protocols.features(protocol)]
+    # "feature@role" asks it of the side playing that role (plugin.needed_by)
+    unknown = [f"{where}: {feature!r} not in harness.protocols.{protocol}.FEATURES, or not one of its roles"
+               for protocol, feature, where in marks if feature.partition("@")[0] not in protocols.features(protocol)
+               or (feature.partition("@")[1] and feature.partition("@")[2] not in protocols.roles(protocol))]
     assert not unknown, "\n".join(unknown)
     declared = {(p, f.partition("@")[0]) for v in load_registry(REPO_VENDORS).values()
                 for p, s in v.protocols.items() for f in [*s.features, *s.gaps]}

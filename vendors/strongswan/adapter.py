@@ -33,6 +33,7 @@ KEYWORDS = {
     "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
     "ESN": "esn", "NO_ESN": "noesn",
+    "ML_KEM_512": "mlkem512", "ML_KEM_768": "mlkem768", "ML_KEM_1024": "mlkem1024", "NONE": "none",
 }
 
 
@@ -44,7 +45,9 @@ def _keyword(name: str, field: str) -> str:
 
 
 def ike_proposal(p: IkeProposal) -> str:
-    return "-".join(_keyword(n, "ike") for n in p.transforms)
+    """"aes128-sha256-prfsha256-modp2048", with "-ke1_mlkem768" per additional key exchange (strongSwan 6.0+)."""
+    additional = [f"ke{n}_{_keyword(method, 'ike')}" for n, method in enumerate(p.additional, 1)]
+    return "-".join([*(_keyword(n, "ike") for n in p.transforms), *additional])
 
 
 def esp_proposal(p: EspProposal) -> str:

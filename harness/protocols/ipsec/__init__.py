@@ -51,6 +51,8 @@ FEATURES = {
     "ecdsa": "authenticates with ECDSA certificates",
     "fragmentation": "fragments IKE messages (RFC 7383)",
     "cookies": "answers with a COOKIE when busy with half-open IKE SAs (RFC 7296 2.6)",
+    "mlkem": "proposes and accepts ML-KEM-768 (FIPS 203) as an additional key exchange (RFC 9370) in "
+             "IKE_INTERMEDIATE (RFC 9242)",
     "key_export": "exports its IKE and ESP keys (IPsecEndpoint.ike_keys/esp_keys), so every capture it is in "
                   "decrypts; exporting none is then a broken cell, never a fallback to shape checks",
 }

@@ -127,6 +127,14 @@ V2_PROTOCOLS = Registry({**v2names.PROTOCOL_IDS, 4: "FC_ESP_HEADER", 5: "FC_CT_A
 V1_PROTOCOLS = Registry(v1names.PROTOCOL_IDS)
 DOI = Registry(v1names.DOMAINS_OF_INTERPRETATION)
 KE_METHODS = Registry(v2names.KEY_EXCHANGE_METHODS)
+# FIPS 203 table 3 (ML-KEM's parameter sets; RFC 9370 with draft-ietf-ipsecme-ikev2-mlkem): the initiator's KE
+# data is the encapsulation key (384k + 32 bytes), the responder's the ciphertext (32(du k + dv) bytes).
+ML_KEM_SIZES = {"ML_KEM_512": (800, 768), "ML_KEM_768": (1184, 1088), "ML_KEM_1024": (1568, 1568)}
+
+
+def ml_kem_sizes(method: str) -> tuple[int, int]:
+    """(encapsulation key, ciphertext) in bytes: what the initiator's and the responder's KE payload carry."""
+    return ML_KEM_SIZES[method]
 TRANSFORM_TYPES = Registry(v2names.TRANSFORM_TYPES, "TYPE{}")
 TRANSFORM_IDS = {t: Registry(table, f"{v2names.TRANSFORM_TYPES[t]}_{{}}")
                  for t, table in v2names.TRANSFORM_IDS.items()}
@@ -709,7 +717,8 @@ class KeyExchange(Payload):
                                 XStrField("key_data", b"")]
 
     def describe(self) -> str:
-        return f"{self.kind} {self.group}"
+        """"KE ML_KEM_768 1184 bytes": the size says which half of a KEM it is (ML_KEM_SIZES)."""
+        return f"{self.kind} {self.group} {len(self.key_data or b'')} bytes"
 
 
 ID_TYPES = Registry(v2names.ID_TYPES)

@@ -84,6 +84,7 @@ def proposal(number: int, offer: IkeProposal | Offer) -> ike.Proposal:
     as ENCR_AES_CBC with a Key Length attribute, "ENCR_1000" as ENCR ID 1000), then the offer's extra ones."""
     offer = offer if isinstance(offer, Offer) else Offer(offer)
     transforms = [ike.transform(t, name) for t, name in _typed_names(offer.ike)]
+    transforms += [ike.transform(f"ADDKE{n}", method) for n, method in enumerate(offer.ike.additional, 1)]
     transforms += [ike.Transform(type=t.type, id=t.id) for t in offer.extra]
     return ike.Proposal(number=number, protocol=PROTOCOL_IKE, transforms=transforms)
 

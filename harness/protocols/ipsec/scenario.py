@@ -32,12 +32,21 @@ class IkeProposal:
     integrity: str | None = "AUTH_HMAC_SHA2_256_128"  # ignored for an AEAD cipher
     prf: str = "PRF_HMAC_SHA2_256"
     group: str = "MODP_2048"
+    # RFC 9370: the additional key exchanges after IKE_SA_INIT, one per round (ADDKE1, ADDKE2, ...), each in an
+    # IKE_INTERMEDIATE exchange (RFC 9242): Key Exchange Method names ("ML_KEM_768"); "NONE" in a round makes it
+    # optional (RFC 9370 2.2.2). Not in `transforms`: a vendor without additional key exchanges is asked for none.
+    additional: tuple[str, ...] = ()
 
     @property
     def transforms(self) -> tuple[str, ...]:
         """What the proposal offers, one transform per type: ENCR, INTEG (none for AEAD), PRF, KE."""
         integrity = () if is_aead(self.encryption) else (self.integrity,)
         return (self.encryption, *integrity, self.prf, self.group)
+
+    @property
+    def additional_transforms(self) -> tuple[str, ...]:
+        """The additional key exchanges as the codec names a transform of that type: "ADDKE1=ML_KEM_768"."""
+        return tuple(f"ADDKE{n}={method}" for n, method in enumerate(self.additional, 1))
 
 
 ESN_TRANSFORMS = ("ESN", "NO_ESN")  # RFC 7296 3.3.2, transform type 5 (Extended Sequence Numbers, RFC 4303 2.2.1)
