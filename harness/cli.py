@@ -80,8 +80,9 @@ def add_vendor_options(parser) -> None:
     parser.add_argument("--no-project-vendors", action="store_true",
                         help="only the --vendors-dir folders, not the project's vendors/")
     parser.add_argument("--image", metavar="VENDOR[@LABEL]=IMAGE", action="append",
-                        help="VENDOR=IMAGE: a local image (tag or id) for VENDOR instead of its folder's build; "
-                             "VENDOR@LABEL=IMAGE: another row VENDOR@LABEL on VENDOR's adapter; repeatable")
+                        help="VENDOR=IMAGE: a local image (tag or id) for VENDOR instead of building its folder; "
+                             "VENDOR@LABEL=IMAGE: add it as the row VENDOR@LABEL, driven by VENDOR's adapter "
+                             "(e.g. strongswan@dev=ci/strongswan:branch); repeatable; see docs/vendors.md")
 
 
 def vendor_registry(args) -> dict:
@@ -163,15 +164,7 @@ def add_run_parser(sub) -> argparse.ArgumentParser:
                      help="mark the cells whose verdict changed since the run in DIR (default: the previous run "
                           "under reports/); none: no comparison")
     run.add_argument("--reports-dir", metavar="DIR", help="output folder (default: reports/<run id>)")
-    run.add_argument("--vendors-dir", metavar="DIR", action="append",
-                     help="add the vendor folders in DIR (your own implementation, out of tree) to vendors/; "
-                          "repeatable")
-    run.add_argument("--no-project-vendors", action="store_true",
-                     help="only the --vendors-dir folders, not the project's vendors/")
-    run.add_argument("--image", metavar="VENDOR[@LABEL]=IMAGE", action="append",
-                     help="VENDOR=IMAGE: run a local image (tag or id) for VENDOR instead of building its folder; "
-                          "VENDOR@LABEL=IMAGE: add it as the row VENDOR@LABEL, driven by VENDOR's adapter "
-                          "(e.g. strongswan@dev=ci/strongswan:branch); repeatable; see docs/vendors.md")
+    add_vendor_options(run)
     run.add_argument("--devices", metavar="FILE", type=lambda p: str(Path(p).resolve()),  # pytest runs elsewhere
                      help="an inventory of devices under test outside the harness, paired like vendors "
                           "(docs/devices.md)")

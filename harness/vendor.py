@@ -330,6 +330,19 @@ def load_vendor(folder: Path) -> Vendor:
     return vendor
 
 
+def _labelled_entry(label, spec, keys: set[str], where: str, at: str, example: str) -> str:
+    """The checks every [versions.<label>] and [variants.<label>] table shares; its description."""
+    if not isinstance(label, str) or not LABEL.fullmatch(label):
+        raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
+    if not isinstance(spec, dict):
+        raise ConfigError(where, at, f"must be a table: {example}")
+    _known_keys(spec, keys, where, f"{at}.")
+    description = spec.get("description")
+    if not isinstance(description, str) or not description.strip():
+        raise ConfigError(where, f"{at}.description", "required, a non-empty string")
+    return description
+
+
 def _versions(vendor: Vendor, data: dict, where: str) -> list[Vendor]:
     """The vendor's versions ([versions.<label>]: description, base, build_args, protocols), each a Vendor named
     "<vendor>@<label>" built from the same folder on its own base, declaring what the folder's vendor.toml
@@ -343,16 +356,10 @@ def _versions(vendor: Vendor, data: dict, where: str) -> list[Vendor]:
     out = []
     for label, spec in table.items():
         at = f"versions.{label}"
-        if not isinstance(label, str) or not LABEL.fullmatch(label):
-            raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
         if label == vendor.version:
             raise ConfigError(where, at, f"is the folder's own build (version = {label!r}); give another label")
-        if not isinstance(spec, dict):
-            raise ConfigError(where, at, 'must be a table: description = "...", base = "<Debian release>"')
-        _known_keys(spec, VERSION_KEYS, where, f"{at}.")
-        description = spec.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise ConfigError(where, f"{at}.description", "required, a non-empty string")
+        description = _labelled_entry(label, spec, VERSION_KEYS, where, at,
+                                      'description = "...", base = "<Debian release>"')
         base = spec.get("base")
         if not isinstance(base, str) or not RELEASE.fullmatch(base):
             raise ConfigError(where, f"{at}.base", 'required: the Debian release its image is built on, e.g. '
@@ -398,14 +405,8 @@ def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
     out = []
     for label, spec in table.items():
         at = f"variants.{label}"
-        if not isinstance(label, str) or not LABEL.fullmatch(label):
-            raise ConfigError(where, at, "a label is lower case letters, digits, '.', '_' and '-' (at most 40)")
-        if not isinstance(spec, dict):
-            raise ConfigError(where, at, 'must be a table: description = "...", needs = ["capability", ...]')
-        _known_keys(spec, VARIANT_KEYS, where, f"{at}.")
-        description = spec.get("description")
-        if not isinstance(description, str) or not description.strip():
-            raise ConfigError(where, f"{at}.description", "required, a non-empty string")
+        description = _labelled_entry(label, spec, VARIANT_KEYS, where, at,
+                                      'description = "...", needs = ["capability", ...]')
         needs = _strings(spec.get("needs"), where, f"{at}.needs")
         unknown = needs - known
         if unknown:
