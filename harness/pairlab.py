@@ -170,6 +170,11 @@ class PairLab:
         from harness.vm import TIME_SCALE
         return TIME_SCALE
 
+    def patience(self, seconds: float, most: float | None = None) -> float:
+        """How long to wait for what takes `seconds` on the host, in this cell (time_scale), at `most`."""
+        stretched = seconds * self.time_scale
+        return stretched if most is None else max(seconds, min(stretched, most))
+
     def kernel(self, role: str, host):
         """What the kernel under the role's node can do: the host's (harness.host.HostCapabilities), or the VM's
         where the role's vendor runs as a microVM. An adapter takes its kernel paths from this."""

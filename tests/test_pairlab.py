@@ -127,3 +127,15 @@ def test_the_record_says_which_side_the_built_in_probe_played(tmp_path):
                    cwd=ROOT, env=env, capture_output=True, timeout=120)
     records = json.loads((tmp_path / "out" / "matrix.json").read_text())
     assert [(r["a"], r["b"], r["probe"]) for r in records] == [("probe", "strongswan", "a")]
+
+
+def test_a_cell_with_a_microvm_waits_longer_but_within_a_bound(tmp_path):
+    from harness.vm import TIME_SCALE
+    lab = PairLab(None, None, tmp_path, None)
+    lab.vm = set()
+    assert lab.patience(30) == 30 and lab.patience(30, most=120) == 30  # on the host: as asked
+    lab.vm = {"vtep1"}
+    assert lab.patience(30) == 30 * TIME_SCALE  # the daemons' own timers stretch with the emulation
+    assert lab.patience(30, most=120) == 120  # a setup of many small commands: longer, not ten times as long
+    assert lab.patience(300, most=120) == 300  # never shorter than on the host
+

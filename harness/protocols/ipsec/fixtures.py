@@ -280,7 +280,7 @@ class IPsecPair(CapturedWire):
 
     def patience(self, seconds: float) -> float:
         """How long to wait for what takes `seconds` on the host, in this cell (PairLab.time_scale)."""
-        return seconds * self.pair_lab.time_scale
+        return self.pair_lab.patience(seconds)
 
     def impair(self, role: str) -> Impairment:
         """Faults on the underlay where `role` receives and sends (harness.faults). Asked for before

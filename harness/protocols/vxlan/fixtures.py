@@ -28,6 +28,8 @@ from harness.protocols.vxlan.transcript import transcript
 from harness.protocols.vxlan.wire import Wire
 
 SETUP_TIMEOUT_S = 30
+# In a microVM each ovs-vsctl takes 4-5 s under load: setup gets longer there, though not time_scale times as long.
+VM_SETUP_TIMEOUT_S = 120
 NAMES = ("vtep1", "vtep2", "vtep3")
 INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
 
@@ -79,7 +81,8 @@ class VxlanPair:
         # Before any VTEP is built, so the wire is complete from its first frame (the nodes send nothing yet).
         self.capture = Capture(self.pair_lab.lab, self.nodes[captured], self.tools_image).start()
         self.pair_lab.mark("lab up")
-        together(lambda name: self.endpoints[name].setup(scenario, self.sides[name], SETUP_TIMEOUT_S), self.endpoints)
+        timeout = self.pair_lab.patience(SETUP_TIMEOUT_S, most=VM_SETUP_TIMEOUT_S)
+        together(lambda name: self.endpoints[name].setup(scenario, self.sides[name], timeout), self.endpoints)
         for name, endpoint in self.endpoints.items():
             if name in ROLES:
                 self.pair_lab.record_version(name, endpoint.version)
