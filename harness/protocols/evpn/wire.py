@@ -60,8 +60,10 @@ def describe_message(message: bgp.Message) -> str:
                 vni = pmsi.vni
             lines.append(f"  + {route.text()}" + ("" if bgp.route_vni(route) is not None or vni is None
                                                    else f" (PMSI vni {vni})"))
-        for route in message.withdrawn():
-            lines.append(f"  - {route.text()}")
+        for route in message.withdrawn():  # a withdrawal's label identifies nothing (RFC 7432 7.2): not a VNI here
+            vni = bgp.route_vni(route)
+            text = route.text()
+            lines.append(f"  - {text.removesuffix(f' vni {vni}')}" if vni is not None else f"  - {text}")
         for attribute in message.attributes():
             if type(attribute) not in (bgp.MpReach, bgp.MpUnreach) or attribute.problem:
                 lines.append(f"    {attribute.text()}")

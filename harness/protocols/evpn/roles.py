@@ -1,0 +1,62 @@
+"""The interface a vendor adapter implements to be a BGP EVPN VTEP (vendors/<name>/adapter.py).
+
+The harness owns the lab: it creates the VTEP's node from the vendor's image, puts the rendered files in place
+before it starts, creates the inner hosts (one container per segment, cabled to the VTEP by a veth pair whose
+VTEP end the adapter puts into the segment's bridge: `host_port`), captures the underlay and judges. The adapter
+knows its own implementation: the BGP configuration, how to build the VTEP, how to read back what the kernel
+forwards with.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from harness.host import HostCapabilities
+from harness.lab import Node
+from harness.protocols.evpn.scenario import Scenario, Side
+from harness.protocols.vxlan.scenario import Segment
+
+
+class EvpnVtep(ABC):
+    def __init__(self, node: Node, host: HostCapabilities):
+        self.node = node
+        self.host = host
+
+    def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
+        """Files to put in the node before it starts, keyed by absolute path."""
+        return {}
+
+    @staticmethod
+    def bridge(segment: Segment) -> str:
+        return f"br{segment.vni}"
+
+    @staticmethod
+    def host_port(segment: Segment) -> str:
+        """The VTEP's end of the veth pair to the segment's inner host (the harness creates it, the adapter puts
+        it into the segment's bridge)."""
+        return f"h{segment.vni}"
+
+    @abstractmethod
+    def setup(self, scenario: Scenario, side: Side, timeout: float) -> None:
+        """In the started node: build the VTEP for every segment (the host ports exist by then) and return once the
+        BGP daemon runs (not waiting for peers: the case waits for what it needs)."""
+
+    @abstractmethod
+    def established(self) -> set[str]:
+        """The peer addresses whose BGP session is Established now (the daemon's word: for waiting only)."""
+
+    @abstractmethod
+    def fdb(self, segment: Segment) -> list[dict]:
+        """The kernel's forwarding entries for the segment's VXLAN device and bridge, as `bridge -j fdb show`
+        gives them (dicts with mac, dst, master, flags, state); [] where the vendor has no kernel data plane."""
+
+    @abstractmethod
+    def withdraw_vni(self, segment: Segment) -> None:
+        """Stop serving the segment's VNI (its routes are to be withdrawn), the BGP session staying up."""
+
+    @abstractmethod
+    def stop(self) -> None:
+        """Stop the BGP daemon at once (a peer going down: no NOTIFICATION is required of it)."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The implementation's version, read from the running node."""
