@@ -109,3 +109,26 @@ def test_agrees_with_tshark_on_every_route_type_the_codec_builds(tmp_path):
     syn, pieces = _segments(stream, [])
     problems = disagreements(_write(tmp_path, [syn, *pieces]))
     assert not problems, "\n".join(problems)
+
+
+def test_transcript_command_shows_evpn_routes_with_their_vnis():
+    """`overlay-interop transcript` gives TCP 179 to the evpn package (the dispatch table) and prints its routes."""
+    from harness.transcript_cli import transcribe
+    lines = "\n".join(transcribe(DATA / "evpn_frr_ibgp.pcap", []))
+    assert "== evpn: " in lines
+    assert "+ type 2 (MAC/IP) rd 198.18.250.2:2 mac 02:4f:49:64:00:02 ip 198.19.100.2 vni 100" in lines
+    assert "PMSI_TUNNEL Ingress Replication vni 100 endpoint 198.18.250.3" in lines
+    # a withdrawal's label is no VNI (FRR sends 0): the route is shown without one
+    assert "- type 2 (MAC/IP) rd 198.18.250.3:2 mac 02:4f:49:64:00:03 ip 198.19.100.3\n" in lines
+
+
+def test_dispatch_gives_tcp_179_to_evpn_and_nothing_else_of_tcp():
+    from harness.protocols.dispatch import owner
+
+    class Datagram:
+        def __init__(self, proto, ports):
+            self.proto, self.ports = proto, ports
+
+    assert owner(Datagram(6, (40000, 179))) == "evpn" and owner(Datagram(6, (179, 40000))) == "evpn"
+    assert owner(Datagram(6, (40000, 4789))) is None  # TCP to a VXLAN port is not VXLAN
+    assert owner(Datagram(17, (40000, 179))) is None
