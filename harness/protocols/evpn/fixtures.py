@@ -13,7 +13,7 @@ from functools import cached_property
 import pytest
 
 from harness.capture import Capture
-from harness.errors import CaptureError, HarnessError
+from harness.errors import CaptureError, HarnessError, LabTimeout
 from harness.host import HostCapabilities
 from harness.images import Images
 from harness.lab import NODE_CAPABILITIES, Node, start_all, together
@@ -141,8 +141,19 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
 
     def host_link(self, name: str, up: bool, segment: Segment | None = None) -> None:
         """Take `name`'s inner host off its VTEP's bridge port (its MAC ages out at once) or back."""
-        self.inner_host(name, segment).exec(["ip", "link", "set", "eth0", "up" if up else "down"], timeout=10, check=True,
-                                      what=f"{name}'s inner host link {'up' if up else 'down'}")
+        self.inner_host(name, segment).exec(["ip", "link", "set", "eth0", "up" if up else "down"], timeout=10,
+                                            check=True, what=f"{name}'s inner host link {'up' if up else 'down'}")
+        if not up:
+            self.endpoints[name].host_left(segment or self.segments[0])
+
+    def has(self, name: str, feature: str) -> bool:
+        """Whether `name`'s vendor declares `feature` (vtep3 plays the second role, as the second vendor)."""
+        role = name if name in ROLES else ROLES[1]
+        return not self.pair_lab.pair.vendor(name).missing_features("evpn", {feature}, role)
+
+    def data_planes(self) -> list[str]:
+        """The VTEPs whose kernel forwards from what they learn (the `data_plane` feature)."""
+        return [name for name in self.nodes if self.has(name, "data_plane")]
 
     # --- the control plane and the kernel --------------------------------------------------------------------
 
@@ -175,8 +186,14 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
         return {e["mac"].lower(): e.get("ifname", "") for e in self.fdb(name, segment)
                 if e.get("master") and e.get("mac") != ZERO_MAC and "permanent" not in e.get("state", "")}
 
-    def wait(self, check, what: str, timeout: float = 20):
-        return wait_for(check, timeout=timeout, interval=0.2, what=what)
+    @staticmethod
+    def until(check, timeout: float = 20):
+        """Poll `check` until it gives something truthy, and give that; None after `timeout`. What an
+        implementation should do and did not is the case's assertion (failed), not a timeout of the lab (broken)."""
+        try:
+            return wait_for(check, timeout=timeout, interval=0.2, what="")
+        except LabTimeout:
+            return None
 
     def withdraw_vni(self, name: str, segment: Segment | None = None) -> None:
         """`name` stops serving the segment's VNI (its BGP sessions stay up)."""
@@ -188,6 +205,15 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
         self._stopped.add(name)
 
     # --- the wire -------------------------------------------------------------------------------------------
+
+    def until_wire(self, check, timeout: float = 20):
+        """`until` on the capture so far (read while tcpdump goes on: for waiting only; the verdict reads the
+        stopped capture, `wire()`)."""
+        peek = self.pair_lab.dir / "capture.peek.pcap"
+        try:
+            return self.until(lambda: check(Wire.from_pcap(self.capture.peek(peek))), timeout)
+        finally:
+            peek.unlink(missing_ok=True)
 
     def wire(self) -> Wire:
         """Stop the capture (complete from here on) and read its BGP. All traffic must come before."""

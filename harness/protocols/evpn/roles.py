@@ -49,6 +49,10 @@ class EvpnVtep(ABC):
         """The kernel's forwarding entries for the segment's VXLAN device and bridge, as `bridge -j fdb show`
         gives them (dicts with mac, dst, master, flags, state); [] where the vendor has no kernel data plane."""
 
+    def host_left(self, segment: Segment) -> None:
+        """The segment's inner host went away (its link is down). A VTEP that learns MACs from its bridge sees that
+        itself (nothing to do); one whose host routes are configured withdraws them here."""
+
     @abstractmethod
     def withdraw_vni(self, segment: Segment) -> None:
         """Stop serving the segment's VNI (its routes are to be withdrawn), the BGP session staying up."""
