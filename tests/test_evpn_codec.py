@@ -215,3 +215,17 @@ def test_never_raises_on_damaged_bytes():
                 route.text()
             for attribute in message.attributes():
                 attribute.text()
+
+
+def test_generic_structures_build_as_asked():
+    """A case builds what no typed layer describes (a malformed MP_REACH_NLRI, an unknown route type) from the
+    generic layers: building must give that class, not a damaged stand-in."""
+    attribute = bgp.PathAttribute(flags=bgp.OPTIONAL | bgp.EXTENDED, type_code=14, value=b"\x00" * 5)
+    assert bytes(attribute) == bytes([0x90, 14, 0, 5]) + b"\x00" * 5
+    route = bgp.EvpnRoute(route_type=9, value=b"\x01\x02")
+    assert bytes(route) == bytes([9, 2, 1, 2])
+
+
+def test_update_error_subcodes_are_named():
+    assert bgp.decode(bgp.message(bgp.Notification(code=3, subcode=9))).text() == \
+        "NOTIFICATION UPDATE Message Error subcode 9 (Optional Attribute Error)"

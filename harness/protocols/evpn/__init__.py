@@ -16,4 +16,5 @@ FEATURES = {
     "type5": "advertises and imports type-5 IP prefix routes (RFC 9136)",
     "auto_rt": "derives route targets from the AS and VNI (RFC 8365 5.1.2.1)",
     "mac_mobility": "MAC mobility sequence numbers (RFC 7432 15)",
+    "probes": "sends the BGP messages a case builds, as built (roles.RouteSender): the robustness cases",
 }

@@ -48,6 +48,11 @@ MESSAGE_TYPES = {1: "OPEN", 2: "UPDATE", 3: "NOTIFICATION", 4: "KEEPALIVE", 5: "
 NOTIFICATION_CODES = {1: "Message Header Error", 2: "OPEN Message Error", 3: "UPDATE Message Error",
                       4: "Hold Timer Expired", 5: "Finite State Machine Error", 6: "Cease",
                       7: "ROUTE-REFRESH Message Error"}
+# RFC 4271 6.3 (and 4.5): the subcodes of an UPDATE Message Error.
+UPDATE_ERRORS = {1: "Malformed Attribute List", 2: "Unrecognized Well-known Attribute",
+                 3: "Missing Well-known Attribute", 4: "Attribute Flags Error", 5: "Attribute Length Error",
+                 6: "Invalid ORIGIN Attribute", 8: "Invalid NEXT_HOP Attribute", 9: "Optional Attribute Error",
+                 10: "Invalid Network Field", 11: "Malformed AS_PATH"}
 ATTRIBUTE_TYPES = {1: "ORIGIN", 2: "AS_PATH", 3: "NEXT_HOP", 4: "MULTI_EXIT_DISC", 5: "LOCAL_PREF",
                    6: "ATOMIC_AGGREGATE", 7: "AGGREGATOR", 8: "COMMUNITIES", 9: "ORIGINATOR_ID", 10: "CLUSTER_LIST",
                    14: "MP_REACH_NLRI", 15: "MP_UNREACH_NLRI", 16: "EXTENDED_COMMUNITIES", 17: "AS4_PATH",
@@ -334,7 +339,9 @@ class EvpnRoute(Structure):
 
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
-        if not _pkt or len(_pkt) < 2:
+        if _pkt is None:  # building: the class asked for
+            return cls
+        if len(_pkt) < 2:
             return _damaged(EvpnRouteBytes, "an EVPN route cut short before its length")
         route_type, length = _pkt[0], _pkt[1]
         if length > len(_pkt) - 2:
@@ -553,7 +560,9 @@ class PathAttribute(Structure):
 
     @classmethod
     def dispatch_hook(cls, _pkt=None, *args, **kargs):
-        if not _pkt or len(_pkt) < 3:
+        if _pkt is None:  # building: the class asked for
+            return cls
+        if len(_pkt) < 3:
             return _damaged(AttributeBytes, "a path attribute cut short before its length")
         header = 4 if _pkt[0] & EXTENDED else 3
         if len(_pkt) < header:
@@ -855,7 +864,9 @@ class Notification(Body):
                    RestField("data", b"")]
 
     def text(self) -> str:
+        subcode = UPDATE_ERRORS.get(self.subcode) if self.code == 3 else None
         return (f"NOTIFICATION {NOTIFICATION_CODES.get(self.code, self.code)} subcode {self.subcode}"
+                + (f" ({subcode})" if subcode else "")
                 + (f" data {bytes(self.data).hex()}" if self.data else ""))
 
 

@@ -19,8 +19,8 @@ from harness.images import Images
 from harness.lab import NODE_CAPABILITIES, Node, start_all, together
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
-from harness.protocols.evpn import ROLES
-from harness.protocols.evpn.roles import EvpnVtep
+from harness.protocols.evpn import ROLES, bgp
+from harness.protocols.evpn.roles import EvpnVtep, RouteSender
 from harness.protocols.evpn.scenario import Peer, Scenario, Side
 from harness.protocols.evpn.transcript import transcript
 from harness.protocols.evpn.wire import Wire
@@ -56,7 +56,9 @@ class EvpnPair:
 
     def start(self, scenario: Scenario) -> "EvpnPair":
         """Create the VTEPs and their inner hosts, capture vtep1's underlay from its first packet, build every
-        VTEP. Returns before BGP is up: cases wait for what they check (`wait_established`, `wait_flood`...)."""
+        VTEP. Returns before BGP is up: cases wait for what they check (`wait_established`, `until`...)."""
+        if self.pair_lab.judged and self.pair_lab.pair.vendor(self.pair_lab.judged).reference:
+            pytest.skip("both sides are the harness's reference speaker, which only listens: no session to judge")
         self.scenario = scenario
         names = NAMES[:scenario.vtep_count]
         for name in names:
@@ -194,6 +196,22 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
             return wait_for(check, timeout=timeout, interval=0.2, what="")
         except LabTimeout:
             return None
+
+    def send(self, name: str, raw: bytes, what: str, once: bool = False) -> None:
+        """`name`'s speaker (a vendor declaring `probes`: roles.RouteSender) sends `raw` as built."""
+        endpoint = self.endpoints[name]
+        if not isinstance(endpoint, RouteSender):
+            raise HarnessError(f"{self.vendor_name(name)} declares probes but its adapter is no RouteSender")
+        endpoint.send(raw, what, once=once)
+
+    def update(self, name: str, **kwargs) -> bytes:
+        """An UPDATE as `name` originates it (bgp.update): next hop its address, and what its sessions require
+        (Side.session_attributes) unless the case gives them."""
+        return bgp.update(**{"next_hop": self.address(name), **self.sides[name].session_attributes(), **kwargs})
+
+    def rd(self, name: str, segment: Segment | None = None) -> str:
+        """An RD of `name`'s for routes a case builds (type 1: its address and the VNI)."""
+        return f"{self.address(name)}:{(segment or self.segments[0]).vni}"
 
     def withdraw_vni(self, name: str, segment: Segment | None = None) -> None:
         """`name` stops serving the segment's VNI (its BGP sessions stay up)."""

@@ -64,3 +64,13 @@ class EvpnVtep(ABC):
     @abstractmethod
     def version(self) -> str:
         """The implementation's version, read from the running node."""
+
+
+class RouteSender(ABC):
+    """What a vendor declaring the feature `probes` also implements: it sends, as they are, the BGP messages a case
+    built with the codec (harness/protocols/evpn/bgp.py) to its peers, in order, once each session is up."""
+
+    @abstractmethod
+    def send(self, raw: bytes, name: str, once: bool = False) -> None:
+        """Queue `raw` (whole BGP messages) for every peer; `name` says what it is, for the speaker's log. Sent to a
+        session established later too, unless `once` (a message that may reset the session)."""

@@ -63,6 +63,16 @@ class Side:
     svi: bool = False
     arp_suppression: bool = False
 
+    @property
+    def ebgp(self) -> bool:
+        return any(peer.asn != self.asn for peer in self.peers)
+
+    def session_attributes(self) -> dict:
+        """What every UPDATE this side originates must carry for its sessions: LOCAL_PREF towards iBGP peers (RFC
+        4271 5.1.5: a receiver treats an iBGP route without it as withdrawn, RFC 7606 3.d), its own AS first in
+        the AS_PATH towards eBGP peers (RFC 4271 5.1.2)."""
+        return {"as_path": [self.asn]} if self.ebgp else {"local_pref": 100}
+
     def inner_address(self, segment: Segment) -> str:
         return segment.address(self.index)
 

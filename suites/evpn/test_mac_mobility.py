@@ -1,0 +1,62 @@
+"""MAC mobility (RFC 7432 15) against a reference speaker that advertises the judged side's own host MAC with a
+sequence number of its choosing: the higher sequence number wins, and a MAC that moves back is advertised with a
+sequence number above every one seen."""
+import pytest
+
+from harness.protocols.evpn import bgp
+from harness.protocols.evpn.scenario import Scenario
+
+pytestmark = [pytest.mark.protocol("evpn"), pytest.mark.features("evpn", "mac_mobility"), pytest.mark.probes]
+
+TIMEOUT_S = 30
+MOVED_SEQ = 5
+
+
+def _sequence(record) -> int:
+    mobility = record.message.community(bgp.ExtMacMobility)
+    return mobility.sequence if mobility else 0
+
+
+@pytest.mark.severity("normal")
+@pytest.mark.any_features("data_plane")
+def test_higher_sequence_wins(evpn_pair):
+    """RFC 7432 15.1: a PE that receives a MAC/IP route for a MAC it advertised with a higher sequence number
+    withdraws its own route (the MAC moved); when the MAC is learned locally again, it advertises it with a sequence
+    number higher than the one it received."""
+    lab = evpn_pair.start(Scenario(svi=True))
+    prober, judged = lab.pair_lab.prober, lab.pair_lab.judged
+    segment = lab.segments[0]
+    here, there = lab.address(prober), lab.address(judged)
+    mac, ip = lab.inner_mac(judged), lab.inner_address(judged)
+    svi = lab.sides[judged].svi_address(segment)
+    communities = [bgp.route_target(lab.sides[prober].route_targets[segment.vni]), bgp.ExtEncapsulation(tunnel_type=8)]
+    lab.wait_established(TIMEOUT_S)
+
+    def talk():  # the judged side's host speaks: its VTEP learns (or re-learns) its MAC locally
+        lab.inner_host(judged).exec(["ping", "-c", "1", "-W", "1", svi], timeout=5)
+
+    talk()
+    first = lab.until_wire(lambda w: w.advertised(route_type=2, src=there, mac=mac), TIMEOUT_S)
+    assert first, f"{judged} never advertised its host's MAC {mac}"
+
+    moved = bgp.mac_ip_route(lab.rd(prober), mac, segment.vni, ip)
+    lab.send(prober, lab.update(prober, reach=[moved],
+                                communities=[*communities, bgp.ExtMacMobility(sequence=MOVED_SEQ)]), "moved")
+    lab.until_wire(lambda w: w.withdrawn(route_type=2, src=there, mac=mac), TIMEOUT_S)
+    installed = lab.until(lambda: lab.remote_macs(judged).get(mac) == here, TIMEOUT_S)
+
+    talk()  # the host is still there: the MAC moves back
+    lab.until_wire(lambda w: any(_sequence(r) > MOVED_SEQ for r, _ in w.advertised(route_type=2, src=there, mac=mac)),
+                   TIMEOUT_S)
+    wire = lab.wire()
+    sent = [r for r, _ in wire.advertised(route_type=2, src=here, mac=mac)]
+    assert sent, f"the speaker's route for {mac} is not on the wire:\n{wire.describe()}"
+    withdrawn = [r for r, _ in wire.withdrawn(route_type=2, src=there, mac=mac) if r.number > sent[0].number]
+    assert withdrawn, (f"{judged} did not withdraw its route for {mac} after a route with sequence {MOVED_SEQ} "
+                       f"from {here} (RFC 7432 15.1):\n{wire.describe()}")
+    assert installed, f"{judged} did not install {mac} towards {here} after the move: {lab.remote_macs(judged)}"
+    back = [r for r, _ in wire.advertised(route_type=2, src=there, mac=mac) if r.number > sent[0].number]
+    assert back, f"{judged} never advertised {mac} again once its host talked after the move:\n{wire.describe()}"
+    assert _sequence(back[-1]) > MOVED_SEQ, (
+        f"{judged} advertised {mac} back with sequence {_sequence(back[-1])}, not above {MOVED_SEQ} (RFC 7432 15.1)"
+        f":\n{wire.describe()}")
