@@ -66,7 +66,7 @@ class EvpnPair:
             self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(
                 self.nodes[name], self.pair_lab.kernel(name, self.host))
         for index, name in enumerate(names, start=1):
-            explicit = scenario.route_targets is not None
+            explicit = scenario.explicit
             self.sides[name] = Side(
                 name=name, index=index, address=self.nodes[name].address, asn=scenario.asn(index),
                 peers=tuple(Peer(self.nodes[n].address, scenario.asn(i)) for i, n in enumerate(names, start=1)

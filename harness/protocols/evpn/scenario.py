@@ -20,6 +20,8 @@ class Scenario:
     # Route targets per VNI to import and export. None: each vendor's own way (FRR derives AS:VNI, RFC 8365
     # 5.1.2.1); a vendor that derives nothing (GoBGP) is given `route_target(segment)`.
     route_targets: dict[int, str] | None = None
+    # VTEP index -> the RT it alone uses for every segment (a mismatch on purpose); explicit like route_targets.
+    vtep_route_targets: dict[int, str] | None = None
     # An address on each VTEP's bridge in the segment (the SVI, .250 + i): where the VTEP learns its hosts'
     # IP addresses from their ARP, for MAC+IP routes.
     svi: bool = False
@@ -31,12 +33,20 @@ class Scenario:
         if self.vtep_count not in (2, 3):
             raise ValueError("vtep_count must be 2 or 3")
 
+    @property
+    def explicit(self) -> bool:
+        """Whether the case names route targets (else each vendor derives its own, where it can)."""
+        return self.route_targets is not None or self.vtep_route_targets is not None
+
     def asn(self, index: int) -> int:
         return EBGP_BASE_ASN + index if self.ebgp else IBGP_ASN
 
     def route_target(self, segment: Segment, index: int) -> str:
         """The RT VTEP `index` exports and imports for `segment`: the scenario's, else AS:VNI with the VTEP's AS
         (the RFC 8365 5.1.2.1 derivation, written out for a vendor that derives nothing)."""
+        # (vtep_route_targets first: a case that gives both means the exception)
+        if self.vtep_route_targets and index in self.vtep_route_targets:
+            return self.vtep_route_targets[index]
         if self.route_targets and segment.vni in self.route_targets:
             return self.route_targets[segment.vni]
         return f"{self.asn(index)}:{segment.vni}"
