@@ -23,6 +23,7 @@ RUN = "/run/scapy-bgp"
 
 class ScapyBgpSpeaker(EvpnVtep, RouteSender):
     side: Side | None = None
+    listens_only = True
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

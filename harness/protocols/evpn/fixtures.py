@@ -66,7 +66,8 @@ class EvpnPair:
             self.endpoints[name] = self.pair_lab.pair.vendor(name).adapter_class()(
                 self.nodes[name], self.pair_lab.kernel(name, self.host))
         for index, name in enumerate(names, start=1):
-            explicit = scenario.explicit
+            # a vendor that derives no RTs (RFC 8365 5.1.2.1) is given the ones it would have derived
+            explicit = scenario.explicit or not self.has(name, "auto_rt")
             self.sides[name] = Side(
                 name=name, index=index, address=self.nodes[name].address, asn=scenario.asn(index),
                 peers=tuple(Peer(self.nodes[n].address, scenario.asn(i)) for i, n in enumerate(names, start=1)
@@ -161,14 +162,20 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
 
     def wait_established(self, timeout: float = 30) -> None:
         """Until every VTEP has every peer Established (each daemon's word: only for waiting; verdicts read the
-        wire)."""
+        wire). Sessions that never come up are the pair's failure (AssertionError naming them), a daemon that died
+        the lab's (DaemonExited)."""
         for name, endpoint in self.endpoints.items():
             if name in self._stopped:
                 continue
-            wanted = {p.address for p in self.sides[name].peers
-                      if not any(self.nodes[n].address == p.address for n in self._stopped)}
-            wait_for(lambda: wanted <= endpoint.established(), timeout=timeout, interval=0.2,
-                     what=f"{name}'s BGP sessions with {', '.join(sorted(wanted))} to be Established")
+            others = {self.nodes[n].address: n for n in self.nodes if n != name}
+            wanted = {address for address, other in others.items() if other not in self._stopped
+                      and not (endpoint.listens_only and self.endpoints[other].listens_only)}
+            def up() -> bool:
+                self.nodes[name].ensure_running()
+                return wanted <= endpoint.established()
+            if not self.until(up, timeout):
+                raise AssertionError(f"{name}'s BGP sessions with {', '.join(sorted(wanted - endpoint.established()))}"
+                                     f" not Established after {timeout:g}s:\n{self.explain()}")
 
     def fdb(self, name: str, segment: Segment | None = None) -> list[dict]:
         return self.endpoints[name].fdb(segment or self.segments[0])

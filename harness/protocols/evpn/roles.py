@@ -17,6 +17,10 @@ from harness.protocols.vxlan.scenario import Segment
 
 
 class EvpnVtep(ABC):
+    # True for a speaker that never connects, only accepts: two of them never form a session (the fixture waits
+    # for no session between them).
+    listens_only: bool = False
+
     def __init__(self, node: Node, host: HostCapabilities):
         self.node = node
         self.host = host
