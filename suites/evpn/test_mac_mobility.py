@@ -60,3 +60,34 @@ def test_higher_sequence_wins(evpn_pair):
     assert _sequence(back[-1]) > MOVED_SEQ, (
         f"{judged} advertised {mac} back with sequence {_sequence(back[-1])}, not above {MOVED_SEQ} (RFC 7432 15.1)"
         f":\n{wire.describe()}")
+
+
+@pytest.mark.severity("normal")
+@pytest.mark.any_features("data_plane")
+def test_sticky_mac_never_moves(evpn_pair):
+    """RFC 7432 15.2: a MAC advertised with the sticky (static) flag must not move: a PE that then sees it behind a
+    local port does not advertise it (and keeps forwarding it towards the PE that made it sticky)."""
+    lab = evpn_pair.start(Scenario(svi=True))
+    prober, judged = lab.pair_lab.prober, lab.pair_lab.judged
+    segment = lab.segments[0]
+    here, there = lab.address(prober), lab.address(judged)
+    sticky_mac = "02:4f:49:ee:57:01"
+    communities = [bgp.route_target(lab.sides[prober].route_targets[segment.vni]), bgp.ExtEncapsulation(tunnel_type=8)]
+    lab.wait_established(TIMEOUT_S)
+    static = bgp.mac_ip_route(lab.rd(prober), sticky_mac, segment.vni)
+    lab.send(prober, lab.update(prober, reach=[static], communities=[*communities, bgp.ExtMacMobility(flags=1)]),
+             "sticky")
+    installed = lab.until(lambda: lab.remote_macs(judged).get(sticky_mac) == here, TIMEOUT_S)
+    assert installed, f"{judged} did not install the sticky MAC {sticky_mac} towards {here}: {lab.remote_macs(judged)}"
+
+    host = lab.inner_host(judged)  # the judged side's host takes the sticky MAC and talks
+    host.exec(["ip", "link", "set", "eth0", "address", sticky_mac], timeout=10, check=True,
+              what="giving the host the sticky MAC")
+    host.exec(["ping", "-c", "2", "-W", "1", lab.sides[judged].svi_address(segment)], timeout=5)
+    lab.until_wire(lambda w: w.advertised(route_type=2, src=there, mac=sticky_mac), 5)
+    still = lab.remote_macs(judged).get(sticky_mac)
+    wire = lab.wire()
+    moved = wire.advertised(route_type=2, src=there, mac=sticky_mac)
+    assert not moved, (f"{judged} advertised the sticky MAC {sticky_mac} as its own (RFC 7432 15.2: it never moves):"
+                       f"\n{wire.describe()}")
+    assert still == here, f"{judged} no longer forwards the sticky MAC {sticky_mac} towards {here} (now: {still})"
