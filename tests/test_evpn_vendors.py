@@ -56,3 +56,14 @@ def test_route_targets_derived_given_or_overridden():
     assert Scenario(route_targets={100: "1:1"}).route_target(DEFAULT_SEGMENT, 1) == "1:1"
     mismatch = Scenario(route_targets={100: "1:1"}, vtep_route_targets={2: "2:2"})
     assert (mismatch.route_target(DEFAULT_SEGMENT, 1), mismatch.route_target(DEFAULT_SEGMENT, 2)) == ("1:1", "2:2")
+
+
+def test_frr_type5_in_the_default_vrf():
+    side = Side(name="vtep1", index=1, address="198.18.0.2", asn=65000, peers=(Peer("198.18.0.3", 65000),),
+                segments=(DEFAULT_SEGMENT,), route_targets={100: "65000:100"}, l3vni=4001,
+                prefix=Scenario.prefix(1))
+    config = _adapter("frr").render(Scenario(l3vni=4001), side)["/etc/frr/frr.conf"]
+    assert "vrf default\n vni 4001\nexit-vrf" in config
+    assert " address-family ipv4 unicast\n  network 198.19.201.0/24" in config
+    assert "  advertise ipv4 unicast" in config
+    assert "advertise ipv4 unicast" not in _adapter("frr").render(Scenario(), _side())["/etc/frr/frr.conf"]

@@ -93,8 +93,18 @@ def test_describe_names_routes_with_their_vnis():
 
 
 @needs_tshark
-def test_agrees_with_tshark_on_a_real_frr_capture():
-    assert not disagreements(DATA / "evpn_frr_ibgp.pcap")
+@pytest.mark.parametrize("capture", ["evpn_frr_ibgp.pcap", "evpn_frr_type5.pcap"])
+def test_agrees_with_tshark_on_a_real_frr_capture(capture):
+    assert not disagreements(DATA / capture)
+
+
+def test_reads_frr_type5_routes_with_router_mac():
+    """FRR 8.4's type-5 routes in the default VRF: the prefix, the L3 VNI as label, the router's MAC."""
+    wire = Wire.from_pcap(DATA / "evpn_frr_type5.pcap")
+    (record, route), = wire.advertised(route_type=5, src="198.18.251.3")
+    assert (route.prefix_text, route.vni, bgp.rd_text(bytes(route.rd))) == ("198.19.203.0/24", 4001, "198.18.251.3:1")
+    assert record.message.community(bgp.ExtRouterMac).mac == "2a:ba:49:ad:b6:aa"
+    assert record.message.route_targets() == ["65000:4001"]
 
 
 @needs_tshark

@@ -28,14 +28,20 @@ class FrrVtep(EvpnVtep):
         return f"vx{segment.vni}"
 
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
-        lines = ["frr defaults datacenter", f"hostname {side.name}", "log stdout informational", "!",
-                 f"router bgp {side.asn}", f" bgp router-id {side.address}", " no bgp default ipv4-unicast",
+        lines = ["frr defaults datacenter", f"hostname {side.name}", "log stdout informational", "!"]
+        if side.l3vni:  # type-5 in the default VRF: its L3 VNI (this kernel has no VRF devices)
+            lines += ["vrf default", f" vni {side.l3vni}", "exit-vrf", "!"]
+        lines += [f"router bgp {side.asn}", f" bgp router-id {side.address}", " no bgp default ipv4-unicast",
                  " no bgp ebgp-requires-policy", f" timers bgp {KEEPALIVE_S} {HOLD_S}"]
         for peer in side.peers:
             lines.append(f" neighbor {peer.address} remote-as {peer.asn}")
+        if side.prefix:
+            lines += [" !", " address-family ipv4 unicast", f"  network {side.prefix}", " exit-address-family"]
         lines += [" !", " address-family l2vpn evpn"]
         lines += [f"  neighbor {peer.address} activate" for peer in side.peers]
         lines.append("  advertise-all-vni")
+        if side.l3vni:
+            lines.append("  advertise ipv4 unicast")
         if side.explicit_route_targets:
             for segment in side.segments:
                 rt = side.route_targets[segment.vni]
@@ -58,6 +64,15 @@ class FrrVtep(EvpnVtep):
             if side.svi:
                 commands.append(f"ip address add {side.svi_address(segment)}/{segment.prefix_len} dev {bridge}")
             commands += [f"ip link set {dev} up", f"ip link set {bridge} up"]
+        if side.l3vni:  # the L3 VNI's bridge and device, and the announced prefix on a veth pair
+            bridge, dev = f"br{side.l3vni}", f"vx{side.l3vni}"
+            gateway = side.prefix.replace(".0/24", ".1/24")
+            commands += [f"ip link add {bridge} type bridge",
+                         f"ip link add {dev} type vxlan id {side.l3vni} local {side.address} dstport {side.port} "
+                         f"nolearning noudpcsum",
+                         f"ip link set {dev} master {bridge}", f"ip link set {dev} up", f"ip link set {bridge} up",
+                         "ip link add pfx0 type veth peer name pfx1", f"ip address add {gateway} dev pfx0",
+                         "ip link set pfx0 up", "ip link set pfx1 up"]
         self.node.exec(["bash", "-euxc", "\n".join(commands)], timeout=timeout, check=True,
                        what=f"building {', '.join(self.device(s) for s in side.segments)}")
         self.node.ensure_running()
@@ -85,6 +100,14 @@ class FrrVtep(EvpnVtep):
         # zebra tells bgpd the VNI is gone with its device: bgpd withdraws the VNI's type-3 and type-2 routes
         self.node.exec(["ip", "link", "del", self.device(segment)], timeout=10, check=True,
                        what=f"removing {self.device(segment)}")
+
+    def routes(self, prefix: str) -> list[dict]:
+        out = self.node.exec(["ip", "-j", "route", "show", prefix], timeout=10, check=True,
+                             what=f"the kernel's routes for {prefix}").output
+        try:
+            return json.loads(out or "[]")
+        except json.JSONDecodeError:
+            raise HarnessError(f"{self.node.name}: `ip -j route show` gave no JSON: {out[:200]}") from None
 
     def stop(self) -> None:
         # SIGKILL: a crash, no NOTIFICATION (the peer sees the TCP connection close). run-frr then ends the node.

@@ -13,6 +13,7 @@ FEATURES = {
     "evpn": "a BGP EVPN speaker (RFC 7432) for VXLAN (RFC 8365): types 2 and 3, ingress replication",
     "data_plane": "a VXLAN data plane programmed from the routes it learns (its own kernel VTEP)",
     "arp_suppression": "answers ARP for remote hosts from type-2 MAC+IP routes (RFC 7432 10)",
+    "type5": "advertises and imports type-5 IP prefix routes (RFC 9136) in the default VRF, with an L3 VNI",
     "auto_rt": "derives route targets from the AS and VNI (RFC 8365 5.1.2.1)",
     "mac_mobility": "MAC mobility sequence numbers (RFC 7432 15)",
     "probes": "sends the BGP messages a case builds, as built (roles.RouteSender): the robustness cases",

@@ -74,7 +74,8 @@ class EvpnPair:
                             if n != name),
                 segments=scenario.segments,
                 route_targets={s.vni: scenario.route_target(s, index) for s in scenario.segments},
-                explicit_route_targets=explicit, svi=scenario.svi, arp_suppression=scenario.arp_suppression)
+                explicit_route_targets=explicit, svi=scenario.svi, arp_suppression=scenario.arp_suppression,
+                l3vni=scenario.l3vni, prefix=scenario.prefix(index) if scenario.l3vni else None)
             self.pair_lab.install(name, self.endpoints[name].render(scenario, self.sides[name]))
         self.capture = Capture(self.pair_lab.lab, self.nodes[ROLES[0]], self.tools_image)
         start_all(self.nodes.values())
@@ -179,6 +180,10 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
 
     def fdb(self, name: str, segment: Segment | None = None) -> list[dict]:
         return self.endpoints[name].fdb(segment or self.segments[0])
+
+    def routes(self, name: str, prefix: str) -> list[dict]:
+        """The kernel's routes for `prefix` in `name`'s node, as `ip -j route show` gives them."""
+        return self.endpoints[name].routes(prefix)
 
     def flood_list(self, name: str, segment: Segment | None = None) -> set[str]:
         """The remote VTEPs `name` floods BUM traffic to in `segment`: its all-zeros fdb entries' destinations."""

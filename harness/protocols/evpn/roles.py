@@ -53,6 +53,10 @@ class EvpnVtep(ABC):
         """The kernel's forwarding entries for the segment's VXLAN device and bridge, as `bridge -j fdb show`
         gives them (dicts with mac, dst, master, flags, state); [] where the vendor has no kernel data plane."""
 
+    def routes(self, prefix: str) -> list[dict]:
+        """The kernel's routes for `prefix` (`ip -j route show PREFIX`); [] where the vendor has no data plane."""
+        return []
+
     def host_left(self, segment: Segment) -> None:
         """The segment's inner host went away (its link is down). A VTEP that learns MACs from its bridge sees that
         itself (nothing to do); one whose host routes are configured withdraws them here."""

@@ -26,6 +26,9 @@ class Scenario:
     # IP addresses from their ARP, for MAC+IP routes.
     svi: bool = False
     arp_suppression: bool = False
+    # Type-5 (RFC 9136): the L3 VNI of the default VRF; each VTEP then announces a prefix of its own (`prefix`),
+    # held on a veth pair in its node (this kernel has neither VRF nor dummy devices).
+    l3vni: int | None = None
 
     def __post_init__(self):
         if len({s.vni for s in self.segments}) != len(self.segments):
@@ -37,6 +40,11 @@ class Scenario:
     def explicit(self) -> bool:
         """Whether the case names route targets (else each vendor derives its own, where it can)."""
         return self.route_targets is not None or self.vtep_route_targets is not None
+
+    @staticmethod
+    def prefix(index: int) -> str:
+        """The prefix VTEP `index` announces as a type-5 route: 198.19.<200+index>.0/24 (outside every segment)."""
+        return f"198.19.{200 + index}.0/24"
 
     def asn(self, index: int) -> int:
         return EBGP_BASE_ASN + index if self.ebgp else IBGP_ASN
@@ -72,6 +80,8 @@ class Side:
     explicit_route_targets: bool = False  # the scenario named them: a vendor must use them, not its own
     svi: bool = False
     arp_suppression: bool = False
+    l3vni: int | None = None
+    prefix: str | None = None  # with l3vni: the prefix this VTEP announces (Scenario.prefix)
 
     @property
     def ebgp(self) -> bool:
