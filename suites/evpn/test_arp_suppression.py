@@ -30,7 +30,8 @@ def test_arp_suppression(evpn_pair):
     (route_record, _), = wire.advertised(route_type=2, src=lab.address("vtep2"), mac=mac, ip_text=target)[:1]
     crossed = [f for f in overlay.frames(vni=segment.vni, src=lab.address("vtep1"))
                if f.inner is not None and f.inner.arp is not None and f.inner.arp.target_ip == target
-               and f.inner.arp.kind == "request" and f.inner.dst == BROADCAST and f.number > route_record.number]
+               and f.inner.arp.kind == "request" and f.inner.dst == BROADCAST
+               and f.number > route_record.number]
     assert "Received 0 response" not in answer.output and "reply from" in answer.output.lower(), \
         f"vtep1's host got no ARP answer for {target} (suppression should answer it):\n{answer.output}"
     assert not crossed, (f"{len(crossed)} broadcast ARP request(s) for {target} crossed the overlay after vtep2's MAC+IP route "

@@ -45,8 +45,8 @@ def test_robustness(evpn_pair):
     lab.wait_established(TIMEOUT_S)
 
     variants = {
-        "control (RD type 1, encapsulation VXLAN, label = VNI)": (bgp.mac_ip_route(lab.rd(prober), _mac(1), segment.vni),
-                                                                  [rt, vxlan]),
+        "control (RD type 1, encapsulation VXLAN, label = VNI)":
+            (bgp.mac_ip_route(lab.rd(prober), _mac(1), segment.vni), [rt, vxlan]),
         "no encapsulation community": (bgp.mac_ip_route(lab.rd(prober), _mac(2), segment.vni), [rt]),
         "label 999 in VNI 100's route target": (bgp.mac_ip_route(lab.rd(prober), _mac(3), 999), [rt, vxlan]),
         "RD type 0": (bgp.mac_ip_route("65000:100", _mac(4), segment.vni), [rt, vxlan]),

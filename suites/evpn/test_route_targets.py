@@ -69,7 +69,8 @@ def test_explicit_route_targets(evpn_pair):
     wire = lab.wire()
     for name in ("vtep1", "vtep2"):
         got = route_targets(wire, lab.address(name))
-        assert got == {SHARED_RT}, f"{name} exported RTs {sorted(got)}, not the configured {SHARED_RT}:\n{wire.describe()}"
+        assert got == {SHARED_RT}, \
+            f"{name} exported RTs {sorted(got)}, not the configured {SHARED_RT}:\n{wire.describe()}"
     assert_imports_each_other(lab, wire)
 
 

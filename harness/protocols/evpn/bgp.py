@@ -31,8 +31,8 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from scapy.fields import (ByteEnumField, ByteField, ConditionalField, FieldLenField, FlagsField, IntField, IPField,
-                          MACField, MultipleTypeField, PacketListField, ShortEnumField, ShortField, StrField, StrFixedLenField,
-                          StrLenField, ThreeBytesField, XByteField)
+                          MACField, MultipleTypeField, PacketListField, ShortEnumField, ShortField, StrField,
+                          StrFixedLenField, StrLenField, ThreeBytesField, XByteField)
 from scapy.packet import NoPayload, Packet, Padding, Raw
 
 MARKER = b"\xff" * 16
@@ -882,7 +882,8 @@ class Keepalive(Body):
 @_body(5)
 class RouteRefresh(Body):
     name = "ROUTE-REFRESH"
-    fields_desc = [ShortEnumField("afi", AFI_L2VPN, AFIS), ByteField("subtype", 0), ByteEnumField("safi", SAFI_EVPN, SAFIS)]
+    fields_desc = [ShortEnumField("afi", AFI_L2VPN, AFIS), ByteField("subtype", 0),
+                   ByteEnumField("safi", SAFI_EVPN, SAFIS)]
 
     def text(self) -> str:
         return f"ROUTE-REFRESH {AFIS.get(self.afi, self.afi)}/{SAFIS.get(self.safi, self.safi)}"
