@@ -34,5 +34,5 @@ def test_arp_suppression(evpn_pair):
                and f.number > route_record.number]
     assert "Received 0 response" not in answer.output and "reply from" in answer.output.lower(), \
         f"vtep1's host got no ARP answer for {target} (suppression should answer it):\n{answer.output}"
-    assert not crossed, (f"{len(crossed)} broadcast ARP request(s) for {target} crossed the overlay after vtep2's MAC+IP route "
-                         f"(frame {route_record.number}):\n" + "\n".join(f.describe() for f in crossed))
+    assert not crossed, (f"{len(crossed)} broadcast ARP request(s) for {target} crossed the overlay after vtep2's "
+                         f"MAC+IP route (frame {route_record.number}):\n" + "\n".join(f.describe() for f in crossed))
