@@ -91,3 +91,51 @@ def test_sticky_mac_never_moves(evpn_pair):
     assert not moved, (f"{judged} advertised the sticky MAC {sticky_mac} as its own (RFC 7432 15.2: it never moves):"
                        f"\n{wire.describe()}")
     assert still == here, f"{judged} no longer forwards the sticky MAC {sticky_mac} towards {here} (now: {still})"
+
+
+DUPLICATE_MOVES = 5  # RFC 7432 15.1's default N (in M = 180 s)
+MOVES_TRIED = 8
+
+
+@pytest.mark.severity("minor")
+@pytest.mark.any_features("data_plane")
+def test_duplicate_mac_detection(evpn_pair):
+    """RFC 7432 15.1: a MAC that moves N times within M seconds (5 in 180 s by default) is a duplicate: the PE
+    stops sending MAC/IP routes for it. The speaker and the judged side's host take turns claiming the host's MAC,
+    each claim with a higher sequence number; the judged side must stop claiming it back after at most N moves."""
+    lab = evpn_pair.start(Scenario(svi=True))
+    prober, judged = lab.pair_lab.prober, lab.pair_lab.judged
+    segment = lab.segments[0]
+    there = lab.address(judged)
+    mac, ip = lab.inner_mac(judged), lab.inner_address(judged)
+    svi = lab.sides[judged].svi_address(segment)
+    communities = [bgp.route_target(lab.sides[prober].route_targets[segment.vni]), bgp.ExtEncapsulation(tunnel_type=8)]
+    lab.wait_established(TIMEOUT_S)
+
+    def talk():
+        lab.inner_host(judged).exec(["ping", "-c", "1", "-W", "1", svi], timeout=5)
+
+    def claims(wire):
+        return [r for r, _ in wire.advertised(route_type=2, src=there, mac=mac)]
+
+    talk()
+    assert lab.until_wire(claims, TIMEOUT_S), f"{judged} never advertised its host's MAC {mac}"
+    sequence, followed = 0, 0
+    for move in range(1, MOVES_TRIED + 1):
+        sequence += 1  # the speaker's claim: one above the judged side's last
+        lab.send(prober, lab.update(prober, reach=[bgp.mac_ip_route(lab.rd(prober), mac, segment.vni, ip)],
+                                    communities=[*communities, bgp.ExtMacMobility(sequence=sequence)]),
+                 f"claim-{move}")
+        lab.until(lambda: False, 1)
+        talk()
+        back = lab.until_wire(lambda w: [r for r in claims(w) if _sequence(r) > sequence], 5)
+        if not back:
+            break
+        followed += 1
+        sequence = max(_sequence(r) for r in back)
+    wire = lab.wire()
+    sequences = [_sequence(r) for r in claims(wire)]
+    assert followed <= DUPLICATE_MOVES, (
+        f"{judged} claimed {mac} back after each of {followed} moves (sequence numbers {sequences}); RFC 7432 15.1: "
+        f"after {DUPLICATE_MOVES} moves it is a duplicate and no longer advertised:\n{wire.describe()}")
+    assert followed >= 1, f"{judged} never claimed {mac} back after a move (see higher_sequence_wins):\n{wire.describe()}"

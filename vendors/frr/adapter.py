@@ -18,6 +18,7 @@ from harness.errors import HarnessError
 from harness.protocols.evpn.roles import EvpnVtep
 from harness.protocols.evpn.scenario import HOLD_S, KEEPALIVE_S, Scenario, Side
 from harness.protocols.vxlan.scenario import Segment
+from harness.waiting import wait_for
 
 FRR_CONF = "/etc/frr/frr.conf"
 
@@ -110,9 +111,11 @@ class FrrVtep(EvpnVtep):
             raise HarnessError(f"{self.node.name}: `ip -j route show` gave no JSON: {out[:200]}") from None
 
     def stop(self) -> None:
-        # SIGKILL: a crash, no NOTIFICATION (the peer sees the TCP connection close). run-frr then ends the node.
-        self.node.exec(["bash", "-c", "kill -KILL $(cat /run/frr/bgpd.pid)"], timeout=10, check=True,
-                       what="stopping bgpd")
+        # SIGKILL: a crash, no NOTIFICATION (the peer sees the TCP connection close). run-frr then ends the node,
+        # often before this exec returns (it is killed with it: 137), so the outcome is read from the node.
+        self.node.exec(["bash", "-c", "kill -KILL $(cat /run/frr/bgpd.pid)"], timeout=10)
+        wait_for(lambda: self.node.status()[1] is not None, timeout=10, interval=0.1,
+                 what="the node to end with its bgpd")
 
     def version(self) -> str:
         out = self._vtysh("show version", "FRR's version")

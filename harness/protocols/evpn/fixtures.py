@@ -8,6 +8,7 @@ far end it moves into the host's network namespace by the PID it sees there. The
 address detection between hosts made MACs flap between VTEPs, issue 20)."""
 from __future__ import annotations
 
+import re
 from functools import cached_property
 
 import pytest
@@ -107,12 +108,16 @@ class EvpnPair:
         host.start()
         self.hosts[(name, segment.vni)] = host
         self.pair_lab.nodes[host_name] = host
-        inode = host.exec(["stat", "-L", "-c", "%i", "/proc/self/ns/net"], timeout=10, check=True,
-                          what="the inner host's network namespace").output.strip()
+        out = host.exec(["stat", "-L", "-c", "%i", "/proc/self/ns/net"], timeout=10, check=True,
+                        what="the inner host's network namespace").output
+        inodes = re.findall(r"^\d+$", out, re.MULTILINE)  # the exec's output may carry more than stat's line
+        if not inodes:
+            raise HarnessError(f"{host_name}: no network namespace inode in {out!r}")
+        inode = inodes[-1]
         port = EvpnVtep.host_port(segment)
         vtep.exec(["bash", "-ec", f"""
 for p in /proc/[0-9]*; do
-  if [ "$(stat -L -c %i $p/ns/net 2>/dev/null)" = {inode} ]; then pid=${{p#/proc/}}; break; fi
+  if [ "$(stat -L -c %i $p/ns/net 2>/dev/null)" = "{inode}" ]; then pid=${{p#/proc/}}; break; fi
 done
 [ -n "${{pid:-}}" ] || {{ echo "no process of the inner host's namespace {inode} is visible" >&2; exit 1; }}
 ip link add {port} type veth peer name eth0 netns $pid
