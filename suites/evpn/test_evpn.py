@@ -47,6 +47,9 @@ def test_flood_list(evpn_pair):
         assert lab.until(lambda: lab.flood_list(name) >= others, TIMEOUT_S), \
             f"{name}'s flood list is {sorted(lab.flood_list(name))}, not {sorted(others)}:\n{lab.explain()}"
 
+    for name in ("vtep2", "vtep3"):  # an UPDATE may lag the install (FRR holds its first ones ~7 s for some peers)
+        lab.until_wire(lambda w: w.advertised(route_type=3, src=lab.address(name)), TIMEOUT_S)
+
     sender = forwarding[0]
     lab.inner_host(sender).exec(["arping", "-c", "1", "-w", "1", NOBODY], timeout=5)
 
@@ -106,6 +109,9 @@ def test_mac_routes(evpn_pair):
         assert lab.until(lambda: lab.remote_macs(name).get(mac) == lab.address(other[name]), TIMEOUT_S), \
             f"{name} did not install {mac} towards {other[name]}: {lab.remote_macs(name)}"
 
+    for name in ("vtep1", "vtep2"):  # an UPDATE may lag the install (FRR holds its first ones ~7 s for some peers)
+        lab.until_wire(lambda w: w.advertised(route_type=2, src=lab.address(name), mac=lab.inner_mac(name),
+                                              ip_text=lab.inner_address(name)), TIMEOUT_S)
     mac2 = lab.inner_mac("vtep2")
     lab.host_link("vtep2", up=False)  # the host leaves
     lab.until_wire(lambda wire: wire.withdrawn(route_type=2, src=lab.address("vtep2"), mac=mac2), TIMEOUT_S)
