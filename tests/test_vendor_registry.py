@@ -206,7 +206,7 @@ def test_reference_peers_are_declared(tmp_path):
     registry = load_registry(tmp_path)
     assert (registry["plain"].reference, registry["ref"].reference) == (False, True)
     shipped = load_registry(REPO_VENDORS)
-    assert sorted(name for name, v in shipped.items() if v.reference) == ["scapy-l2tp", "scapy-vtep"]
+    assert sorted(name for name, v in shipped.items() if v.reference) == ["scapy-bgp", "scapy-l2tp", "scapy-vtep"]
     assert HARNESS_PEER.reference
 
 

@@ -13,7 +13,9 @@ The rules, in order:
    4500 -> 8472 is IPsec (NAT-T, a peer behind a NAT that mapped it to 8472) where nothing else is said, and
    VXLAN for a reader told its VTEPs use 8472; 8472 -> 4789 is VXLAN either way. Unlike Wireshark, the table
    never looks at the bytes to turn a datagram away: a datagram to a port is that port's protocol's to judge.
-3. What the table has no row for is nobody's (TCP, ICMP, ...); a reader may still look at ICMP errors quoting its
+3. TCP: of the two ports, the lower one decides when the table has it, else the higher one (BGP's 179 is on one
+   side of every session).
+4. What the table has no row for is nobody's (ICMP, other TCP, ...); a reader may still look at ICMP errors quoting its
    own datagrams (the VXLAN reader does). A fragment that never became whole is claimed by its IP protocol, or by
    its ports when its first piece came; without them it is nobody's.
 Within a row the protocol's reader tells formats apart by the bytes, as the RFC says: on 4500 a zero non-ESP
@@ -25,8 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping
 
-UDP, IP = "UDP port", "IP protocol"
-IPPROTO_UDP = 17
+UDP, IP, TCP = "UDP port", "IP protocol", "TCP port"
+IPPROTO_UDP, IPPROTO_TCP = 17, 6
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ TABLE = (
     Row(UDP,     8472,   "vxlan",  "vxlan",      "VXLAN on the Linux kernel's default port before IANA's"),
     Row(UDP,     4790,   "vxlan",  "vxlan-gpe",  "VXLAN-GPE, draft-ietf-nvo3-vxlan-gpe"),
     Row(UDP,     6081,   "vxlan",  "geneve",     "Geneve, RFC 8926 3.3"),
+    Row(TCP,     179,    "evpn",   "bgp",        "BGP (EVPN routes, RFC 7432), RFC 4271"),
     Row(IP,      50,     "ipsec",  "esp",        "ESP, RFC 4303"),
     Row(IP,      115,    "l2tp",   "l2tpv3-ip",  "L2TPv3 over IP, RFC 3931 4.1.1"),
 )
@@ -63,8 +66,9 @@ class Dispatch:
         self.given: dict[int, Row] = {row.number: row for row in given}   # UDP ports named for one capture
         self.udp: dict[int, Row] = {}
         self.ip: dict[int, Row] = {}
+        self.tcp: dict[int, Row] = {}
         for row in self.rows:
-            table = self.udp if row.carrier == UDP else self.ip
+            table = {UDP: self.udp, TCP: self.tcp, IP: self.ip}[row.carrier]
             if row.number in table and table[row.number] != row:
                 raise ValueError(f"{row.carrier} {row.number} is claimed twice: {table[row.number]} and {row}")
             table[row.number] = row
@@ -79,12 +83,14 @@ class Dispatch:
     def claim(self, datagram) -> Row | None:
         """The row that claims a datagram (anything with `proto` and `ports`), or None."""
         row = self.ip.get(datagram.proto)
-        if row is not None or datagram.proto != IPPROTO_UDP:
+        if row is not None or datagram.proto not in (IPPROTO_UDP, IPPROTO_TCP):
             return row
         ports = datagram.ports
         if ports is None:
             return None
         low, high = (ports[0], ports[1]) if ports[0] <= ports[1] else (ports[1], ports[0])
+        if datagram.proto == IPPROTO_TCP:
+            return self.tcp.get(low) or self.tcp.get(high)
         if self.given:
             row = self.given.get(low) or self.given.get(high)
             if row is not None:
