@@ -120,7 +120,7 @@ def test_the_shipped_versions_declare_ml_kem_only_where_it_was_found():
     """NOTES.md of strongswan and libreswan say how each was checked (swanctl --list-algs, algparse)."""
     shipped = load_registry(ROOT / "vendors")
     assert {n for n, v in shipped.items() if v.labelled_by == VERSION} == {
-        "strongswan@6.0", "strongswan@6.1", "libreswan@5.2", "ovs@3.5"}
+        "strongswan@6.0", "strongswan@6.1", "libreswan@5.2", "ovs@3.5", "frr@10.3", "gobgp@3.36"}
     having = [n for n, v in shipped.items() if "ipsec" in v.protocols and not v.missing_features("ipsec", {"mlkem"},
                                                                                                    "initiator")]
     assert having == ["strongswan@6.1"]
