@@ -5,6 +5,11 @@ Each change runs `nft` in a one-shot sidecar of the tools image that joins the n
 act on that node alone (never on the host) and survive nothing but the namespace itself: a restarted node
 comes back without them. Drops happen where the node receives ("in") or sends ("out"); the harness captures
 on one node, so drop on the *other* one for the capture to show the packet that was lost.
+
+A hold makes packets cross that would follow each other (two peers' requests on their own timers or commands): the
+node's rules queue candidates to a holder in user space (tools image, hold.py, NFQUEUE) that keeps the first N
+matching ones, wherever they go, until all N are there and then releases them together. What it holds is said in
+bytes of the transport header (ByteMatch), so the protocol that knows the offsets says it, not the core.
 """
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import requests
 
 from harness.errors import HarnessError, LabTimeout
 from harness.lab import Lab, Node, tail
+from harness.waiting import wait_for
 
 TABLE = "overlay_interop_faults"
 # Hooks where a packet arrives in the namespace and where it leaves it: before routing, after everything.
@@ -26,6 +32,8 @@ PRIORITY = -300  # before conntrack ("raw"): a dropped packet leaves no trace in
 ONCE = 1 << 30  # the numgen modulus for "the first k, once": far more packets than a case ever sends
 RULESET_IN_SIDECAR = "/faults.nft"
 NFT_TIMEOUT_S = 15
+HOLD_QUEUE = 7  # one holder per node at a time: any queue number the node's own software does not use
+HOLDER_READY_S = 15
 
 
 @dataclass(frozen=True)
@@ -58,22 +66,72 @@ class Drop:
         return f"drop {what} matching {self.matching!r} ({self.direction})"
 
 
-def ruleset(drops: list[Drop], bridged: tuple[str, str] | None = None) -> str:
+@dataclass(frozen=True)
+class ByteMatch:
+    """Bytes at an offset of the transport header (after the IP header: nftables' @th, in bytes), under a mask."""
+    offset: int
+    value: bytes
+    mask: bytes | None = None  # None: every bit of value counts
+
+    def __post_init__(self) -> None:
+        if self.offset < 0 or not self.value or (self.mask is not None and len(self.mask) != len(self.value)):
+            raise ValueError(f"a byte match needs an offset >= 0, a value, and a mask as long as it: {self}")
+
+    def spec(self) -> str:
+        return f"{self.offset}:{self.value.hex()}" + (f"/{self.mask.hex()}" if self.mask is not None else "")
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Queue packets matching `matching` (an nftables expression: the candidates) in every one of `directions` to
+    the holder, which holds the first `count` of them that satisfy one of `alternatives` (each a tuple of
+    ByteMatch, all of which must hold) until `count` are held, then releases them together; `timeout_s` after it
+    started it releases what it holds all the same."""
+    matching: str
+    alternatives: tuple[tuple[ByteMatch, ...], ...]
+    count: int = 2
+    directions: tuple[str, ...] = ("in", "out")
+    timeout_s: float = 20
+
+    def __post_init__(self) -> None:
+        Drop(self.matching)  # the same check of the expression
+        if self.count < 1 or not self.alternatives or not all(self.alternatives):
+            raise ValueError(f"a hold needs count >= 1 and at least one non-empty alternative: {self}")
+        if not self.directions or set(self.directions) - set(HOOKS):
+            raise ValueError(f"directions must be among {', '.join(HOOKS)}, not {self.directions!r}")
+
+    def spec(self) -> str:
+        """The holder's MATCH argument (hold.py)."""
+        return "|".join(",".join(m.spec() for m in alternative) for alternative in self.alternatives)
+
+    def rule(self, label: str) -> str:
+        # bypass: while no holder listens (not yet, or gone) packets pass instead of being dropped
+        return f'{self.matching} counter queue num {HOLD_QUEUE} bypass comment "{label}"'
+
+
+def ruleset(drops: list[Drop], bridged: tuple[str, str] | None = None, hold: Hold | None = None) -> str:
     """One table, replaced whole on every change (declared, flushed, filled) so a re-install never stacks rules.
 
     `bridged`: the node's namespace only bridges its frames (a VM node's container: harness.vm), as (the port
     towards the lab, the port towards the node); the drops then act on the bridge, "in" on frames arriving from
-    the lab port, "out" on frames arriving from the node's port, before they are forwarded."""
+    the lab port, "out" on frames arriving from the node's port, before they are forwarded. `hold`: its queue
+    rules come after the drops (a dropped packet is not held)."""
     family = "bridge" if bridged else "inet"
     lines = [f"table {family} {TABLE}", f"delete table {family} {TABLE}", f"table {family} {TABLE} {{"]
+    rules_of = {direction: [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
+                for direction in HOOKS}
+    for direction in hold.directions if hold else ():
+        rules_of[direction].append(hold.rule(f"hold-{direction}"))
     if bridged:
         ports = dict(zip(HOOKS, bridged))
         rules = [f'iifname "{ports[drop.direction]}" {drop.rule(f"drop-{n}")}' for n, drop in enumerate(drops)]
+        rules += [f'iifname "{ports[direction]}" {hold.rule(f"hold-{direction}")}'
+                  for direction in (hold.directions if hold else ())]
         if rules:
             lines += ["    chain prerouting {", f"        type filter hook prerouting priority {PRIORITY}; policy accept;",
                       *(f"        {rule}" for rule in rules), "    }"]
     for direction, hook in ({} if bridged else HOOKS).items():
-        rules = [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
+        rules = rules_of[direction]
         if rules:
             lines += [f"    chain {hook} {{", f"        type filter hook {hook} priority {PRIORITY}; policy accept;",
                       *(f"        {rule}" for rule in rules), "    }"]
@@ -102,6 +160,8 @@ class Impairment:
     def __init__(self, lab: Lab, node: Node, tools_image: str):
         self.lab, self.node, self.tools_image = lab, node, tools_image
         self.drops: list[Drop] = []
+        self.holding: Hold | None = None
+        self._holder = None  # the holder's sidecar, while a hold is in place
         # A VM node's container only bridges the VM's frames (harness.vm.VmNode.bridge_ports): drop on the bridge.
         self._bridged = getattr(node, "bridge_ports", None)
 
@@ -112,15 +172,52 @@ class Impairment:
             self.install()
         return self
 
+    def hold(self, hold: Hold) -> "Impairment":
+        """Start the holder in the node's namespace and queue `hold`'s candidates to it (the node must run).
+        One hold at a time; `held()` tells what it did."""
+        if self.holding is not None:
+            raise HarnessError(f"{self.node.name}: a hold is already in place ({self.holding.spec()})")
+        self.holding = hold
+        name = f"holder-{self.node.name}-{next(Impairment._sequence)}"
+        self._holder = self.lab.sidecar(name, self.tools_image, of=self.node, cap_add=["NET_ADMIN"],
+                                        command=["hold", str(HOLD_QUEUE), str(hold.count), f"{hold.timeout_s:g}",
+                                                 hold.spec()])
+        self._holder.start()
+        wait_for(self._holder_bound, timeout=HOLDER_READY_S, interval=0.1,
+                 what=f"the packet holder to bind its queue on {self.node.name}")
+        self.install()
+        return self
+
+    def _holder_bound(self) -> bool:
+        output = self.held()
+        if "error:" in output or "usage:" in output:
+            raise HarnessError(f"{self.node.name}: the packet holder failed: {tail(output, 3)}")
+        self._holder.reload()
+        if self._holder.status == "exited":
+            raise HarnessError(f"{self.node.name}: the packet holder exited: {tail(output, 3)}")
+        return "bound" in output.splitlines()
+
+    def held(self) -> str:
+        """The holder's account: "held i/N ..." per packet it held, then "released N" (all of them together) or
+        "timeout: released k of N"; "" without a hold."""
+        if self._holder is None:
+            return ""
+        return self._holder.logs(stdout=True, stderr=True).decode(errors="replace")
+
     def install(self) -> None:
-        """Put the ruleset for every drop so far into the node's namespace (replacing any earlier one)."""
-        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops, self._bridged),
+        """Put the ruleset for every drop so far (and the hold) into the node's namespace (replacing any earlier
+        one)."""
+        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops, self._bridged, self.holding),
                   what="installing the ruleset")
 
     def clear(self) -> None:
-        """Remove every rule (the table stays, empty): the underlay is clean again."""
+        """Remove every rule (the table stays, empty) and then the holder: the underlay is clean again."""
         self.drops.clear()
+        self.holding = None
         self.install()
+        if self._holder is not None:
+            holder, self._holder = self._holder, None
+            holder.remove(force=True)
 
     def dropped(self) -> list[int]:
         """Packets dropped so far by each drop, in the order they were asked for."""
@@ -130,7 +227,9 @@ class Impairment:
         return [counts.get(f"drop-{n}", 0) for n in range(len(self.drops))]
 
     def describe(self) -> str:
-        return "; ".join(d.describe() for d in self.drops) or "no faults"
+        held = [f"hold {self.holding.count} packets matching {self.holding.spec()} ({'+'.join(self.holding.directions)})"
+                if self.holding else ""]
+        return "; ".join(filter(None, [*(d.describe() for d in self.drops), *held])) or "no faults"
 
     def _nft(self, argv: list[str], *, what: str, ruleset: str | None = None) -> str:
         name = f"faults-{self.node.name}-{next(Impairment._sequence)}"

@@ -1,0 +1,110 @@
+"""The packet holder (harness/tools_image/hold.py, run in a lab node by harness.faults): which packets its MATCH
+holds, how a Hold renders that MATCH and its queue rules, and the IPsec package's CREATE_CHILD_SA request match
+against messages built with the IKE codec (requests held; responses, other exchanges, ESP in UDP passed)."""
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+from scapy.layers.inet import IP, UDP
+from scapy.layers.inet6 import IPv6
+
+from harness.faults import HOLD_QUEUE, ByteMatch, Drop, Hold, ruleset
+from harness.protocols.ipsec import ike
+from harness.protocols.ipsec.fixtures import CREATE_CHILD_SA_REQUEST
+
+HOLD_PY = Path(__file__).resolve().parent.parent / "harness" / "tools_image" / "hold.py"
+_spec = importlib.util.spec_from_file_location("hold", HOLD_PY)
+hold = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(hold)
+
+IKE_REQUESTS = Hold("udp dport 500-4500", CREATE_CHILD_SA_REQUEST)
+
+
+def ike_message(exchange: str, flags: int) -> bytes:
+    payload = ike.Opaque.of(46, os.urandom(48))  # an SK payload: what a CREATE_CHILD_SA carries is encrypted
+    return bytes(ike.Isakmp(ispi=os.urandom(8), rspi=os.urandom(8), exchange=exchange, flags=flags,
+                            message_id=3, payloads=[payload]))
+
+
+def datagram(data: bytes, port: int, *, marker: bool = True, v6: bool = False) -> bytes:
+    """IKE in UDP as it leaves a node: to port 4500 behind the non-ESP marker (RFC 3948 2.2)."""
+    body = (bytes(4) if port == 4500 and marker else b"") + data
+    network = IPv6(src="2001:db8::1", dst="2001:db8::2") if v6 else IP(src="198.18.0.2", dst="198.18.0.3")
+    return bytes(network / UDP(sport=port, dport=port) / body)
+
+
+def held(packet: bytes) -> bool:
+    return hold.matches(packet, hold.parse_match(IKE_REQUESTS.spec()))
+
+
+REQUEST, RESPONSE = ike.FLAG_INITIATOR, ike.FLAG_RESPONSE
+
+
+@pytest.mark.parametrize("port", [500, 4500])
+@pytest.mark.parametrize("flags", [REQUEST, 0])  # a request from the original initiator, or from the responder
+def test_a_create_child_sa_request_is_held(port, flags):
+    assert held(datagram(ike_message("CREATE_CHILD_SA", flags), port))
+
+
+def test_over_ipv6_too():
+    assert held(datagram(ike_message("CREATE_CHILD_SA", REQUEST), 4500, v6=True))
+
+
+@pytest.mark.parametrize("port", [500, 4500])
+@pytest.mark.parametrize("exchange, flags", [("CREATE_CHILD_SA", RESPONSE), ("CREATE_CHILD_SA", RESPONSE | REQUEST),
+                                             ("INFORMATIONAL", REQUEST), ("IKE_AUTH", REQUEST)])
+def test_responses_and_other_exchanges_pass(port, exchange, flags):
+    assert not held(datagram(ike_message(exchange, flags), port))
+
+
+def test_esp_in_udp_passes_even_where_its_bytes_look_like_a_request():
+    # ESP in UDP starts with a non-zero SPI where IKE has the non-ESP marker; its payload is anything, here the
+    # bytes of a CREATE_CHILD_SA request at the offsets IKE would have them
+    esp = (0x0C0FFEE0).to_bytes(4, "big") + ike_message("CREATE_CHILD_SA", REQUEST)
+    assert not held(datagram(esp, 4500, marker=False))
+
+
+def test_a_request_to_another_port_or_cut_short_passes():
+    request = ike_message("CREATE_CHILD_SA", REQUEST)
+    assert not held(bytes(IP() / UDP(sport=500, dport=501) / request))
+    assert not held(datagram(request[:18], 500))  # ends before the exchange type
+    assert not held(bytes(IP(proto=50) / request))  # no transport header to count from
+
+
+def test_mask_compares_only_its_bits():
+    alternatives = hold.parse_match("0:f0/f0")
+    packet = bytes(IP() / UDP(sport=0xF5FF, dport=1))
+    assert hold.matches(packet, alternatives)
+    assert not hold.matches(bytes(IP() / UDP(sport=0x0FFF, dport=1)), alternatives)
+
+
+@pytest.mark.parametrize("text", ["26", "26:", "x:24", "26:2g", "26:24/ffff", "-1:24", "26:24,", ""])
+def test_a_bad_match_is_refused_naming_the_part(text):
+    with pytest.raises(ValueError, match="match part"):
+        hold.parse_match(text)
+
+
+def test_hold_renders_its_match_and_a_queue_rule_per_direction():
+    spec = Hold("udp", ((ByteMatch(2, b"\x01\xf4"), ByteMatch(27, b"\x00", b"\x20")),), count=3).spec()
+    assert spec == "2:01f4,27:00/20"
+    text = ruleset([Drop("udp dport 500", first=1)], hold=IKE_REQUESTS)
+    inbound = text.split("chain prerouting")[1].split("}")[0]
+    outbound = text.split("chain postrouting")[1].split("}")[0]
+    queue = f'udp dport 500-4500 counter queue num {HOLD_QUEUE} bypass comment "hold-'
+    assert inbound.index("drop-0") < inbound.index(queue + 'in"'), "a dropped packet must not be held"
+    assert queue + 'out"' in outbound
+    bridged = ruleset([], ("eth0", "tap0"), hold=IKE_REQUESTS)
+    assert f'iifname "eth0" {queue}in"' in bridged and f'iifname "tap0" {queue}out"' in bridged
+
+
+@pytest.mark.parametrize("kwargs", [dict(count=0), dict(alternatives=()), dict(alternatives=((),)),
+                                    dict(directions=("up",)), dict(matching="udp; flush ruleset")])
+def test_hold_refuses_what_it_cannot_render(kwargs):
+    with pytest.raises(ValueError):
+        Hold(**{"matching": "udp", "alternatives": CREATE_CHILD_SA_REQUEST, **kwargs})
+
+
+def test_the_holder_says_usage_on_bad_arguments(capsys):
+    assert hold.main(["7", "2", "10", "26"]) == 2
+    assert "usage: hold" in capsys.readouterr().out
