@@ -9,12 +9,17 @@ on one node, so drop on the *other* one for the capture to show the packet that 
 A hold makes packets cross that would follow each other (two peers' requests on their own timers or commands): the
 node's rules queue candidates to a holder in user space (tools image, hold.py, NFQUEUE) that keeps the first N
 matching ones, wherever they go, until all N are there and then releases them together. What it holds is said in
-bytes of the transport header (ByteMatch), so the protocol that knows the offsets says it, not the core.
+bytes of the transport header (ByteMatch), so the protocol that knows the offsets says it, not the core. The queue
+rules are iptables' (the xtables NFQUEUE target through nft_compat): this kernel's nftables has no `queue`
+expression ("Could not process rule: No such file or directory"), and so a hold works on a routed node only,
+never on a VM node's bridge.
 """
 from __future__ import annotations
 
 import io
 import json
+import re
+import shlex
 import tarfile
 from dataclasses import dataclass
 from itertools import count
@@ -34,6 +39,11 @@ RULESET_IN_SIDECAR = "/faults.nft"
 NFT_TIMEOUT_S = 15
 HOLD_QUEUE = 7  # one holder per node at a time: any queue number the node's own software does not use
 HOLDER_READY_S = 15
+HOLD_SCRIPT_IN_SIDECAR = "/hold-rules.sh"
+# iptables' chains where a packet arrives in the namespace and where it leaves it (mangle: after the drops' raw
+# priority, so a dropped packet is never held)
+HOLD_CHAINS = {"in": "PREROUTING", "out": "POSTROUTING"}
+IPTABLES_WORD = re.compile(r"[A-Za-z0-9!:,./_-]+")
 
 
 @dataclass(frozen=True)
@@ -83,18 +93,19 @@ class ByteMatch:
 
 @dataclass(frozen=True)
 class Hold:
-    """Queue packets matching `matching` (an nftables expression: the candidates) in every one of `directions` to
-    the holder, which holds the first `count` of them that satisfy one of `alternatives` (each a tuple of
+    """Queue packets matching `matching` (iptables match options: the candidates) in every one of `directions`
+    to the holder, which holds the first `count` of them that satisfy one of `alternatives` (each a tuple of
     ByteMatch, all of which must hold) until `count` are held, then releases them together; `timeout_s` after it
-    started it releases what it holds all the same."""
-    matching: str
+    started it releases what it holds all the same. IPv4 (iptables)."""
+    matching: tuple[str, ...]
     alternatives: tuple[tuple[ByteMatch, ...], ...]
     count: int = 2
     directions: tuple[str, ...] = ("in", "out")
     timeout_s: float = 20
 
     def __post_init__(self) -> None:
-        Drop(self.matching)  # the same check of the expression
+        if not self.matching or not all(IPTABLES_WORD.fullmatch(word) for word in self.matching):
+            raise ValueError(f"matching must be iptables match options (plain words), not {self.matching!r}")
         if self.count < 1 or not self.alternatives or not all(self.alternatives):
             raise ValueError(f"a hold needs count >= 1 and at least one non-empty alternative: {self}")
         if not self.directions or set(self.directions) - set(HOOKS):
@@ -104,34 +115,31 @@ class Hold:
         """The holder's MATCH argument (hold.py)."""
         return "|".join(",".join(m.spec() for m in alternative) for alternative in self.alternatives)
 
-    def rule(self, label: str) -> str:
-        # bypass: while no holder listens (not yet, or gone) packets pass instead of being dropped
-        return f'{self.matching} counter queue num {HOLD_QUEUE} bypass comment "{label}"'
+    def rules(self, action: str) -> str:
+        """A shell script that adds (action "-A") or deletes ("-D") the queue rules. bypass: while no holder
+        listens (not yet, or gone) packets pass instead of being dropped."""
+        return "set -e\n" + "".join(
+            shlex.join(["iptables", "-t", "mangle", action, HOLD_CHAINS[direction], *self.matching,
+                        "-j", "NFQUEUE", "--queue-num", str(HOLD_QUEUE), "--queue-bypass"]) + "\n"
+            for direction in self.directions)
 
 
-def ruleset(drops: list[Drop], bridged: tuple[str, str] | None = None, hold: Hold | None = None) -> str:
+def ruleset(drops: list[Drop], bridged: tuple[str, str] | None = None) -> str:
     """One table, replaced whole on every change (declared, flushed, filled) so a re-install never stacks rules.
 
     `bridged`: the node's namespace only bridges its frames (a VM node's container: harness.vm), as (the port
     towards the lab, the port towards the node); the drops then act on the bridge, "in" on frames arriving from
-    the lab port, "out" on frames arriving from the node's port, before they are forwarded. `hold`: its queue
-    rules come after the drops (a dropped packet is not held)."""
+    the lab port, "out" on frames arriving from the node's port, before they are forwarded."""
     family = "bridge" if bridged else "inet"
     lines = [f"table {family} {TABLE}", f"delete table {family} {TABLE}", f"table {family} {TABLE} {{"]
-    rules_of = {direction: [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
-                for direction in HOOKS}
-    for direction in hold.directions if hold else ():
-        rules_of[direction].append(hold.rule(f"hold-{direction}"))
     if bridged:
         ports = dict(zip(HOOKS, bridged))
         rules = [f'iifname "{ports[drop.direction]}" {drop.rule(f"drop-{n}")}' for n, drop in enumerate(drops)]
-        rules += [f'iifname "{ports[direction]}" {hold.rule(f"hold-{direction}")}'
-                  for direction in (hold.directions if hold else ())]
         if rules:
             lines += ["    chain prerouting {", f"        type filter hook prerouting priority {PRIORITY}; policy accept;",
                       *(f"        {rule}" for rule in rules), "    }"]
     for direction, hook in ({} if bridged else HOOKS).items():
-        rules = rules_of[direction]
+        rules = [drop.rule(f"drop-{n}") for n, drop in enumerate(drops) if drop.direction == direction]
         if rules:
             lines += [f"    chain {hook} {{", f"        type filter hook {hook} priority {PRIORITY}; policy accept;",
                       *(f"        {rule}" for rule in rules), "    }"]
@@ -177,6 +185,9 @@ class Impairment:
         One hold at a time; `held()` tells what it did."""
         if self.holding is not None:
             raise HarnessError(f"{self.node.name}: a hold is already in place ({self.holding.spec()})")
+        if self._bridged:
+            raise HarnessError(f"{self.node.name} only bridges a VM's frames: the NFQUEUE target there is "
+                               "iptables', which sees routed packets only")
         self.holding = hold
         name = f"holder-{self.node.name}-{next(Impairment._sequence)}"
         self._holder = self.lab.sidecar(name, self.tools_image, of=self.node, cap_add=["NET_ADMIN"],
@@ -185,7 +196,8 @@ class Impairment:
         self._holder.start()
         wait_for(self._holder_bound, timeout=HOLDER_READY_S, interval=0.1,
                  what=f"the packet holder to bind its queue on {self.node.name}")
-        self.install()
+        self._nft(["sh", HOLD_SCRIPT_IN_SIDECAR], file=(HOLD_SCRIPT_IN_SIDECAR, hold.rules("-A")),
+                  what="adding the queue rules")
         return self
 
     def _holder_bound(self) -> bool:
@@ -205,16 +217,18 @@ class Impairment:
         return self._holder.logs(stdout=True, stderr=True).decode(errors="replace")
 
     def install(self) -> None:
-        """Put the ruleset for every drop so far (and the hold) into the node's namespace (replacing any earlier
-        one)."""
-        self._nft(["nft", "-f", RULESET_IN_SIDECAR], ruleset=ruleset(self.drops, self._bridged, self.holding),
+        """Put the ruleset for every drop so far into the node's namespace (replacing any earlier one)."""
+        self._nft(["nft", "-f", RULESET_IN_SIDECAR], file=(RULESET_IN_SIDECAR, ruleset(self.drops, self._bridged)),
                   what="installing the ruleset")
 
     def clear(self) -> None:
-        """Remove every rule (the table stays, empty) and then the holder: the underlay is clean again."""
+        """Remove every rule (the table stays, empty), then the holder: the underlay is clean again."""
         self.drops.clear()
-        self.holding = None
         self.install()
+        if self.holding is not None:
+            holding, self.holding = self.holding, None
+            self._nft(["sh", HOLD_SCRIPT_IN_SIDECAR], file=(HOLD_SCRIPT_IN_SIDECAR, holding.rules("-D")),
+                      what="deleting the queue rules")
         if self._holder is not None:
             holder, self._holder = self._holder, None
             holder.remove(force=True)
@@ -231,12 +245,14 @@ class Impairment:
                 if self.holding else ""]
         return "; ".join(filter(None, [*(d.describe() for d in self.drops), *held])) or "no faults"
 
-    def _nft(self, argv: list[str], *, what: str, ruleset: str | None = None) -> str:
+    def _nft(self, argv: list[str], *, what: str, file: tuple[str, str] | None = None) -> str:
+        """Run `argv` (nft, or a script of iptables) in a one-shot sidecar in the node's namespace, with `file`
+        (path, text) put there first."""
         name = f"faults-{self.node.name}-{next(Impairment._sequence)}"
         container = self.lab.sidecar(name, self.tools_image, of=self.node, command=argv, cap_add=["NET_ADMIN"])
         try:
-            if ruleset is not None:
-                _put(container, RULESET_IN_SIDECAR, ruleset)
+            if file is not None:
+                _put(container, *file)
             container.start()
             try:
                 code = container.wait(timeout=NFT_TIMEOUT_S)["StatusCode"]
@@ -247,8 +263,8 @@ class Impairment:
         finally:
             container.remove(force=True)
         if code != 0:
-            shown = f"\nruleset:\n{ruleset}" if ruleset else ""
-            raise HarnessError(f"{self.node.name}: nft exited with {code} {what}: {tail(output, 5)}{shown}")
+            shown = f"\n{file[0]}:\n{file[1]}" if file else ""
+            raise HarnessError(f"{self.node.name}: {argv[0]} exited with {code} {what}: {tail(output, 5)}{shown}")
         return output
 
 

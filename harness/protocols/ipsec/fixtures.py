@@ -118,11 +118,15 @@ class Tunnel:
 
     def rekey_from_both(self) -> str:
         """Both ends start a rekey of the CHILD SA at once and their CREATE_CHILD_SA requests cross (RFC 7296
-        2.8.1): the responder's underlay holds each side's first request (the initiator's arriving, its own
-        leaving) until both are held, then lets them go together. Returns the holder's account ("released 2", or
-        "timeout: released 1 of 2" when one side sent nothing); the wire says whether they crossed."""
-        impairment = self.pair.impair(RESPONDER)
-        impairment.hold(Hold("udp dport 500-4500", CREATE_CHILD_SA_REQUEST, count=2,
+        2.8.1): one node's underlay holds each side's first request (the one arriving, its own leaving) until both
+        are held, then lets them go together. Returns the holder's account ("released 2", or "timeout: released 1
+        of 2" when one side sent nothing); the wire says whether they crossed."""
+        routed = [role for role in (RESPONDER, INITIATOR) if not getattr(self.pair.nodes[role], "bridge_ports", None)]
+        if not routed:
+            pytest.skip("both nodes are microVMs: the harness holds packets with iptables' NFQUEUE (this kernel's "
+                        "nftables has no queue), which a VM node's bridge does not pass through (harness.faults)")
+        impairment = self.pair.impair(routed[0])
+        impairment.hold(Hold(("-p", "udp", "--dport", f"{IKE_PORT}:{NAT_T_PORT}"), CREATE_CHILD_SA_REQUEST, count=2,
                              timeout_s=self.pair.patience(CROSS_TIMEOUT_S)))
         try:
             together(lambda role: self.pair.endpoints[role].rekey_child(), ROLES)
