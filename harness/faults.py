@@ -241,9 +241,9 @@ class Impairment:
         return [counts.get(f"drop-{n}", 0) for n in range(len(self.drops))]
 
     def describe(self) -> str:
-        held = [f"hold {self.holding.count} packets matching {self.holding.spec()} ({'+'.join(self.holding.directions)})"
-                if self.holding else ""]
-        return "; ".join(filter(None, [*(d.describe() for d in self.drops), *held])) or "no faults"
+        hold = self.holding
+        held = f"hold {hold.count} packets matching {hold.spec()} ({'+'.join(hold.directions)})" if hold else ""
+        return "; ".join(filter(None, [*(d.describe() for d in self.drops), held])) or "no faults"
 
     def _nft(self, argv: list[str], *, what: str, file: tuple[str, str] | None = None) -> str:
         """Run `argv` (nft, or a script of iptables) in a one-shot sidecar in the node's namespace, with `file`

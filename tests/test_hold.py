@@ -2,14 +2,17 @@
 holds, how a Hold renders that MATCH and its queue rules, and the IPsec package's CREATE_CHILD_SA request match
 against messages built with the IKE codec (requests held; responses, other exchanges, ESP in UDP passed)."""
 import importlib.util
+import io
 import os
+import tarfile
 from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 
-from harness.faults import HOLD_QUEUE, ByteMatch, Hold
+from harness.errors import HarnessError
+from harness.faults import HOLD_QUEUE, ByteMatch, Hold, Impairment
 from harness.protocols.ipsec import ike
 from harness.protocols.ipsec.fixtures import CREATE_CHILD_SA_REQUEST
 
@@ -105,3 +108,66 @@ def test_hold_refuses_what_it_cannot_render(kwargs):
 def test_the_holder_says_usage_on_bad_arguments(capsys):
     assert hold.main(["7", "2", "10", "26"]) == 2
     assert "usage: hold" in capsys.readouterr().out
+
+
+class FakeContainer:
+    """A one-shot sidecar as harness.faults uses it: the files put in it, its command, whether it was removed."""
+    def __init__(self, command, output=b""):
+        self.command, self.output, self.files, self.status, self.removed = command, output, {}, "created", False
+
+    def put_archive(self, _path, data):
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                self.files["/" + member.name] = tar.extractfile(member).read().decode()
+
+    def start(self):
+        self.status = "running"
+
+    def wait(self, timeout):
+        return {"StatusCode": 0}
+
+    def logs(self, stdout=True, stderr=True):
+        return self.output
+
+    def reload(self):
+        pass
+
+    def remove(self, force=False):
+        self.removed = True
+
+
+class FakeLab:
+    def __init__(self):
+        self.containers = []
+
+    def sidecar(self, name, image, of, command, cap_add):
+        container = FakeContainer(command, b"bound\n" if command[0] == "hold" else b"")
+        self.containers.append(container)
+        return container
+
+
+class FakeNode:
+    name = "responder"
+
+    def status(self):
+        return ("running", None)
+
+
+def test_a_hold_starts_the_holder_before_queueing_to_it_and_clear_undoes_both():
+    lab = FakeLab()
+    impairment = Impairment(lab, FakeNode(), "tools").hold(IKE_REQUESTS)
+    holder, adding = lab.containers
+    assert holder.command == ["hold", str(HOLD_QUEUE), "2", "20", IKE_REQUESTS.spec()]
+    assert list(adding.files.values()) == [IKE_REQUESTS.rules("-A")]
+    assert impairment.held() == "bound\n"
+    impairment.clear()
+    deleting = lab.containers[-1]
+    assert list(deleting.files.values()) == [IKE_REQUESTS.rules("-D")] and holder.removed
+    assert impairment.held() == "" and impairment.describe() == "no faults"
+
+
+def test_a_hold_refuses_a_vm_nodes_bridge():
+    node = FakeNode()
+    node.bridge_ports = ("eth0", "tap0")
+    with pytest.raises(HarnessError, match="bridges a VM's frames"):
+        Impairment(FakeLab(), node, "tools").hold(IKE_REQUESTS)

@@ -1,6 +1,6 @@
 """CHILD SAs in depth (RFC 7296 1.3, 2.8, 3.3; RFC 4303): perfect forward secrecy on rekey, extended sequence
-numbers. What breaks between vendors in the field shows late (at the first rekey) or only in ESP itself, so each
-case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
+numbers, rekeys from both sides at once. What breaks between vendors in the field shows late (at the first rekey)
+or only in ESP itself, so each case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
 import allure
 import pytest
 
@@ -420,6 +420,7 @@ def test_child_rekey_collision(ipsec_pair):
     assert tunnel.up, tunnel.explain()
     assert tunnel.ping(count=1).all_answered, tunnel.explain()
     held = tunnel.rekey_from_both()
+    allure.attach(held, name="what the packet holder did", attachment_type=allure.attachment_type.TEXT)
     ipsec_pair.decrypted_until(lambda d: sum(r is not None for _, r in esp_deletes(d)) >= 2,
                                timeout=ipsec_pair.patience(COLLISION_SETTLE_S))
     after = tunnel.ping(count=3)
@@ -451,14 +452,19 @@ def test_child_rekey_collision(ipsec_pair):
     assert (won_request.message.src, int.from_bytes(old_spi, "big")) in by, \
         f"{won_request.message.src} initiated the surviving SA and must delete the replaced one, " \
         f"SPI 0x{old_spi.hex()} (RFC 7296 2.8.1):\n{shown}"
-    assert not {spi for _, spi in by} & surviving, f"the surviving SA was deleted:\n{shown}"
     assert all(r is not None for _, r in deletes), f"a Delete went unanswered:\n{shown}"
+    # RFC 7296 1.4.1: each Delete is answered with the paired SA's SPI, so both halves of both SAs go
+    deleted = {spi for exchange in deletes for m in exchange for spi in deleted_esp_spis(m)}
+    old = set().union(*(spis(m) for m in ike_auth_esp(ipsec_pair)))
+    assert old | redundant <= deleted and not deleted & surviving, \
+        f"deleted {sorted(map(hex, deleted))}; expected the replaced SA {sorted(map(hex, old))} and the redundant " \
+        f"one {sorted(map(hex, redundant))}, never the surviving {sorted(map(hex, surviving))}:\n{shown}"
 
     assert after.all_answered, f"no traffic after the collision:\n{after.output}"
     echoes = ipsec_pair.echoes_in_esp()
-    last = {kind: next(e.spi for e in reversed(echoes) if e.kind == kind) for kind in ("request", "reply")}
+    last = {kind: next((e.spi for e in reversed(echoes) if e.kind == kind), None) for kind in ("request", "reply")}
     assert set(last.values()) == surviving, \
-        f"the last echoes travelled in {sorted(map(hex, last.values()))}, not the surviving SA's " \
+        f"the last echo request and reply travelled in {last}, not the surviving SA's " \
         f"{sorted(map(hex, surviving))} (the redundant one was {sorted(map(hex, redundant))})"
     for role, sas in listed.items():
         assert [{sa.spi_in, sa.spi_out} for sa in sas] == [surviving], \
