@@ -92,28 +92,52 @@ class ByteMatch:
 
 
 @dataclass(frozen=True)
-class Hold:
-    """Queue packets matching `matching` (iptables match options: the candidates) in every one of `directions`
-    to the holder, which holds the first `count` of them that satisfy one of `alternatives` (each a tuple of
-    ByteMatch, all of which must hold) until `count` are held, then releases them together; `timeout_s` after it
-    started it releases what it holds all the same. IPv4 (iptables)."""
-    matching: tuple[str, ...]
+class Stage:
+    """Hold the first `count` candidates that satisfy one of `alternatives` (each a tuple of ByteMatch, all of which
+    must hold), then release them together."""
     alternatives: tuple[tuple[ByteMatch, ...], ...]
     count: int = 2
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or not self.alternatives or not all(self.alternatives):
+            raise ValueError(f"a hold stage needs count >= 1 and at least one non-empty alternative: {self}")
+
+    def spec(self) -> str:
+        """The holder's MATCH argument (hold.py)."""
+        return "|".join(",".join(m.spec() for m in alternative) for alternative in self.alternatives)
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Queue packets matching `matching` (iptables match options: the candidates) in every one of `directions`
+    to the holder, which does its `stages` in order (the next begins once one has released); `timeout_s` after
+    a stage began it releases what it holds all the same. IPv4 (iptables)."""
+    matching: tuple[str, ...]
+    stages: tuple[Stage, ...]
     directions: tuple[str, ...] = ("in", "out")
     timeout_s: float = 20
 
     def __post_init__(self) -> None:
         if not self.matching or not all(IPTABLES_WORD.fullmatch(word) for word in self.matching):
             raise ValueError(f"matching must be iptables match options (plain words), not {self.matching!r}")
-        if self.count < 1 or not self.alternatives or not all(self.alternatives):
-            raise ValueError(f"a hold needs count >= 1 and at least one non-empty alternative: {self}")
+        if not self.stages:
+            raise ValueError("a hold needs at least one stage")
         if not self.directions or set(self.directions) - set(HOOKS):
             raise ValueError(f"directions must be among {', '.join(HOOKS)}, not {self.directions!r}")
 
-    def spec(self) -> str:
-        """The holder's MATCH argument (hold.py)."""
-        return "|".join(",".join(m.spec() for m in alternative) for alternative in self.alternatives)
+    def argv(self, queue: int) -> list[str]:
+        """The holder's command line (hold.py)."""
+        return ["hold", str(queue), f"{self.timeout_s:g}",
+                *(word for stage in self.stages for word in (str(stage.count), stage.spec()))]
+
+    def done(self, account: str) -> bool:
+        """Whether the holder's account says its last stage has released."""
+        last = f"stage {len(self.stages)}: "
+        return any(line.startswith(last) and "released" in line for line in account.splitlines())
+
+    def describe(self) -> str:
+        return ", then ".join(f"hold {s.count} matching {s.spec()}" for s in self.stages) + \
+            f" ({'+'.join(self.directions)})"
 
     def rules(self, action: str) -> str:
         """A shell script that adds (action "-A") or deletes ("-D") the queue rules. bypass: while no holder
@@ -184,15 +208,14 @@ class Impairment:
         """Start the holder in the node's namespace and queue `hold`'s candidates to it (the node must run).
         One hold at a time; `held()` tells what it did."""
         if self.holding is not None:
-            raise HarnessError(f"{self.node.name}: a hold is already in place ({self.holding.spec()})")
+            raise HarnessError(f"{self.node.name}: a hold is already in place ({self.holding.describe()})")
         if self._bridged:
             raise HarnessError(f"{self.node.name} only bridges a VM's frames: the NFQUEUE target there is "
                                "iptables', which sees routed packets only")
         self.holding = hold
         name = f"holder-{self.node.name}-{next(Impairment._sequence)}"
         self._holder = self.lab.sidecar(name, self.tools_image, of=self.node, cap_add=["NET_ADMIN"],
-                                        command=["hold", str(HOLD_QUEUE), str(hold.count), f"{hold.timeout_s:g}",
-                                                 hold.spec()])
+                                        command=hold.argv(HOLD_QUEUE))
         self._holder.start()
         wait_for(self._holder_bound, timeout=HOLDER_READY_S, interval=0.1,
                  what=f"the packet holder to bind its queue on {self.node.name}")
@@ -210,8 +233,8 @@ class Impairment:
         return "bound" in output.splitlines()
 
     def held(self) -> str:
-        """The holder's account: "held i/N ..." per packet it held, then "released N" (all of them together) or
-        "timeout: released k of N"; "" without a hold."""
+        """The holder's account: per stage "stage s: held i/N ..." per packet it held, then "stage s: released N" (all
+        of them together) or "stage s: timeout: released k of N"; "" without a hold."""
         if self._holder is None:
             return ""
         return self._holder.logs(stdout=True, stderr=True).decode(errors="replace")
@@ -241,8 +264,7 @@ class Impairment:
         return [counts.get(f"drop-{n}", 0) for n in range(len(self.drops))]
 
     def describe(self) -> str:
-        hold = self.holding
-        held = f"hold {hold.count} packets matching {hold.spec()} ({'+'.join(hold.directions)})" if hold else ""
+        held = self.holding.describe() if self.holding else ""
         return "; ".join(filter(None, [*(d.describe() for d in self.drops), held])) or "no faults"
 
     def _nft(self, argv: list[str], *, what: str, file: tuple[str, str] | None = None) -> str:

@@ -1,6 +1,7 @@
 """The packet holder (harness/tools_image/hold.py, run in a lab node by harness.faults): which packets its MATCH
-holds, how a Hold renders that MATCH and its queue rules, and the IPsec package's CREATE_CHILD_SA request match
-against messages built with the IKE codec (requests held; responses, other exchanges, ESP in UDP passed)."""
+holds, how a Hold renders that MATCH and its queue rules, and the IPsec package's CREATE_CHILD_SA request and
+response match against messages built with the IKE codec (requests held in the first stage, responses in the
+second; other exchanges and ESP in UDP passed)."""
 import importlib.util
 import io
 import os
@@ -12,16 +13,17 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.inet6 import IPv6
 
 from harness.errors import HarnessError
-from harness.faults import HOLD_QUEUE, ByteMatch, Hold, Impairment
+from harness.faults import HOLD_QUEUE, ByteMatch, Hold, Impairment, Stage
 from harness.protocols.ipsec import ike
-from harness.protocols.ipsec.fixtures import CREATE_CHILD_SA_REQUEST
+from harness.protocols.ipsec.fixtures import CREATE_CHILD_SA_REQUEST, CREATE_CHILD_SA_RESPONSE
 
 HOLD_PY = Path(__file__).resolve().parent.parent / "harness" / "tools_image" / "hold.py"
 _spec = importlib.util.spec_from_file_location("hold", HOLD_PY)
 hold = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(hold)
 
-IKE_REQUESTS = Hold(("-p", "udp", "--dport", "500:4500"), CREATE_CHILD_SA_REQUEST)
+IKE_REQUESTS = Hold(("-p", "udp", "--dport", "500:4500"),
+                    (Stage(CREATE_CHILD_SA_REQUEST), Stage(CREATE_CHILD_SA_RESPONSE)))
 
 
 def ike_message(exchange: str, flags: int) -> bytes:
@@ -37,8 +39,8 @@ def datagram(data: bytes, port: int, *, marker: bool = True, v6: bool = False) -
     return bytes(network / UDP(sport=port, dport=port) / body)
 
 
-def held(packet: bytes) -> bool:
-    return hold.matches(packet, hold.parse_match(IKE_REQUESTS.spec()))
+def held(packet: bytes, stage: int = 0) -> bool:
+    return hold.matches(packet, hold.parse_match(IKE_REQUESTS.stages[stage].spec()))
 
 
 REQUEST, RESPONSE = ike.FLAG_INITIATOR, ike.FLAG_RESPONSE
@@ -48,6 +50,14 @@ REQUEST, RESPONSE = ike.FLAG_INITIATOR, ike.FLAG_RESPONSE
 @pytest.mark.parametrize("flags", [REQUEST, 0])  # a request from the original initiator, or from the responder
 def test_a_create_child_sa_request_is_held(port, flags):
     assert held(datagram(ike_message("CREATE_CHILD_SA", flags), port))
+
+
+@pytest.mark.parametrize("port", [500, 4500])
+@pytest.mark.parametrize("exchange, flags, answered", [
+    ("CREATE_CHILD_SA", RESPONSE, True), ("CREATE_CHILD_SA", RESPONSE | REQUEST, True),
+    ("CREATE_CHILD_SA", REQUEST, False), ("INFORMATIONAL", RESPONSE, False)])
+def test_the_second_stage_holds_create_child_sa_responses_only(port, exchange, flags, answered):
+    assert held(datagram(ike_message(exchange, flags), port), stage=1) is answered
 
 
 def test_over_ipv6_too():
@@ -88,25 +98,39 @@ def test_a_bad_match_is_refused_naming_the_part(text):
         hold.parse_match(text)
 
 
-def test_hold_renders_its_match_and_a_queue_rule_per_direction():
-    spec = Hold(("-p", "udp"), ((ByteMatch(2, b"\x01\xf4"), ByteMatch(27, b"\x00", b"\x20")),), count=3).spec()
-    assert spec == "2:01f4,27:00/20"
+def test_hold_renders_its_stages_and_a_queue_rule_per_direction():
+    stage = Stage(((ByteMatch(2, b"\x01\xf4"), ByteMatch(27, b"\x00", b"\x20")), (ByteMatch(0, b"\x01"),)), count=3)
+    assert Hold(("-p", "udp"), (stage, Stage(((ByteMatch(4, b"\xff"),),))), timeout_s=2.5).argv(7) == \
+        ["hold", "7", "2.5", "3", "2:01f4,27:00/20|0:01", "2", "4:ff"]
     queue = f"-p udp --dport 500:4500 -j NFQUEUE --queue-num {HOLD_QUEUE} --queue-bypass"
     assert IKE_REQUESTS.rules("-A").splitlines() == [
         "set -e", f"iptables -t mangle -A PREROUTING {queue}", f"iptables -t mangle -A POSTROUTING {queue}"]
     assert f"iptables -t mangle -D PREROUTING {queue}" in IKE_REQUESTS.rules("-D")
 
 
-@pytest.mark.parametrize("kwargs", [dict(count=0), dict(alternatives=()), dict(alternatives=((),)),
-                                    dict(directions=("up",)), dict(matching=("-p", "udp; reboot")),
+def test_a_hold_is_done_when_its_last_stage_released():
+    assert not IKE_REQUESTS.done("bound\nstage 1: held 1/2 at 0.1s\nstage 1: held 2/2 at 0.2s\nstage 1: released 2\n")
+    assert IKE_REQUESTS.done("bound\nstage 1: released 2\nstage 2: held 1/2 at 0.3s\nstage 2: released 2\n")
+    assert IKE_REQUESTS.done("bound\nstage 1: timeout: released 1 of 2\nstage 2: timeout: released 0 of 2\n")
+
+
+@pytest.mark.parametrize("kwargs", [dict(stages=()), dict(directions=("up",)), dict(matching=("-p", "udp; reboot")),
                                     dict(matching=())])
 def test_hold_refuses_what_it_cannot_render(kwargs):
     with pytest.raises(ValueError):
-        Hold(**{"matching": ("-p", "udp"), "alternatives": CREATE_CHILD_SA_REQUEST, **kwargs})
+        Hold(**{"matching": ("-p", "udp"), "stages": (Stage(CREATE_CHILD_SA_REQUEST),), **kwargs})
 
 
-def test_the_holder_says_usage_on_bad_arguments(capsys):
-    assert hold.main(["7", "2", "10", "26"]) == 2
+@pytest.mark.parametrize("kwargs", [dict(count=0), dict(alternatives=()), dict(alternatives=((),))])
+def test_a_stage_refuses_what_it_cannot_render(kwargs):
+    with pytest.raises(ValueError):
+        Stage(**{"alternatives": CREATE_CHILD_SA_REQUEST, **kwargs})
+
+
+@pytest.mark.parametrize("argv", [["7", "10", "2", "26"], ["7", "10", "2"], ["7", "10"], ["7", "10", "0", "2:01"],
+                                  ["7", "x", "2", "2:01"]])
+def test_the_holder_says_usage_on_bad_arguments(capsys, argv):
+    assert hold.main(argv) == 2
     assert "usage: hold" in capsys.readouterr().out
 
 
@@ -157,7 +181,7 @@ def test_a_hold_starts_the_holder_before_queueing_to_it_and_clear_undoes_both():
     lab = FakeLab()
     impairment = Impairment(lab, FakeNode(), "tools").hold(IKE_REQUESTS)
     holder, adding = lab.containers
-    assert holder.command == ["hold", str(HOLD_QUEUE), "2", "20", IKE_REQUESTS.spec()]
+    assert holder.command == IKE_REQUESTS.argv(HOLD_QUEUE)
     assert list(adding.files.values()) == [IKE_REQUESTS.rules("-A")]
     assert impairment.held() == "bound\n"
     impairment.clear()

@@ -1,17 +1,20 @@
 #!/usr/bin/env python3
 """Hold packets in user space until N are held, then release them together: packets that would follow each other
 (two peers' requests, each sent on its own timer or command) are made to cross. Runs in a lab node's network
-namespace (harness.faults), reading the NFQUEUE that the node's nftables rules send candidates to.
+namespace (harness.faults), reading the NFQUEUE that the node's nftables or iptables rules send candidates to.
 
-    hold QUEUE COUNT TIMEOUT_S MATCH
+    hold QUEUE TIMEOUT_S COUNT MATCH [COUNT MATCH ...]
 
-MATCH says which candidates are held, in bytes of the transport header (nftables' @th, here in bytes):
-alternatives separated by "|", each a comma-separated list of OFFSET:HEX or OFFSET:HEX/MASK, all of which must
-hold ("2:01f4,26:24,27:00/20": destination port 500, byte 26 is 0x24, bit 0x20 of byte 27 clear). Every other
-candidate passes at once. The first COUNT matching packets are held; once COUNT are held they are released in
-the order they came, and from then on every packet passes. TIMEOUT_S after the start the ones held so far are
-released all the same (the output says so). Prints one line per event: "bound", "held I/COUNT ...",
-"released N" or "timeout: released N of COUNT". Standard library and libnetfilter_queue (ctypes) only.
+Each COUNT MATCH pair is a stage, done in order. MATCH says which candidates the stage holds, in bytes of the
+transport header (nftables' @th, here in bytes): alternatives separated by "|", each a comma-separated list of
+OFFSET:HEX or OFFSET:HEX/MASK, all of which must hold ("2:01f4,26:24,27:00/20": destination port 500, byte 26 is
+0x24, bit 0x20 of byte 27 clear). Every other candidate passes at once. The stage holds the first COUNT matching
+packets; once COUNT are held it releases them in the order they came and the next stage begins; after the last
+one every packet passes. TIMEOUT_S after a stage began it releases what it holds all the same (the output says
+so). A later stage lets two answers cross as well as the requests they answer: an endpoint that got the answer
+to its own request before it handled its peer's would see no crossing at all.
+Prints one line per event: "bound", "stage S: held I/COUNT ...", "stage S: released N" or
+"stage S: timeout: released N of COUNT". Standard library and libnetfilter_queue (ctypes) only.
 """
 from __future__ import annotations
 
@@ -85,7 +88,7 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-def serve(queue: int, count: int, timeout_s: float, alternatives) -> int:
+def serve(queue: int, timeout_s: float, stages: list[tuple[int, list]]) -> int:
     nfq = ctypes.CDLL("libnetfilter_queue.so.1", use_errno=True)
     nfq.nfq_open.restype = ctypes.c_void_p
     nfq.nfq_create_queue.restype = ctypes.c_void_p
@@ -104,14 +107,16 @@ def serve(queue: int, count: int, timeout_s: float, alternatives) -> int:
         say(f"error: nfq_open failed (errno {ctypes.get_errno()})")
         return 1
     held: list[int] = []
-    state = {"released": False, "queue": None}
-    start = time.monotonic()
+    state = {"stage": 0, "began": time.monotonic(), "queue": None}
 
-    def release(why: str) -> None:
+    def release(why: str = "") -> None:
+        count = stages[state["stage"]][0]
         for packet_id in held:
             nfq.nfq_set_verdict(state["queue"], packet_id, NF_ACCEPT, 0, None)
-        say(f"{why}released {len(held)}" + ("" if not why else f" of {count}"))
-        state["released"] = True
+        say(f"stage {state['stage'] + 1}: {why}released {len(held)}" + (f" of {count}" if why else ""))
+        held.clear()
+        state["stage"] += 1
+        state["began"] = time.monotonic()
 
     def on_packet(queue_handle, _message, data, _user) -> int:
         header = nfq.nfq_get_msg_packet_hdr(data)
@@ -119,15 +124,17 @@ def serve(queue: int, count: int, timeout_s: float, alternatives) -> int:
         payload = ctypes.POINTER(ctypes.c_char)()
         length = nfq.nfq_get_payload(data, ctypes.byref(payload))
         packet = ctypes.string_at(payload, length) if length > 0 else b""
-        if state["released"] or not matches(packet, alternatives):
+        if state["stage"] >= len(stages) or not matches(packet, stages[state["stage"]][1]):
             return nfq.nfq_set_verdict(queue_handle, packet_id, NF_ACCEPT, 0, None)
         held.append(packet_id)
-        say(f"held {len(held)}/{count} at {time.monotonic() - start:.3f}s: {len(packet)} bytes, "
-            f"{packet[:64].hex()}")
+        count = stages[state["stage"]][0]
+        say(f"stage {state['stage'] + 1}: held {len(held)}/{count} at {time.monotonic() - start:.3f}s: "
+            f"{len(packet)} bytes, {packet[:64].hex()}")
         if len(held) == count:
-            release("")
+            release()
         return 0
 
+    start = time.monotonic()
     callback = _CALLBACK(on_packet)  # kept referenced: the C library calls it for as long as the queue lives
     state["queue"] = nfq.nfq_create_queue(handle, queue, callback, None)
     if not state["queue"]:
@@ -141,8 +148,9 @@ def serve(queue: int, count: int, timeout_s: float, alternatives) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     say("bound")
     while True:
-        wait = None if state["released"] else max(0.0, start + timeout_s - time.monotonic())
-        ready, _, _ = select.select([fd], [], [], wait)
+        waiting = state["stage"] < len(stages)
+        ready, _, _ = select.select([fd], [], [], max(0.0, state["began"] + timeout_s - time.monotonic())
+                                    if waiting else None)
         if not ready:
             release("timeout: ")
             continue
@@ -155,12 +163,16 @@ def serve(queue: int, count: int, timeout_s: float, alternatives) -> int:
 
 def main(argv: list[str]) -> int:
     try:
-        queue, count, timeout_s, match = int(argv[0]), int(argv[1]), float(argv[2]), argv[3]
-        alternatives = parse_match(match)
+        queue, timeout_s, rest = int(argv[0]), float(argv[1]), argv[2:]
+        if not rest or len(rest) % 2:
+            raise ValueError("give stages as COUNT MATCH pairs")
+        stages = [(int(count), parse_match(match)) for count, match in zip(rest[::2], rest[1::2])]
+        if any(count < 1 for count, _ in stages):
+            raise ValueError("a COUNT below 1")
     except (IndexError, ValueError) as exc:
-        say(f"usage: hold QUEUE COUNT TIMEOUT_S MATCH ({exc})")
+        say(f"usage: hold QUEUE TIMEOUT_S COUNT MATCH [COUNT MATCH ...] ({exc})")
         return 2
-    return serve(queue, count, timeout_s, alternatives)
+    return serve(queue, timeout_s, stages)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """CHILD SAs in depth (RFC 7296 1.3, 2.8, 3.3; RFC 4303): perfect forward secrecy on rekey, extended sequence
 numbers, rekeys from both sides at once. What breaks between vendors in the field shows late (at the first rekey)
-or only in ESP itself, so each case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
+or only in ESP itself, so each case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons'
+word."""
 import allure
 import pytest
 
