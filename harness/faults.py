@@ -8,8 +8,9 @@ on one node, so drop on the *other* one for the capture to show the packet that 
 
 A hold makes packets cross that would follow each other (two peers' requests on their own timers or commands): the
 node's rules queue candidates to a holder in user space (tools image, hold.py, NFQUEUE) that keeps the first N
-matching ones, wherever they go, until all N are there and then releases them together. What it holds is said in
-bytes of the transport header (ByteMatch), so the protocol that knows the offsets says it, not the core. The queue
+matching ones, wherever they go, until all N are there and then releases them together; in stages, so the answers
+can be made to cross too. What it holds is said in bytes of the transport header (ByteMatch), so the protocol that
+knows the offsets says it, not the core. The queue
 rules are iptables' (the xtables NFQUEUE target through nft_compat): this kernel's nftables has no `queue`
 expression ("Could not process rule: No such file or directory"), and so a hold works on a routed node only,
 never on a VM node's bridge.
