@@ -1,9 +1,11 @@
 """CHILD SAs in depth (RFC 7296 1.3, 2.8, 3.3; RFC 4303): perfect forward secrecy on rekey, extended sequence
-numbers. What breaks between vendors in the field shows late (at the first rekey) or only in ESP itself, so each
-case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons' word."""
+numbers, rekeys from both sides at once. What breaks between vendors in the field shows late (at the first rekey)
+or only in ESP itself, so each case judges the decrypted CREATE_CHILD_SA and the decrypted ESP, not the daemons'
+word."""
 import allure
 import pytest
 
+from harness.errors import HarnessError
 from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, Scenario, inner_address
 from harness.protocols.ipsec.transcript import DecryptedMessages
 
@@ -393,3 +395,79 @@ def test_additional_child_sa(ipsec_pair):
         f"the echoes between the new subnets travelled in {sorted(map(hex, echo_spis))}, not the new SA's " \
         f"{sorted(map(hex, spis(response)))}"
     assert len(installed) == 2, f"the responder should hold both CHILD SAs, holds {installed}"
+
+
+COLLISION_SETTLE_S = 8  # both Deletes after the crossed rekeys, and room for a retransmission
+
+
+def esp_deletes(messages: DecryptedMessages) -> list[tuple]:
+    """The INFORMATIONAL exchanges whose request deletes CHILD SAs (Delete payloads for ESP)."""
+    return [(q, r) for q, r in exchanges_of(messages.ike("INFORMATIONAL")) if q.decrypted and deleted_esp_spis(q)]
+
+
+def nonces(request, response) -> list[bytes]:
+    return [m.payload("Nonce").nonce for m in (request, response) if m is not None and m.payload("Nonce")]
+
+
+@pytest.mark.features("psk", "child_sa", "rekey")
+@pytest.mark.any_features("key_export")
+def test_child_rekey_collision(ipsec_pair):
+    """RFC 7296 2.8.1: when both ends rekey a CHILD SA at once, each answers the other's CREATE_CHILD_SA, and of the
+    redundant SAs "the SA created with the lowest of the four nonces used in the two exchanges SHOULD be closed by
+    the endpoint that created it" (lowest: octet by octet, a nonce that is a prefix of another lower); "the node
+    that initiated the surviving rekeyed SA should delete the replaced SA". Traffic then runs on the surviving SA
+    and each side lists it alone."""
+    tunnel = ipsec_pair.establish(Scenario())
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.ping(count=1).all_answered, tunnel.explain()
+    held = tunnel.rekey_from_both()
+    allure.attach(held, name="what the packet holder did", attachment_type=allure.attachment_type.TEXT)
+    ipsec_pair.decrypted_until(lambda d: sum(r is not None for _, r in esp_deletes(d)) >= 2,
+                               timeout=ipsec_pair.patience(COLLISION_SETTLE_S))
+    after = tunnel.ping(count=3)
+    listed = {role: tunnel.child_sas(role) for role in ("initiator", "responder")}
+
+    decrypted = ipsec_pair.decrypted()
+    shown = f"{decrypted.ike('CREATE_CHILD_SA').describe()}\n{decrypted.ike('INFORMATIONAL').describe()}"
+    rekeys = child_rekeys(decrypted)
+    senders = {q.message.src for q, _ in rekeys}
+    answered_at = min((r.message.time for _, r in rekeys if r is not None), default=float("inf"))
+    if len(senders) < 2 or sum(q.message.time < answered_at for q, _ in rekeys) < 2:
+        raise HarnessError(f"the two rekey requests did not cross on the wire, so the case did not happen "
+                           f"(the holder: {held.strip()!r}):\n{shown}")
+    crossed = [next((q, r) for q, r in rekeys if q.message.src == sender) for sender in sorted(senders)]
+    for request, response in crossed:
+        assert response is not None and esp_proposals(response) and not response.errors, \
+            f"each side must answer the other's rekey with a new SA (RFC 7296 2.8.1):\n{shown}"
+    lowest = min(n for exchange in crossed for n in nonces(*exchange))
+    [(lost_request, lost_response)] = [x for x in crossed if lowest in nonces(*x)]
+    [(won_request, won_response)] = [x for x in crossed if x[0] is not lost_request]
+    redundant, surviving = spis(lost_request) | spis(lost_response), spis(won_request) | spis(won_response)
+    deletes = esp_deletes(decrypted)
+    by = {(q.message.src, spi) for q, _ in deletes for spi in deleted_esp_spis(q)}
+    closer = lost_request.message.src
+    assert any((closer, spi) in by for spi in spis(lost_request)), \
+        f"{closer} made the SA with the lowest nonce ({lowest.hex()}) and must delete it, its SPI " \
+        f"{sorted(map(hex, spis(lost_request)))} (RFC 7296 2.8.1):\n{shown}"
+    old_spi = won_request.notify("REKEY_SA").spi
+    assert (won_request.message.src, int.from_bytes(old_spi, "big")) in by, \
+        f"{won_request.message.src} initiated the surviving SA and must delete the replaced one, " \
+        f"SPI 0x{old_spi.hex()} (RFC 7296 2.8.1):\n{shown}"
+    assert all(r is not None for _, r in deletes), f"a Delete went unanswered:\n{shown}"
+    # RFC 7296 1.4.1: each Delete is answered with the paired SA's SPI, so both halves of both SAs go
+    deleted = {spi for exchange in deletes for m in exchange for spi in deleted_esp_spis(m)}
+    old = set().union(*(spis(m) for m in ike_auth_esp(ipsec_pair)))
+    assert old | redundant <= deleted and not deleted & surviving, \
+        f"deleted {sorted(map(hex, deleted))}; expected the replaced SA {sorted(map(hex, old))} and the redundant " \
+        f"one {sorted(map(hex, redundant))}, never the surviving {sorted(map(hex, surviving))}:\n{shown}"
+
+    assert after.all_answered, f"no traffic after the collision:\n{after.output}"
+    echoes = ipsec_pair.echoes_in_esp()
+    last = {kind: next((e.spi for e in reversed(echoes) if e.kind == kind), None) for kind in ("request", "reply")}
+    assert set(last.values()) == surviving, \
+        f"the last echo request and reply travelled in {last}, not the surviving SA's " \
+        f"{sorted(map(hex, surviving))} (the redundant one was {sorted(map(hex, redundant))})"
+    for role, sas in listed.items():
+        assert [{sa.spi_in, sa.spi_out} for sa in sas] == [surviving], \
+            f"{role} lists the CHILD SAs {[(hex(sa.spi_in), hex(sa.spi_out)) for sa in sas]}; only the surviving " \
+            f"one, {sorted(map(hex, surviving))}, should be left"

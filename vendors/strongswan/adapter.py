@@ -146,6 +146,10 @@ class StrongSwan(IPsecEndpoint):
     def close_child(self, timeout: float) -> None:
         self._swanctl("--terminate", "--child", "net", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
 
+    def rekey_child(self) -> None:
+        # vici's rekey only queues the job: swanctl returns before the CREATE_CHILD_SA goes out
+        self._swanctl("--rekey", "--child", "net", check=True)
+
     def initiate_additional(self, timeout: float) -> Outcome:
         result = self._swanctl("--initiate", "--child", "extra", "--timeout", f"{int(timeout)}", timeout=timeout + 5)
         lines = result.output.strip().splitlines()

@@ -109,6 +109,10 @@ class Endpoint(IPsecEndpoint):
     def terminate(self, timeout: float) -> None:
         pytest.skip(f"{self.node.device.name} is a device under test: the harness cannot make it close the IKE SA")
 
+    def rekey_child(self) -> None:
+        pytest.skip(f"{self.node.device.name} is a device under test: the harness cannot make it rekey at a moment "
+                    "of its choosing")
+
     def version(self) -> str:
         return self.node.device.version
 

@@ -20,12 +20,13 @@ from scapy.layers.inet import ICMP, IP
 from harness.capture import Capture
 from harness.errors import ConfigError, HarnessError
 from harness.host import HostCapabilities
-from harness.faults import Impairment
+from harness.faults import ByteMatch, Hold, Impairment, Stage
 from harness.images import Images
 from harness.lab import Node, start_all, together
 from harness.nat import Nat
 from harness.pairlab import PairLab
 from harness.ping import Ping, ping
+from harness.waiting import wait_for
 from harness.peer import Reply, UdpPeer
 from harness.protocols.ipsec import ROLES, pki, probe
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
@@ -43,10 +44,32 @@ TERMINATE_TIMEOUT_S = 10
 CLOSE_SETTLE_S = 2
 RESTART_TIMEOUT_S = 10
 HALF_OPEN_LOAD = 2
-IKE_PORT = 500
+IKE_PORT, NAT_T_PORT = 500, 4500
 LOAD_PORT = 501
 PROBE_WAIT_S = 1.0  # how long the probe listens after each request before sending the next
 WIRE_POLL_S = 0.2  # how often a wait for the wire reads the capture so far
+CROSS_TIMEOUT_S = 10  # how long a stage of the holder waits for both packets before letting what it has go
+
+IKE_EXCHANGE, IKE_FLAGS = 18, 19  # octets of the IKE header (RFC 7296 3.1); the R(esponse) flag is 0x20
+CREATE_CHILD_SA = 36
+UDP_HEADER, NON_ESP_MARKER = 8, 4  # on port 4500 IKE follows four zero octets (RFC 3948 2.2)
+
+
+def _ike(port: int, exchange: int, offset: int, response: bool) -> tuple[ByteMatch, ...]:
+    return (ByteMatch(2, port.to_bytes(2, "big")), ByteMatch(offset + IKE_EXCHANGE, bytes([exchange])),
+            ByteMatch(offset + IKE_FLAGS, b"\x20" if response else b"\x00", mask=b"\x20"))
+
+
+def ike_messages(exchange: int, *, response: bool) -> tuple[tuple[ByteMatch, ...], ...]:
+    """IKE requests (or responses) of one exchange type in the bytes of their UDP datagram (transport header on):
+    to port 500, or to port 4500 behind the non-ESP marker (ESP in UDP there has a non-zero SPI in those octets)."""
+    return (_ike(IKE_PORT, exchange, UDP_HEADER, response),
+            (ByteMatch(UDP_HEADER, bytes(NON_ESP_MARKER)),
+             *_ike(NAT_T_PORT, exchange, UDP_HEADER + NON_ESP_MARKER, response)))
+
+
+CREATE_CHILD_SA_REQUEST = ike_messages(CREATE_CHILD_SA, response=False)
+CREATE_CHILD_SA_RESPONSE = ike_messages(CREATE_CHILD_SA, response=True)
 
 INITIATOR, RESPONDER = ROLES
 
@@ -95,6 +118,30 @@ class Tunnel:
     def close_child(self) -> None:
         """The initiator deletes the CHILD SA, keeping the IKE SA (RFC 7296 1.4.1)."""
         self.pair.endpoints[INITIATOR].close_child(TERMINATE_TIMEOUT_S)
+
+    def rekey_from_both(self) -> str:
+        """Both ends start a rekey of the CHILD SA at once and their CREATE_CHILD_SA requests cross (RFC 7296
+        2.8.1): one node's underlay holds each side's first request (the one arriving, its own leaving) until both
+        are held and lets them go together, then does the same with the two responses, so that each end handles
+        its peer's request before the answer to its own (else, its own rekey done, it may rightly refuse the
+        other's with TEMPORARY_FAILURE, RFC 7296 2.25.1: no collision). Returns the holder's account; the wire
+        says whether they crossed."""
+        routed = [role for role in (RESPONDER, INITIATOR) if not getattr(self.pair.nodes[role], "bridge_ports", None)]
+        if not routed:
+            pytest.skip("both nodes are microVMs: the harness holds packets with iptables' NFQUEUE (this kernel's "
+                        "nftables has no queue), which a VM node's bridge does not pass through (harness.faults)")
+        impairment = self.pair.impair(routed[0])
+        hold = Hold(("-p", "udp", "--dport", f"{IKE_PORT}:{NAT_T_PORT}"),
+                    (Stage(CREATE_CHILD_SA_REQUEST, 2), Stage(CREATE_CHILD_SA_RESPONSE, 2)),
+                    timeout_s=self.pair.patience(CROSS_TIMEOUT_S))
+        impairment.hold(hold)
+        try:
+            together(lambda role: self.pair.endpoints[role].rekey_child(), ROLES)
+            wait_for(lambda: hold.done(impairment.held()), timeout=2 * self.pair.patience(CROSS_TIMEOUT_S) + 5,
+                     what="the packet holder to release the rekey requests and their responses")
+            return impairment.held()
+        finally:
+            impairment.clear()
 
     def add_child(self) -> Outcome:
         """The initiator adds the scenario's additional CHILD SA with CREATE_CHILD_SA (RFC 7296 1.3.1)."""

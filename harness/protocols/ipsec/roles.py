@@ -75,6 +75,11 @@ class IPsecEndpoint(ABC):
         wire). Only for adapters whose vendor declares the feature child_delete."""
         raise NotImplementedError(f"{type(self).__name__} does not implement close_child (feature child_delete)")
 
+    def rekey_child(self) -> None:
+        """Start a rekey of the CHILD SA from this side now (a CREATE_CHILD_SA with N(REKEY_SA)), returning without
+        waiting for it to finish. Only for adapters whose vendor declares rekey."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement rekey_child (feature rekey)")
+
     def initiate_additional(self, timeout: float) -> Outcome:
         """Set up the scenario's additional CHILD SA (additional_subnets) on the IKE SA there is (initiator only).
         Only for adapters whose vendor declares additional_child."""
