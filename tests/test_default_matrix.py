@@ -37,8 +37,11 @@ def test_the_default_matrix(tmp_path, browser):
     # --versions none: the vendors' other versions (vendor.toml [versions]) would multiply the IPsec cells by five
     # and add microVM images of each (README "Versions"); CI holds the matrix of the folders' own builds, and the
     # version cells are `./dev run`'s (their expectations are left out of the stale-entry check below).
+    # --kernel host: on a host without kernel ESP, Geneve, L2TP or PPP that is today's skips, each expected with its
+    # reason; the microVM cells (a tenth of the cells, three fifths of the time: 39 cells, 23 of 39 minutes of cell
+    # time in the run of 2026-12-06) are `./dev run`'s, and CI runs a sample of them (tests/test_vm_cells.py).
     result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--reruns", "1", "--versions", "none",
-                             "--reports-dir", str(tmp_path)],
+                             "--kernel", "host", "--reports-dir", str(tmp_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
     records = json.loads((tmp_path / "matrix.json").read_text())
     output = result.stdout[-3000:] + result.stderr[-2000:]
@@ -80,5 +83,7 @@ def test_the_default_matrix(tmp_path, browser):
     assert sorted(map(tuple, cells)) == sorted((r["case"], r["a"], r["b"], r["verdict"]) for r in records)
     for path in pages(tmp_path):
         links = Visit(browser, path).links()
-        missing = [href for href in links if "#" not in href and not Path(unquote(urlparse(href).path)).is_file()]
+        # an earlier try's evidence is its folder (pairs/.../tries/<n>/), every other link a file
+        missing = [href for href in links if "#" not in href and not Path(unquote(urlparse(href).path)).is_file()
+                   and not (href.endswith("/") and Path(unquote(urlparse(href).path)).is_dir())]
         assert not missing, f"{path.name} links to missing files: {missing[:5]}"

@@ -1,0 +1,29 @@
+"""A sample of the matrix's microVM cells, as `./dev run` runs them (--kernel auto), judged against the shipped
+expectations: Libreswan, whose CHILD SAs need the kernel's ESP, against strongSwan both ways and against itself.
+The default-matrix test runs --kernel host (tests/test_default_matrix.py says why); this keeps the VM path of a
+whole cell (placement, the VM's time scale, ESP on the VM's kernel, the capture beside it) in CI."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from support import ROOT
+
+pytestmark = pytest.mark.docker
+
+
+def test_docker_libreswan_runs_its_child_sas_in_microvms_and_every_cell_is_as_expected(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--kernel", "auto", "--versions", "none",
+                             "--vendors", "libreswan,strongswan", "--reruns", "1", "--reports-dir", str(tmp_path),
+                             "-k", "test_psk_tunnel and libreswan", "-n", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    output = result.stdout[-3000:] + result.stderr[-2000:]
+    records = {f"{r['a']}->{r['b']}": r for r in json.loads((tmp_path / "matrix.json").read_text())}
+    assert set(records) == {"strongswan->libreswan", "libreswan->strongswan", "libreswan->libreswan"}, output
+    for cell, r in records.items():
+        assert r["verdict"] == "passed" and r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
+        assert "libreswan" in r["vm"], f"{cell}: libreswan did not run in a microVM: {r['vm']}"
+    assert result.returncode == 0, output
