@@ -50,7 +50,11 @@ exit status:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (its full usage is one --help away)."""
+    """argparse, but a usage error is one line (its full usage is one --help away), and an option is spelt out:
+    `images build --vendors X` must not be taken for --vendors-dir (the subcommands inherit the class)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **{"allow_abbrev": False, **kwargs})
 
     def error(self, message):
         self.exit(USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")

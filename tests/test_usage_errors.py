@@ -94,3 +94,11 @@ def test_other_subcommands_take_no_stray_arguments():
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
         "overlay-interop: error: unrecognized arguments: --vendors x (see overlay-interop --help)"]
+
+
+def test_an_option_is_never_taken_for_a_longer_one_it_begins(tmp_path):
+    """`images build --vendors frr` once read as --vendors-dir frr ("not a folder")."""
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "images", "build", "--vendors", "frr"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "unrecognized arguments: --vendors" in result.stderr and "not a folder" not in result.stderr
