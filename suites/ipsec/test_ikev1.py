@@ -1,0 +1,75 @@
+"""IKEv1 (RFC 2409 on ISAKMP, RFC 2408) where it still lives in the field: remote access, a client dialling a
+gateway with a group PSK in Aggressive Mode, XAUTH for the user, Mode Config for its inner address, then Quick Mode
+for the IPsec SA. Judged from the wire: IKEv1 has no response flag, so who sent a message is read off its
+addresses; what phase 1 leaves encrypted (XAUTH, Mode Config, Quick Mode) is judged by its exchange types and
+order, the data plane by the ESP that carries the pings."""
+import pytest
+
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario
+
+pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("ikev1")]
+
+# What a Cisco-style client offers and the group a gateway of this decade still accepts from it: AES-256 with SHA-1
+# as phase 1's hash and PRF, MODP 2048 (RFC 3526 3), and AES-256 with HMAC-SHA1-96 for ESP, no PFS.
+REMOTE_ACCESS = Scenario(
+    ike_version=1, aggressive=True, remote_access=True,
+    ike=(IkeProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA1_96", prf="PRF_HMAC_SHA1",
+                     group="MODP_2048"),),
+    esp=(EspProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA1_96"),))
+
+
+def sent_by(messages, address: str) -> list:
+    return [m for m in messages if m.src == address]
+
+
+@pytest.mark.severity("critical")  # the remote-access login every IKEv1 client does
+@pytest.mark.features("ikev1", "aggressive", "xauth", "modecfg")
+def test_remote_access(ipsec_pair):
+    """RFC 2409 5.4: Aggressive Mode is three messages, the initiator's carrying SA, KE, Nonce and its ID (here the
+    group's name, ID_KEY_ID) in the clear, the responder's the rest of phase 1, the initiator's last one HASH_I
+    (encrypted, or in the clear as RFC 2409 allows). draft-beaulieu-ike-xauth-02 and draft-dukes-ike-mode-cfg-02:
+    then Transaction exchanges (type 6) carry XAUTH and Mode Config, and only after them Quick Mode (RFC 2409 5.5:
+    three messages) sets up the IPsec SA, from the address Mode Config gave; ESP then carries the pings both ways."""
+    tunnel = ipsec_pair.establish(REMOTE_ACCESS)
+    assert tunnel.up, tunnel.explain()
+    assert tunnel.child_sas("responder"), f"the responder reports no installed IPsec SA\n{tunnel.explain()}"
+    ping = tunnel.ping()
+    assert ping.all_answered, f"{ping.output}\n{tunnel.explain()}"
+    initiator, responder = ipsec_pair.addresses
+
+    wire = ipsec_pair.wire()
+    v1 = [m for m in wire.ike() if m.version == 1]
+    assert v1 and len(v1) == len(wire.ike()), f"expected IKEv1 only on the wire:\n{wire.describe()}"
+    aggressive = wire.ike("Aggressive Mode")
+    assert [m.src for m in aggressive][:2] == [initiator, responder] and len(aggressive) == 3, \
+        f"expected Aggressive Mode's three messages, initiator first:\n{aggressive.describe()}"
+    first = aggressive[0]
+    assert all(first.payload(kind) is not None for kind in ("SA", "KE", "Nonce", "ID")), \
+        f"the first Aggressive Mode message lacks SA, KE, Nonce or ID:\n{first.describe()}"
+    identity = first.payload("ID")
+    assert (str(identity.id_type), identity.id_data) == ("ID_KEY_ID", REMOTE_ACCESS.group.encode()), \
+        f"the initiator must name its group as ID_KEY_ID {REMOTE_ACCESS.group!r}:\n{first.describe()}"
+    methods = {t.attribute("Authentication Method") for p in first.payload("SA").proposals for t in p.transforms}
+    assert "XAUTHInitPreShared" in {str(m) for m in methods}, \
+        f"the initiator offered no XAUTH with a pre-shared key (XAUTHInitPreShared):\n{first.describe()}"
+
+    transactions = wire.ike("Transaction")
+    quick = wire.ike("Quick Mode")
+    assert sent_by(transactions, responder) and sent_by(transactions, initiator), \
+        f"expected Transaction exchanges (XAUTH, Mode Config) both ways:\n{wire.describe()}"
+    assert len(quick) >= 3 and [m.src for m in quick][:3] == [initiator, responder, initiator], \
+        f"expected Quick Mode's three messages from the initiator:\n{quick.describe()}"
+    assert all(m.encrypted for m in [*transactions, *quick]), \
+        f"Transaction and Quick Mode must be encrypted under the phase 1 SA:\n{wire.describe()}"
+    assert max(m.time for m in transactions) < quick[0].time, \
+        f"Quick Mode started before XAUTH and Mode Config were done:\n{wire.describe()}"
+
+    forward, back = wire.esp_between(initiator, responder), wire.esp_between(responder, initiator)
+    assert sum(f.packets for f in forward) >= ping.sent and sum(f.packets for f in back) >= ping.received, \
+        f"expected ESP for {ping.sent} echo requests and their replies:\n{wire.describe()}"
+    if ipsec_pair.keys()[1]:  # the responder exported its ESP keys: the pings themselves, inside the ESP
+        src, dst = tunnel.inner_addresses
+        echoes = ipsec_pair.echoes_in_esp()
+        assert [e for e in echoes if (e.kind, e.src, e.dst) == ("request", src, dst)] and \
+            [e for e in echoes if (e.kind, e.src, e.dst) == ("reply", dst, src)], \
+            f"expected echo requests {src} > {dst} (the Mode Config address) and replies inside ESP, got {echoes}"
