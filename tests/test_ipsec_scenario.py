@@ -195,3 +195,28 @@ def test_libreswan_narrows_only_when_asked_and_reads_instances_in_its_state_tabl
     sas = module.Libreswan(Node(), HOST).child_sas()
     assert [(sa.spi_in, sa.spi_out, sa.udp_encapsulated) for sa in sas] == [
         (0x7B0A9284, 0x53B07B5D, True), (0x22222222, 0x11111111, False)]
+
+
+VPNC = load_vendor(Path(__file__).resolve().parent.parent / "vendors" / "vpnc")
+
+
+def test_ikev1_remote_access_renders_a_group_xauth_and_a_pool():
+    """The responder names the initiator by its group (ID_KEY_ID) and checks an XAUTH round, with the initiator's
+    first address as its pool; vpnc gets the group, the user and the scenario's DH group."""
+    with pytest.raises(ValueError, match="need ike_version 1"):
+        Scenario(aggressive=True)
+    with pytest.raises(ValueError, match="needs aggressive and auth psk"):
+        Scenario(ike_version=1, remote_access=True)
+    scenario = Scenario(ike_version=1, aggressive=True, remote_access=True, ike=(IkeProposal(group="MODP_1536"),))
+    responder = _rendered(STRONGSWAN, scenario, "responder")
+    swan = responder["/etc/swanctl/swanctl.conf"]
+    assert "version = 1\n" in swan and "aggressive = yes\n" in swan and 'id = "keyid:interop-group"' in swan
+    assert "auth = xauth\n" in swan and "xauth_id = interop-user\n" in swan and "addrs = 198.19.1.1/32\n" in swan
+    assert "remote_ts = dynamic\n" in swan and "pools = ra\n" in swan
+    assert "i_dont_care_about_security_and_use_aggressive_mode_psk = yes" in responder["/etc/strongswan.conf"]
+    assert "version = 2\n" in _rendered(STRONGSWAN, Scenario())["/etc/swanctl/swanctl.conf"]
+    vpnc = _rendered(VPNC, scenario)["/etc/vpnc/lab.conf"].splitlines()
+    assert {"IPSec gateway 198.18.0.3", "IPSec ID interop-group", "Xauth username interop-user",
+            "IKE DH Group dh5", "Perfect Forward Secrecy nopfs"} <= set(vpnc)
+    with pytest.raises(ConfigError, match="remote_access"):
+        _rendered(VPNC, Scenario())

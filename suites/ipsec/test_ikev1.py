@@ -22,6 +22,18 @@ def sent_by(messages, address: str) -> list:
     return [m for m in messages if m.src == address]
 
 
+def attributes(transactions, src: str, cfg_type: str, name: str) -> list[str]:
+    """The values of attribute `name` in the Attribute payloads of type `cfg_type` (ISAKMP_CFG_REQUEST, _REPLY,
+    _SET, _ACK) that `src` sent in the opened Transaction exchanges ("" for an attribute asked for, valueless)."""
+    found = []
+    for m in transactions:
+        payload = m.payload("Attributes")
+        if m.message.src == src and payload is not None and str(payload.cfg_type) == cfg_type:
+            value = payload.attribute(name)
+            found += [] if value is None else [str(value)]
+    return found
+
+
 @pytest.mark.severity("critical")  # the remote-access login every IKEv1 client does
 @pytest.mark.features("ikev1", "aggressive", "xauth", "modecfg")
 def test_remote_access(ipsec_pair):
@@ -37,6 +49,11 @@ def test_remote_access(ipsec_pair):
     assert ping.all_answered, f"{ping.output}\n{tunnel.explain()}"
     initiator, responder = ipsec_pair.addresses
 
+    def carried(w) -> bool:
+        return sum(f.packets for f in w.esp_between(initiator, responder)) >= ping.sent and \
+            sum(f.packets for f in w.esp_between(responder, initiator)) >= ping.received
+    # vpnc's last ESP can reach the pcap after ping has its answers: wait for it before judging the stopped capture
+    ipsec_pair.wire_until(carried, timeout=ipsec_pair.patience(2))
     wire = ipsec_pair.wire()
     v1 = [m for m in wire.ike() if m.version == 1]
     assert v1 and len(v1) == len(wire.ike()), f"expected IKEv1 only on the wire:\n{wire.describe()}"
@@ -64,8 +81,29 @@ def test_remote_access(ipsec_pair):
     assert max(m.time for m in transactions) < quick[0].time, \
         f"Quick Mode started before XAUTH and Mode Config were done:\n{wire.describe()}"
 
-    forward, back = wire.esp_between(initiator, responder), wire.esp_between(responder, initiator)
-    assert sum(f.packets for f in forward) >= ping.sent and sum(f.packets for f in back) >= ping.received, \
+    if ipsec_pair.ike_keys_exported:  # the responder's keys open phase 2: XAUTH and Mode Config themselves
+        opened = ipsec_pair.decrypted().ike("Transaction")
+        assert all(m.decrypted for m in opened), f"a Transaction message did not decrypt:\n{opened.describe()}"
+        xauth = [attributes(opened, responder, "ISAKMP_CFG_REQUEST", "XAUTH_USER_NAME"),
+                 attributes(opened, initiator, "ISAKMP_CFG_REPLY", "XAUTH_USER_NAME"),
+                 attributes(opened, responder, "ISAKMP_CFG_SET", "XAUTH_STATUS"),
+                 # draft-dukes-ike-mode-cfg-02 3.2: an ACK lists the attributes it accepts, valueless (strongSwan);
+                 # vpnc repeats the value: either says the status was taken
+                 len(attributes(opened, initiator, "ISAKMP_CFG_ACK", "XAUTH_STATUS"))]
+        assert xauth == [[""], [REMOTE_ACCESS.xauth_user], ["OK"], 1], \
+            f"expected XAUTH: the responder asks for a user name, the initiator names {REMOTE_ACCESS.xauth_user!r}, " \
+            f"the responder sets XAUTH_STATUS OK and the initiator acknowledges it; got {xauth}:\n{opened.describe()}"
+        pool = tunnel.inner_addresses[0]
+        given = attributes(opened, responder, "ISAKMP_CFG_REPLY", "INTERNAL_IP4_ADDRESS")
+        assert attributes(opened, initiator, "ISAKMP_CFG_REQUEST", "INTERNAL_IP4_ADDRESS") and given == [pool], \
+            f"expected Mode Config: the initiator asks for INTERNAL_IP4_ADDRESS, the responder gives {pool}; " \
+            f"got {given}:\n{opened.describe()}"
+        first_quick = ipsec_pair.decrypted().ike("Quick Mode")[0]
+        ids = [p.value for p in first_quick.payloads_of("ID")]
+        assert first_quick.decrypted and ids[:1] == [pool], \
+            f"Quick Mode must be from the Mode Config address {pool} (IDci):\n{first_quick.describe()}"
+
+    assert carried(wire), \
         f"expected ESP for {ping.sent} echo requests and their replies:\n{wire.describe()}"
     if ipsec_pair.keys()[1]:  # the responder exported its ESP keys: the pings themselves, inside the ESP
         src, dst = tunnel.inner_addresses
