@@ -23,7 +23,7 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).par
 
 # IANA transform names (the scenario's vocabulary) -> strongSwan proposal keywords.
 KEYWORDS = {
-    "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
+    "ENCR_3DES": "3des", "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
     "ENCR_AES_GCM_16_128": "aes128gcm16", "ENCR_AES_GCM_16_256": "aes256gcm16",
     "ENCR_CHACHA20_POLY1305": "chacha20poly1305",
     "AUTH_HMAC_SHA1_96": "sha1", "AUTH_HMAC_SHA2_256_128": "sha256", "AUTH_HMAC_SHA2_384_192": "sha384",

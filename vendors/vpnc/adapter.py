@@ -53,6 +53,8 @@ class Vpnc(IPsecEndpoint):
             # natt: float to UDP 4500 and encapsulate ESP where NAT-D shows a NAT (RFC 3947), as a gateway on
             # libipsec makes it show; plain ESP otherwise
             "NAT Traversal Mode natt",
+            # Quick Mode's IDcr: the responder's subnet (vpnc's default, 0.0.0.0/0, a gateway must narrow)
+            f"IPSEC target network {side.peer_subnet}",
             "Local Port 500",
             "Interface name tun0",
             "Interface mode tun",
