@@ -220,3 +220,19 @@ def test_ikev1_remote_access_renders_a_group_xauth_and_a_pool():
             "IKE DH Group dh5", "Perfect Forward Secrecy nopfs"} <= set(vpnc)
     with pytest.raises(ConfigError, match="remote_access"):
         _rendered(VPNC, Scenario())
+
+
+def test_libreswan_renders_ikev1_and_the_remote_access_server():
+    site = Scenario(ike_version=1, aggressive=True, esp=(EspProposal(encryption="ENCR_3DES",
+                                                                     integrity="AUTH_HMAC_SHA1_96"),))
+    pluto = _rendered(LIBRESWAN, site)["/etc/ipsec.conf"]
+    assert "\n    ikev2=no\n" in pluto and "\n    aggressive=yes\n" in pluto and "ikev1-policy=accept" in pluto
+    assert "\n    ike=aes128-sha2_256;modp2048\n" in pluto and "\n    esp=3des-sha1\n" in pluto
+    assert "ikev2=yes" in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.conf"]
+    remote = Scenario(ike_version=1, aggressive=True, remote_access=True)
+    server = _rendered(LIBRESWAN, remote, "responder")
+    assert "\n    rightaddresspool=198.19.1.1-198.19.1.1\n" in server["/etc/ipsec.conf"]
+    assert "leftxauthserver=yes" in server["/etc/ipsec.conf"] and "rightsubnet" not in server["/etc/ipsec.conf"]
+    assert "@#696e7465726f702d67726f7570 : PSK" in server["/etc/ipsec.secrets"]  # ID_KEY_ID "interop-group"
+    with pytest.raises(ConfigError, match="remote_access"):
+        _rendered(LIBRESWAN, remote, "initiator")

@@ -7,7 +7,8 @@ import pytest
 
 from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario
 
-pytestmark = [pytest.mark.protocol("ipsec"), pytest.mark.features("ikev1")]
+# Each case names its own features: vpnc plays remote access (aggressive, xauth, modecfg) but not site to site (ikev1).
+pytestmark = [pytest.mark.protocol("ipsec")]
 
 
 
@@ -43,7 +44,7 @@ def attributes(transactions, src: str, cfg_type: str, name: str) -> list[str]:
 
 
 @pytest.mark.severity("critical")  # the remote-access login every IKEv1 client does
-@pytest.mark.features("ikev1", "aggressive", "xauth", "modecfg")
+@pytest.mark.features("aggressive", "xauth", "modecfg")
 def test_remote_access(ipsec_pair):
     """With AES-256: RFC 2409 Appendix A: AES's Key Length attribute (type 14) comes with the Encryption Algorithm
     attribute of its transform; RFC 2408 3.6 puts no order on a transform's attributes. The rest as
@@ -51,7 +52,7 @@ def test_remote_access(ipsec_pair):
     remote_access_login(ipsec_pair, REMOTE_ACCESS)
 
 
-@pytest.mark.features("ikev1", "aggressive", "xauth", "modecfg")
+@pytest.mark.features("aggressive", "xauth", "modecfg")
 def test_remote_access_3des(ipsec_pair):
     """RFC 2409 5.4: Aggressive Mode is three messages, the initiator's carrying SA, KE, Nonce and its ID (here the
     group's name, ID_KEY_ID) in the clear, the responder's the rest of phase 1, the initiator's last one HASH_I
@@ -138,3 +139,98 @@ def remote_access_login(ipsec_pair, scenario: Scenario) -> None:
         assert [e for e in echoes if (e.kind, e.src, e.dst) == ("request", src, dst)] and \
             [e for e in echoes if (e.kind, e.src, e.dst) == ("reply", dst, src)], \
             f"expected echo requests {src} > {dst} (the Mode Config address) and replies inside ESP, got {echoes}"
+
+
+# ---- Site to site (issue 19 case 10): Main Mode and Aggressive Mode, then Quick Mode between the subnets ----
+
+def judge_quick_mode(ipsec_pair, tunnel, *, pfs: bool) -> None:
+    """RFC 2409 5.5: Quick Mode is three messages under the phase 1 SA, initiator first; with PFS the first two
+    carry KE (of the group the ESP proposal names), without it neither does (as far as the exported keys open them).
+    ESP then carries the pings both ways."""
+    ping = tunnel.ping()
+    assert ping.all_answered, f"{ping.output}\n{tunnel.explain()}"
+    initiator, responder = ipsec_pair.addresses
+    wire = ipsec_pair.wire()
+    assert all(m.version == 1 for m in wire.ike()), f"expected IKEv1 only on the wire:\n{wire.describe()}"
+    quick = wire.ike("Quick Mode")
+    assert len(quick) >= 3 and [m.src for m in quick][:3] == [initiator, responder, initiator] and \
+        all(m.encrypted for m in quick), f"expected Quick Mode's three encrypted messages:\n{quick.describe()}"
+    if ipsec_pair.ike_keys_exported:
+        opened = ipsec_pair.decrypted().ike("Quick Mode")[:2]
+        assert all(m.decrypted for m in opened), f"Quick Mode did not decrypt:\n{opened.describe()}"
+        carried = [m.payload("KE") is not None for m in opened]
+        assert carried == [pfs, pfs], \
+            f"Quick Mode's first two messages must {'' if pfs else 'not '}carry KE (PFS {'on' if pfs else 'off'}):\n" \
+            f"{opened.describe()}"
+    for src, dst in ((initiator, responder), (responder, initiator)):
+        assert sum(f.packets for f in wire.esp_between(src, dst)) >= ping.sent, \
+            f"expected ESP {src} -> {dst} for the pings:\n{wire.describe()}"
+
+
+def main_mode(wire, initiator: str, responder: str) -> list[str]:
+    """What is missing of RFC 2409 5's Main Mode: six messages alternating from the initiator, SA first in the
+    clear, the last two (IDs and HASH or SIG) encrypted."""
+    main = wire.ike("Main Mode")
+    missing = []
+    if [m.src for m in main][:6] != [initiator, responder] * 3:
+        missing.append("six messages alternating from the initiator")
+    elif not (main[0].payload("SA") and main[1].payload("SA")) or main[0].encrypted or main[1].encrypted:
+        missing.append("SA in the clear in the first two")
+    elif not (main[4].encrypted and main[5].encrypted):
+        missing.append("the last two encrypted")
+    return missing
+
+
+@pytest.mark.severity("critical")  # the IKEv1 tunnel every legacy site still runs
+@pytest.mark.features("ikev1", "psk")
+def test_main_mode_psk(ipsec_pair):
+    """RFC 2409 5: Main Mode with a pre-shared key: SA, then KE and Nonce, then the identities with HASH_I/HASH_R,
+    encrypted; then Quick Mode (5.5) sets up the IPsec SA between the subnets, without PFS."""
+    tunnel = ipsec_pair.establish(Scenario(ike_version=1))
+    assert tunnel.up, tunnel.explain()
+    initiator, responder = ipsec_pair.addresses
+    missing = main_mode(ipsec_pair.wire_until(lambda w: len(w.ike("Quick Mode")) >= 3, timeout=2),
+                        initiator, responder)
+    assert not missing, f"Main Mode lacks {', '.join(missing)}:\n{ipsec_pair.wire().describe()}"
+    judge_quick_mode(ipsec_pair, tunnel, pfs=False)
+
+
+@pytest.mark.features("ikev1", "psk", "pfs")
+def test_quick_mode_pfs(ipsec_pair):
+    """RFC 2409 5.5: with PFS Quick Mode's first two messages carry KE of the group the proposal names (the SA's
+    Group Description), and the IPsec SA's keys come from that exchange."""
+    tunnel = ipsec_pair.establish(Scenario(ike_version=1, esp=(EspProposal(group="MODP_2048"),)))
+    assert tunnel.up, tunnel.explain()
+    judge_quick_mode(ipsec_pair, tunnel, pfs=True)
+
+
+@pytest.mark.features("ikev1", "aggressive", "psk")
+def test_aggressive_mode_psk(ipsec_pair):
+    """RFC 2409 5.4: Aggressive Mode is three messages, the first two in the clear with SA, KE, Nonce and the IDs;
+    then Quick Mode."""
+    tunnel = ipsec_pair.establish(Scenario(ike_version=1, aggressive=True))
+    assert tunnel.up, tunnel.explain()
+    initiator, responder = ipsec_pair.addresses
+    wire = ipsec_pair.wire_until(lambda w: len(w.ike("Quick Mode")) >= 3, timeout=2)
+    aggressive = wire.ike("Aggressive Mode")
+    assert [m.src for m in aggressive][:3] == [initiator, responder, initiator] and not wire.ike("Main Mode") and \
+        all(m.payload(k) is not None for m in aggressive[:2] for k in ("SA", "KE", "Nonce", "ID")), \
+        f"expected Aggressive Mode's three messages, the first two with SA, KE, Nonce and ID:\n{wire.describe()}"
+    judge_quick_mode(ipsec_pair, tunnel, pfs=False)
+
+
+@pytest.mark.features("ikev1", "rsa")
+def test_main_mode_certificates(ipsec_pair):
+    """RFC 2409 5.1: Main Mode with RSA signatures: the last two messages carry ID, CERT and SIG (encrypted); each
+    side checks the other's certificate against its ID."""
+    tunnel = ipsec_pair.establish(Scenario(ike_version=1, auth="rsa"))
+    assert tunnel.up, tunnel.explain()
+    initiator, responder = ipsec_pair.addresses
+    missing = main_mode(ipsec_pair.wire_until(lambda w: len(w.ike("Quick Mode")) >= 3, timeout=2),
+                        initiator, responder)
+    assert not missing, f"Main Mode lacks {', '.join(missing)}:\n{ipsec_pair.wire().describe()}"
+    if ipsec_pair.ike_keys_exported:
+        last = ipsec_pair.decrypted().ike("Main Mode")[4:6]
+        assert all(m.decrypted and m.payload("SIG") is not None and m.payload("CERT") is not None for m in last), \
+            f"Main Mode's last two messages must carry CERT and SIG:\n{last.describe()}"
+    judge_quick_mode(ipsec_pair, tunnel, pfs=False)
