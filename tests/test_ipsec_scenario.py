@@ -218,6 +218,9 @@ def test_ikev1_remote_access_renders_a_group_xauth_and_a_pool():
     vpnc = _rendered(VPNC, scenario)["/etc/vpnc/lab.conf"].splitlines()
     assert {"IPSec gateway 198.18.0.3", "IPSec ID interop-group", "Xauth username interop-user",
             "IKE DH Group dh5", "Perfect Forward Secrecy nopfs"} <= set(vpnc)
+    assert "Enable weak encryption" not in vpnc
+    weak = Scenario(ike_version=1, aggressive=True, remote_access=True, ike=(IkeProposal(encryption="ENCR_3DES"),))
+    assert "Enable weak encryption" in _rendered(VPNC, weak)["/etc/vpnc/lab.conf"].splitlines()
     with pytest.raises(ConfigError, match="remote_access"):
         _rendered(VPNC, Scenario())
 
