@@ -239,3 +239,13 @@ def test_libreswan_renders_ikev1_and_the_remote_access_server():
     assert "@#696e7465726f702d67726f7570 : PSK" in server["/etc/ipsec.secrets"]  # ID_KEY_ID "interop-group"
     with pytest.raises(ConfigError, match="remote_access"):
         _rendered(LIBRESWAN, remote, "initiator")
+
+
+def test_libreswan_reads_ikev1_ipsec_sas_in_its_state_table():
+    text = ("000 #1: \"lab\"[1] 198.18.2.2:4500 STATE_AGGR_R2 (ISAKMP SA established); EVENT_SA_EXPIRE in 86387s;\n"
+            "000 #2: \"lab\"[1] 198.18.2.2:4500 STATE_QUICK_R2 (IPsec SA established); EVENT_SA_EXPIRE in 28787s;\n"
+            "000 #2: \"lab\"[1] 198.18.2.2 esp.ee2a598a@198.18.2.2 esp.ff0a36f5@198.18.2.3 tun.0@198.18.2.2 "
+            "tun.0@198.18.2.3 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B username=interop-user\n")
+    module = __import__(LIBRESWAN.adapter_class().__module__, fromlist=["CHILD_STATE"])
+    assert [m.group(1, 2, 3) for m in module.CHILD_STATE.finditer(text)] == [("2", "lab", "4500")]
+    assert [m.group(2) for m in module.SPIS.finditer(text)] == ["ee2a598a"]
