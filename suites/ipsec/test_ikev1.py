@@ -85,7 +85,9 @@ def remote_access_login(ipsec_pair, scenario: Scenario) -> None:
     wire = ipsec_pair.wire()
     v1 = [m for m in wire.ike() if m.version == 1]
     assert v1 and len(v1) == len(wire.ike()), f"expected IKEv1 only on the wire:\n{wire.describe()}"
-    aggressive = wire.ike("Aggressive Mode")
+    # damaged too: pluto 4.10's Aggressive Mode response carries 3 bytes after its last payload, counted in the
+    # header's length (the codec calls that malformed; strongSwan and vpnc read the message): still its answer
+    aggressive = wire.ike("Aggressive Mode", damaged=True)
     assert [m.src for m in aggressive][:2] == [initiator, responder] and len(aggressive) == 3, \
         f"expected Aggressive Mode's three messages, initiator first:\n{aggressive.describe()}"
     first = aggressive[0]
@@ -215,7 +217,7 @@ def test_aggressive_mode_psk(ipsec_pair):
     assert tunnel.up, tunnel.explain()
     initiator, responder = ipsec_pair.addresses
     wire = ipsec_pair.wire_until(lambda w: len(w.ike("Quick Mode")) >= 3, timeout=2)
-    aggressive = wire.ike("Aggressive Mode")
+    aggressive = wire.ike("Aggressive Mode", damaged=True)  # see remote_access_login: pluto's trailing bytes
     assert [m.src for m in aggressive][:3] == [initiator, responder, initiator] and not wire.ike("Main Mode") and \
         all(m.payload(k) is not None for m in aggressive[:2] for k in ("SA", "KE", "Nonce", "ID")), \
         f"expected Aggressive Mode's three messages, the first two with SA, KE, Nonce and ID:\n{wire.describe()}"
