@@ -145,7 +145,7 @@ INSTANCE = r'(?:\[\d+\] [^\s:]+)?'
 # IKEv1 (4.10) names the states of its exchanges, and says what they hold in brackets:
 #   000 #1: "lab":500 STATE_MAIN_I4 (ISAKMP SA established); ...
 #   000 #2: "lab"[1] 198.18.2.2:4500 STATE_QUICK_R2 (IPsec SA established); ...
-IKEV1_STATES = {"ike": "(ISAKMP SA established)", "child": "(IPsec SA established)"}
+IKEV1_STATES = {"ike": re.compile(r"\((?:ISAKMP|IKE) SA established\)"), "child": re.compile(r"\(IPsec SA established\)")}
 CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"' + INSTANCE +
                          r'\S*:(\d+) (?:(?:STATE_V2_)?ESTABLISHED_CHILD_SA|\S+ \(IPsec SA established\))')
 SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
@@ -252,8 +252,8 @@ class Libreswan(IPsecEndpoint):
                            detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
                                   f"states: {self._states().strip() or 'none'}")
         states = self._states()
-        ike_up = STATES["ike"] in states or IKEV1_STATES["ike"] in states
-        child_up = STATES["child"] in states or IKEV1_STATES["child"] in states
+        ike_up = STATES["ike"] in states or bool(IKEV1_STATES["ike"].search(states))
+        child_up = STATES["child"] in states or bool(IKEV1_STATES["child"].search(states))
         # Lines are "NNN <text>"; drop the reply codes and pluto's FIPS advice about short PSKs.
         lines = [re.sub(r"^\d{3} ", "", line) for line in result.output.strip().splitlines()
                  if "PSK length" not in line]
