@@ -195,3 +195,57 @@ def test_libreswan_narrows_only_when_asked_and_reads_instances_in_its_state_tabl
     sas = module.Libreswan(Node(), HOST).child_sas()
     assert [(sa.spi_in, sa.spi_out, sa.udp_encapsulated) for sa in sas] == [
         (0x7B0A9284, 0x53B07B5D, True), (0x22222222, 0x11111111, False)]
+
+
+VPNC = load_vendor(Path(__file__).resolve().parent.parent / "vendors" / "vpnc")
+
+
+def test_ikev1_remote_access_renders_a_group_xauth_and_a_pool():
+    """The responder names the initiator by its group (ID_KEY_ID) and checks an XAUTH round, with the initiator's
+    first address as its pool; vpnc gets the group, the user and the scenario's DH group."""
+    with pytest.raises(ValueError, match="need ike_version 1"):
+        Scenario(aggressive=True)
+    with pytest.raises(ValueError, match="needs aggressive and auth psk"):
+        Scenario(ike_version=1, remote_access=True)
+    scenario = Scenario(ike_version=1, aggressive=True, remote_access=True, ike=(IkeProposal(group="MODP_1536"),))
+    responder = _rendered(STRONGSWAN, scenario, "responder")
+    swan = responder["/etc/swanctl/swanctl.conf"]
+    assert "version = 1\n" in swan and "aggressive = yes\n" in swan and 'id = "keyid:interop-group"' in swan
+    assert "auth = xauth\n" in swan and "xauth_id = interop-user\n" in swan and "addrs = 198.19.1.1/32\n" in swan
+    assert "remote_ts = dynamic\n" in swan and "pools = ra\n" in swan
+    assert "i_dont_care_about_security_and_use_aggressive_mode_psk = yes" in responder["/etc/strongswan.conf"]
+    assert "version = 2\n" in _rendered(STRONGSWAN, Scenario())["/etc/swanctl/swanctl.conf"]
+    vpnc = _rendered(VPNC, scenario)["/etc/vpnc/lab.conf"].splitlines()
+    assert {"IPSec gateway 198.18.0.3", "IPSec ID interop-group", "Xauth username interop-user",
+            "IKE DH Group dh5", "Perfect Forward Secrecy nopfs"} <= set(vpnc)
+    assert "Enable weak encryption" not in vpnc
+    weak = Scenario(ike_version=1, aggressive=True, remote_access=True, ike=(IkeProposal(encryption="ENCR_3DES"),))
+    assert "Enable weak encryption" in _rendered(VPNC, weak)["/etc/vpnc/lab.conf"].splitlines()
+    with pytest.raises(ConfigError, match="remote_access"):
+        _rendered(VPNC, Scenario())
+
+
+def test_libreswan_renders_ikev1_and_the_remote_access_server():
+    site = Scenario(ike_version=1, aggressive=True, esp=(EspProposal(encryption="ENCR_3DES",
+                                                                     integrity="AUTH_HMAC_SHA1_96"),))
+    pluto = _rendered(LIBRESWAN, site)["/etc/ipsec.conf"]
+    assert "\n    ikev2=no\n" in pluto and "\n    aggressive=yes\n" in pluto and "ikev1-policy=accept" in pluto
+    assert "\n    ike=aes128-sha2_256;modp2048\n" in pluto and "\n    esp=3des-sha1\n" in pluto
+    assert "ikev2=yes" in _rendered(LIBRESWAN, Scenario())["/etc/ipsec.conf"]
+    remote = Scenario(ike_version=1, aggressive=True, remote_access=True)
+    server = _rendered(LIBRESWAN, remote, "responder")
+    assert "\n    rightaddresspool=198.19.1.1-198.19.1.1\n" in server["/etc/ipsec.conf"]
+    assert "leftxauthserver=yes" in server["/etc/ipsec.conf"] and "rightsubnet" not in server["/etc/ipsec.conf"]
+    assert "@#696e7465726f702d67726f7570 : PSK" in server["/etc/ipsec.secrets"]  # ID_KEY_ID "interop-group"
+    with pytest.raises(ConfigError, match="remote_access"):
+        _rendered(LIBRESWAN, remote, "initiator")
+
+
+def test_libreswan_reads_ikev1_ipsec_sas_in_its_state_table():
+    text = ("000 #1: \"lab\"[1] 198.18.2.2:4500 STATE_AGGR_R2 (ISAKMP SA established); EVENT_SA_EXPIRE in 86387s;\n"
+            "000 #2: \"lab\"[1] 198.18.2.2:4500 STATE_QUICK_R2 (IPsec SA established); EVENT_SA_EXPIRE in 28787s;\n"
+            "000 #2: \"lab\"[1] 198.18.2.2 esp.ee2a598a@198.18.2.2 esp.ff0a36f5@198.18.2.3 tun.0@198.18.2.2 "
+            "tun.0@198.18.2.3 Traffic: ESPin=0B ESPout=0B ESPmax=2^63B username=interop-user\n")
+    module = __import__(LIBRESWAN.adapter_class().__module__, fromlist=["CHILD_STATE"])
+    assert [m.group(1, 2, 3) for m in module.CHILD_STATE.finditer(text)] == [("2", "lab", "4500")]
+    assert [m.group(2) for m in module.SPIS.finditer(text)] == ["ee2a598a"]

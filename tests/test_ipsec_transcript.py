@@ -196,3 +196,19 @@ def test_tshark_reassembles_the_real_ike_fragments_with_the_key_files(tmp_path):
     assert "Identification Data:initiator.lab" in decrypted and "Identification Data:responder.lab" in decrypted
     assert decrypted.count("<HMAC_SHA2_256_128 [RFC4868]>[correct]") == 4   # four SKF fragments
     assert "OID: 1.2.840.113549.1.1.12 (sha384WithRSAEncryption)" in decrypted
+
+
+def test_strongswan_exports_its_ikev1_sa_and_the_remote_access_exchanges_open():
+    """vpnc against strongSwan (IKEv1 Aggressive Mode, XAUTH, Mode Config, Quick Mode): charon's "encryption key
+    Ka" and the cookies of its natd_chunk make one IKEv1 SA's keys, and they open every encrypted message."""
+    from harness.protocols.ipsec.keys import IkeV1SaKeys
+    from harness.protocols.ipsec.transcript import decrypt_ike
+    ike, esp = keylog.parse((DATA / "vpnc_remote_access.responder.log").read_text())
+    wire = Wire.from_pcap(DATA / "vpnc_remote_access.pcap")
+    assert [type(k) for k in ike] == [IkeV1SaKeys] and ike[0].icookie == wire.ike("Aggressive Mode")[0].ispi
+    opened = decrypt_ike(wire, ike)
+    encrypted = [m for m in opened if m.message.encrypted]
+    assert len(encrypted) >= 10 and all(m.decrypted for m in encrypted), opened.describe()
+    text = transcript(DATA / "vpnc_remote_access.pcap", ike, esp)
+    assert "XAUTH_USER_NAME=interop-user" in text and "INTERNAL_IP4_ADDRESS=198.19.1.1" in text
+    assert "ICMP echo-request 198.19.1.1 > 198.19.2.1" in text

@@ -16,7 +16,8 @@ from cryptography.hazmat.primitives.serialization import NoEncryption, load_pem_
 from harness.errors import ConfigError, HarnessError, LabTimeout
 from harness.protocols.ipsec.pki import Credentials
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
-from harness.protocols.ipsec.scenario import ESN_TRANSFORMS, EspProposal, IkeProposal, Scenario, Side, inner_address
+from harness.protocols.ipsec.scenario import (ESN_TRANSFORMS, EspProposal, IkeProposal, Scenario, Side, inner_address,
+                                              is_aead)
 from harness.waiting import wait_for
 
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
@@ -26,14 +27,14 @@ CONN = "lab"
 # IANA transform names (the scenario's vocabulary) -> Libreswan 4.10 algorithm keywords (`ipsec algparse`).
 # Integrity keeps its truncation suffix (sha2_256_128): a bare "sha2_256" would be read as a PRF.
 KEYWORDS = {
-    "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
+    "ENCR_3DES": "3des", "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
     "ENCR_AES_GCM_16_128": "aes_gcm128", "ENCR_AES_GCM_16_256": "aes_gcm256",
     "ENCR_CHACHA20_POLY1305": "chacha20_poly1305",
     "AUTH_HMAC_SHA1_96": "sha1_96", "AUTH_HMAC_SHA2_256_128": "sha2_256_128",
     "AUTH_HMAC_SHA2_384_192": "sha2_384_192", "AUTH_HMAC_SHA2_512_256": "sha2_512_256",
     "PRF_HMAC_SHA1": "sha1", "PRF_HMAC_SHA2_256": "sha2_256", "PRF_HMAC_SHA2_384": "sha2_384",
     "PRF_HMAC_SHA2_512": "sha2_512",
-    "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
+    "MODP_1024": "modp1024", "MODP_1536": "modp1536", "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "dh19", "ECP_384": "dh20", "CURVE25519": "dh31",
 }
 
@@ -62,6 +63,23 @@ def ike_proposal(p: IkeProposal) -> str:
                                              f"({', '.join(p.additional)}): Libreswan 4.10 and 5.2 know none")
     *algorithms, group = p.transforms
     return "-".join(_keyword(n, "ike") for n in algorithms) + ";" + _keyword(group, "ike")
+
+
+def ikev1_proposal(p: IkeProposal) -> str:
+    """IKEv1's ike=: ENCR-HASH;DH, the hash being the PRF's (phase 1 has no separate integrity algorithm)."""
+    return f"{_keyword(p.encryption, 'ike')}-{_keyword(p.prf, 'ike')};{_keyword(p.group, 'ike')}"
+
+
+def ikev1_esp_proposal(p: EspProposal) -> str:
+    """IKEv1's esp= (phase2alg): ENCR-HASH, the HMAC named by its hash ("aes256-sha1"), ;DH with PFS."""
+    integrity = () if is_aead(p.encryption) or p.integrity is None else (IKEV1_INTEGRITY[p.integrity],)
+    text = "-".join([_keyword(p.encryption, "esp"), *integrity])
+    return text if p.group is None else f"{text};{_keyword(p.group, 'esp')}"
+
+
+# IKEv1 names an ESP HMAC by its hash (RFC 2407 4.5's Authentication Algorithm), where IKEv2 keeps the truncation.
+IKEV1_INTEGRITY = {"AUTH_HMAC_SHA1_96": "sha1", "AUTH_HMAC_SHA2_256_128": "sha2_256",
+                   "AUTH_HMAC_SHA2_384_192": "sha2_384", "AUTH_HMAC_SHA2_512_256": "sha2_512"}
 
 
 def esp_proposal(p: EspProposal) -> str:
@@ -124,7 +142,12 @@ def credential_files(credentials: Credentials) -> dict[str, str]:
 #   #2: "lab":4500 ESTABLISHED_CHILD_SA (established Child SA); ...
 STATES = {"ike": "ESTABLISHED_IKE_SA", "child": "ESTABLISHED_CHILD_SA"}  # with or without STATE_V2_ before them
 INSTANCE = r'(?:\[\d+\] [^\s:]+)?'
-CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"' + INSTANCE + r'\S*:(\d+) (?:STATE_V2_)?ESTABLISHED_CHILD_SA')
+# IKEv1 (4.10) names the states of its exchanges, and says what they hold in brackets:
+#   000 #1: "lab":500 STATE_MAIN_I4 (ISAKMP SA established); ...
+#   000 #2: "lab"[1] 198.18.2.2:4500 STATE_QUICK_R2 (IPsec SA established); ...
+IKEV1_STATES = {"ike": re.compile(r"\((?:ISAKMP|IKE) SA established\)"), "child": re.compile(r"\(IPsec SA established\)")}
+CHILD_STATE = re.compile(r'#(\d+): "([^"]+)"' + INSTANCE +
+                         r'\S*:(\d+) (?:(?:STATE_V2_)?ESTABLISHED_CHILD_SA|\S+ \(IPsec SA established\))')
 SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) esp\.([0-9a-f]+)@(\S+)')
 
 
@@ -161,7 +184,19 @@ class Libreswan(IPsecEndpoint):
             narrowing=scenario.responder_subnets is not None,
             keep_alive=scenario.nat_keepalive_s,
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
-            busy=scenario.responder_busy and side.role == "responder")
+            busy=scenario.responder_busy and side.role == "responder",
+            ike_version=scenario.ike_version, aggressive=scenario.aggressive, remote_access=False)
+        if scenario.ike_version == 1:
+            variables.update(ike_proposals=[ikev1_proposal(p) for p in scenario.ike_of(side.role)],
+                             esp_proposals=[ikev1_esp_proposal(p) for p in scenario.esp_of(side.role)])
+        if scenario.remote_access:
+            if side.role != "responder":
+                raise ConfigError("scenario", "remote_access", "libreswan adapter renders remote access as "
+                                                               "responder only (vendor.toml: xauth@responder)")
+            # the client names itself by its group: ID_KEY_ID, which pluto writes '@#' and the hex of the bytes
+            group_id = f"@#{scenario.group.encode().hex()}"
+            variables.update(remote_access=True, remote_id=group_id,
+                             pool=inner_address(scenario.own_subnet("initiator")))
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)
             # The template's 5 s deadline is ten of pluto's default 0.5-s intervals (four retransmissions): keep that
@@ -217,8 +252,8 @@ class Libreswan(IPsecEndpoint):
                            detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
                                   f"states: {self._states().strip() or 'none'}")
         states = self._states()
-        ike_up = STATES["ike"] in states
-        child_up = STATES["child"] in states
+        ike_up = STATES["ike"] in states or bool(IKEV1_STATES["ike"].search(states))
+        child_up = STATES["child"] in states or bool(IKEV1_STATES["child"].search(states))
         # Lines are "NNN <text>"; drop the reply codes and pluto's FIPS advice about short PSKs.
         lines = [re.sub(r"^\d{3} ", "", line) for line in result.output.strip().splitlines()
                  if "PSK length" not in line]

@@ -13,7 +13,7 @@ import jinja2
 from harness.errors import ConfigError
 from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
 from harness.protocols.ipsec.roles import ChildSa, IPsecEndpoint, Outcome
-from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal, Scenario, Side, inner_address
 from harness.waiting import wait_for
 
 from . import keylog
@@ -23,14 +23,14 @@ TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).par
 
 # IANA transform names (the scenario's vocabulary) -> strongSwan proposal keywords.
 KEYWORDS = {
-    "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
+    "ENCR_3DES": "3des", "ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_192": "aes192", "ENCR_AES_CBC_256": "aes256",
     "ENCR_AES_GCM_16_128": "aes128gcm16", "ENCR_AES_GCM_16_256": "aes256gcm16",
     "ENCR_CHACHA20_POLY1305": "chacha20poly1305",
     "AUTH_HMAC_SHA1_96": "sha1", "AUTH_HMAC_SHA2_256_128": "sha256", "AUTH_HMAC_SHA2_384_192": "sha384",
     "AUTH_HMAC_SHA2_512_256": "sha512",
     "PRF_HMAC_SHA1": "prfsha1", "PRF_HMAC_SHA2_256": "prfsha256", "PRF_HMAC_SHA2_384": "prfsha384",
     "PRF_HMAC_SHA2_512": "prfsha512",
-    "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
+    "MODP_1024": "modp1024", "MODP_1536": "modp1536", "MODP_2048": "modp2048", "MODP_3072": "modp3072", "MODP_4096": "modp4096",
     "ECP_256": "ecp256", "ECP_384": "ecp384", "CURVE25519": "curve25519",
     "ESN": "esn", "NO_ESN": "noesn",
     "ML_KEM_512": "mlkem512", "ML_KEM_768": "mlkem768", "ML_KEM_1024": "mlkem1024", "NONE": "none",
@@ -97,6 +97,17 @@ class StrongSwan(IPsecEndpoint):
             peer = "responder" if side.role == "initiator" else "initiator"
             variables["additional_ts"] = (scenario.additional_subnets[side.role], scenario.additional_subnets[peer])
         variables["auth"] = scenario.auth
+        variables.update(ike_version=scenario.ike_version, aggressive=scenario.aggressive)
+        if scenario.remote_access:
+            # the initiator names itself by the group (ID_KEY_ID), as Cisco-style clients do; its inner address is
+            # the first host of its subnet, the pool's only one
+            pool = f"{inner_address(scenario.own_subnet('initiator'))}/32"
+            variables["remote_access"] = dict(user=scenario.xauth_user, password=scenario.xauth_password, pool=pool)
+            group = f'"keyid:{scenario.group}"'
+            if side.role == "initiator":
+                variables["local_id"] = group
+            else:
+                variables["remote_id"] = group
         variables["busy"] = scenario.responder_busy and side.role == "responder"
         files = {"/etc/strongswan.conf": TEMPLATES.get_template("strongswan.conf.j2").render(variables),
                  "/etc/swanctl/swanctl.conf": TEMPLATES.get_template("swanctl.conf.j2").render(variables)}

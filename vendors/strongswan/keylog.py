@@ -21,6 +21,11 @@ their label by thread. What the keys belong to comes from lines around them:
   "adding inbound/outbound ESP SA" + "SPI 0x..., src A dst B" say which SA each pair of keys went into
   (or "registering outbound ESP SA": a CHILD rekey's responder adds that one later, on another thread).
 
+- An IKEv1 (ISAKMP) SA's encryption key is dumped as "encryption key Ka" (RFC 2409 Appendix B: SKEYID_e, or Ka
+  derived from it where SKEYID_e is too short); its initiator cookie comes from the next natd_chunk of the same
+  SA (CKY-I | CKY-R | address | port, RFC 3947 3.2). The cipher, the hash and the IVs come from the capture's
+  phase 1, as Wireshark's ikev1_decryption_table takes them.
+
 The PSK (`secret => ...`), the DH secret and every other dump are ignored.
 """
 from __future__ import annotations
@@ -28,7 +33,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys
+from harness.protocols.ipsec.keys import EspSaKeys, IkeSaKeys, IkeV1SaKeys
 
 UNKNOWN_SPI = bytes(8)
 
@@ -109,7 +114,7 @@ class KeyLog:
     """Reads one charon log top to bottom; `ike` and `esp` hold what it found, in log order."""
 
     def __init__(self) -> None:
-        self.ike: list[IkeSaKeys] = []
+        self.ike: list[IkeSaKeys | IkeV1SaKeys] = []
         self.esp: list[EspSaKeys] = []
         self._dumps: dict[str, _Dump] = {}                 # thread -> dump being read
         # Last selected IKE / ESP proposal, by IKE SA and by thread (see _proposal).
@@ -119,6 +124,7 @@ class KeyLog:
         self._ike_keys: dict[str, dict[str, bytes]] = {}   # IKE SA -> SK_* collected so far
         self._child: dict[str, _ChildInstall] = {}         # thread -> CHILD SA keys being installed
         self._parsed: dict[str, str] = {}                  # thread -> "request"/"response" it last parsed
+        self._v1_keys: dict[str, bytes] = {}               # IKE SA -> IKEv1 Ka, waiting for its cookies
 
     def feed(self, text: str) -> KeyLog:
         for line in text.splitlines():
@@ -174,6 +180,10 @@ class KeyLog:
             # The AUTH octets come after the keys: SPIs already given must not go to a later (rekeyed) SA.
             if len(data) >= 16 and spis[1] != UNKNOWN_SPI and spis not in self._spis_given:
                 self._spis[dump.sa] = spis
+                self._ikev1_sa(dump.sa)
+        elif dump.label == "encryption key Ka":
+            self._v1_keys[dump.sa] = data
+            self._ikev1_sa(dump.sa)
         elif dump.label == "Sk_d secret":
             self._ike_keys[dump.sa] = {}
         elif dump.label in IKE_KEYS and dump.sa in self._ike_keys:
@@ -209,6 +219,14 @@ class KeyLog:
                                   sk_ei=keys["ei"], sk_er=keys["er"],
                                   sk_ai=keys.get("ai", b""), sk_ar=keys.get("ar", b"")))
 
+    def _ikev1_sa(self, sa: str) -> None:
+        """The IKEv1 SA's keys, once both its Ka and its cookies are known."""
+        if sa not in self._v1_keys or sa not in self._spis:
+            return
+        icookie, rcookie = self._spis.pop(sa)
+        self._spis_given.add((icookie, rcookie))
+        self.ike.append(IkeV1SaKeys(icookie=icookie, enc_key=self._v1_keys.pop(sa)))
+
     def _install(self, thread: str, spi: int, src: str, dst: str) -> None:
         install = self._child.get(thread)
         if install is None or install.direction is None:
@@ -232,7 +250,7 @@ def _sa_number(prefix: str) -> str:
     return prefix.rpartition("|")[2]
 
 
-def parse(log: str) -> tuple[list[IkeSaKeys], list[EspSaKeys]]:
+def parse(log: str) -> tuple[list[IkeSaKeys | IkeV1SaKeys], list[EspSaKeys]]:
     """All IKE and ESP SA keys a charon log dumped, in log order. IKE keys whose SPIs the log does not show
     have zero SPIs (see the module docstring)."""
     keylog = KeyLog().feed(log)

@@ -53,6 +53,14 @@ FEATURES = {
     "cookies": "answers with a COOKIE when busy with half-open IKE SAs (RFC 7296 2.6)",
     "mlkem": "proposes and accepts ML-KEM-768 (FIPS 203) as an additional key exchange (RFC 9370) in "
              "IKE_INTERMEDIATE (RFC 9242)",
+    "ikev1": "speaks IKEv1 (RFC 2409) site to site when a scenario asks (ike_version 1): phase 1 in Main Mode with a "
+             "PSK or the certificates it declares, then Quick Mode for the IPsec SA between the subnets, with PFS "
+             "where the ESP proposal has a group",
+    "aggressive": "IKEv1 phase 1 in Aggressive Mode (RFC 2409 5.4) with a PSK (scenario aggressive)",
+    "xauth": "IKEv1 XAUTH after phase 1 (draft-beaulieu-ike-xauth-02): as responder asks for and checks a user name "
+             "and password, as initiator answers with the scenario's (remote_access)",
+    "modecfg": "IKEv1 Mode Config (draft-dukes-ike-mode-cfg-02): as responder gives the initiator its inner address "
+               "from a pool, as initiator takes it and sends from it through the IPsec SA (remote_access)",
     "key_export": "exports its IKE and ESP keys (IPsecEndpoint.ike_keys/esp_keys), so every capture it is in "
                   "decrypts; exporting none is then a broken cell, never a fallback to shape checks",
 }

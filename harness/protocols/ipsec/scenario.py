@@ -18,6 +18,7 @@ ID_TYPES = ("fqdn", "ipv4", "email", "dn")
 # PKCS#1 v1.5 in one, "legacy" RFC 7296's RSA Digital Signature (method 1) without announcing
 # SIGNATURE_HASH_ALGORITHMS. None: the vendor's default.
 RSA_SCHEMES = ("pss", "pkcs1", "legacy")
+IKE_VERSIONS = (1, 2)  # RFC 2409 (IKEv1, ISAKMP of RFC 2408) and RFC 7296
 DPD_ACTIONS = ("clear", "restart")  # what an endpoint does with the SAs of a peer its liveness checks found dead
 AEAD_MARKS = ("_GCM_", "_CCM_", "CHACHA20_POLY1305")  # combined-mode ciphers (RFC 5282): no INTEG transform
 
@@ -80,6 +81,20 @@ class EspProposal:
 @dataclass(frozen=True)
 class Scenario:
     """Both sides get the same settings unless a `responder_*` field says otherwise for the responder."""
+    # 1: IKEv1 (RFC 2409): phase 1 in Main Mode (or Aggressive Mode, below), then Quick Mode for the CHILD SA (an
+    # IPsec SA, in IKEv1's words); the proposals keep IKEv2's names, each adapter translating (ENCR, PRF as the
+    # phase 1 hash, group; integrity is ESP's only).
+    ike_version: int = 2
+    aggressive: bool = False  # IKEv1 only: phase 1 in Aggressive Mode (RFC 2409 5.4: three messages, IDs in clear)
+    # IKEv1 remote access as Cisco-style clients do it: Aggressive Mode with the group's PSK and the group name as
+    # the initiator's ID (ID_KEY_ID), then XAUTH (draft-beaulieu-ike-xauth-02: the responder asks for a user name
+    # and password) and Mode Config (draft-dukes-ike-mode-cfg-02: the responder gives the initiator its inner
+    # address, the first host of subnets["initiator"], from a pool). Then Quick Mode from that address to the
+    # responder's subnet.
+    remote_access: bool = False
+    group: str = "interop-group"
+    xauth_user: str = "interop-user"
+    xauth_password: str = "interop-xauth-3b9d"
     auth: str = "psk"  # "psk", or certificates from the run's CA: "rsa", "rsa4096", "ecdsa" (ipsec.pki)
     psk: str = "interop-lab-psk-7f3a"
     responder_psk: str | None = None  # None: the same PSK as the initiator's; set it to make them disagree
@@ -141,6 +156,12 @@ class Scenario:
     responder_subnets: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        if self.ike_version not in IKE_VERSIONS:
+            raise ValueError(f"ike_version must be one of {', '.join(map(str, IKE_VERSIONS))}, not {self.ike_version!r}")
+        if (self.aggressive or self.remote_access) and self.ike_version != 1:
+            raise ValueError("aggressive and remote_access are IKEv1's: they need ike_version 1")
+        if self.remote_access and (self.auth != "psk" or not self.aggressive):
+            raise ValueError("remote_access is Aggressive Mode with the group's PSK: it needs aggressive and auth psk")
         for name in ("mode", "responder_mode"):
             if getattr(self, name) not in (*MODES, None):
                 raise ValueError(f"{name} must be one of {', '.join(MODES)}, not {getattr(self, name)!r}")
