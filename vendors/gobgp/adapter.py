@@ -50,13 +50,7 @@ class GoBgpSpeaker(EvpnVtep):
 
     def setup(self, scenario: Scenario, side: Side, timeout: float) -> None:
         self.side = side
-        commands = []
-        for segment in side.segments:
-            commands += [f"ip link add {self.bridge(segment)} type bridge",
-                         f"ip link set {self.host_port(segment)} master {self.bridge(segment)}",
-                         f"ip link set {self.bridge(segment)} up"]
-        self.node.exec(["bash", "-euxc", "\n".join(commands)], timeout=timeout, check=True,
-                       what="the inner hosts' bridges")
+        self.bridge_host_ports(side, timeout)
         wait_for(lambda: self.node.ensure_running() or self.node.exec(["gobgp", "global"], timeout=5).ok,
                  timeout=timeout, interval=0.2, what="gobgpd's API to answer")
         for segment in side.segments:

@@ -48,13 +48,7 @@ class ScapyBgpSpeaker(EvpnVtep, RouteSender):
 
     def setup(self, scenario: Scenario, side: Side, timeout: float) -> None:
         self.side = side
-        commands = []
-        for segment in side.segments:
-            commands += [f"ip link add {self.bridge(segment)} type bridge",
-                         f"ip link set {self.host_port(segment)} master {self.bridge(segment)}",
-                         f"ip link set {self.bridge(segment)} up"]
-        self.node.exec(["bash", "-euxc", "\n".join(commands)], timeout=timeout, check=True,
-                       what="the inner hosts' bridges")
+        self.bridge_host_ports(side, timeout)
         wait_for(lambda: self.node.ensure_running() or "listening on" in self.node.logs(), timeout=timeout,
                  interval=0.1, what="the scapy-bgp speaker to listen")
         for segment in side.segments:

@@ -25,6 +25,7 @@ from harness.protocols.evpn.roles import EvpnVtep, RouteSender
 from harness.protocols.evpn.scenario import Peer, Scenario, Side
 from harness.protocols.evpn.transcript import transcript
 from harness.protocols.evpn.wire import Wire
+from harness.protocols.vxlan.fixtures import Segments
 from harness.protocols.vxlan.scenario import Segment
 from harness.protocols.vxlan.wire import Wire as OverlayWire
 from harness.waiting import wait_for
@@ -35,7 +36,7 @@ ZERO_MAC = "00:00:00:00:00:00"
 NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
-class EvpnPair:
+class EvpnPair(Segments):
     def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
         self.pair_lab = pair_lab
         self.host = host
@@ -129,19 +130,6 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
 
     def inner_host(self, name: str, segment: Segment | None = None) -> Node:
         return self.hosts[(name, (segment or self.segments[0]).vni)]
-
-    @property
-    def segments(self) -> tuple[Segment, ...]:
-        return self.scenario.segments
-
-    def inner_address(self, name: str, segment: Segment | None = None) -> str:
-        return self.sides[name].inner_address(segment or self.segments[0])
-
-    def inner_mac(self, name: str, segment: Segment | None = None) -> str:
-        return self.sides[name].inner_mac(segment or self.segments[0])
-
-    def address(self, name: str) -> str:
-        return self.nodes[name].address
 
     def ping(self, src: str, dst: str, segment: Segment | None = None, **kwargs) -> Ping:
         """ICMP echo from `src`'s inner host to `dst`'s inner address in `segment` (the first by default)."""

@@ -39,6 +39,17 @@ class EvpnVtep(ABC):
         it into the segment's bridge)."""
         return f"h{segment.vni}"
 
+    def bridge_host_ports(self, side: Side, timeout: float) -> None:
+        """A bridge per segment holding only the inner host's port: for a speaker with no VTEP of its own, so the
+        inner host is cabled all the same (the cases that need a data plane skip such a vendor)."""
+        commands = []
+        for segment in side.segments:
+            commands += [f"ip link add {self.bridge(segment)} type bridge",
+                         f"ip link set {self.host_port(segment)} master {self.bridge(segment)}",
+                         f"ip link set {self.bridge(segment)} up"]
+        self.node.exec(["bash", "-euxc", "\n".join(commands)], timeout=timeout, check=True,
+                       what="the inner hosts' bridges")
+
     @abstractmethod
     def setup(self, scenario: Scenario, side: Side, timeout: float) -> None:
         """In the started node: build the VTEP for every segment (the host ports exist by then) and return once the

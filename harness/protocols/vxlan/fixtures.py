@@ -34,7 +34,26 @@ NAMES = ("vtep1", "vtep2", "vtep3")
 INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
 
 
-class VxlanPair:
+class Segments:
+    """What a pair of VTEPs answers about its segments and addresses, for VXLAN and for any control plane over it
+    (the evpn package): needs `scenario` (with segments), `sides` (name -> Side) and `nodes` (name -> Node)."""
+
+    @property
+    def segments(self) -> tuple[Segment, ...]:
+        return self.scenario.segments
+
+    def inner_address(self, name: str, segment: Segment | None = None) -> str:
+        return self.sides[name].inner_address(segment or self.segments[0])
+
+    def inner_mac(self, name: str, segment: Segment | None = None) -> str:
+        return self.sides[name].inner_mac(segment or self.segments[0])
+
+    def address(self, name: str) -> str:
+        """The VTEP's underlay address."""
+        return self.nodes[name].address
+
+
+class VxlanPair(Segments):
     def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
         self.pair_lab = pair_lab
         self.host = host
@@ -89,21 +108,7 @@ class VxlanPair:
         self.pair_lab.mark("daemons ready")  # VXLAN negotiates nothing: the data plane is up once built
         return self
 
-    # --- the inner hosts --------------------------------------------------------------------------------
-
-    @property
-    def segments(self) -> tuple[Segment, ...]:
-        return self.scenario.segments
-
-    def inner_address(self, name: str, segment: Segment | None = None) -> str:
-        return self.sides[name].inner_address(segment or self.segments[0])
-
-    def inner_mac(self, name: str, segment: Segment | None = None) -> str:
-        return self.sides[name].inner_mac(segment or self.segments[0])
-
-    def address(self, name: str) -> str:
-        """The VTEP's underlay address."""
-        return self.nodes[name].address
+    # --- the inner hosts: Segments ---------------------------------------------------------------------
 
     def port(self, name: str) -> int:
         return self.sides[name].port
