@@ -255,17 +255,6 @@ ip link set {port} up"""], timeout=15, check=True, what=f"cabling {host_name} to
             raise CaptureError(f"the capture's BGP cannot be read whole: {'; '.join(wire.problems)}")
         return wire
 
-    def explain(self) -> str:
-        lines = []
-        for name, node in self.nodes.items():
-            lines.append(f"--- {name} ({self.vendor_name(name)}) {node.address}, log (last lines)")
-            lines.append("\n".join(node.logs().rstrip().splitlines()[-8:]))
-        return "\n".join(lines)
-
-    def _stop_capture(self) -> None:
-        if self.capture is not None:
-            self.capture.stop(self._pcap)
-
     def _write_transcript(self) -> None:
         if self._pcap.exists():
             wire = Wire.from_pcap(self._pcap)

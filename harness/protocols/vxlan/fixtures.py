@@ -36,7 +36,8 @@ INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
 
 class Segments:
     """What a pair of VTEPs answers about its segments and addresses, for VXLAN and for any control plane over it
-    (the evpn package): needs `scenario` (with segments), `sides` (name -> Side) and `nodes` (name -> Node)."""
+    (the evpn package): needs `scenario` (with segments), `sides` (name -> Side), `nodes` (name -> Node), and for
+    the evidence `capture` and `_pcap`."""
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -51,6 +52,18 @@ class Segments:
     def address(self, name: str) -> str:
         """The VTEP's underlay address."""
         return self.nodes[name].address
+
+    def explain(self) -> str:
+        """Every VTEP's last log lines: the failure message of a case (needs `vendor_name(name)` too)."""
+        lines = []
+        for name, node in self.nodes.items():
+            lines.append(f"--- {name} ({self.vendor_name(name)}) {node.address}, log (last lines)")
+            lines.append("\n".join(node.logs().rstrip().splitlines()[-8:]))
+        return "\n".join(lines)
+
+    def _stop_capture(self) -> None:
+        if self.capture is not None:
+            self.capture.stop(self._pcap)
 
 
 class VxlanPair(Segments):
@@ -163,18 +176,6 @@ class VxlanPair(Segments):
     def _ports(self) -> dict[int, str]:
         """The UDP ports in use, and what they carry (a port beyond IANA's, e.g. Linux's 8472, is read too)."""
         return {side.port: side.encapsulation for side in self.sides.values()}
-
-    def explain(self) -> str:
-        """Every VTEP's last log lines and its forwarding table: the failure message of a case."""
-        lines = []
-        for name, node in self.nodes.items():
-            lines.append(f"--- {name} ({self.vendor_name(name)}) {node.address}, log (last lines)")
-            lines.append("\n".join(node.logs().rstrip().splitlines()[-8:]))
-        return "\n".join(lines)
-
-    def _stop_capture(self) -> None:
-        if self.capture is not None:
-            self.capture.stop(self._pcap)
 
     def _write_transcript(self) -> None:
         """transcript.txt and ladder.svg beside the capture (the built-in probe's lifeline is named after it,
