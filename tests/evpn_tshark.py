@@ -129,19 +129,6 @@ def _labels(number: int, vnis, seen) -> list[str]:
     return problems
 
 
-def main(paths: list[str]) -> int:
-    if TSHARK is None:
-        print("tshark is not installed", file=sys.stderr)
-        return 2
-    failed = False
-    for path in paths:
-        problems = disagreements(path)
-        failed = failed or bool(problems)
-        print(f"{path}: " + ("agrees with tshark" if not problems else f"{len(problems)} disagreement(s)"))
-        for problem in problems:
-            print(f"    {problem}")
-    return 1 if failed else 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    from support import tshark_main
+    sys.exit(tshark_main(disagreements, sys.argv[1:]))
