@@ -589,6 +589,54 @@ class _Pieces:
         return bytes(whole)
 
 
+def link_layer(frame: Frame) -> tuple[int, int] | str:
+    """The frame's link layer read: (the ethertype of what it carries, where that starts in frame.data), or
+    what the frame is instead, in words (a record, a cut-short header, another link type)."""
+    data, linktype = frame.data, frame.linktype
+    if linktype is None:
+        return frame.record or "record"
+    if linktype == ETHERNET:
+        if len(data) < 14:
+            return "Ethernet header cut short"
+        ethertype, at = (data[12] << 8) | data[13], 14
+        while ethertype in VLAN_TAGS:
+            if len(data) < at + 4:
+                return "802.1Q tag cut short"
+            ethertype, at = (data[at + 2] << 8) | data[at + 3], at + 4
+        if ethertype < 0x0600:
+            return "IEEE 802.3 frame"
+    elif linktype in RAW_IPS or linktype in (RAW_IPV4, RAW_IPV6):
+        if not data:
+            return "empty raw IP frame"
+        ethertype, at = {4: IPV4_ETHERTYPE, 6: IPV6_ETHERTYPE}.get(data[0] >> 4, -1), 0
+        if ethertype < 0:
+            return f"raw IP frame of IP version {data[0] >> 4}"
+    elif linktype == LINUX_SLL:
+        if len(data) < 16:
+            return "Linux cooked header cut short"
+        ethertype, at = (data[14] << 8) | data[15], 16
+    elif linktype == LINUX_SLL2:
+        if len(data) < 20:
+            return "Linux cooked v2 header cut short"
+        ethertype, at = (data[0] << 8) | data[1], 20
+    elif linktype in (NULL, LOOP):
+        if len(data) < 4:
+            return "loopback header cut short"
+        family = struct.unpack_from("!I" if linktype == LOOP else "<I", data)[0]
+        if family > 0xFFFF:  # written by a host of the other byte order
+            family = struct.unpack_from(">I", data)[0] if linktype == NULL else family
+        version = LOOPBACK_FAMILIES.get(family)
+        if version is None:
+            return f"loopback frame of address family {family}"
+        ethertype, at = IPV4_ETHERTYPE if version == 4 else IPV6_ETHERTYPE, 4
+    else:
+        return f"linktype {linktype}"
+    if linktype in (LINUX_SLL, LINUX_SLL2):
+        while ethertype in VLAN_TAGS and len(data) >= at + 4:
+            ethertype, at = (data[at + 2] << 8) | data[at + 3], at + 4
+    return ethertype, at
+
+
 class _Assembler:
     """Frames in, datagrams out, in capture order (a reassembled one when its last piece arrives); what is not
     an IP datagram is counted by kind in `others` ("ARP", "LLDP", "linktype 147")."""
@@ -615,48 +663,10 @@ class _Assembler:
         return found
 
     def _network(self, frame: Frame):
-        data, linktype = frame.data, frame.linktype
-        if linktype is None:
-            return frame.record or "record"
-        if linktype == ETHERNET:
-            if len(data) < 14:
-                return "Ethernet header cut short"
-            ethertype, at = (data[12] << 8) | data[13], 14
-            while ethertype in VLAN_TAGS:
-                if len(data) < at + 4:
-                    return "802.1Q tag cut short"
-                ethertype, at = (data[at + 2] << 8) | data[at + 3], at + 4
-            if ethertype < 0x0600:
-                return "IEEE 802.3 frame"
-        elif linktype in RAW_IPS or linktype in (RAW_IPV4, RAW_IPV6):
-            if not data:
-                return "empty raw IP frame"
-            ethertype, at = {4: IPV4_ETHERTYPE, 6: IPV6_ETHERTYPE}.get(data[0] >> 4, -1), 0
-            if ethertype < 0:
-                return f"raw IP frame of IP version {data[0] >> 4}"
-        elif linktype == LINUX_SLL:
-            if len(data) < 16:
-                return "Linux cooked header cut short"
-            ethertype, at = (data[14] << 8) | data[15], 16
-        elif linktype == LINUX_SLL2:
-            if len(data) < 20:
-                return "Linux cooked v2 header cut short"
-            ethertype, at = (data[0] << 8) | data[1], 20
-        elif linktype in (NULL, LOOP):
-            if len(data) < 4:
-                return "loopback header cut short"
-            family = struct.unpack_from("!I" if linktype == LOOP else "<I", data)[0]
-            if family > 0xFFFF:  # written by a host of the other byte order
-                family = struct.unpack_from(">I", data)[0] if linktype == NULL else family
-            version = LOOPBACK_FAMILIES.get(family)
-            if version is None:
-                return f"loopback frame of address family {family}"
-            ethertype, at = IPV4_ETHERTYPE if version == 4 else IPV6_ETHERTYPE, 4
-        else:
-            return f"linktype {linktype}"
-        if linktype in (LINUX_SLL, LINUX_SLL2):
-            while ethertype in VLAN_TAGS and len(data) >= at + 4:
-                ethertype, at = (data[at + 2] << 8) | data[at + 3], at + 4
+        found = link_layer(frame)
+        if isinstance(found, str):
+            return found
+        (ethertype, at), data = found, frame.data
         if ethertype == IPV4_ETHERTYPE:
             return self._ipv4(frame, data, at)
         if ethertype == IPV6_ETHERTYPE:
@@ -906,3 +916,35 @@ def network_layer(frame):
         if isinstance(layer, (IP, IPv6)):
             return layer
     return None
+
+
+def write_replaced(source, out: str | os.PathLike, replaced: dict[int, bytes]) -> int:
+    """A copy of capture `source` as a pcap at `out`, each frame whose number is in `replaced` carrying those bytes
+    in place of its network layer (its link header kept: a decrypted capture, each ESP packet replaced by what it
+    carried, as an IP packet of the same version). Frames of another link type than the first one's cannot go in
+    one pcap and are left out; returns how many."""
+    from scapy.utils import RawPcapWriter
+    writer, left_out = None, 0
+    for number, frame in Frames(source):
+        if frame.linktype is None:
+            continue
+        if writer is None:
+            writer = RawPcapWriter(os.fspath(out), linktype=frame.linktype, nano=True, snaplen=262144)
+            writer.write_header(None)  # write_packet writes records only
+            linktype = frame.linktype
+        if frame.linktype != linktype:
+            left_out += 1
+            continue
+        data = frame.data
+        if number in replaced:
+            found = link_layer(frame)
+            if not isinstance(found, str):
+                data = data[:found[1]] + replaced[number]
+        seconds = int(frame.time)
+        writer.write_packet(data, sec=seconds, usec=min(round((frame.time - seconds) * 1e9), 999_999_999),
+                            wirelen=len(data) if number in replaced else frame.wirelen)
+    if writer is None:  # nothing to copy: an empty capture all the same
+        writer = RawPcapWriter(os.fspath(out), linktype=ETHERNET, nano=True)
+        writer.write_header(None)
+    writer.close()
+    return left_out

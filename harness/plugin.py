@@ -294,6 +294,14 @@ def undeclared(item, pair: VendorPair) -> str | None:
     play the prober and neither side declares it). None if the declarations allow the case."""
     marker = item.get_closest_marker("features")
     players = list(zip(pair.roles, (pair.a, pair.b)))
+    for feature in protocols.both_or_neither(pair.protocol):
+        having = [(role, v) for role, v in players if not v.missing_features(pair.protocol, {feature}, role)]
+        if len(having) == 1:
+            (role, v), = having
+            other_role, other = next((r, o) for r, o in players if r != role)
+            return (f"{v.name} as {role} speaks {pair.protocol} only with {feature} ("
+                    f"{protocols.features(pair.protocol)[feature]}) and {other.name} as {other_role} does not "
+                    f"declare {feature}")
     said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
     for role, v in players:
         missing = v.missing_features(pair.protocol, needed_by(marker, role), role)

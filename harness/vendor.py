@@ -43,6 +43,9 @@
     needs = ["kernel-esp"]                 # in every case: where the host lacks them it runs as a microVM
                                            # (--kernel auto), and the adapter, handed that kernel's
                                            # capabilities, takes its kernel paths
+    build_args = { IPSEC_PACKAGES = "..." }  # optional: the variant's own image, the folder built with these
+                                           # arguments (another stack under the same daemon: xl2tpd@strongswan)
+    [variants.kernel.protocols.l2tp]       # optional, as for a version: what the variant declares differently
 
 A row named "<vendor>@<label>" is a *labelled entry* of the folder's vendor: the same folder, adapter and
 declarations under another name. Three things make one: a version above (`labelled_by = "[versions]"`: its own
@@ -81,7 +84,7 @@ TOP_KEYS = ("name", "description", "adapter", "reference", "version", "protocols
 VERSION_KEYS = ("description", "base", "build_args", "protocols")
 VERSION_PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
 RELEASE = re.compile(r"[a-z][a-z0-9-]{1,30}")  # a Debian release name: bookworm, trixie, sid
-VARIANT_KEYS = ("description", "needs")
+VARIANT_KEYS = ("description", "needs", "build_args", "protocols")
 PROTOCOL_KEYS = ("roles", "features", "host", "gaps", "keylog")
 
 
@@ -138,12 +141,17 @@ class Vendor:
     def image_name(self) -> str:
         """The name its image is built under: the folder's (a labelled entry runs its vendor's folder), a version's
         with its label ("strongswan-6.0": another base, other build arguments, another image)."""
-        return f"{self.folder.name}-{self.label}" if self.labelled_by == VERSION else self.folder.name
+        return f"{self.folder.name}-{self.label}" if self._own_build else self.folder.name
 
     @property
     def build(self) -> Path | Build:
-        """What Images.ensure builds for it: the folder, or for a version the folder on its base with its args."""
-        return Build(self.folder, self.base, self.build_args) if self.labelled_by == VERSION else self.folder
+        """What Images.ensure builds for it: the folder, or for a version (or a variant with build arguments) the
+        folder on its base with its args."""
+        return Build(self.folder, self.base, self.build_args) if self._own_build else self.folder
+
+    @property
+    def _own_build(self) -> bool:
+        return self.labelled_by == VERSION or (self.labelled_by == VARIANT and bool(self.build_args))
 
     def image(self, images) -> str:
         """The image its nodes run (a tag or id): the one the user supplied, never built, else the folder's build
@@ -325,7 +333,7 @@ def load_vendor(folder: Path) -> Vendor:
                                             "(at most 40), e.g. \"5.9\"")
     vendor = Vendor(data["name"], folder, data["description"], data["adapter"], support, reference, capabilities,
                     version=version)
-    _variants(vendor, data.get("variants", {}), where)  # checked here, expanded by load_registry
+    _variants(vendor, data, where)  # checked here, expanded by load_registry
     _versions(vendor, data, where)
     return vendor
 
@@ -364,30 +372,41 @@ def _versions(vendor: Vendor, data: dict, where: str) -> list[Vendor]:
         if not isinstance(base, str) or not RELEASE.fullmatch(base):
             raise ConfigError(where, f"{at}.base", 'required: the Debian release its image is built on, e.g. '
                                                    '"trixie"')
-        args = spec.get("build_args", {})
-        if not isinstance(args, dict) or not all(isinstance(k, str) and k.isidentifier() and isinstance(v, str)
-                                                 for k, v in args.items()):
-            raise ConfigError(where, f"{at}.build_args", "must be a table of NAME = \"value\" (Dockerfile ARGs)")
-        if "BASE_IMAGE" in args:
-            raise ConfigError(where, f"{at}.build_args.BASE_IMAGE", "comes from base; leave it out")
-        own = spec.get("protocols", {})
-        if not isinstance(own, dict):
-            raise ConfigError(where, f"{at}.protocols", "must be a table of [protocols.<name>] tables")
-        support = dict(vendor.protocols)
-        for proto, changes in own.items():
-            if proto not in vendor.protocols:
-                raise ConfigError(where, f"{at}.protocols.{proto}", f"the folder's vendor.toml declares no "
-                                                                    f"[protocols.{proto}]: a version only changes "
-                                                                    f"what it declares")
-            if not isinstance(changes, dict):
-                raise ConfigError(where, f"{at}.protocols.{proto}", "must be a table")
-            _known_keys(changes, VERSION_PROTOCOL_KEYS, where, f"{at}.protocols.{proto}.")
-            merged = {**data["protocols"][proto], **changes}
-            support[proto] = _support(proto, merged, f"{where} [{at}]", vendor.capabilities, vendor.folder)
         out.append(dataclasses.replace(vendor, name=f"{vendor.name}@{label}", description=description, label=label,
-                                       labelled_by=VERSION, protocols=support, version=label, base=base,
-                                       build_args=tuple(sorted(args.items()))))
+                                       labelled_by=VERSION, protocols=_own_support(vendor, data, spec, where, at),
+                                       version=label, base=base, build_args=_build_args(spec, where, at)))
     return out
+
+
+def _build_args(spec: dict, where: str, at: str) -> tuple[tuple[str, str], ...]:
+    """A [versions.<label>] or [variants.<label>] table's build_args, checked: NAME = "value" Dockerfile ARGs."""
+    args = spec.get("build_args", {})
+    if not isinstance(args, dict) or not all(isinstance(k, str) and k.isidentifier() and isinstance(v, str)
+                                             for k, v in args.items()):
+        raise ConfigError(where, f"{at}.build_args", "must be a table of NAME = \"value\" (Dockerfile ARGs)")
+    if "BASE_IMAGE" in args:
+        raise ConfigError(where, f"{at}.build_args.BASE_IMAGE", "comes from base; leave it out")
+    return tuple(sorted(args.items()))
+
+
+def _own_support(vendor: Vendor, data: dict, spec: dict, where: str, at: str) -> dict[str, Support]:
+    """What a labelled entry declares: the folder's declarations but for the keys its own
+    [<at>.protocols.<p>] tables give (each replaces the folder's key)."""
+    own = spec.get("protocols", {})
+    if not isinstance(own, dict):
+        raise ConfigError(where, f"{at}.protocols", "must be a table of [protocols.<name>] tables")
+    support = dict(vendor.protocols)
+    for proto, changes in own.items():
+        if proto not in vendor.protocols:
+            raise ConfigError(where, f"{at}.protocols.{proto}", f"the folder's vendor.toml declares no "
+                                                                f"[protocols.{proto}]: a labelled entry only changes "
+                                                                f"what it declares")
+        if not isinstance(changes, dict):
+            raise ConfigError(where, f"{at}.protocols.{proto}", "must be a table")
+        _known_keys(changes, VERSION_PROTOCOL_KEYS, where, f"{at}.protocols.{proto}.")
+        merged = {**data["protocols"][proto], **changes}
+        support[proto] = _support(proto, merged, f"{where} [{at}]", vendor.capabilities, vendor.folder)
+    return support
 
 
 def _version_key(label: str | None) -> tuple:
@@ -396,9 +415,11 @@ def _version_key(label: str | None) -> tuple:
                  for part in re.split(r"[._-]", label or ""))
 
 
-def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
-    """The vendor's variants ([variants.<label>]: description, needs = [host capabilities]), each a Vendor named
-    "<vendor>@<label>" with the same folder, adapter and declarations."""
+def _variants(vendor: Vendor, data: dict, where: str) -> list[Vendor]:
+    """The vendor's variants ([variants.<label>]: description, needs = [host capabilities], optionally
+    build_args and protocols as a version's), each a Vendor named "<vendor>@<label>" with the same folder and
+    adapter, and the folder's declarations but for what its own protocols tables change."""
+    table = data.get("variants", {})
     if not isinstance(table, dict):
         raise ConfigError(where, "variants", "must be a table of [variants.<label>] tables")
     known = {*CORE, *(n for p in protocols.known() for n in protocols.host_capabilities(p)), *vendor.capabilities}
@@ -413,7 +434,9 @@ def _variants(vendor: Vendor, table, where: str) -> list[Vendor]:
             raise ConfigError(where, f"{at}.needs", f"unknown host capability {sorted(unknown)}; known: "
                                                    f"{', '.join(sorted(known))}")
         out.append(dataclasses.replace(vendor, name=f"{vendor.name}@{label}", description=description,
-                                       label=label, labelled_by=VARIANT, variant_needs=needs))
+                                       label=label, labelled_by=VARIANT, variant_needs=needs,
+                                       protocols=_own_support(vendor, data, spec, where, at),
+                                       build_args=_build_args(spec, where, at)))
     return out
 
 
@@ -436,7 +459,7 @@ def load_registry(vendors_dirs: Path | list[Path], only: list[str] | None = None
             found[vendor.name] = vendor
             data = _read(folder)
             found.update((v.name, v) for v in _versions(vendor, data, str(folder)))
-            found.update((v.name, v) for v in _variants(vendor, data.get("variants", {}), str(folder)))
+            found.update((v.name, v) for v in _variants(vendor, data, str(folder)))
     return narrow(found, only) if only else found
 
 

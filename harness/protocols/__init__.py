@@ -46,6 +46,18 @@ def probe_role(name: str) -> str | None:
     return role
 
 
+def both_or_neither(name: str) -> tuple[str, ...]:
+    """The protocol's features a pair must agree on (BOTH_OR_NEITHER): a vendor declaring one speaks the protocol
+    only with another that does (L2TP inside IPsec, RFC 3193), so a pair where one side alone declares it is
+    ruled out in every case."""
+    package = load(name)
+    agreed = tuple(getattr(package, "BOTH_OR_NEITHER", ()))
+    unknown = [f for f in agreed if f not in package.FEATURES]
+    if unknown:
+        raise ConfigError(f"harness.protocols.{name}", "BOTH_OR_NEITHER", f"{unknown} are not in FEATURES")
+    return agreed
+
+
 def host_capabilities(name: str) -> dict[str, dict[str, str]]:
     """The host capabilities the protocol declares: {name: {"meaning": one line, "probe": a shell snippet}}."""
     return dict(getattr(load(name), "HOST_CAPABILITIES", {}))

@@ -6,16 +6,21 @@ and the session's data messages are the kernel's, not xl2tpd's. Where the host h
 tunnel and sessions in user space and passes the async HDLC frames of a pty to pppd. Where it has no /dev/ppp,
 pppd cannot run ("Please load the ppp_generic kernel module"), so the harness's user-space PPP
 endpoint (harness/protocols/l2tp/ppp.py) is put at /usr/sbin/pppd: it reads what xl2tpd does not pass from
-/etc/l2tp-ppp.json and carries the session's IPv4 on a TUN device named ppp0, as pppd would. See NOTES.md.
+/etc/l2tp-ppp.json and carries the session's IPv4 on a TUN device named ppp0, as pppd would.
+
+Under an IKEv1 daemon (xl2tpd@strongswan, xl2tpd@libreswan: RFC 3193, `Side.protection`) the adapter renders the
+one connection both daemons know, in each one's syntax; the image holds one of them and run-xl2tpd starts it, its
+trap policies in place before xl2tpd starts. The LAC's first SCCRQ then makes the kernel ask the daemon for the SA
+(an acquire), and xl2tpd's retransmission goes in ESP. See NOTES.md.
 """
 from __future__ import annotations
 
 import json
 import re
 
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.protocols.l2tp.roles import L2tpEndpoint
-from harness.protocols.l2tp.scenario import L2TP_PORT, Scenario, Side
+from harness.protocols.l2tp.scenario import L2TP_PORT, Protection, Scenario, Side
 from harness.shipping import harness_files
 from harness.waiting import wait_for
 
@@ -23,6 +28,11 @@ PPP_PROGRAM = "harness.protocols.l2tp.ppp"  # the harness's user-space PPP endpo
 CONTROL_PIPE = "/var/run/xl2tpd/l2tp-control"
 CALL = "interop"  # the LAC section's name: what xl2tpd-control connect-lac / disconnect-lac name
 INTERFACE = "ppp0"
+# The IKEv1 daemons' names for the transforms a Protection may ask for (strongSwan's and Libreswan's agree on these).
+IPSEC_NAMES = {"ENCR_AES_CBC_128": "aes128", "ENCR_AES_CBC_256": "aes256", "ENCR_3DES": "3des",
+               "AUTH_HMAC_SHA1_96": "sha1", "AUTH_HMAC_SHA2_256_128": "sha256", "PRF_HMAC_SHA1": "sha1",
+               "PRF_HMAC_SHA2_256": "sha256", "MODP_1024": "modp1024", "MODP_2048": "modp2048"}
+IPSEC_CONNECTION = "l2tp"
 MTU = 1400  # the PPP MRU both ways: room for IP+UDP+L2TP+PPP headers in one 1500-byte underlay packet
 PPP_OPTIONS = "/etc/ppp/options.xl2tpd"
 PPP_LOG = "/var/log/l2tp-ppp.log"
@@ -51,7 +61,93 @@ class Xl2tpd(L2tpEndpoint):
             files.update(self._pppd_files(scenario, side))
         else:
             files.update(self._user_space_ppp_files(scenario, side))
+        if side.protection is not None:
+            files.update(self._ipsec_files(side, side.protection))
         return files
+
+    def _ipsec_files(self, side: Side, protection: Protection) -> dict[str, str]:
+        """The RFC 3193 connection for both IKE daemons an image may hold (run-xl2tpd starts the one it has): IKEv1
+        Main Mode PSK, a transport SA for UDP port 1701 between the two hosts (xl2tpd sends from its listening port
+        as LAC too), on trap policies (the SA is negotiated when L2TP first needs it, and no L2TP leaves in the clear before)."""
+        def name(transform: str) -> str:
+            if transform not in IPSEC_NAMES:
+                raise ConfigError("scenario", "protection", f"xl2tpd's IKE daemons are given only "
+                                                            f"{', '.join(IPSEC_NAMES)}, not {transform}")
+            return IPSEC_NAMES[transform]
+        ike = "-".join(name(t) for t in (protection.ike.encryption, protection.ike.prf, protection.ike.group))
+        esp = "-".join(name(t) for t in protection.esp.transforms)
+        port = protection.port
+        swanctl = f"""connections {{
+    {IPSEC_CONNECTION} {{
+        version = 1
+        local_addrs = {side.address}
+        remote_addrs = {side.peer_address}
+        proposals = {ike}
+        local {{
+            auth = psk
+            id = {side.address}
+        }}
+        remote {{
+            auth = psk
+            id = {side.peer_address}
+        }}
+        children {{
+            {IPSEC_CONNECTION} {{
+                mode = transport
+                local_ts = dynamic[17/{port}]
+                remote_ts = dynamic[17/{port}]
+                esp_proposals = {esp}
+                start_action = trap
+            }}
+        }}
+    }}
+}}
+secrets {{
+    ike-{IPSEC_CONNECTION} {{
+        id = {side.peer_address}
+        secret = "{protection.psk}"
+    }}
+}}
+"""
+        strongswan = """charon-systemd {
+    journal {
+        default = -1
+    }
+    filelog {
+        stderr {
+            time_format = %H:%M:%S
+            ike_name = yes
+            default = 1
+            ike = 2
+            knl = 2
+        }
+    }
+}
+"""
+        ipsec_conf = f"""config setup
+    audit-log=no
+    # Debian's 4.10 drops every IKEv1 packet unless told
+    ikev1-policy=accept
+
+conn {IPSEC_CONNECTION}
+    ikev2=no
+    authby=secret
+    type=transport
+    left={side.address}
+    right={side.peer_address}
+    leftprotoport=17/{port}
+    rightprotoport=17/{port}
+    ike={ike}
+    esp={esp}
+    pfs=no
+    auto=route
+"""
+        return {
+            "/etc/swanctl/conf.d/l2tp.conf": swanctl,
+            "/etc/strongswan.d/l2tp-ipsec.conf": strongswan,
+            "/etc/ipsec.conf": ipsec_conf,
+            "/etc/ipsec.secrets": f'{side.address} {side.peer_address} : PSK "{protection.psk}"\n',
+        }
 
     def _xl2tpd_conf(self, scenario: Scenario, side: Side) -> str:
         tunnel_auth = side.secret is not None
@@ -147,6 +243,13 @@ class Xl2tpd(L2tpEndpoint):
             return self.node.exec(["test", "-p", CONTROL_PIPE], timeout=5).ok
         wait_for(listening, timeout=timeout, interval=0.05,
                  what=f"xl2tpd on {self.node.name} to open its control pipe {CONTROL_PIPE}")
+        if self.side is not None and self.side.protection is not None:
+            # run-xl2tpd starts xl2tpd once the IKE daemon has put its policies in the kernel; say so if it has not
+            policies = self.node.exec(["ip", "xfrm", "policy"], timeout=5)
+            if f"port {self.side.protection.port}" not in policies.output:
+                raise HarnessError(f"{self.node.name}: xl2tpd runs but no IPsec policy for UDP "
+                                   f"{self.side.protection.port} is in the kernel (ip xfrm policy: "
+                                   f"{policies.output.strip() or 'none'})")
 
     def _control(self, command: str, timeout: float) -> None:
         # xl2tpd-control writes the command to the control pipe and waits for xl2tpd's answer on its own result
@@ -174,4 +277,6 @@ class Xl2tpd(L2tpEndpoint):
         found = re.search(r"xl2tpd-(\S+)", result.output)
         if not found:
             raise HarnessError(f"{self.node.name}: xl2tpd -v said {result.output.strip()!r}")
-        return f"xl2tpd {found[1]}"
+        ike = self.node.exec(["sh", "-c", "swanctl --version 2>/dev/null || ipsec --version 2>/dev/null"], timeout=10)
+        daemon = re.search(r"(strongSwan|Libreswan)\D*(\d[\w.]*)", ike.output, re.I)
+        return f"xl2tpd {found[1]}" + (f" under {daemon[1]} {daemon[2]}" if daemon else "")

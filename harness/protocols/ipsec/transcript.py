@@ -495,6 +495,18 @@ def esp_inner(capture: str | os.PathLike, esp_keys: Iterable[EspSaKeys]) -> list
     return open_esp(read_capture(capture)[1], esp_keys)
 
 
+def write_decrypted(capture: str | os.PathLike, esp_keys: Iterable[EspSaKeys], out: str | os.PathLike) -> int:
+    """The capture as a pcap at `out` with every ESP packet a key opens (its ICV verified) replaced by what it
+    carried: the inner IP packet in tunnel mode, in transport mode the payload under the outer header's addresses
+    (crypto.EspPlaintext.packet). A reader of the inner protocol (L2TP under RFC 3193) then reads it as if it were
+    never encrypted; ESP that no key opens stays as it was. Returns how many packets were opened."""
+    from harness.packets import write_replaced
+    opened = {p.frame: bytes(p.packet) for p in esp_inner(capture, esp_keys)
+              if p.packet is not None and p.problem is None}
+    write_replaced(capture, out, opened)
+    return len(opened)
+
+
 
 
 @dataclass

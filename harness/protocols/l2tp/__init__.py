@@ -20,6 +20,13 @@ FEATURES = {
     # Vendors declaring it play the prober in the cases marked `probes` (harness.pairlab): the reference peer
     # scapy-l2tp, since a misbehaviour in the middle of a handshake needs a whole implementation.
     "probes": "misbehaves on request (scenario.PROBES): the robustness cases judge the other side",
+    # RFC 3193: a stack declaring it carries L2TP only inside IPsec (scenario.Protection): against a peer that does
+    # not, a cell is skipped (fixtures.L2tpPair); between two such stacks every case runs over IPsec.
+    "ipsec": "protects its L2TP with IPsec as RFC 3193 has it: IKEv1 Main Mode with a pre-shared key, then a Quick "
+             "Mode SA in transport mode for UDP port 1701, its policies in place before L2TP is sent",
     "retransmit_timers": "retransmits on the schedule a case asks for (retransmit_s, max_retransmissions; RFC 2661 "
                          "5.8), so a wait for an answer that never comes ends when it gives up",
 }
+
+# A stack declaring "ipsec" carries L2TP only inside IPsec: a pair where one side alone declares it is ruled out.
+BOTH_OR_NEITHER = ("ipsec",)

@@ -2,6 +2,11 @@
 vendor brings, e.g. l2tpns' RADIUS server), the LAC's wire captured. Suites call `start(scenario)`, then
 `connect()` (the LAC places the call), and judge the session, pings through it and the wire.
 
+Between two stacks declaring "ipsec" (RFC 3193) every case runs over IPsec: each side's Side carries the
+Protection, the ESP keys are read from both nodes' kernels (ip xfrm state) and the L2TP the case judges is read
+from the capture with its ESP opened (capture-decrypted.pcap beside capture.pcap); `ipsec_wire()` is the capture
+as it went, for judging the IPsec itself.
+
 In the cases marked `probes` (the robustness cases) the prober is a vendor declaring the feature `probes`
 (harness.pairlab): `start(scenario, probe=...)` has that side misbehave so (scenario.PROBES, through
 `Side.misbehave` and `L2tpEndpoint.probe`), and the case judges the other, `tested`."""
@@ -24,7 +29,12 @@ from harness.ping import Ping, ping
 from harness.protocols.l2tp import ROLES
 from harness.protocols.l2tp.dissector import render_ladder
 from harness.protocols.l2tp.roles import L2tpEndpoint
-from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, PROBES, Scenario, Side, last_wait_s
+from harness.protocols.ipsec.keyfiles import write_key_files
+from harness.protocols.ipsec.keys import EspSaKeys
+from harness.protocols.ipsec.transcript import esp_inner, write_decrypted
+from harness.protocols.ipsec.wire import Wire as IpsecWire
+from harness.protocols.ipsec.xfrm import parse_xfrm_state
+from harness.protocols.l2tp.scenario import LAC_INNER, LNS_INNER, PROBES, Protection, Scenario, Side, last_wait_s
 from harness.protocols.l2tp.transcript import transcript
 from harness.protocols.l2tp.wire import Wire
 from harness.waiting import wait_for
@@ -57,6 +67,10 @@ class L2tpPair:
                 endpoint.counterpart = self.endpoints[LNS if role == LAC else LAC]
         self.capture = Capture(pair_lab.lab, self.nodes[LAC], tools_image)
         self._pcap = pair_lab.dir / "capture.pcap"
+        self._opened = pair_lab.dir / "capture-decrypted.pcap"
+        # RFC 3193: both sides protect their L2TP with IPsec, or neither (protocols.both_or_neither rules out the rest)
+        self.protected = all(self.declares(role, "ipsec") for role in ROLES)
+        self._esp_keys: dict[int, EspSaKeys] = {}
         self.scenario: Scenario | None = None
         self.probe_name: str | None = None
         pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
@@ -66,7 +80,8 @@ class L2tpPair:
         peer = LNS if role == LAC else LAC
         return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
                     hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
-                    remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None)
+                    remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None,
+                    protection=Protection() if self.protected else None)
 
     def declares(self, role: str, feature: str) -> bool:
         """Whether the vendor playing `role` declares `feature` for L2TP (in that role)."""
@@ -197,9 +212,42 @@ class L2tpPair:
     def _wire_so_far(self) -> Wire:
         peeked = self.capture.peek(self.pair_lab.dir / "capture-so-far.pcap")
         try:
-            return Wire.from_pcap(peeked, self.scenario.secret if self.scenario else None)
+            return self._read(peeked, self.pair_lab.dir / "capture-so-far-decrypted.pcap")
         finally:
             peeked.unlink(missing_ok=True)
+
+    def _read(self, pcap, opened) -> Wire:
+        """The L2TP on a capture (with the tunnel secret: hidden AVPs opened); under IPsec, on the capture with
+        its ESP opened by the keys the nodes' kernels hold, written to `opened`."""
+        if self.protected:
+            write_decrypted(pcap, self.esp_keys(), opened)
+            pcap = opened
+        return Wire.from_pcap(pcap, self.scenario.secret if self.scenario else None)
+
+    def esp_keys(self) -> list[EspSaKeys]:
+        """Under IPsec: the keys of every ESP SA the two nodes' kernels have held while asked (ip xfrm state, read
+        each time: an SA deleted later keeps its keys here). Whatever daemon negotiated them, the kernel has them."""
+        for role in ROLES:
+            state = self.nodes[role].exec(["ip", "xfrm", "state"], timeout=10, what="ip xfrm state")
+            if state.ok:
+                self._esp_keys.update((k.spi, k) for k in parse_xfrm_state(state.output).keys)
+        return list(self._esp_keys.values())
+
+    def ipsec_wire(self) -> IpsecWire:
+        """The IKE and ESP on the capture as it went (RFC 3193's IPsec). Stops the capture, like wire()."""
+        self.wire()
+        return IpsecWire.from_pcap(self._pcap)
+
+    def opened_esp(self) -> list:
+        """Every ESP packet on the capture as it went, opened with the kernels' keys (ipsec.transcript.InnerPacket:
+        its next header, what it carried). Stops the capture."""
+        self.wire()
+        return esp_inner(self._pcap, self.esp_keys())
+
+    def clear_wire(self) -> Wire:
+        """The L2TP on the capture as it went, outside any ESP: under IPsec there must be none. Stops the capture."""
+        self.wire()
+        return Wire.from_pcap(self._pcap, self.scenario.secret if self.scenario else None)
 
     def ping(self, count: int = 3, size: int | None = None) -> Ping:
         """ICMP echo from the LAC's end of the session to the LNS's, through it (`size` payload bytes)."""
@@ -211,7 +259,7 @@ class L2tpPair:
 
     @cached_property
     def _wire(self) -> Wire:
-        return Wire.from_pcap(self.capture.stop(self._pcap), self.scenario.secret if self.scenario else None)
+        return self._read(self.capture.stop(self._pcap), self._opened)
 
     def explain(self) -> str:
         return "\n".join(f"--- {role} ({self.pair_lab.pair.vendor(role).name}) log (last lines)\n"
@@ -223,6 +271,8 @@ class L2tpPair:
         both show the hidden AVPs opened with the tunnel secret."""
         if self._pcap.exists():
             wire, pair = self.wire(), self.pair_lab.pair
+            if self.protected:  # the ESP keys as Wireshark reads them (keys/esp_sa), with capture.pcap
+                write_key_files(self.pair_lab.dir, [], list(self._esp_keys.values()))
             (self.pair_lab.dir / "transcript.txt").write_text(transcript(wire) + "\n")
             names = {node.address: f"{role} {pair.vendor(role).name}" for role, node in self.nodes.items()}
             (self.pair_lab.dir / "ladder.svg").write_text(render_ladder(

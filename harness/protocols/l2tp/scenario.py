@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness.protocols.ipsec.scenario import EspProposal, IkeProposal
+
 LNS_INNER, LAC_INNER = "198.19.200.1", "198.19.200.2"
 L2TP_PORT = 1701
 RETRANSMIT_CAP_S = 8.0  # RFC 2661 5.8: the doubling may be capped, at no less than 8 s
@@ -71,6 +73,21 @@ PROBES = {
 
 
 @dataclass(frozen=True)
+class Protection:
+    """RFC 3193's IPsec under L2TP, in RFC terms: IKEv1 (RFC 2409) Main Mode authenticated with a pre-shared key,
+    then a Quick Mode SA in transport mode whose selectors are the two hosts and UDP port 1701 at both ends (RFC 2661
+    8.1 lets a LAC send from another port; the built-in clients and xl2tpd send from 1701, and a selector with
+    any port makes a template Libreswan cannot put in the kernel ahead of time), ESP (RFC 4303) carrying every L2TP message. The proposals are what
+    L2TP/IPsec clients have offered since Windows 2000 and still offer (AES-CBC with SHA-1, MODP 2048); both
+    sides are given the same ones."""
+    psk: str = "interop-l2tp-ipsec-psk-91c4"
+    ike: IkeProposal = IkeProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA1_96",
+                                   prf="PRF_HMAC_SHA1", group="MODP_2048")
+    esp: EspProposal = EspProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA1_96")
+    port: int = L2TP_PORT
+
+
+@dataclass(frozen=True)
 class Side:
     """One role's view of the lab: what its adapter renders a config from."""
     role: str  # "lac" or "lns"
@@ -81,3 +98,6 @@ class Side:
     local_inner: str  # its end of the PPP session
     remote_inner: str
     misbehave: str | None = None  # the robustness probe this side plays (only a vendor declaring "probes")
+    # RFC 3193: the IPsec under this side's L2TP, for a stack declaring "ipsec" (both sides of its pair are); None:
+    # L2TP in the clear
+    protection: Protection | None = None
