@@ -299,9 +299,8 @@ def undeclared(item, pair: VendorPair) -> str | None:
         if len(having) == 1:
             (role, v), = having
             other_role, other = next((r, o) for r, o in players if r != role)
-            return (f"{v.name} as {role} speaks {pair.protocol} only with {feature} ("
-                    f"{protocols.features(pair.protocol)[feature]}) and {other.name} as {other_role} does not "
-                    f"declare {feature}")
+            return (f"{v.name} as {role} speaks {pair.protocol} only with {feature}, and {other.name} as "
+                    f"{other_role} does not declare {feature}")
     said: dict[tuple[str, str, str], list[str]] = {}  # (vendor, what it lacks, why) -> roles: a->a says it once
     for role, v in players:
         missing = v.missing_features(pair.protocol, needed_by(marker, role), role)

@@ -124,3 +124,17 @@ def test_any_features_names_each_sides_reason(shipped):
         f"l2tpns as lns: {shipped['l2tpns'].gap('l2tp', 'hello', 'lns')})")
     assert undeclared(item(any_features=("hello",)), VendorPair("l2tp", "hello", shipped["xl2tpd"],
                                                                shipped["scapy-l2tp"], L2TP)) is None
+
+
+def test_an_l2tp_ipsec_stack_meets_only_another_in_every_case(shipped):
+    """RFC 3193 stacks (l2tp BOTH_OR_NEITHER: ipsec) carry L2TP only inside IPsec: against a peer that does not,
+    every L2TP case is ruled out before any container, in words naming both sides; between two of them none is."""
+    stack, plain = shipped["xl2tpd@libreswan"], shipped["xl2tpd"]
+    for a, b, role in ((stack, plain, "lac"), (plain, stack, "lns")):
+        assert undeclared(item(), VendorPair("l2tp", "tunnel_setup", a, b, L2TP)) == (
+            f"xl2tpd@libreswan as {role} speaks l2tp only with ipsec, and xl2tpd as "
+            f"{'lns' if role == 'lac' else 'lac'} does not declare ipsec")
+    assert undeclared(item(), VendorPair("l2tp", "tunnel_setup", stack, shipped["xl2tpd@strongswan"], L2TP)) is None
+    assert undeclared(item(), VendorPair("l2tp", "tunnel_setup", plain, shipped["l2tpns"], L2TP)) is None
+    assert undeclared(item(("ipsec",)), VendorPair("l2tp", "l2tp_over_ipsec", plain, plain, L2TP)) == \
+        "xl2tpd does not declare ipsec as lac and lns for l2tp"

@@ -339,4 +339,42 @@ def test_a_bad_variant_names_the_file_and_the_field(tmp_path, variants, field, p
 def test_the_shipped_kernel_variants_need_what_their_adapters_switch_on():
     everyone = load_registry(REPO_VENDORS)
     assert {name: sorted(v.variant_needs) for name, v in everyone.items() if v.variant} == {
-        "ovs@kernel": ["openvswitch"], "strongswan@kernel": ["kernel-esp"], "xl2tpd@kernel": ["ppp"]}
+        "ovs@kernel": ["openvswitch"], "strongswan@kernel": ["kernel-esp"], "xl2tpd@kernel": ["ppp"],
+        # L2TP/IPsec stacks: transport-mode ESP is the kernel's (libipsec does tunnel mode only)
+        "xl2tpd@strongswan": ["kernel-esp"], "xl2tpd@libreswan": ["kernel-esp"]}
+
+
+STACK = ('[variants.ipsec]\ndescription = "under an IKE daemon"\nneeds = ["kernel-esp"]\n'
+         'build_args = { IPSEC_PACKAGES = "libreswan" }\n'
+         '[variants.ipsec.protocols.ipsec]\nfeatures = ["psk", "ikev1"]\n')
+
+
+def test_a_variant_with_build_args_is_its_own_image_and_may_change_its_declarations(tmp_path):
+    """A variant built with other arguments (another stack under the same daemon) has an image of its own, named
+    like a version's, on the default base; its protocols tables replace the keys they give, as a version's do."""
+    from harness.images import Build
+
+    folder = declare(tmp_path, "acme", vendor_toml("acme", extra=STACK))
+    everyone = load_registry(tmp_path)
+    variant, vendor = everyone["acme@ipsec"], everyone["acme"]
+    assert (variant.image_name, variant.build) == \
+        ("acme-ipsec", Build(folder, None, (("IPSEC_PACKAGES", "libreswan"),)))
+    assert variant.images() == {"acme-ipsec": Build(folder, None, (("IPSEC_PACKAGES", "libreswan"),))}
+    assert variant.protocols["ipsec"].features == {"psk", "ikev1"}
+    assert variant.protocols["ipsec"].roles == vendor.protocols["ipsec"].roles
+    assert (vendor.image_name, vendor.build) == ("acme", folder)
+
+
+@pytest.mark.parametrize("extra, field, problem", [
+    ('[variants.ipsec]\ndescription = "d"\nneeds = []\nbuild_args = { BASE_IMAGE = "x" }\n',
+     "variants.ipsec.build_args.BASE_IMAGE", "comes from base"),
+    ('[variants.ipsec]\ndescription = "d"\nneeds = []\nbuild_args = ["x"]\n', "variants.ipsec.build_args",
+     "must be a table"),
+    ('[variants.ipsec]\ndescription = "d"\nneeds = []\n[variants.ipsec.protocols.vxlan]\nfeatures = []\n',
+     "variants.ipsec.protocols.vxlan", "declares no [protocols.vxlan]"),
+])
+def test_a_bad_variant_build_or_declaration_names_the_field(tmp_path, extra, field, problem):
+    declare(tmp_path, "acme", vendor_toml("acme", extra=extra))
+    with pytest.raises(ConfigError) as caught:
+        load_registry(tmp_path)
+    assert f"{field}: " in str(caught.value) and problem in str(caught.value)

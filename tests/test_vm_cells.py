@@ -27,3 +27,22 @@ def test_docker_libreswan_runs_its_child_sas_in_microvms_and_every_cell_is_as_ex
         assert r["verdict"] == "passed" and r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
         assert "libreswan" in r["vm"], f"{cell}: libreswan did not run in a microVM: {r['vm']}"
     assert result.returncode == 0, output
+
+
+def test_docker_l2tp_over_ipsec_between_strongswan_and_libreswan_stacks_is_judged_inside_the_esp(tmp_path):
+    """RFC 3193 in microVMs (transport-mode ESP is the kernel's): every ordered pair of the two L2TP/IPsec stacks
+    passes l2tp_over_ipsec, and each pair folder holds the capture with its ESP opened and the kernels' keys."""
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--kernel", "auto", "--versions", "none",
+                             "--vendors", "xl2tpd@strongswan,xl2tpd@libreswan", "--reruns", "1",
+                             "--reports-dir", str(tmp_path), "-k", "test_l2tp_over_ipsec", "-n", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    output = result.stdout[-3000:] + result.stderr[-2000:]
+    records = {f"{r['a']}->{r['b']}": r for r in json.loads((tmp_path / "matrix.json").read_text())}
+    stacks = ("xl2tpd@strongswan", "xl2tpd@libreswan")
+    assert set(records) == {f"{a}->{b}" for a in stacks for b in stacks}, output
+    for cell, r in records.items():
+        assert r["verdict"] == "passed" and r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
+        folder = tmp_path / "pairs" / "l2tp" / "l2tp_over_ipsec" / cell.replace("->", "__")
+        assert (folder / "capture-decrypted.pcap").stat().st_size > 0 and "AES-CBC" in (folder / "keys" / "esp_sa").read_text()
+        assert "RFC 3193" in (folder / "transcript.txt").read_text()
+    assert result.returncode == 0, output

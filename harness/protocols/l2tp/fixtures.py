@@ -273,7 +273,9 @@ class L2tpPair:
             wire, pair = self.wire(), self.pair_lab.pair
             if self.protected:  # the ESP keys as Wireshark reads them (keys/esp_sa), with capture.pcap
                 write_key_files(self.pair_lab.dir, [], list(self._esp_keys.values()))
-            (self.pair_lab.dir / "transcript.txt").write_text(transcript(wire) + "\n")
+            opened = (f"(RFC 3193: the L2TP inside the capture's ESP, opened with the ESP keys both kernels held, "
+                      f"keys/esp_sa; {self._opened.name} is the capture so opened)\n" if self.protected else "")
+            (self.pair_lab.dir / "transcript.txt").write_text(opened + transcript(wire) + "\n")
             names = {node.address: f"{role} {pair.vendor(role).name}" for role, node in self.nodes.items()}
             (self.pair_lab.dir / "ladder.svg").write_text(render_ladder(
                 wire, names, title=f"{pair.protocol} / {pair.case} / {pair.a.name} -> {pair.b.name}"))
