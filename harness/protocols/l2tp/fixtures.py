@@ -70,6 +70,7 @@ class L2tpPair:
         self._opened = pair_lab.dir / "capture-decrypted.pcap"
         # RFC 3193: both sides protect their L2TP with IPsec, or neither (protocols.both_or_neither rules out the rest)
         self.protected = all(self.declares(role, "ipsec") for role in ROLES)
+        self.protection = Protection() if self.protected else None
         self._esp_keys: dict[int, EspSaKeys] = {}
         self.scenario: Scenario | None = None
         self.probe_name: str | None = None
@@ -81,7 +82,7 @@ class L2tpPair:
         return Side(role=role, address=self.nodes[role].address, peer_address=self.nodes[peer].address,
                     hostname=f"{role}.lab", secret=scenario.secret_of(role), local_inner=INNER[role],
                     remote_inner=INNER[peer], misbehave=self.probe_name if role == self.prober else None,
-                    protection=Protection() if self.protected else None)
+                    protection=self.protection)
 
     def declares(self, role: str, feature: str) -> bool:
         """Whether the vendor playing `role` declares `feature` for L2TP (in that role)."""
