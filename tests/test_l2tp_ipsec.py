@@ -44,7 +44,8 @@ def test_aead_old_auth_lines_and_what_cannot_be_opened():
     assert [(k.spi, k.encryption, k.integrity, len(k.enc_key)) for k in read.keys] == [
         (0x101, "ENCR_AES_GCM_16_128", None, 20), (0x102, "ENCR_3DES", "AUTH_HMAC_SHA1_96", 24)]
     assert read.skipped == ["SA spi 0x00000103 192.0.2.1 -> 192.0.2.2: proto ah, not esp",
-                            "SA spi 0x00000104 192.0.2.1 -> 192.0.2.2: enc cbc(serpent) is not one the transcript opens"]
+                            "SA spi 0x00000104 192.0.2.1 -> 192.0.2.2: enc cbc(serpent) is not one the transcript "
+                            "opens"]
     assert parse_xfrm_state("") .keys == [] and parse_xfrm_state("garbage\n\tproto esp\n").keys == []
 
 

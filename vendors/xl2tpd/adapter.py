@@ -68,7 +68,8 @@ class Xl2tpd(L2tpEndpoint):
     def _ipsec_files(self, side: Side, protection: Protection) -> dict[str, str]:
         """The RFC 3193 connection for both IKE daemons an image may hold (run-xl2tpd starts the one it has): IKEv1
         Main Mode PSK, a transport SA for UDP port 1701 between the two hosts (xl2tpd sends from its listening port
-        as LAC too), on trap policies (the SA is negotiated when L2TP first needs it, and no L2TP leaves in the clear before)."""
+        as LAC too), on trap policies: the SA is negotiated when L2TP first needs it, and no L2TP leaves in the
+        clear before."""
         def name(transform: str) -> str:
             if transform not in IPSEC_NAMES:
                 raise ConfigError("scenario", "protection", f"xl2tpd's IKE daemons are given only "

@@ -75,11 +75,11 @@ PROBES = {
 @dataclass(frozen=True)
 class Protection:
     """RFC 3193's IPsec under L2TP, in RFC terms: IKEv1 (RFC 2409) Main Mode authenticated with a pre-shared key,
-    then a Quick Mode SA in transport mode whose selectors are the two hosts and UDP port 1701 at both ends (RFC 2661
-    8.1 lets a LAC send from another port; the built-in clients and xl2tpd send from 1701, and a selector with
-    any port makes a template Libreswan cannot put in the kernel ahead of time), ESP (RFC 4303) carrying every L2TP message. The proposals are what
-    L2TP/IPsec clients have offered since Windows 2000 and still offer (AES-CBC with SHA-1, MODP 2048); both
-    sides are given the same ones."""
+    then a Quick Mode SA in transport mode whose selectors are the two hosts and UDP port 1701 at both ends (RFC
+    2661 8.1 lets a LAC send from another port; built-in clients and xl2tpd send from 1701, and a selector with any
+    port makes a template Libreswan cannot put in the kernel ahead of time), ESP (RFC 4303) carrying every L2TP
+    message. The proposals are ones built-in L2TP/IPsec clients offer and gateways accept (AES-CBC-256 with SHA-1,
+    MODP 2048); both sides are given the same ones."""
     psk: str = "interop-l2tp-ipsec-psk-91c4"
     ike: IkeProposal = IkeProposal(encryption="ENCR_AES_CBC_256", integrity="AUTH_HMAC_SHA1_96",
                                    prf="PRF_HMAC_SHA1", group="MODP_2048")
