@@ -118,6 +118,7 @@ def pytest_configure(config):
         run_id, owner, worker = config.getoption("run_id") or new_run_id(), owner_of(os.getpid()), "main"
         reports = config.getoption("reports_dir") or str(Path(config.rootpath) / "reports" / run_id)
     config.oi_run = Run(run_id, owner, worker, Path(reports).resolve(), config.getoption("keep_lab"))
+    _check_keyword(config)
     try:  # only the --shard parse: a ValueError from elsewhere (a vendor.toml) is not a --shard error
         config.oi_shard = parse_shard(config.getoption("shard")) if config.getoption("shard") else None
     except ValueError as exc:
@@ -171,6 +172,19 @@ class _XdistHooks:
     def pytest_configure_node(self, node):
         run = node.config.oi_run
         node.workerinput.update(oi_run_id=run.id, oi_owner=run.owner, oi_reports=str(run.reports_dir))
+
+
+def _check_keyword(config) -> None:
+    """A -k expression pytest cannot parse is one usage line here, before any worker starts: under xdist each
+    worker would fail on it alone and the controller end in an INTERNALERROR traceback instead."""
+    from _pytest.mark.expression import Expression
+    keyword = (config.getoption("keyword", "") or "").strip()
+    if keyword and not getattr(config, "workerinput", None):
+        try:
+            Expression.compile(keyword)
+        except Exception as exc:  # ParseError (pytest < 8.4) or SyntaxError: the expression's only failures
+            raise pytest.UsageError(f"-k {keyword!r}: {exc} (a parametrized id with '@' or '->' needs -k on the "
+                                    f"words around it, e.g. 'l2tp_over_ipsec and strongswan')") from None
 
 
 DEFAULT_EXPECTATIONS = Path("expectations") / "default.toml"  # under the project's root

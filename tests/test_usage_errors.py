@@ -102,3 +102,14 @@ def test_an_option_is_never_taken_for_a_longer_one_it_begins(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "unrecognized arguments: --vendors" in result.stderr and "not a folder" not in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_run_with_a_k_expression_pytest_cannot_read_is_one_usage_line_with_or_without_workers(tmp_path, workers):
+    """Under xdist each worker would fail on it alone and the controller end in an INTERNALERROR traceback."""
+    result = cli("run", "--vendors", "xl2tpd", "-k", "overlay_tax and xl2tpd->xl2tpd@libreswan", "-n", workers,
+                 "--reports-dir", str(tmp_path / "r"))
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("ERROR: -k 'overlay_tax and xl2tpd->xl2tpd@libreswan': ") and "INTERNALERROR" not in \
+        result.stdout + result.stderr
