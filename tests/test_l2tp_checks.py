@@ -152,6 +152,7 @@ def echoes(ppp_header: bytes, acked_by_lac=(), inner=bytes(INNER), **header):
 
 class TaxLab(SetupLab):
     """What the L2TP overlay tax case asks of a pair: the echo answered, the capture, the nodes to measure."""
+    protection = None  # L2TP in the clear (no RFC 3193 stacks)
 
     def __init__(self, pcap):
         super().__init__(pcap)
