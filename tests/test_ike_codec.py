@@ -358,3 +358,20 @@ def test_header_flags_are_named_per_version():
     v2 = _decode_ike(message(flags=0x28), time=0.0, src="a", dst="b", sport=500, dport=500)
     assert (v1.flag_names, v2.flag_names) == (("E", "C"), ("I", "R"))
     assert without_spis(v1.describe()).endswith("Main Mode mid=0 encrypted (C: commit)")
+
+
+@pytest.mark.parametrize("version, trailing, damaged", [
+    (1, bytes(3), False),          # pluto 4.10: an IKEv1 message ended on a 4-byte boundary, its length counting it
+    (1, bytes(4), True),           # more than alignment: something is there
+    (1, b"\x00\x01\x00", True),    # not zeros
+    (2, bytes(3), True),           # IKEv2 has no such padding (RFC 7296 3.1)
+])
+def test_zero_bytes_aligning_an_ikev1_message_are_not_damage(version, trailing, damaged):
+    """Libreswan pads its IKEv1 messages to 4 bytes (after a 21-byte Identification payload, 3 zero bytes); calling
+    that damaged cost the message's KE, and with it the IVs of the whole phase 1 SA (Quick Mode undecryptable)."""
+    payload = ike.Nonce(nonce=bytes(21)) if version == 2 else ike.V1Nonce(nonce=bytes(21))
+    data = bytearray(message(payload, version=version) + trailing)
+    data[24:28] = struct.pack("!I", len(data))
+    decoded, problems = read(bytes(data))
+    assert decoded.payloads[0].nonce == bytes(21)
+    assert bool(problems) is damaged, problems

@@ -47,3 +47,19 @@ def test_docker_l2tp_over_ipsec_between_strongswan_and_libreswan_stacks_is_judge
         assert "AES-CBC" in (folder / "keys" / "esp_sa").read_text()
         assert "RFC 3193" in (folder / "transcript.txt").read_text()
     assert result.returncode == 0, output
+
+
+def test_docker_ikev1_with_libreswan_in_microvms_decrypts_quick_mode_and_pings_through(tmp_path):
+    """IKEv1 Aggressive Mode and Quick Mode with Libreswan on the kernel's ESP: pluto's 4-byte-aligned messages read
+    as undamaged (their KE gives the phase 1 IVs, so Quick Mode opens with strongSwan's keys), and the pings pass
+    once the responder reports its IPsec SA (IKEv1's initiator is done before the responder is)."""
+    result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--kernel", "auto", "--versions", "none",
+                             "--vendors", "libreswan,strongswan", "--reruns", "1", "--reports-dir", str(tmp_path),
+                             "-k", "test_aggressive_mode_psk and libreswan", "-n", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    output = result.stdout[-3000:] + result.stderr[-2000:]
+    records = {f"{r['a']}->{r['b']}": r for r in json.loads((tmp_path / "matrix.json").read_text())}
+    assert set(records) == {"strongswan->libreswan", "libreswan->strongswan", "libreswan->libreswan"}, output
+    for cell, r in records.items():
+        assert r["verdict"] == "passed" and r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
+    assert result.returncode == 0, output

@@ -1588,7 +1588,7 @@ class PayloadChain(Field):
         payloads, notes, used = walk_chain(pkt.next_payload, s[:end], version, base=HEADER_SIZE)
         for note in notes:
             _note(pkt, note)
-        if not notes and used < end:
+        if not notes and used < end and not _alignment(version, s[used:end]):
             _note(pkt, f"{end - used} byte(s) after the last payload")
         return s[end:], payloads
 
@@ -1687,6 +1687,14 @@ def _decode(data: bytes) -> Isakmp:
         header = Isakmp(data[:16] + b"\0" + data[17:HEADER_SIZE - 4] + struct.pack("!I", HEADER_SIZE))
         _note(header, f"payloads not decodable ({type(exc).__name__}: {exc})")
         return header
+
+
+def _alignment(version: int, trailing: bytes) -> bool:
+    """Whether bytes after an ISAKMP message's last payload are alignment, not damage: Libreswan 4.10 (pluto) ends
+    its IKEv1 messages on a 4-byte boundary with up to 3 zero bytes its header's length counts (seen after an
+    Identification payload of 21 bytes). RFC 2408 3.1 has no such padding, but nothing is lost in it: calling the
+    message damaged would cost its KE, and with it every IV of the phase 1 SA."""
+    return version == IKEV1 and len(trailing) < 4 and not any(trailing)
 
 
 def decode_chain(first: int, data: bytes, version: int = IKEV2) -> tuple[tuple[Payload, ...], str | None]:
