@@ -280,6 +280,15 @@ class Libreswan(IPsecEndpoint):
                                udp_encapsulated=state.group(3) == "4500"))
         return sas
 
+    def close_child(self, timeout: float) -> None:
+        # Each CHILD SA of the connection is a state of its own (#N in --showstates); deleting that state sends an
+        # INFORMATIONAL with a Delete for its ESP SPI and leaves the IKE SA (its parent state) up.
+        children = [m.group(1) for m in CHILD_STATE.finditer(self._states()) if m.group(2) == CONN]
+        if not children:
+            raise HarnessError(f"{self.node.name}: no CHILD SA of {CONN} to delete; states: {self._states().strip()}")
+        for state in children:
+            self._ipsec("whack", "--deletestate", state, timeout=timeout, check=True)
+
     def terminate(self, timeout: float) -> None:
         # Deletes the IKE SA and its CHILD SAs, sending an INFORMATIONAL with Delete to the peer.
         self._ipsec("auto", "--down", CONN, timeout=timeout)
