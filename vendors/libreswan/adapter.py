@@ -153,6 +153,7 @@ SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) e
 
 class Libreswan(IPsecEndpoint):
     childless = False  # set by render(): initiate() needs it
+    xauth: tuple[str, str] | None = None  # set by render() for a remote-access client: its XAUTH user and password
 
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
         # What this adapter does not implement (vendor.toml does not declare it) must not pass silently.
@@ -185,18 +186,21 @@ class Libreswan(IPsecEndpoint):
             keep_alive=scenario.nat_keepalive_s,
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder",
-            ike_version=scenario.ike_version, aggressive=scenario.aggressive, remote_access=False)
+            ike_version=scenario.ike_version, aggressive=scenario.aggressive, remote_access=False,
+            remote_access_client=False)
         if scenario.ike_version == 1:
             variables.update(ike_proposals=[ikev1_proposal(p) for p in scenario.ike_of(side.role)],
                              esp_proposals=[ikev1_esp_proposal(p) for p in scenario.esp_of(side.role)])
+        self.xauth = None
         if scenario.remote_access:
-            if side.role != "responder":
-                raise ConfigError("scenario", "remote_access", "libreswan adapter renders remote access as "
-                                                               "responder only (vendor.toml: xauth@responder)")
             # the client names itself by its group: ID_KEY_ID, which pluto writes '@#' and the hex of the bytes
             group_id = f"@#{scenario.group.encode().hex()}"
-            variables.update(remote_access=True, remote_id=group_id,
-                             pool=inner_address(scenario.own_subnet("initiator")))
+            if side.role == "responder":
+                variables.update(remote_access=True, remote_id=group_id,
+                                 pool=inner_address(scenario.own_subnet("initiator")))
+            else:  # the client: its address comes from Mode Config, its XAUTH password from whack (initiate)
+                variables.update(remote_access_client=True, local_id=group_id, xauth_user=scenario.xauth_user)
+                self.xauth = (scenario.xauth_user, scenario.xauth_password)
         if scenario.retransmit_timeout_s is not None:
             variables["retransmit_interval_ms"] = round(1000 * scenario.retransmit_timeout_s)
             # The template's 5 s deadline is ten of pluto's default 0.5-s intervals (four retransmissions): keep that
@@ -242,11 +246,18 @@ class Libreswan(IPsecEndpoint):
             raise HarnessError(f"{self.node.name}: ipsec auto --add {CONN} exited {result.exit_code}: "
                                f"{(why[-1:] or [result.output.strip()])[0]}")
 
+    def add_inner_address(self, address: str) -> None:
+        if self.xauth is None:  # a remote-access client holds the address Mode Config gives (pluto's updown)
+            super().add_inner_address(address)
+
     def initiate(self, timeout: float) -> Outcome:
+        # A remote-access client's XAUTH answer: whack passes it to pluto (which would otherwise ask whack for it).
+        command = ("auto", "--up", CONN) if self.xauth is None else (
+            "whack", "--name", CONN, "--initiate", "--xauthname", self.xauth[0], "--xauthpass", self.xauth[1])
         try:
             # whack stays attached until the exchange ends; its exit status is 0 even when the CHILD SA was
             # refused or failed to install, so the verdict comes from the output and the state table.
-            result = self._ipsec("auto", "--up", CONN, timeout=timeout)
+            result = self._ipsec(*command, timeout=timeout)
         except LabTimeout:
             return Outcome(established=False, auth_failed=False,
                            detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
