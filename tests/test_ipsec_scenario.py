@@ -225,7 +225,7 @@ def test_ikev1_remote_access_renders_a_group_xauth_and_a_pool():
         _rendered(VPNC, Scenario())
 
 
-def test_libreswan_renders_ikev1_and_the_remote_access_server():
+def test_libreswan_renders_ikev1_and_both_sides_of_remote_access():
     site = Scenario(ike_version=1, aggressive=True, esp=(EspProposal(encryption="ENCR_3DES",
                                                                      integrity="AUTH_HMAC_SHA1_96"),))
     pluto = _rendered(LIBRESWAN, site)["/etc/ipsec.conf"]
@@ -237,8 +237,12 @@ def test_libreswan_renders_ikev1_and_the_remote_access_server():
     assert "\n    rightaddresspool=198.19.1.1-198.19.1.1\n" in server["/etc/ipsec.conf"]
     assert "leftxauthserver=yes" in server["/etc/ipsec.conf"] and "rightsubnet" not in server["/etc/ipsec.conf"]
     assert "@#696e7465726f702d67726f7570 : PSK" in server["/etc/ipsec.secrets"]  # ID_KEY_ID "interop-group"
-    with pytest.raises(ConfigError, match="remote_access"):
-        _rendered(LIBRESWAN, remote, "initiator")
+    client = _rendered(LIBRESWAN, remote, "initiator")
+    conf = client["/etc/ipsec.conf"]
+    assert "leftxauthclient=yes" in conf and "leftmodecfgclient=yes" in conf and "leftusername=interop-user" in conf
+    assert "\n    leftsubnet=" not in conf and "\n    leftsourceip=" not in conf and "\n    rightsubnet=198.19.2.0/24\n" in conf
+    assert "\n    leftid=@#696e7465726f702d67726f7570\n" in conf  # ID_KEY_ID: the group's name
+    assert "interop-xauth-3b9d" not in conf + client["/etc/ipsec.secrets"]  # the password goes to whack, not a file
 
 
 def test_libreswan_reads_ikev1_ipsec_sas_in_its_state_table():
