@@ -240,7 +240,8 @@ def test_libreswan_renders_ikev1_and_both_sides_of_remote_access():
     client = _rendered(LIBRESWAN, remote, "initiator")
     conf = client["/etc/ipsec.conf"]
     assert "leftxauthclient=yes" in conf and "leftmodecfgclient=yes" in conf and "leftusername=interop-user" in conf
-    assert "\n    leftsubnet=" not in conf and "\n    leftsourceip=" not in conf and "\n    rightsubnet=198.19.2.0/24\n" in conf
+    assert "\n    leftsubnet=" not in conf and "\n    leftsourceip=" not in conf
+    assert "\n    rightsubnet=198.19.2.0/24\n" in conf
     assert "\n    leftid=@#696e7465726f702d67726f7570\n" in conf  # ID_KEY_ID: the group's name
     assert "interop-xauth-3b9d" not in conf + client["/etc/ipsec.secrets"]  # the password goes to whack, not a file
 
@@ -253,3 +254,12 @@ def test_libreswan_reads_ikev1_ipsec_sas_in_its_state_table():
     module = __import__(LIBRESWAN.adapter_class().__module__, fromlist=["CHILD_STATE"])
     assert [m.group(1, 2, 3) for m in module.CHILD_STATE.finditer(text)] == [("2", "lab", "4500")]
     assert [m.group(2) for m in module.SPIS.finditer(text)] == ["ee2a598a"]
+
+
+def test_libreswan_renders_the_additional_child_sa_as_a_second_connection_on_the_same_ike_sa():
+    extra = {"initiator": "198.19.11.0/24", "responder": "198.19.12.0/24"}
+    conf = _rendered(LIBRESWAN, Scenario(additional_subnets=extra), "responder")["/etc/ipsec.conf"]
+    second = conf[conf.index("\nconn lab-extra\n"):]
+    assert "\n    also=lab\n" in second and "\n    leftsubnet=198.19.12.0/24\n" in second and \
+        "\n    rightsubnet=198.19.11.0/24\n" in second and "\n    leftsourceip=198.19.12.1\n" in second
+    assert "conn lab-extra" not in _rendered(LIBRESWAN, Scenario(), "responder")["/etc/ipsec.conf"]

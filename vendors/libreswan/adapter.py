@@ -23,6 +23,7 @@ from harness.waiting import wait_for
 TEMPLATES = jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
                                undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
 CONN = "lab"
+EXTRA = "lab-extra"  # the connection of the scenario's additional CHILD SA (also=lab)
 
 # IANA transform names (the scenario's vocabulary) -> Libreswan 4.10 algorithm keywords (`ipsec algparse`).
 # Integrity keeps its truncation suffix (sha2_256_128): a bare "sha2_256" would be read as a PRF.
@@ -154,6 +155,7 @@ SPIS = re.compile(r'#(\d+): "[^"]+"' + INSTANCE + r'\S* esp\.([0-9a-f]+)@(\S+) e
 class Libreswan(IPsecEndpoint):
     childless = False  # set by render(): initiate() needs it
     xauth: tuple[str, str] | None = None  # set by render() for a remote-access client: its XAUTH user and password
+    additional = False  # set by render(): the scenario has an additional CHILD SA (conn EXTRA)
 
     def render(self, scenario: Scenario, side: Side) -> dict[str, str]:
         # What this adapter does not implement (vendor.toml does not declare it) must not pass silently.
@@ -187,7 +189,12 @@ class Libreswan(IPsecEndpoint):
             pfs=pfs_group(scenario.esp_of(side.role)) is not None, esn=esn_policy(scenario.esp_of(side.role)),
             busy=scenario.responder_busy and side.role == "responder",
             ike_version=scenario.ike_version, aggressive=scenario.aggressive, remote_access=False,
-            remote_access_client=False)
+            remote_access_client=False, additional=None, additional_conn=EXTRA)
+        if scenario.additional_subnets:
+            peer = "responder" if side.role == "initiator" else "initiator"
+            extra = (scenario.additional_subnets[side.role], scenario.additional_subnets[peer])
+            variables.update(additional=extra, additional_source=inner_address(extra[0]))
+        self.additional = bool(scenario.additional_subnets)
         if scenario.ike_version == 1:
             variables.update(ike_proposals=[ikev1_proposal(p) for p in scenario.ike_of(side.role)],
                              esp_proposals=[ikev1_esp_proposal(p) for p in scenario.esp_of(side.role)])
@@ -239,12 +246,13 @@ class Libreswan(IPsecEndpoint):
     def load(self) -> None:
         # pluto already added `lab` (auto=add) when it read ipsec.conf at start-up; adding it again replaces
         # it with the same rendered file and fails loudly if the file does not parse.
-        result = self._ipsec("auto", "--add", CONN)
-        if not result.ok:
-            # whack may say nothing (exit 36 and no output when leftcert= is not in NSS): pluto's log says why.
-            why = [line for line in self.node.logs().splitlines() if f'"{CONN}": failed' in line]
-            raise HarnessError(f"{self.node.name}: ipsec auto --add {CONN} exited {result.exit_code}: "
-                               f"{(why[-1:] or [result.output.strip()])[0]}")
+        for conn in (CONN, EXTRA) if self.additional else (CONN,):
+            result = self._ipsec("auto", "--add", conn)
+            if not result.ok:
+                # whack may say nothing (exit 36 and no output when leftcert= is not in NSS): pluto's log says why.
+                why = [line for line in self.node.logs().splitlines() if f'"{conn}": failed' in line]
+                raise HarnessError(f"{self.node.name}: ipsec auto --add {conn} exited {result.exit_code}: "
+                                   f"{(why[-1:] or [result.output.strip()])[0]}")
 
     def add_inner_address(self, address: str) -> None:
         if self.xauth is None:  # a remote-access client holds the address Mode Config gives (pluto's updown)
@@ -271,6 +279,18 @@ class Libreswan(IPsecEndpoint):
         return Outcome(established=ike_up and (child_up or self.childless),
                        auth_failed=bool(re.search(r"AUTHENTICATION_FAILED|authentication failed", result.output)),
                        detail="\n".join(lines[-6:]) or f"ipsec auto --up exited {result.exit_code}")
+
+    def initiate_additional(self, timeout: float) -> Outcome:
+        # pluto finds lab's IKE SA to the same peer and adds the CHILD SA to it with a CREATE_CHILD_SA
+        try:
+            result = self._ipsec("auto", "--up", EXTRA, timeout=timeout)
+        except LabTimeout:
+            return Outcome(established=False, auth_failed=False,
+                           detail=f"ipsec auto --up {EXTRA} gave no result within {timeout:g}s")
+        up = any(m.group(2) == EXTRA for m in CHILD_STATE.finditer(self._states()))
+        lines = [re.sub(r"^\d{3} ", "", line) for line in result.output.strip().splitlines()]
+        return Outcome(established=up, auth_failed=False,
+                       detail="\n".join(lines[-4:]) or f"ipsec auto --up exited {result.exit_code}")
 
     def _states(self) -> str:
         return self._ipsec("whack", "--showstates", check=True).output
