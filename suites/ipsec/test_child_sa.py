@@ -70,6 +70,7 @@ def traffic_moved(ipsec_pair, rekey_messages) -> None:
 
 
 @pytest.mark.features("psk", "child_sa", "rekey", "pfs")
+@pytest.mark.any_features("key_export")  # judged in the decrypted CREATE_CHILD_SA exchanges
 def test_pfs_rekey(ipsec_pair):
     """RFC 7296 1.3.3/3.3.2: a CHILD SA whose proposal has a KE transform is rekeyed with PFS: the CREATE_CHILD_SA
     request carries N(REKEY_SA), that KE transform and KEi of its group; the response chooses the same group and
@@ -77,7 +78,8 @@ def test_pfs_rekey(ipsec_pair):
     tunnel = ipsec_pair.establish(Scenario(esp=(PFS,), child_rekey_s=CHILD_REKEY_S, child_rekey_by=("initiator",)))
     assert tunnel.up, tunnel.explain()
     assert tunnel.ping(count=1).all_answered, tunnel.explain()
-    ipsec_pair.decrypted_until(lambda d: any(r for _, r in child_rekeys(d)), timeout=REKEY_TIMEOUT_S)
+    ipsec_pair.decrypted_until(lambda d: any(r for _, r in child_rekeys(d)),
+                               timeout=ipsec_pair.patience(REKEY_TIMEOUT_S))
     after = tunnel.ping(count=3)
     assert after.all_answered, f"no traffic after the rekey:\n{after.output}"
 
@@ -101,6 +103,7 @@ def test_pfs_rekey(ipsec_pair):
 
 
 @pytest.mark.features("psk", "child_sa", "rekey", "pfs", "pfs_groups")
+@pytest.mark.any_features("key_export")  # judged in the decrypted CREATE_CHILD_SA exchanges
 def test_pfs_group_mismatch_on_rekey(ipsec_pair):
     """RFC 7296 1.3: a responder that accepts a proposal whose group is not KEi's "MUST reject the request and
     indicate its preferred Diffie-Hellman group in the INVALID_KE_PAYLOAD Notify payload" (not NO_PROPOSAL_CHOSEN);
@@ -111,7 +114,7 @@ def test_pfs_group_mismatch_on_rekey(ipsec_pair):
     assert tunnel.up, tunnel.explain()
     assert tunnel.ping(count=1).all_answered, tunnel.explain()
     ipsec_pair.decrypted_until(lambda d: any(r and not r.errors for _, r in child_rekeys(d)),
-                               timeout=REKEY_TIMEOUT_S)
+                               timeout=ipsec_pair.patience(REKEY_TIMEOUT_S))
     after = tunnel.ping(count=3)
     assert after.all_answered, f"no traffic after the rekey:\n{after.output}"
 

@@ -71,6 +71,7 @@ def rekeyed(rekeys) -> tuple[bool, bool]:
 
 
 @pytest.mark.features("psk", "child_sa", "rekey")
+@pytest.mark.any_features("key_export")  # the rekeys are judged in the decrypted CREATE_CHILD_SA exchanges
 def test_rekey(ipsec_pair):
     """RFC 7296 1.3.2/1.3.3/2.8: CREATE_CHILD_SA rekeys the CHILD SA (N(REKEY_SA) naming the old SPI) and the
     IKE SA (an SA payload for protocol IKE); traffic keeps flowing, under the new SPIs."""
@@ -80,7 +81,7 @@ def test_rekey(ipsec_pair):
     assert tunnel.up, tunnel.explain()
     assert tunnel.ping(count=1).all_answered
     ipsec_pair.decrypted_until(lambda d: all(rekeyed(d.ike("CREATE_CHILD_SA"))),
-                               timeout=REKEY_TIMEOUT_S)  # both rekeys answered: the case judges the stopped capture
+                               timeout=ipsec_pair.patience(REKEY_TIMEOUT_S))  # both answered: the case judges the stopped capture
     for node in ipsec_pair.nodes.values():
         node.ensure_running()
     after = tunnel.ping(count=3)

@@ -164,8 +164,6 @@ class Libreswan(IPsecEndpoint):
                                                   f"not {scenario.auth}")
         if scenario.auth != "psk" and side.credentials is None:
             raise ConfigError("scenario", "auth", f"{scenario.auth} needs the side's credentials")
-        if scenario.ike_rekey_s is not None or scenario.child_rekey_s is not None:
-            raise ConfigError("scenario", "rekey", "libreswan adapter does not implement rekey timers")
         scheme = scenario.rsa_scheme_of(side.role)
         if scheme is not None and scenario.auth.startswith("rsa"):
             if scheme not in RSA_AUTHBY:
@@ -222,6 +220,15 @@ class Libreswan(IPsecEndpoint):
             interval = scenario.retransmit_timeout_s if scenario.retransmit_timeout_s is not None else 0.5
             deadline_ms = round(1000 * 0.75 * interval * 2 ** scenario.retransmit_tries)
             variables["retransmit_timeout"] = f"{deadline_ms}ms"
+        child_rekey = scenario.child_rekey_s if side.role in scenario.child_rekey_by else None
+        if scenario.ike_rekey_s is not None or child_rekey is not None:
+            # One rekeymargin serves both SAs: each lifetime is its rekey time plus that margin. An SA the case
+            # gives no timer gets a rekey time far beyond it (pluto has no "never" beside rekey=no, which is all).
+            far = 10 * max(t for t in (scenario.ike_rekey_s, child_rekey) if t is not None) + 3600
+            ike, child = scenario.ike_rekey_s or far, child_rekey or far
+            margin = max(ike, child)
+            variables.update(ike_rekey=ike, child_rekey=child, rekey_margin=margin, ike_lifetime=ike + margin,
+                             sa_lifetime=child + margin)
         variables["dpd_action"] = scenario.dpd_action  # ipsec.conf's words are the scenario's: clear, restart
         if scenario.dpd_delay_s is not None:
             # the peer counts as dead after a few unanswered checks, as with strongSwan's retransmits
@@ -279,6 +286,10 @@ class Libreswan(IPsecEndpoint):
         return Outcome(established=ike_up and (child_up or self.childless),
                        auth_failed=bool(re.search(r"AUTHENTICATION_FAILED|authentication failed", result.output)),
                        detail="\n".join(lines[-6:]) or f"ipsec auto --up exited {result.exit_code}")
+
+    def rekey_child(self) -> None:
+        # queues the CREATE_CHILD_SA with N(REKEY_SA) for lab's CHILD SA and returns (whack does not wait for it)
+        self._ipsec("whack", "--name", CONN, "--rekey-ipsec", "--asynchronous", check=True)
 
     def initiate_additional(self, timeout: float) -> Outcome:
         # pluto finds lab's IKE SA to the same peer and adds the CHILD SA to it with a CREATE_CHILD_SA
