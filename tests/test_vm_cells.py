@@ -21,17 +21,19 @@ LIBRESWAN_PAIRS = {"strongswan->libreswan", "libreswan->strongswan", "libreswan-
 
 def run_cells(tmp_path: Path, vendors: str, keyword: str, cells: set[str]) -> dict[str, dict]:
     """Run the cells `keyword` selects between `vendors` as a user would (--kernel auto, -n 2); every one of `cells`
-    must pass and be as expected, and the run exit 0. Returns the records by cell."""
+    must pass, every cell be as expected (another may be a declared skip), and the run exit 0. Returns the records
+    of `cells`."""
     result = subprocess.run([sys.executable, "-m", "harness.cli", "run", "--kernel", "auto", "--versions", "none",
                              "--vendors", vendors, "--reruns", "1", "--reports-dir", str(tmp_path), "-k", keyword,
                              "-n", "2"], cwd=ROOT, capture_output=True, text=True, timeout=1200)
     output = result.stdout[-3000:] + result.stderr[-2000:]
     records = {f"{r['a']}->{r['b']}": r for r in json.loads((tmp_path / "matrix.json").read_text())}
-    assert set(records) == cells, output
+    assert set(records) >= cells, output
     for cell, r in records.items():
-        assert r["verdict"] == "passed" and r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
+        assert r["outcome"] == "expected", f"{cell}: {r['verdict']} {r['reason']}"
+        assert r["verdict"] == "passed" or cell not in cells, f"{cell}: {r['verdict']} {r['reason']}"
     assert result.returncode == 0, output
-    return records
+    return {cell: r for cell, r in records.items() if cell in cells}
 
 
 def test_docker_libreswan_runs_its_child_sas_in_microvms_and_every_cell_is_as_expected(tmp_path):
@@ -56,3 +58,10 @@ def test_docker_ikev1_with_libreswan_in_microvms_decrypts_quick_mode_and_pings_t
     as undamaged (their KE gives the phase 1 IVs, so Quick Mode opens with strongSwan's keys), and the pings pass
     once the responder reports its IPsec SA (IKEv1's initiator is done before the responder is)."""
     run_cells(tmp_path, "libreswan,strongswan", "test_aggressive_mode_psk and libreswan", LIBRESWAN_PAIRS)
+
+
+def test_docker_libreswan_rekeys_on_its_timers_in_microvms(tmp_path):
+    """The rekey timers stretched for a microVM, and the case's wait with them: the CHILD and IKE SA rekeys of
+    Libreswan and strongSwan both ways (libreswan->libreswan is a declared skip: nobody's keys open its exchanges)."""
+    run_cells(tmp_path, "libreswan,strongswan", "test_rekey and libreswan and not collision",
+              {"strongswan->libreswan", "libreswan->strongswan"})
