@@ -38,23 +38,11 @@ NO_IPV6 = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable
 
 class EvpnPair(Segments):
     def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
-        self.pair_lab = pair_lab
-        self.host = host
-        self.tools_image = tools_image
-        self.network = pair_lab.lab.network()
-        self.nodes: dict[str, Node] = {}
+        super().__init__(pair_lab, host, tools_image)
         self.hosts: dict[tuple[str, int], Node] = {}  # (vtep, vni) -> the inner host's node
         self.endpoints: dict[str, EvpnVtep] = {}
-        self.sides: dict[str, Side] = {}
         self.scenario: Scenario | None = None
-        self.capture: Capture | None = None
         self._stopped: set[str] = set()  # the VTEPs whose BGP daemon a case stopped
-        self._pcap = pair_lab.dir / "capture.pcap"
-        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
-        pair_lab.on_teardown(self._stop_capture)
-
-    def vendor_name(self, name: str) -> str:
-        return self.pair_lab.pair.vendor(name).name
 
     def start(self, scenario: Scenario) -> "EvpnPair":
         """Create the VTEPs and their inner hosts, capture vtep1's underlay from its first packet, build every

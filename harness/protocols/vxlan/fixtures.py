@@ -36,8 +36,24 @@ INJECT_WAIT_S = 0.5  # how long the injecting peer listens after each frame
 
 class Segments:
     """What a pair of VTEPs answers about its segments and addresses, for VXLAN and for any control plane over it
-    (the evpn package): needs `scenario` (with segments), `sides` (name -> Side), `nodes` (name -> Node), and for
-    the evidence `capture` and `_pcap`."""
+    (the evpn package): the lab network, the VTEP nodes and sides, the scenario and the capture, set up here; a
+    subclass adds its endpoints and writes its evidence (`_write_transcript`, run after the capture stopped)."""
+
+    def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
+        self.pair_lab = pair_lab
+        self.host = host
+        self.tools_image = tools_image
+        self.network = pair_lab.lab.network()
+        self.nodes: dict[str, Node] = {}
+        self.sides: dict[str, Side] = {}
+        self.scenario = None  # the subclass's Scenario, once started
+        self.capture: Capture | None = None
+        self._pcap = pair_lab.dir / "capture.pcap"
+        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
+        pair_lab.on_teardown(self._stop_capture)
+
+    def vendor_name(self, name: str) -> str:
+        return self.pair_lab.pair.vendor(name).name  # a third VTEP is the second vendor again
 
     @property
     def segments(self) -> tuple[Segment, ...]:
@@ -68,22 +84,10 @@ class Segments:
 
 class VxlanPair(Segments):
     def __init__(self, pair_lab: PairLab, host: HostCapabilities, tools_image: str):
-        self.pair_lab = pair_lab
-        self.host = host
-        self.tools_image = tools_image
-        self.network = pair_lab.lab.network()
-        self.nodes: dict[str, Node] = {}
+        super().__init__(pair_lab, host, tools_image)
         self.endpoints: dict[str, VtepEndpoint] = {}
-        self.sides: dict[str, Side] = {}
         self.scenario: Scenario | None = None
-        self.capture: Capture | None = None
-        self._pcap = pair_lab.dir / "capture.pcap"
         self._peers: dict[str, UdpPeer] = {}
-        pair_lab.on_teardown(self._write_transcript)  # finalizers run last-registered first: after the stop
-        pair_lab.on_teardown(self._stop_capture)
-
-    def vendor_name(self, name: str) -> str:
-        return self.pair_lab.pair.vendor(name).name  # vtep3 is the second vendor again
 
     def start(self, scenario: Scenario) -> "VxlanPair":
         """Create the VTEPs, capture the underlay from the first packet on, and build every VTEP for the
