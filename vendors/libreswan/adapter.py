@@ -239,8 +239,8 @@ class Libreswan(IPsecEndpoint):
             files.update(credential_files(side.credentials))
         return files
 
-    def _ipsec(self, *args: str, timeout: float = 10, check: bool = False):
-        return self.node.exec(["ipsec", *args], timeout=timeout, check=check)
+    def _ipsec(self, *args: str, timeout: float = 10, check: bool = False, what: str | None = None):
+        return self.node.exec(["ipsec", *args], timeout=timeout, check=check, what=what)
 
     def wait_ready(self, timeout: float) -> None:
         # whack requests are served by pluto's event loop, which runs only after start-up (NSS, interfaces,
@@ -272,7 +272,8 @@ class Libreswan(IPsecEndpoint):
         try:
             # whack stays attached until the exchange ends; its exit status is 0 even when the CHILD SA was
             # refused or failed to install, so the verdict comes from the output and the state table.
-            result = self._ipsec(*command, timeout=timeout)
+            # named without its arguments: the XAUTH password must not reach a timeout's message
+            result = self._ipsec(*command, timeout=timeout, what=f"ipsec {command[0]} for {CONN}")
         except LabTimeout:
             return Outcome(established=False, auth_failed=False,
                            detail=f"ipsec auto --up {CONN} gave no result within {timeout:g}s; "
